@@ -1,0 +1,36 @@
+//! Override grants as the engine sees them: a path subtree, a set of operations, an expiry.
+//!
+//! Grants come from two places: `temporary_overrides` in the policy and overrides a human
+//! approved (the `overrides` module turns its store into [`Grants`]). This module is plain data.
+
+use std::path::PathBuf;
+
+use super::event::OpSet;
+
+/// Permission to do `ops` under `path` (the path itself and everything below it) until
+/// `expires_at` (unix seconds; `None` = until the policy changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub path: PathBuf,
+    pub ops: OpSet,
+    pub expires_at: Option<u64>,
+}
+
+impl Grant {
+    pub fn is_active(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// The approved overrides in force, as one immutable snapshot that the sensor swaps on change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub grants: Vec<Grant>,
+}
+
+impl Grants {
+    pub fn new(grants: Vec<Grant>) -> Grants {
+        Grants { grants }
+    }
+}

@@ -1,0 +1,14 @@
+//! The decision engine: a pure function from (event, attribution, policy, grants, now) to a
+//! verdict.
+//!
+//! It must never do I/O, read a clock or touch a global: everything it needs is passed in, so it
+//! is tested exhaustively on any OS and benchmarked in isolation.
+
+pub mod event;
+pub mod grant;
+pub mod path;
+pub mod verdict;
+
+pub use event::{Action, Actor, AgentInfo, Attribution, Event, OpKind, OpSet, OpenFlags};
+pub use grant::{Grant, Grants};
+pub use verdict::{Denial, RuleId, Verdict};

@@ -1,0 +1,100 @@
+//! Where agent-guard keeps its files (DESIGN.md, "Where things live").
+//!
+//! Only computes locations from the environment it is given; it creates nothing.
+
+use std::path::{Path, PathBuf};
+
+/// The system-wide policy file, second in the search order after `$AGENT_GUARD_POLICY`.
+pub const SYSTEM_POLICY: &str = "/etc/agent-guard/policy.json";
+
+/// Environment variable that names the policy file.
+pub const POLICY_ENV: &str = "AGENT_GUARD_POLICY";
+/// Environment variable that overrides the state directory everywhere (tests use it).
+pub const STATE_DIR_ENV: &str = "AGENT_GUARD_STATE_DIR";
+
+/// The directories and files of one agent-guard installation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locations {
+    pub state_dir: PathBuf,
+    pub denials: PathBuf,
+    pub requests_dir: PathBuf,
+    pub grants: PathBuf,
+    pub audit_db: PathBuf,
+}
+
+impl Locations {
+    /// The locations under one state directory (Linux `run`, tests).
+    pub fn in_state_dir(state_dir: &Path) -> Locations {
+        Locations {
+            state_dir: state_dir.to_path_buf(),
+            denials: state_dir.join("denials.jsonl"),
+            requests_dir: state_dir.join("requests"),
+            grants: state_dir.join("grants.json"),
+            audit_db: state_dir.join("audit.db"),
+        }
+    }
+
+    /// The macOS daemon's layout: root-owned state, user-readable denial log.
+    pub fn macos_daemon() -> Locations {
+        let state = Path::new("/var/db/agent-guard");
+        Locations {
+            denials: PathBuf::from("/var/log/agent-guard/denials.jsonl"),
+            ..Locations::in_state_dir(state)
+        }
+    }
+
+    /// The user's locations from the environment: `$AGENT_GUARD_STATE_DIR`, else
+    /// `$XDG_STATE_HOME/agent-guard`, else `~/.local/state/agent-guard`.
+    pub fn for_user(env: &dyn Fn(&str) -> Option<String>) -> Locations {
+        Locations::in_state_dir(&user_state_dir(env))
+    }
+
+    /// The files an agent may read but never modify (the engine's own-files rule).
+    pub fn guarded_files(&self) -> Vec<PathBuf> {
+        vec![self.state_dir.clone(), self.denials.clone()]
+    }
+}
+
+fn user_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    let non_empty = |key: &str| env(key).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty(STATE_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = non_empty("XDG_STATE_HOME") {
+        return Path::new(&xdg).join("agent-guard");
+    }
+    let home = non_empty("HOME").unwrap_or_else(|| "/".to_string());
+    Path::new(&home).join(".local/state/agent-guard")
+}
+
+/// Read the process environment; the one place `Locations::for_user` is fed from.
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn state_dir_order() {
+        let l = Locations::for_user(&env_of(&[("AGENT_GUARD_STATE_DIR", "/s"), ("HOME", "/h")]));
+        assert_eq!(l.denials, PathBuf::from("/s/denials.jsonl"));
+        let l = Locations::for_user(&env_of(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]));
+        assert_eq!(l.state_dir, PathBuf::from("/x/agent-guard"));
+        let l = Locations::for_user(&env_of(&[("HOME", "/h")]));
+        assert_eq!(
+            l.grants,
+            PathBuf::from("/h/.local/state/agent-guard/grants.json")
+        );
+    }
+}

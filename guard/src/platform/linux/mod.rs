@@ -1,0 +1,1 @@
+//! Linux: /proc process source and the seccomp supervisor behind `agent-guard run`.

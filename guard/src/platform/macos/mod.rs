@@ -1,0 +1,1 @@
+//! macOS: the Endpoint Security client behind `agent-guard daemon`.
