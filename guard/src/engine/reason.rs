@@ -1,0 +1,110 @@
+//! The words of a denial: one sentence an AI agent can act on, and the exact command that asks a
+//! human for an override. Written for a language model reading its tool output: say what was
+//! blocked, why, and what to do instead, without jargon.
+
+use std::path::Path;
+
+use super::event::{Action, OpKind};
+use super::verdict::{Denial, RuleId};
+use crate::policy::ExecRule;
+
+pub(super) fn denial(
+    rule: RuleId,
+    action: &Action,
+    path: &Path,
+    zone: Option<&Path>,
+    exec_rule: Option<&ExecRule>,
+) -> Denial {
+    let op = action.kind();
+    let p = path.display();
+    let z = zone.map(|z| z.display().to_string()).unwrap_or_default();
+    let reason = match rule {
+        RuleId::GuardSelf => match action {
+            Action::Signal { .. } => {
+                "agent-guard blocked a signal to its own supervisor: AI agents may not stop or trace the guard; ask the user if it must be restarted".to_string()
+            }
+            _ => format!(
+                "agent-guard blocked this {op} of {p}: it is one of agent-guard's own files (policy, overrides, logs), which AI agents may read but never change; ask the user to change it"
+            ),
+        },
+        RuleId::SecretZone => format!(
+            "agent-guard blocked this {op} of {p}: {z} holds credentials that AI agents may not read or use; do the task without them, or ask the user to run the step that needs them"
+        ),
+        RuleId::ExecRule => {
+            let (display, why) = exec_rule
+                .map(|r| (r.display.as_str(), r.reason.as_str()))
+                .unwrap_or(("this command", "the policy forbids it"));
+            format!("agent-guard blocked `{display}`: {why}")
+        }
+        RuleId::ReadonlyZone => format!(
+            "agent-guard blocked this {op} of {p}: {z} is read-only for AI agents; read it if you need to, and ask the user to make the change"
+        ),
+        RuleId::ProtectedDelete => format!(
+            "agent-guard blocked deleting {p}: it is in the protected zone {z}, where AI agents may create and edit files but not delete them; leave it in place, or request an override if the user wants it gone"
+        ),
+        RuleId::ProtectedMoveOut => format!(
+            "agent-guard blocked moving {p} out of the protected zone {z} (moving out, or into a cache or build directory, would let it be deleted); rename it within the zone instead, or request an override"
+        ),
+        RuleId::ProtectedClobber => format!(
+            "agent-guard blocked replacing the existing file {p} in the protected zone {z} with a file from outside it; write the new content into the zone first and rename it there, or request an override"
+        ),
+        RuleId::ZoneRootRename => format!(
+            "agent-guard blocked renaming {p}: it is, or contains, the root of the zone {z}, which must stay where it is; work inside the zone instead"
+        ),
+    };
+    let dest = action.dest().map(Path::to_path_buf);
+    let hint = match (rule, action) {
+        // Signals to the guard and edits of its own files are never overridable.
+        (RuleId::GuardSelf, _) => {
+            "ask the user: agent-guard's own files and process cannot be overridden".to_string()
+        }
+        (RuleId::ExecRule, _) => format!(
+            "agent-guard override request {} --op exec --reason {}",
+            shell_quote(&path.display().to_string()),
+            shell_quote("<why this command is needed>")
+        ),
+        _ => request_command(path, op),
+    };
+    Denial {
+        rule,
+        op,
+        path: path.to_path_buf(),
+        dest,
+        zone: zone.map(Path::to_path_buf),
+        reason,
+        hint,
+    }
+}
+
+fn request_command(path: &Path, op: OpKind) -> String {
+    format!(
+        "agent-guard override request {} --op {op} --reason {}",
+        shell_quote(&path.display().to_string()),
+        shell_quote("<why the user wants this>")
+    )
+}
+
+/// Quote for a POSIX shell when needed, so the hint can be pasted as is.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(shell_quote("/a/b.txt"), "/a/b.txt");
+        assert_eq!(shell_quote("/a b"), "'/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

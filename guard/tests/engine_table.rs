@@ -1,0 +1,349 @@
+//! The decision table of DESIGN.md, row by row, for agent and human actors.
+
+use std::path::{Path, PathBuf};
+
+use agent_guard::engine::{
+    decide, Action, Actor, Attribution, Event, Grant, Grants, OpKind, OpSet, OpenFlags, RuleId,
+    Verdict,
+};
+use agent_guard::policy::{self, LoadContext, Platform, Policy};
+
+const HOME: &str = "/home/u";
+
+fn ctx() -> LoadContext {
+    LoadContext {
+        platform: Platform::Linux,
+        homes: vec![PathBuf::from(HOME)],
+        guard_paths: vec![
+            PathBuf::from("/home/u/.local/state/agent-guard"),
+            PathBuf::from("/etc/agent-guard/policy.json"),
+        ],
+        resolve_symlinks: false,
+    }
+}
+
+fn policy(json: &str) -> Policy {
+    policy::from_json(json, Path::new("test.json"), &ctx()).expect("test policy is valid")
+}
+
+/// A policy with one zone of each kind, a carve-out, trusted tools, an exec rule and overrides.
+fn table_policy() -> Policy {
+    policy(
+        r#"{
+        "ai_agent_patterns": ["claude"],
+        "protected_zones": [{"path": "/a/proj", "except": ["**/target/**"]}],
+        "readonly_zones": ["/a/ro"],
+        "secret_zones": ["~/.ssh", "/a/vault/keys"],
+        "temporary_overrides": ["/a/proj/scratch",
+            {"path": "/a/proj/old", "ops": ["unlink"], "expires_at": 1000}],
+        "trusted_tools": ["git", {"name": "cargo", "exe": ["/usr/bin/cargo"], "paths": ["**/target/**"]},
+            {"name": "gen", "exe": ["/opt/gen/bin/gen"], "paths": ["/a/proj/generated/**"]}],
+        "exec_rules": [{"program": "git", "args": ["clean"], "unless": ["-n"], "reason": "no"}]
+    }"#,
+    )
+}
+
+fn actor(exe: &str) -> Actor {
+    let name = Path::new(exe)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    Actor {
+        pid: 42,
+        exe: PathBuf::from(exe),
+        argv0: name.clone(),
+        comm: name,
+        ..Actor::default()
+    }
+}
+
+fn p(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}
+
+fn unlink(path: &str) -> Action {
+    Action::Unlink { path: p(path) }
+}
+fn rename(from: &str, to: &str, dest_exists: bool) -> Action {
+    Action::Rename {
+        from: p(from),
+        to: p(to),
+        dest_exists,
+        source_is_dir: false,
+    }
+}
+fn open(path: &str, write: bool) -> Action {
+    Action::Open {
+        path: p(path),
+        flags: OpenFlags {
+            write,
+            truncate: false,
+            create: false,
+        },
+    }
+}
+fn exec(path: &str, argv: &[&str]) -> Action {
+    Action::Exec {
+        path: p(path),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Want {
+    Allow,
+    Deny(RuleId),
+}
+
+fn verdict_of(policy: &Policy, exe: &str, action: Action, agent: bool, now: u64) -> Want {
+    let attribution = if agent {
+        Attribution::agent("claude", 7)
+    } else {
+        Attribution::Human
+    };
+    let event = Event {
+        actor: actor(exe),
+        action,
+    };
+    match decide(&event, &attribution, policy, &Grants::default(), now) {
+        Verdict::Allow => Want::Allow,
+        Verdict::Deny(d) => Want::Deny(d.rule),
+        Verdict::Audit(d) => panic!("enforce policy gave an audit verdict: {d:?}"),
+    }
+}
+
+#[test]
+fn decision_table() {
+    use RuleId::*;
+    let pol = table_policy();
+    let rm = "/usr/bin/rm";
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &str, Action, Want)> = vec![
+        // Protected zone.
+        ("unlink in protected zone", rm, unlink("/a/proj/src/main.rs"), Want::Deny(ProtectedDelete)),
+        ("rmdir in protected zone", rm, Action::Rmdir { path: p("/a/proj/src") }, Want::Deny(ProtectedDelete)),
+        ("unlink outside every zone", rm, unlink("/tmp/x"), Want::Allow),
+        ("unlink in a sibling with a shared prefix", rm, unlink("/a/project2/x"), Want::Allow),
+        ("write in protected zone", rm, open("/a/proj/src/main.rs", true), Want::Allow),
+        ("create in protected zone", rm, Action::Create { path: p("/a/proj/new.rs") }, Want::Allow),
+        ("truncate in protected zone", rm, Action::Truncate { path: p("/a/proj/f") }, Want::Allow),
+        ("rename inside the zone (atomic save)", "/usr/bin/mv", rename("/a/proj/.f.tmp", "/a/proj/f", true), Want::Allow),
+        ("rename out of the zone", "/usr/bin/mv", rename("/a/proj/f", "/tmp/f", false), Want::Deny(ProtectedMoveOut)),
+        ("rename into a carve-out counts as out", "/usr/bin/mv", rename("/a/proj/f", "/a/proj/target/f", false), Want::Deny(ProtectedMoveOut)),
+        ("rename from outside over an existing zone file", "/usr/bin/mv", rename("/tmp/x", "/a/proj/f", true), Want::Deny(ProtectedClobber)),
+        ("rename from outside to a new name in the zone", "/usr/bin/mv", rename("/tmp/x", "/a/proj/new", false), Want::Allow),
+        ("rename of the zone root", "/usr/bin/mv", rename("/a/proj", "/a/other", false), Want::Deny(ZoneRootRename)),
+        ("rename of an ancestor of the zone root", "/usr/bin/mv", rename("/a", "/b", false), Want::Deny(ZoneRootRename)),
+        ("rename of an unrelated sibling", "/usr/bin/mv", rename("/a/project2", "/a/p3", false), Want::Allow),
+        ("unlink in a carve-out", rm, unlink("/a/proj/target/debug/x"), Want::Allow),
+        ("rmdir of the carve-out directory itself", rm, Action::Rmdir { path: p("/a/proj/target") }, Want::Allow),
+        // Readonly zone.
+        ("read in readonly zone", "/usr/bin/cat", open("/a/ro/f", false), Want::Allow),
+        ("write-open in readonly zone", rm, open("/a/ro/f", true), Want::Deny(ReadonlyZone)),
+        ("truncate in readonly zone", rm, Action::Truncate { path: p("/a/ro/f") }, Want::Deny(ReadonlyZone)),
+        ("create in readonly zone", rm, Action::Create { path: p("/a/ro/new") }, Want::Deny(ReadonlyZone)),
+        ("unlink in readonly zone", rm, unlink("/a/ro/f"), Want::Deny(ReadonlyZone)),
+        ("rename into readonly zone", "/usr/bin/mv", rename("/tmp/x", "/a/ro/new", false), Want::Deny(ReadonlyZone)),
+        ("rename out of readonly zone", "/usr/bin/mv", rename("/a/ro/f", "/tmp/f", false), Want::Deny(ReadonlyZone)),
+        ("hard link to a readonly file", "/usr/bin/ln", Action::Link { from: p("/a/ro/f"), to: p("/tmp/f") }, Want::Deny(ReadonlyZone)),
+        // Secret zone.
+        ("read a secret", "/usr/bin/cat", open("/home/u/.ssh/id_ed25519", false), Want::Deny(SecretZone)),
+        ("exec from a secret zone", "/usr/bin/sh", exec("/home/u/.ssh/run", &["run"]), Want::Deny(SecretZone)),
+        ("hard link out of a secret zone", "/usr/bin/ln", Action::Link { from: p("/home/u/.ssh/id"), to: p("/tmp/id") }, Want::Deny(SecretZone)),
+        ("rename of a secret zone's ancestor", "/usr/bin/mv", rename("/a/vault", "/a/v2", false), Want::Deny(ZoneRootRename)),
+        ("rename of the home holding guard files", "/usr/bin/mv", rename("/home/u", "/home/v", false), Want::Deny(GuardSelf)),
+        ("read next to the secret zone", "/usr/bin/cat", open("/home/u/.sshx", false), Want::Allow),
+        // Exec rules.
+        ("git clean -fdx", "/usr/bin/git", exec("/usr/bin/git", &["git", "clean", "-fdx"]), Want::Deny(ExecRule)),
+        ("git -C dir clean -f", "/usr/bin/git", exec("/usr/bin/git", &["git", "-C", "/a/proj", "clean", "-f"]), Want::Deny(ExecRule)),
+        ("git clean -n (dry run)", "/usr/bin/git", exec("/usr/bin/git", &["git", "clean", "-n"]), Want::Allow),
+        ("git status", "/usr/bin/git", exec("/usr/bin/git", &["git", "status"]), Want::Allow),
+        ("renamed git binary run as git (argv0)", "/tmp/g", exec("/tmp/g", &["git", "clean", "-f"]), Want::Deny(ExecRule)),
+        // Trusted tools.
+        ("git (real exe) deletes in the zone", "/usr/bin/git", unlink("/a/proj/.git/index.lock"), Want::Allow),
+        ("a copy of rm named git is not git", "/a/proj/git", unlink("/a/proj/src/main.rs"), Want::Deny(ProtectedDelete)),
+        ("cargo inside its scope", "/usr/bin/cargo", unlink("/a/proj/sub/target/x"), Want::Allow),
+        ("cargo outside its scope", "/usr/bin/cargo", unlink("/a/proj/src/lib.rs"), Want::Deny(ProtectedDelete)),
+        ("scoped tool inside an absolute scope", "/opt/gen/bin/gen", unlink("/a/proj/generated/a.rs"), Want::Allow),
+        ("scoped tool outside its scope", "/opt/gen/bin/gen", unlink("/a/proj/src/a.rs"), Want::Deny(ProtectedDelete)),
+        ("node is never trusted", "/usr/bin/node", unlink("/a/proj/src/main.rs"), Want::Deny(ProtectedDelete)),
+        ("python is never trusted", "/usr/bin/python3", unlink("/a/proj/src/main.rs"), Want::Deny(ProtectedDelete)),
+        ("trusted git still may not read secrets", "/usr/bin/git", open("/home/u/.ssh/id", false), Want::Deny(SecretZone)),
+        ("trusted git still may not write readonly", "/usr/bin/git", open("/a/ro/f", true), Want::Deny(ReadonlyZone)),
+        // Overrides.
+        ("policy override (string form) allows delete", rm, unlink("/a/proj/scratch/x"), Want::Allow),
+        ("expired override is ignored", rm, unlink("/a/proj/old/x"), Want::Deny(ProtectedDelete)),
+        // Guard files.
+        ("write the policy file", "/usr/bin/tee", open("/etc/agent-guard/policy.json", true), Want::Deny(GuardSelf)),
+        ("delete a guard state file", rm, unlink("/home/u/.local/state/agent-guard/grants.json"), Want::Deny(GuardSelf)),
+        ("read the denial log", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/denials.jsonl", false), Want::Allow),
+        ("rename the guard state dir's parent", "/usr/bin/mv", rename("/home/u/.local/state", "/tmp/s", false), Want::Deny(GuardSelf)),
+        ("signal the guard", "/usr/bin/kill", Action::Signal { target_pid: 1, target_is_guard: true }, Want::Deny(GuardSelf)),
+        ("signal another process", "/usr/bin/kill", Action::Signal { target_pid: 1, target_is_guard: false }, Want::Allow),
+    ];
+    let mut failures = Vec::new();
+    for (name, exe, action, want) in rows {
+        let got = verdict_of(&pol, exe, action.clone(), true, 2000);
+        if got != want {
+            failures.push(format!("{name}: want {want:?}, got {got:?}"));
+        }
+        // The same event by a human is always allowed.
+        let human = verdict_of(&pol, exe, action, false, 2000);
+        if human != Want::Allow {
+            failures.push(format!("{name} (human): want Allow, got {human:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn override_before_expiry_allows() {
+    let pol = table_policy();
+    assert_eq!(
+        verdict_of(&pol, "/usr/bin/rm", unlink("/a/proj/old/x"), true, 999),
+        Want::Allow
+    );
+    // Scoped to unlink: a move out is still denied.
+    assert_eq!(
+        verdict_of(
+            &pol,
+            "/usr/bin/mv",
+            rename("/a/proj/old/x", "/tmp/x", false),
+            true,
+            999
+        ),
+        Want::Deny(RuleId::ProtectedMoveOut)
+    );
+}
+
+#[test]
+fn grants_allow_until_expiry_and_only_their_ops() {
+    let pol = table_policy();
+    let grants = Grants::new(vec![Grant {
+        id: "g1".into(),
+        path: p("/a/proj/src"),
+        ops: [OpKind::Unlink].into_iter().collect::<OpSet>(),
+        expires_at: Some(100),
+    }]);
+    let event = |action| Event {
+        actor: actor("/usr/bin/rm"),
+        action,
+    };
+    let agent = Attribution::agent("claude", 7);
+    assert!(decide(&event(unlink("/a/proj/src/x")), &agent, &pol, &grants, 99).allows());
+    assert!(!decide(&event(unlink("/a/proj/src/x")), &agent, &pol, &grants, 100).allows());
+    assert!(!decide(&event(unlink("/a/proj/srcx")), &agent, &pol, &grants, 99).allows());
+    assert!(!decide(
+        &event(Action::Rmdir {
+            path: p("/a/proj/src/d")
+        }),
+        &agent,
+        &pol,
+        &grants,
+        99
+    )
+    .allows());
+    // No grant lifts the guard's own files.
+    let all = Grants::new(vec![Grant {
+        id: "g2".into(),
+        path: p("/etc"),
+        ops: OpSet::all(),
+        expires_at: None,
+    }]);
+    assert!(!decide(
+        &event(open("/etc/agent-guard/policy.json", true)),
+        &agent,
+        &pol,
+        &all,
+        0
+    )
+    .allows());
+}
+
+#[test]
+fn audit_mode_allows_but_reports() {
+    let pol = policy(r#"{"mode": "audit", "protected_zones": ["/a/proj"]}"#);
+    let event = Event {
+        actor: actor("/usr/bin/rm"),
+        action: unlink("/a/proj/x"),
+    };
+    match decide(
+        &event,
+        &Attribution::agent("claude", 1),
+        &pol,
+        &Grants::default(),
+        0,
+    ) {
+        Verdict::Audit(d) => assert_eq!(d.rule, RuleId::ProtectedDelete),
+        other => panic!("expected an audit verdict, got {other:?}"),
+    }
+}
+
+#[test]
+fn denial_carries_reason_zone_and_hint() {
+    let pol = table_policy();
+    let event = Event {
+        actor: actor("/usr/bin/rm"),
+        action: unlink("/a/proj/my file.rs"),
+    };
+    let Verdict::Deny(d) = decide(
+        &event,
+        &Attribution::agent("claude", 1),
+        &pol,
+        &Grants::default(),
+        0,
+    ) else {
+        panic!("expected deny");
+    };
+    assert_eq!(d.zone.as_deref(), Some(Path::new("/a/proj")));
+    assert!(
+        d.reason.contains("/a/proj/my file.rs") && d.reason.contains("protected zone"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(
+        d.hint,
+        "agent-guard override request '/a/proj/my file.rs' --op unlink --reason '<why the user wants this>'"
+    );
+}
+
+#[test]
+fn override_of_a_zone_root_is_rejected_at_load() {
+    for bad in [r#"["/a/proj"]"#, r#"["/a"]"#, r#"["/"]"#, r#"["~"]"#] {
+        let json = format!(r#"{{"protected_zones": ["/a/proj"], "temporary_overrides": {bad}}}"#);
+        let err = policy::from_json(&json, Path::new("p.json"), &ctx())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("temporary_overrides[0]") && err.contains("may not cover"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn macos_matching_is_case_insensitive_and_maps_private() {
+    let mut c = ctx();
+    c.platform = Platform::MacOs;
+    let pol = policy::from_json(
+        r#"{"protected_zones": ["/Users/u/Src", "/tmp/keep"]}"#,
+        Path::new("p"),
+        &c,
+    )
+    .unwrap();
+    let ev = |path: &str| Event {
+        actor: actor("/bin/rm"),
+        action: unlink(path),
+    };
+    let agent = Attribution::agent("claude", 1);
+    assert!(!decide(&ev("/users/U/src/x"), &agent, &pol, &Grants::default(), 0).allows());
+    assert!(!decide(
+        &ev("/private/tmp/keep/x"),
+        &agent,
+        &pol,
+        &Grants::default(),
+        0
+    )
+    .allows());
+}
