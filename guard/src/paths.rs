@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 /// The system-wide policy file, second in the search order after `$AGENT_GUARD_POLICY`.
 pub const SYSTEM_POLICY: &str = "/etc/agent-guard/policy.json";
+/// The directory of the system-wide policy: guarded as a whole, so it cannot be replaced.
+pub const SYSTEM_POLICY_DIR: &str = "/etc/agent-guard";
 
 /// Environment variable that names the policy file.
 pub const POLICY_ENV: &str = "AGENT_GUARD_POLICY";

@@ -63,6 +63,12 @@ impl LoadContext {
 
 const DEFAULT_MAX_OVERRIDE_TTL: u64 = 3600;
 
+/// Programs that run arbitrary code given on their command line: never trusted by default.
+const INTERPRETERS: &[&str] = &[
+    "node", "nodejs", "python", "python3", "bun", "deno", "perl", "ruby", "sh", "bash", "zsh",
+    "php", "lua",
+];
+
 /// Parse a policy from JSON text. `file` names it in errors.
 pub fn parse(text: &str, file: &Path) -> Result<PolicyFile, PolicyError> {
     let de = &mut serde_json::Deserializer::from_str(text);
@@ -86,22 +92,25 @@ pub fn parse(text: &str, file: &Path) -> Result<PolicyFile, PolicyError> {
 }
 
 fn display_key(path: &str) -> String {
-    if path.is_empty() || path == "." {
+    if path.is_empty() || path == "." || path == "?" {
         "(top level)".to_string()
     } else {
         path.to_string()
     }
 }
 
-/// The embedded default, parsed. It is part of the binary and checked by tests.
-pub fn default_file() -> PolicyFile {
-    parse(DEFAULT_POLICY_JSON, Path::new("<embedded default>"))
-        .expect("the embedded default policy is valid JSON of the policy schema")
+/// The embedded default, parsed once. It is part of the binary and checked by tests.
+pub fn default_file() -> &'static PolicyFile {
+    static DEFAULT: std::sync::LazyLock<PolicyFile> = std::sync::LazyLock::new(|| {
+        parse(DEFAULT_POLICY_JSON, Path::new("<embedded default>"))
+            .expect("the embedded default policy is valid JSON of the policy schema")
+    });
+    &DEFAULT
 }
 
 /// Fill in every key absent from `file` with the default's value.
 pub fn with_defaults(file: PolicyFile) -> PolicyFile {
-    let d = default_file();
+    let d = default_file().clone();
     PolicyFile {
         mode: file.mode.or(d.mode),
         fail_mode: file.fail_mode.or(d.fail_mode),
@@ -239,8 +248,9 @@ pub fn normalize(
     let defaults = default_file();
     let default_tools: Vec<TrustedToolEntry> = defaults
         .trusted_tools
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flatten()
+        .cloned()
         .map(StringOr::into_object)
         .collect();
     let mut trusted_tools = Vec::new();
@@ -256,6 +266,12 @@ pub fn normalize(
         let entry = match entry {
             StringOr::String(name) => match default_tools.iter().find(|t| t.name == name) {
                 Some(known) => known.clone(),
+                None if INTERPRETERS.contains(&name.as_str()) => {
+                    warnings.push(format!(
+                        "{key}: {name:?} is an interpreter: trusting it lets an agent delete anything in the protected zones with a one-line script (`{name} -e ...`); remove it"
+                    ));
+                    TrustedToolEntry::from(name)
+                }
                 None => {
                     warnings.push(format!(
                         "{key}: {name:?} is not a tool the default policy knows, so it is matched on the executable's basename only and trusted in the whole zone; give it \"exe\" paths and a \"paths\" scope"

@@ -1,0 +1,51 @@
+//! The `agent-guard` command line: one file per subcommand, as Santa does with `santactl`.
+//!
+//! This is the edge: errors are reported here with context (`anyhow`), and every subcommand
+//! returns its exit code. Exit codes: 0 success (for `check`: allowed or only audited),
+//! 1 denied (`check`) or a failed operation, 2 bad input (a bad argument, an invalid policy).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+pub mod check;
+pub mod common;
+pub mod policy;
+
+/// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
+/// operations by processes that descend from an agent, and tells the agent why.
+#[derive(Parser, Debug)]
+#[command(name = "agent-guard", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate, show, print the default of, or print the JSON Schema of the policy.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Dry-run one decision: would this operation by this actor be allowed?
+    Check(check::CheckArgs),
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Policy(cmd) => policy::run(cmd),
+        Command::Check(args) => check::run(&args),
+    }
+}
+
+/// A path from the command line made absolute against the current directory and cleaned.
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    crate::engine::path::clean(&joined)
+}
