@@ -18,7 +18,7 @@ use super::event::{Action, Attribution, Event, OpKind};
 use super::grant::{Grant, Grants};
 use super::reason;
 use super::verdict::{Denial, RuleId, Verdict};
-use crate::policy::{Mode, Policy, Zone, ZoneKind};
+use crate::policy::{Mode, Policy, Zone, ZoneHits, ZoneKind};
 
 /// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
 pub fn decide(
@@ -38,26 +38,38 @@ pub fn decide(
     }
 }
 
-/// The paths an action touches, and how.
+/// A path the action touches, how, and the zones it lies in (one index walk per path).
 struct Touch<'a> {
     path: &'a Path,
     /// The action changes what is at `path` (not a read-only open, not an exec).
     modifies: bool,
+    zones: ZoneHits<'a>,
+    /// The protected zone that guards the path: none when it falls in that zone's carve-out.
+    protected: Option<&'a Zone>,
 }
 
-fn touches(action: &Action) -> [Option<Touch<'_>>; 2] {
-    let m = |path, modifies| Some(Touch { path, modifies });
+fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2] {
+    let touch = |path: &'a Path, modifies| {
+        let zones = policy.zones.lookup(path);
+        let protected = zones.protected.filter(|zone| !zone.excepts(path));
+        Some(Touch {
+            path,
+            modifies,
+            zones,
+            protected,
+        })
+    };
     match action {
-        Action::Exec { path, .. } => [m(path, false), None],
-        Action::Open { path, flags } => [m(path, flags.modifies()), None],
+        Action::Exec { path, .. } => [touch(path, false), None],
+        Action::Open { path, flags } => [touch(path, flags.modifies()), None],
         Action::Unlink { path }
         | Action::Rmdir { path }
         | Action::Truncate { path }
-        | Action::Create { path } => [m(path, true), None],
-        Action::Rename { from, to, .. } => [m(from, true), m(to, true)],
+        | Action::Create { path } => [touch(path, true), None],
+        Action::Rename { from, to, .. } => [touch(from, true), touch(to, true)],
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.
-        Action::Link { from, to } => [m(from, true), m(to, true)],
+        Action::Link { from, to } => [touch(from, true), touch(to, true)],
         Action::Signal { .. } => [None, None],
     }
 }
@@ -66,8 +78,8 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     let action = &event.action;
     let op = action.kind();
     let zones = &policy.zones;
-    let paths = touches(action);
-    let paths = paths.iter().flatten();
+    let touched = touches(action, policy);
+    let paths = || touched.iter().flatten();
     let deny = |rule, path: &Path, zone: Option<&Zone>| {
         Some(reason::denial(
             rule,
@@ -76,6 +88,11 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             zone.map(|z| z.root.as_path()),
             None,
         ))
+    };
+    // A rename moves the source's whole subtree: zone roots at or below it move too.
+    let moved_root = |kind| match action {
+        Action::Rename { from, .. } => zones.root_at_or_below(from, kind).map(|z| (from, z)),
+        _ => None,
     };
 
     // 2. The guard's own files and process.
@@ -92,40 +109,34 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             None,
         ));
     }
-    for t in paths.clone().filter(|t| t.modifies) {
-        if let Some(zone) = zones.containing(t.path, ZoneKind::Guard) {
+    for t in paths().filter(|t| t.modifies) {
+        if let Some(zone) = t.zones.guard {
             return deny(RuleId::GuardSelf, t.path, Some(zone));
         }
     }
-    if let Action::Rename { from, .. } = action {
-        if let Some(zone) = zones.root_at_or_below(from, ZoneKind::Guard) {
-            return deny(RuleId::GuardSelf, from, Some(zone));
-        }
+    if let Some((from, zone)) = moved_root(ZoneKind::Guard) {
+        return deny(RuleId::GuardSelf, from, Some(zone));
     }
 
     // 3. Overrides: the grant must cover a path the action touches, and every other zoned path.
     let covered = |g: &Grant| {
         g.is_active(now)
             && g.ops.contains(op)
-            && paths.clone().any(|t| grant_covers(g, t.path, policy))
-            && paths
-                .clone()
-                .all(|t| !in_any_zone(policy, t.path) || grant_covers(g, t.path, policy))
+            && paths().any(|t| grant_covers(g, t.path, policy))
+            && paths().all(|t| !t.zones.any_policy_zone() || grant_covers(g, t.path, policy))
     };
     if policy.overrides.iter().chain(&grants.grants).any(covered) {
         return None;
     }
 
     // 4. Secret zones: no access at all, and their roots may not be moved.
-    for t in paths.clone() {
-        if let Some(zone) = zones.containing(t.path, ZoneKind::Secret) {
+    for t in paths() {
+        if let Some(zone) = t.zones.secret {
             return deny(RuleId::SecretZone, t.path, Some(zone));
         }
     }
-    if let Action::Rename { from, .. } = action {
-        if let Some(zone) = zones.root_at_or_below(from, ZoneKind::Secret) {
-            return deny(RuleId::ZoneRootRename, from, Some(zone));
-        }
+    if let Some((from, zone)) = moved_root(ZoneKind::Secret) {
+        return deny(RuleId::ZoneRootRename, from, Some(zone));
     }
 
     // 5. Exec rules.
@@ -148,57 +159,53 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     }
 
     // 6. Readonly zones: no modification in, out, or over; their roots may not be moved.
-    for t in paths.clone().filter(|t| t.modifies) {
-        if let Some(zone) = zones.containing(t.path, ZoneKind::Readonly) {
+    for t in paths().filter(|t| t.modifies) {
+        if let Some(zone) = t.zones.readonly {
             return deny(RuleId::ReadonlyZone, t.path, Some(zone));
         }
     }
-    if let Action::Rename { from, .. } = action {
-        if let Some(zone) = zones.root_at_or_below(from, ZoneKind::Readonly) {
-            return deny(RuleId::ZoneRootRename, from, Some(zone));
-        }
+    if let Some((from, zone)) = moved_root(ZoneKind::Readonly) {
+        return deny(RuleId::ZoneRootRename, from, Some(zone));
     }
 
     // 7. Trusted tools inside their scope.
-    let protected_paths = || {
-        paths
-            .clone()
-            .filter(|t| protected_zone(policy, t.path).is_some())
-    };
+    let protected_paths = || paths().filter(|t| t.protected.is_some());
     if protected_paths().next().is_some()
         && policy.trusted_tools.iter().any(|tool| {
-            tool.identifies(&event.actor) && protected_paths().all(|t| tool.covers(t.path))
+            protected_paths().all(|t| tool.covers(t.path)) && tool.identifies(&event.actor)
         })
     {
         return None;
     }
 
     // 8. Protected zones: create, write and rename within, but nothing that destroys or moves out.
-    match action {
-        Action::Unlink { path } | Action::Rmdir { path } => {
-            if let Some(zone) = protected_zone(policy, path) {
+    match (action, &touched) {
+        (Action::Unlink { path } | Action::Rmdir { path }, [Some(t), _]) => {
+            if let Some(zone) = t.protected {
                 return deny(RuleId::ProtectedDelete, path, Some(zone));
             }
         }
-        Action::Rename {
-            from,
-            to,
-            dest_exists,
-            ..
-        } => {
-            if let Some(zone) = zones.root_at_or_below(from, ZoneKind::Protected) {
+        (
+            Action::Rename {
+                from,
+                to,
+                dest_exists,
+                ..
+            },
+            [Some(source), Some(dest)],
+        ) => {
+            if let Some((from, zone)) = moved_root(ZoneKind::Protected) {
                 return deny(RuleId::ZoneRootRename, from, Some(zone));
             }
-            let source_zone = protected_zone(policy, from);
-            let dest_zone = protected_zone(policy, to);
-            if let Some(zone) = source_zone {
+            let same_zone = |a: Option<&Zone>, b: &Zone| a.is_some_and(|a| std::ptr::eq(a, b));
+            if let Some(zone) = source.protected {
                 // Into a carve-out (e.g. target/) counts as out: it would be deletable there.
-                if !dest_zone.is_some_and(|d| std::ptr::eq(d, zone)) {
+                if !same_zone(dest.protected, zone) {
                     return deny(RuleId::ProtectedMoveOut, from, Some(zone));
                 }
             }
-            if let Some(zone) = dest_zone {
-                if *dest_exists && !source_zone.is_some_and(|s| std::ptr::eq(s, zone)) {
+            if let Some(zone) = dest.protected {
+                if *dest_exists && !same_zone(source.protected, zone) {
                     return deny(RuleId::ProtectedClobber, to, Some(zone));
                 }
             }
@@ -206,21 +213,6 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         _ => {}
     }
     None
-}
-
-/// The protected zone that guards `path`: the innermost protected zone containing it, unless the
-/// path is in one of that zone's carve-outs.
-fn protected_zone<'p>(policy: &'p Policy, path: &Path) -> Option<&'p Zone> {
-    policy
-        .zones
-        .containing(path, ZoneKind::Protected)
-        .filter(|zone| !zone.excepts(path))
-}
-
-fn in_any_zone(policy: &Policy, path: &Path) -> bool {
-    [ZoneKind::Secret, ZoneKind::Readonly, ZoneKind::Protected]
-        .into_iter()
-        .any(|kind| policy.zones.containing(path, kind).is_some())
 }
 
 fn grant_covers(grant: &Grant, path: &Path, policy: &Policy) -> bool {

@@ -20,7 +20,7 @@ use globset::{GlobMatcher, GlobSet};
 use crate::engine::{Actor, Grant};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
-pub use zones::{Zone, ZoneIndex, ZoneKind};
+pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
 
 /// The embedded default policy (`agent-guard policy default`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("default.json");
@@ -86,9 +86,11 @@ impl Policy {
 #[derive(Clone, Debug)]
 pub struct TrustedTool {
     pub name: String,
-    /// Real executable paths that are this tool. Empty together with `signing_id`: match on the
-    /// executable's basename (codex-es-guard's meaning, warned about at load).
-    pub exe: Vec<GlobMatcher>,
+    /// Real executable paths that are this tool: literal paths (one hash probe) and patterns.
+    /// Both empty and no `signing_id`: match on the executable's basename (codex-es-guard's
+    /// meaning, warned about at load).
+    pub exe: std::collections::HashSet<PathBuf>,
+    pub exe_patterns: Option<GlobSet>,
     pub signing_id: Option<String>,
     pub team_id: Option<String>,
     /// Where the tool is exempt; `None` = everywhere in protected zones.
@@ -109,8 +111,12 @@ impl TrustedTool {
                 return true;
             }
         }
-        if !self.exe.is_empty() {
-            return self.exe.iter().any(|m| m.is_match(&actor.exe));
+        if !self.exe.is_empty() || self.exe_patterns.is_some() {
+            return self.exe.contains(&actor.exe)
+                || self
+                    .exe_patterns
+                    .as_ref()
+                    .is_some_and(|p| p.is_match(&actor.exe));
         }
         self.signing_id.is_none()
             && actor

@@ -284,16 +284,22 @@ pub fn normalize(
         if entry.name.trim().is_empty() {
             return Err(n.invalid(format!("{key}.name"), "expected a non-empty tool name"));
         }
-        let mut exe = Vec::new();
+        let mut exe = std::collections::HashSet::new();
+        let mut exe_patterns = Vec::new();
         for (j, pattern) in entry.exe.iter().flatten().enumerate() {
             let ekey = format!("{key}.exe[{j}]");
             for expanded in n.glob_patterns(pattern, &ekey)? {
                 if !expanded.starts_with('/') {
                     return Err(n.invalid(ekey, "expected an absolute executable path"));
                 }
-                exe.push(n.glob(&expanded, &ekey, true)?);
+                if expanded.contains(['*', '?', '[', '{']) {
+                    exe_patterns.push(expanded);
+                } else {
+                    exe.insert(PathBuf::from(expanded));
+                }
             }
         }
+        let exe_patterns = n.glob_set(&exe_patterns, &format!("{key}.exe"))?;
         let scope = match &entry.paths {
             None => None,
             Some(paths) => {
@@ -308,6 +314,7 @@ pub fn normalize(
         trusted_tools.push(TrustedTool {
             name: entry.name,
             exe,
+            exe_patterns,
             signing_id: entry.signing_id,
             team_id: entry.team_id,
             scope,

@@ -6,6 +6,7 @@
 //! Pure data and lookups: no I/O.
 
 use std::collections::{HashMap, HashSet};
+
 use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
@@ -51,22 +52,81 @@ impl Zone {
     }
 }
 
+/// The innermost zone of each kind that contains one path: the result of one ancestor walk.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZoneHits<'a> {
+    pub guard: Option<&'a Zone>,
+    pub secret: Option<&'a Zone>,
+    pub readonly: Option<&'a Zone>,
+    pub protected: Option<&'a Zone>,
+}
+
+impl<'a> ZoneHits<'a> {
+    pub fn get(&self, kind: ZoneKind) -> Option<&'a Zone> {
+        match kind {
+            ZoneKind::Guard => self.guard,
+            ZoneKind::Secret => self.secret,
+            ZoneKind::Readonly => self.readonly,
+            ZoneKind::Protected => self.protected,
+        }
+    }
+
+    fn slot(&mut self, kind: ZoneKind) -> &mut Option<&'a Zone> {
+        match kind {
+            ZoneKind::Guard => &mut self.guard,
+            ZoneKind::Secret => &mut self.secret,
+            ZoneKind::Readonly => &mut self.readonly,
+            ZoneKind::Protected => &mut self.protected,
+        }
+    }
+
+    /// In a secret, readonly or protected zone (the guard's own files aside).
+    pub fn any_policy_zone(&self) -> bool {
+        self.secret.is_some() || self.readonly.is_some() || self.protected.is_some()
+    }
+}
+
+/// FNV-1a: zone lookups hash short path prefixes on every event, where SipHash's DoS resistance
+/// buys nothing (the keys are the policy's own roots) and costs several times more.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrefixHasher(u64);
+
+impl std::hash::Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type PrefixMap<V> = HashMap<Vec<u8>, V, std::hash::BuildHasherDefault<PrefixHasher>>;
+
 /// All zones of a policy, indexed by root.
 #[derive(Clone, Debug, Default)]
 pub struct ZoneIndex {
     zones: Vec<Zone>,
     /// Match key of a root → indices into `zones`.
-    by_root: HashMap<Vec<u8>, Vec<usize>>,
+    by_root: PrefixMap<Vec<usize>>,
     /// Match keys of every zone root and every ancestor of one, with the zone indices below them:
     /// renaming any of these would move a zone.
-    root_or_ancestor: HashMap<Vec<u8>, Vec<usize>>,
+    root_or_ancestor: PrefixMap<Vec<usize>>,
     case_insensitive: bool,
 }
 
 impl ZoneIndex {
     pub fn new(zones: Vec<Zone>, case_insensitive: bool) -> ZoneIndex {
-        let mut by_root: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        let mut root_or_ancestor: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        let mut by_root: PrefixMap<Vec<usize>> = PrefixMap::default();
+        let mut root_or_ancestor: PrefixMap<Vec<usize>> = PrefixMap::default();
         for (i, zone) in zones.iter().enumerate() {
             let key = match_key(&zone.root, case_insensitive).into_owned();
             for prefix in self_and_ancestors(&key) {
@@ -99,13 +159,23 @@ impl ZoneIndex {
 
     /// The innermost zone of `kind` that contains `path`, if any.
     pub fn containing(&self, path: &Path, kind: ZoneKind) -> Option<&Zone> {
+        self.lookup(path).get(kind)
+    }
+
+    /// The innermost zone of every kind that contains `path`, in one walk up its ancestors.
+    pub fn lookup(&self, path: &Path) -> ZoneHits<'_> {
+        let mut hits = ZoneHits::default();
+        if self.zones.is_empty() {
+            return hits;
+        }
         let key = match_key(path, self.case_insensitive);
-        let found = self_and_ancestors(&key)
-            .filter_map(|prefix| self.by_root.get(prefix))
-            .flatten()
-            .map(|&i| &self.zones[i])
-            .find(|z| z.kind == kind);
-        found
+        for prefix in self_and_ancestors(&key) {
+            for &i in self.by_root.get(prefix).into_iter().flatten() {
+                let zone = &self.zones[i];
+                hits.slot(zone.kind).get_or_insert(zone);
+            }
+        }
+        hits
     }
 
     /// A zone of `kind` whose root is `path` or lies below it: renaming `path` would move it.
