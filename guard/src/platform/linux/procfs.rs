@@ -114,11 +114,12 @@ fn number<T: std::str::FromStr>(
 /// or NUL padding: what is there is returned as is, empty strings included. Zombies and kernel
 /// threads have an empty cmdline, hence no arguments.
 pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
     if bytes.is_empty() {
         return Vec::new();
     }
     bytes
+        .strip_suffix(b"\0")
+        .unwrap_or(bytes)
         .split(|&b| b == 0)
         .map(|arg| String::from_utf8_lossy(arg).into_owned())
         .collect()
@@ -268,6 +269,334 @@ fn read_error(pid: i32, path: PathBuf, error: io::Error) -> LineageError {
         LineageError::Io {
             path,
             source: error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A stat line as the kernel formats it (52 fields), with the fields lineage reads.
+    fn stat_line(pid: i32, comm: &str, state: char, ppid: i32, threads: i64, start: u64) -> String {
+        let mut fields: Vec<String> = vec![state.to_string(), ppid.to_string()];
+        fields.extend((5..=19).map(|n| n.to_string()));
+        fields.push(threads.to_string()); // 20
+        fields.push("0".into()); // 21
+        fields.push(start.to_string()); // 22
+        fields.extend((23..=52).map(|n| n.to_string()));
+        format!("{pid} ({comm}) {}\n", fields.join(" "))
+    }
+
+    #[test]
+    fn stat_of_this_process() {
+        let text = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let stat = parse_stat(&text).unwrap();
+        assert_eq!(stat.pid, std::process::id() as i32);
+        assert_eq!(stat.ppid, std::os::unix::process::parent_id() as i32);
+        // The process is named by its main thread, which the test harness keeps waiting;
+        // this thread is the one running.
+        let thread = parse_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+        assert_eq!(thread.unwrap().state, 'R');
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(stat.comm, comm.trim_end_matches('\n'));
+        // The test binary's comm has no spaces, so a naive split agrees on field 22.
+        let naive: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(stat.start_time.to_string(), naive[21]);
+        assert!(stat.num_threads >= 1);
+    }
+
+    #[test]
+    fn comm_is_delimited_by_the_last_paren() {
+        let line = stat_line(123, "a) b", 'S', 1, 1, 999);
+        let stat = parse_stat(&line).unwrap();
+        assert_eq!(
+            (stat.comm.as_str(), stat.ppid, stat.start_time),
+            ("a) b", 1, 999)
+        );
+        // A comm crafted to look like the rest of a stat line.
+        let line = stat_line(
+            7,
+            "x) Z 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 (",
+            'R',
+            2,
+            1,
+            5,
+        );
+        let stat = parse_stat(&line).unwrap();
+        assert_eq!((stat.state, stat.ppid, stat.start_time), ('R', 2, 5));
+        let stat = parse_stat(&stat_line(8, "sp ace\nnew)line (", 'Z', 3, 1, 6)).unwrap();
+        assert_eq!(
+            (stat.comm.as_str(), stat.state),
+            ("sp ace\nnew)line (", 'Z')
+        );
+        assert_eq!(
+            parse_stat(&stat_line(9, "", 'I', 2, 1, 4)).unwrap().comm,
+            ""
+        );
+    }
+
+    #[test]
+    fn malformed_stat_lines_are_errors_that_name_the_field() {
+        let good = stat_line(123, "sleep", 'S', 1, 1, 999);
+        let cut_at_field_10 = good.split(' ').take(10).collect::<Vec<_>>().join(" ");
+        let cases: Vec<(String, &str)> = vec![
+            ("".into(), "no \"(comm)\""),
+            ("garbage".into(), "no \"(comm)\""),
+            ("123 (sleep".into(), "no \"(comm)\""),
+            ("123 )sleep( S 1".into(), "no \"(comm)\""),
+            ("123 (sleep)".into(), "field 3 (state) is missing"),
+            ("123 (sleep) S".into(), "field 4 (ppid) is missing"),
+            (cut_at_field_10, "field 20 (num_threads) is missing"),
+            (good.replacen("123", "12x", 1), "field 1 (pid) is \"12x\""),
+            (good.replacen(" S ", " Sx ", 1), "field 3 (state) is \"Sx\""),
+            (
+                good.replace(" 999 ", " -1 "),
+                "field 22 (starttime) is \"-1\"",
+            ),
+            (
+                good.replacen(" S 1 ", " S one ", 1),
+                "field 4 (ppid) is \"one\"",
+            ),
+        ];
+        for (line, want) in cases {
+            let error = parse_stat(&line).unwrap_err().to_string();
+            assert!(error.contains(want), "{line:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn cmdline_splitting() {
+        assert_eq!(parse_cmdline(b"sleep\x0030\x00"), ["sleep", "30"]);
+        assert_eq!(parse_cmdline(b""), Vec::<String>::new());
+        assert_eq!(parse_cmdline(b"\x00"), [""]);
+        assert_eq!(parse_cmdline(b"a\x00\x00"), ["a", ""]);
+        // setproctitle without a terminator.
+        assert_eq!(parse_cmdline(b"claude: worker"), ["claude: worker"]);
+        assert_eq!(parse_cmdline(b"\xffx\x00"), ["\u{fffd}x"]);
+        let own = parse_cmdline(&std::fs::read("/proc/self/cmdline").unwrap());
+        let expected: Vec<String> = std::env::args().collect();
+        assert_eq!(own, expected);
+    }
+
+    #[test]
+    fn deleted_suffix() {
+        let split = |s: &str| split_deleted(PathBuf::from(s));
+        assert_eq!(
+            split("/usr/bin/claude (deleted)"),
+            ("/usr/bin/claude".into(), true)
+        );
+        assert_eq!(split("/usr/bin/claude"), ("/usr/bin/claude".into(), false));
+        assert_eq!(split(" (deleted)"), (" (deleted)".into(), false));
+        assert_eq!(
+            split("/a (deleted) (deleted)"),
+            ("/a (deleted)".into(), true)
+        );
+        assert_eq!(
+            parse_status_tgid("Name:\tx\nTgid:\t42\nPid:\t43\n"),
+            Some(42)
+        );
+        assert_eq!(parse_status_tgid("Name:\tx\n"), None);
+    }
+
+    /// A crafted procfs tree with one process.
+    fn crafted(pid: i32, stat: &str, exe: Option<&str>, cmdline: &[u8]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(pid.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("stat"), stat).unwrap();
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+        if let Some(exe) = exe {
+            std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn crafted_tree_deleted_exe_and_odd_comm() {
+        let line = stat_line(4242, "cl) aude\n", 'S', 1, 1, 77);
+        let root = crafted(
+            4242,
+            &line,
+            Some("/opt/claude (deleted)"),
+            b"claude\x00--yes\x00",
+        );
+        let info = ProcFs::with_root(root.path()).info(4242).unwrap();
+        assert_eq!(
+            info.key,
+            ProcessKey {
+                pid: 4242,
+                start: 77
+            }
+        );
+        assert_eq!(info.exe, Some(PathBuf::from("/opt/claude")));
+        assert!(info.exe_deleted);
+        assert_eq!(info.argv, ["claude", "--yes"]);
+        assert_eq!(info.comm, "cl) aude\n");
+        assert_eq!(info.ppid, 1);
+    }
+
+    #[test]
+    fn crafted_tree_errors() {
+        let root = crafted(5, "5 (x) S", None, b"");
+        let procfs = ProcFs::with_root(root.path());
+        let error = procfs.info(5).unwrap_err();
+        assert!(matches!(error, LineageError::Malformed { .. }), "{error}");
+        assert!(error.to_string().contains("5/stat"), "{error}");
+        assert!(matches!(
+            procfs.info(6),
+            Err(LineageError::Vanished { pid: 6 })
+        ));
+        assert!(matches!(
+            procfs.key(0),
+            Err(LineageError::InvalidPid { pid: 0 })
+        ));
+        // A stat whose pid field is not the directory's pid is not that process.
+        let root = crafted(7, &stat_line(8, "x", 'S', 1, 1, 1), None, b"");
+        let error = ProcFs::with_root(root.path()).info(7).unwrap_err();
+        assert!(
+            error.to_string().contains("field 1 (pid) is 8: expected 7"),
+            "{error}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    mod real {
+        use super::*;
+        use std::process::Command;
+        use std::time::{Duration, Instant};
+
+        #[test]
+        fn this_process() {
+            let procfs = ProcFs::new();
+            let pid = std::process::id() as i32;
+            let info = procfs.info(pid).unwrap();
+            assert_eq!(info.key.pid, pid);
+            assert_eq!(info.exe, Some(std::env::current_exe().unwrap()));
+            assert!(!info.exe_deleted);
+            assert_eq!(info.argv, std::env::args().collect::<Vec<_>>());
+            assert_eq!(procfs.key(pid).unwrap(), info.key);
+            assert_eq!(info.ppid, std::os::unix::process::parent_id() as i32);
+        }
+
+        #[test]
+        fn a_thread_id_is_read_as_its_process() {
+            let procfs = ProcFs::new();
+            let pid = std::process::id() as i32;
+            let (tid, key, info) = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                let procfs = ProcFs::new();
+                (tid, procfs.key(tid).unwrap(), procfs.info(tid).unwrap())
+            })
+            .join()
+            .unwrap();
+            assert_ne!(tid, pid);
+            let own = procfs.info(pid).unwrap();
+            assert_eq!(key, own.key);
+            assert_eq!(info.key, own.key);
+            assert_eq!(info.ppid, own.ppid);
+        }
+
+        #[test]
+        fn zombie_then_vanished() {
+            let mut child = Command::new("true").spawn().unwrap();
+            let pid = child.id() as i32;
+            let procfs = ProcFs::new();
+            // Not reaped yet: once it exits it is a zombie.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let stat = loop {
+                let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+                let stat = parse_stat(&text).unwrap();
+                if stat.state == 'Z' {
+                    break stat;
+                }
+                assert!(Instant::now() < deadline, "child never became a zombie");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(stat.comm, "true");
+            let info = procfs.info(pid).unwrap();
+            assert_eq!(info.exe, None);
+            assert!(info.argv.is_empty());
+            assert_eq!(info.comm, "true");
+            assert_eq!(info.key.start, stat.start_time);
+            child.wait().unwrap();
+            assert!(matches!(
+                procfs.info(pid),
+                Err(LineageError::Vanished { .. })
+            ));
+            assert!(matches!(
+                procfs.key(pid),
+                Err(LineageError::Vanished { .. })
+            ));
+        }
+
+        #[test]
+        fn deleted_executable_of_a_real_process() {
+            let dir = tempfile::tempdir().unwrap();
+            let copy = dir.path().join("sleep-copy");
+            std::fs::copy("/bin/sleep", &copy).unwrap();
+            let mut child = Command::new(&copy).arg("30").spawn().unwrap();
+            std::fs::remove_file(&copy).unwrap();
+            let info = ProcFs::new().info(child.id() as i32);
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let info = info.unwrap();
+            assert_eq!(info.exe.as_deref(), Some(copy.as_path()));
+            assert!(info.exe_deleted);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsers_never_panic_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_stat(&String::from_utf8_lossy(&bytes));
+            let _ = parse_cmdline(&bytes);
+            let _ = split_deleted(PathBuf::from(OsString::from_vec(bytes.clone())));
+            let _ = parse_status_tgid(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn parse_stat_never_panics_on_stat_like_text(line in "[0-9]{0,4} ?\\(?[ -~\\n]{0,40}\\)?[ 0-9A-Z()-]{0,120}") {
+            let _ = parse_stat(&line);
+        }
+
+        #[test]
+        fn stat_round_trips_any_comm(
+            pid in 1..i32::MAX,
+            comm in proptest::collection::vec(1..=255u8, 0..=64),
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 't', 'X', 'I']),
+            ppid in 0..i32::MAX,
+            threads in 1..10_000i64,
+            start in any::<u64>(),
+        ) {
+            let comm = String::from_utf8_lossy(&comm).into_owned();
+            let line = stat_line(pid, &comm, state, ppid, threads, start);
+            let stat = parse_stat(&line).unwrap();
+            prop_assert_eq!(stat, Stat { pid, comm, state, ppid, num_threads: threads, start_time: start });
+        }
+
+        #[test]
+        fn cmdline_round_trips(argv in proptest::collection::vec("[^\\x00]{0,20}", 0..8)) {
+            let mut bytes = Vec::new();
+            for arg in &argv {
+                bytes.extend_from_slice(arg.as_bytes());
+                bytes.push(0);
+            }
+            prop_assert_eq!(parse_cmdline(&bytes), argv);
+        }
+
+        #[test]
+        fn deleted_suffix_round_trips(path in proptest::collection::vec(1..=255u8, 1..60)) {
+            let original = PathBuf::from(OsString::from_vec(path.clone()));
+            let mut marked = path.clone();
+            marked.extend_from_slice(DELETED_SUFFIX);
+            let (stripped, deleted) = split_deleted(PathBuf::from(OsString::from_vec(marked)));
+            prop_assert!(deleted);
+            prop_assert_eq!(stripped, original);
         }
     }
 }
