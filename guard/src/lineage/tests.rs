@@ -415,6 +415,19 @@ mod real {
         }
     }
 
+    /// spawn() returns once the child's exec has replaced its memory, but the kernel fills in
+    /// the new argument area a moment later: until then /proc/PID/cmdline reads empty.
+    fn wait_for_argv(source: &ProcFs, pid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while source.info(pid).unwrap().argv.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} never showed its arguments"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn argv0_renamed_process_is_an_agent() {
         let child = Command::new("sleep")
@@ -427,8 +440,8 @@ mod real {
             children: vec![child],
             orphans: vec![],
         };
-        // spawn() returns after the exec succeeded.
         let source = ProcFs::new();
+        wait_for_argv(&source, pid);
         assert_eq!(
             attribute(pid, &LineageTable::new(), &source, &matcher()),
             agent(pid)
