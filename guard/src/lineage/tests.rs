@@ -472,7 +472,7 @@ mod real {
         };
         let child = wait_for_pid_file(&dir.path().join("child"));
         let orphan = wait_for_pid_file(&dir.path().join("orphan"));
-        started.orphans.push(orphan);
+        started.orphans.extend([child, orphan]);
         let (source, m) = (ProcFs::new(), matcher());
 
         // The foreground child: its parent, the agent, is alive, so the live walk finds it.
@@ -481,9 +481,14 @@ mod real {
             agent(shell_pid)
         );
 
-        // The double-forked, setsid'd grandchild is reparented away from the agent...
+        // The double-forked, setsid'd grandchild loses the agent from its live chain once the
+        // subshell between them exits and it is reparented...
         let deadline = Instant::now() + Duration::from_secs(5);
-        while source.info(orphan).unwrap().ppid == shell_pid {
+        let chain_has_agent = |pid| {
+            let explanation = explain(pid, &source, &m).unwrap();
+            explanation.chain.iter().any(|link| link.pid == shell_pid)
+        };
+        while chain_has_agent(orphan) {
             assert!(Instant::now() < deadline, "the orphan was never reparented");
             std::thread::sleep(Duration::from_millis(10));
         }
