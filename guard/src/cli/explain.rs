@@ -1,7 +1,7 @@
 //! `agent-guard explain [--pid PID] [--json]`: why a process is, or is not, agent-attributed.
 //!
 //! It prints the live parent chain of the process with, for each one, its pid, start time,
-//! executable, argv[0] and comm, and which agent pattern matched which of its names. It only
+//! executable, argv\[0\] and comm, and which agent pattern matched which of its names. It only
 //! reads process information; it never changes anything.
 
 use std::io::Write;

@@ -290,24 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn stat_of_this_process() {
-        let text = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let stat = parse_stat(&text).unwrap();
-        assert_eq!(stat.pid, std::process::id() as i32);
-        assert_eq!(stat.ppid, std::os::unix::process::parent_id() as i32);
-        // The process is named by its main thread, which the test harness keeps waiting;
-        // this thread is the one running.
-        let thread = parse_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
-        assert_eq!(thread.unwrap().state, 'R');
-        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
-        assert_eq!(stat.comm, comm.trim_end_matches('\n'));
-        // The test binary's comm has no spaces, so a naive split agrees on field 22.
-        let naive: Vec<&str> = text.split_whitespace().collect();
-        assert_eq!(stat.start_time.to_string(), naive[21]);
-        assert!(stat.num_threads >= 1);
-    }
-
-    #[test]
     fn comm_is_delimited_by_the_last_paren() {
         let line = stat_line(123, "a) b", 'S', 1, 1, 999);
         let stat = parse_stat(&line).unwrap();
@@ -375,9 +357,6 @@ mod tests {
         // setproctitle without a terminator.
         assert_eq!(parse_cmdline(b"claude: worker"), ["claude: worker"]);
         assert_eq!(parse_cmdline(b"\xffx\x00"), ["\u{fffd}x"]);
-        let own = parse_cmdline(&std::fs::read("/proc/self/cmdline").unwrap());
-        let expected: Vec<String> = std::env::args().collect();
-        assert_eq!(own, expected);
     }
 
     #[test]
@@ -466,6 +445,30 @@ mod tests {
         use super::*;
         use std::process::Command;
         use std::time::{Duration, Instant};
+
+        #[test]
+        fn stat_of_this_process() {
+            let text = std::fs::read_to_string("/proc/self/stat").unwrap();
+            let stat = parse_stat(&text).unwrap();
+            assert_eq!(stat.pid, std::process::id() as i32);
+            assert_eq!(stat.ppid, std::os::unix::process::parent_id() as i32);
+            // The process is named by its main thread, which the test harness keeps waiting;
+            // this thread is the one running.
+            let thread = parse_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+            assert_eq!(thread.unwrap().state, 'R');
+            let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+            assert_eq!(stat.comm, comm.trim_end_matches('\n'));
+            // The test binary's comm has no spaces, so a naive split agrees on field 22.
+            let naive: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(stat.start_time.to_string(), naive[21]);
+            assert!(stat.num_threads >= 1);
+        }
+
+        #[test]
+        fn cmdline_of_this_process() {
+            let own = parse_cmdline(&std::fs::read("/proc/self/cmdline").unwrap());
+            assert_eq!(own, std::env::args().collect::<Vec<_>>());
+        }
 
         #[test]
         fn this_process() {
