@@ -1,1 +1,3 @@
 //! Linux: /proc process source and the seccomp supervisor behind `agent-guard run`.
+
+pub mod procfs;

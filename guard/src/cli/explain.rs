@@ -1,0 +1,142 @@
+//! `agent-guard explain [--pid PID] [--json]`: why a process is, or is not, agent-attributed.
+//!
+//! It prints the live parent chain of the process with, for each one, its pid, start time,
+//! executable, argv\[0\] and comm, and which agent pattern matched which of its names. It only
+//! reads process information; it never changes anything.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::lineage::{explain, AgentMatcher, LineageError, ProcessSource};
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The process to explain [default: the parent of agent-guard, i.e. the shell that ran it].
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The policy whose ai_agent_patterns are used [default: the usual policy search].
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+/// Explain `args.pid` against the policy's `ai_agent_patterns`. Exit status: 0 when the process
+/// was explained (attributed or not), 2 when the pid names no process.
+pub fn run(args: &ExplainArgs, patterns: &[String]) -> anyhow::Result<i32> {
+    let source = process_source()?;
+    run_with(
+        args,
+        patterns,
+        source.as_ref(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+fn run_with(
+    args: &ExplainArgs,
+    patterns: &[String],
+    source: &dyn ProcessSource,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let matcher = AgentMatcher::new(patterns).context("the policy's agent patterns")?;
+    let pid = match args.pid {
+        Some(pid) => pid,
+        None => i32::try_from(std::os::unix::process::parent_id())
+            .context("the parent process id does not fit a pid")?,
+    };
+    match explain(pid, source, &matcher) {
+        Ok(explanation) => {
+            if args.json {
+                serde_json::to_writer_pretty(&mut *out, &explanation)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{explanation}")?;
+            }
+            Ok(0)
+        }
+        Err(error @ (LineageError::Vanished { .. } | LineageError::InvalidPid { .. })) => {
+            writeln!(err, "agent-guard explain: --pid {pid}: {error}")?;
+            Ok(2)
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot explain process {pid}")),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_source() -> anyhow::Result<Box<dyn ProcessSource>> {
+    Ok(Box::new(crate::platform::linux::procfs::ProcFs::new()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_source() -> anyhow::Result<Box<dyn ProcessSource>> {
+    Err(LineageError::Unsupported).context("agent-guard explain")
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::platform::linux::procfs::ProcFs;
+
+    fn explain_cli(pid: Option<i32>, json: bool) -> (i32, String, String) {
+        let args = ExplainArgs {
+            pid,
+            json,
+            policy: None,
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let patterns = ["claude-agent-guard-test".to_string()];
+        let code = run_with(&args, &patterns, &ProcFs::new(), &mut out, &mut err).unwrap();
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn explains_this_process_as_text_and_json() {
+        let pid = std::process::id() as i32;
+        let (code, out, err) = explain_cli(Some(pid), false);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert!(
+            out.starts_with(&format!("pid {pid} is not attributed")),
+            "{out}"
+        );
+        let (code, out, _) = explain_cli(Some(pid), true);
+        assert_eq!(code, 0);
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["pid"], pid);
+        assert_eq!(json["chain"][0]["pid"], pid);
+        assert!(json["agent"].is_null());
+    }
+
+    #[test]
+    fn default_pid_is_the_parent() {
+        let (code, out, _) = explain_cli(None, true);
+        assert_eq!(code, 0);
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["pid"], std::os::unix::process::parent_id());
+    }
+
+    #[test]
+    fn a_missing_pid_exits_2_and_says_so() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        let (code, out, err) = explain_cli(Some(pid), false);
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert!(
+            err.contains(&format!("process {pid} does not exist")),
+            "{err}"
+        );
+        let (code, _, err) = explain_cli(Some(-3), false);
+        assert_eq!(code, 2);
+        assert!(err.contains("invalid pid -3"), "{err}");
+    }
+}
