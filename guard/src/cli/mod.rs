@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod common;
+pub mod explain;
 pub mod policy;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
@@ -28,6 +29,8 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Dry-run one decision: would this operation by this actor be allowed?
     Check(check::CheckArgs),
+    /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
+    Explain(explain::ExplainArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -35,6 +38,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Explain(args) => {
+            let loaded = common::load_policy(args.policy.as_deref())?;
+            explain::run(&args, &loaded.policy.agent_patterns)
+        }
     }
 }
 
