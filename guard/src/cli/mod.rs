@@ -11,6 +11,9 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod common;
 pub mod explain;
+pub mod hook;
+pub mod instructions;
+pub mod override_cmd;
 pub mod policy;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
@@ -31,6 +34,14 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
     Explain(explain::ExplainArgs),
+    /// Ask for, list, approve, deny or revoke temporary overrides of denials.
+    #[command(subcommand)]
+    Override(override_cmd::OverrideCommand),
+    /// Agent feedback shims: explain denials inside the agent's context.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
+    /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
+    Instructions(instructions::InstructionsArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -42,6 +53,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let loaded = common::load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
         }
+        Command::Override(cmd) => override_cmd::run(cmd),
+        Command::Hook(cmd) => hook::run(cmd),
+        Command::Instructions(args) => instructions::run(&args),
     }
 }
 
