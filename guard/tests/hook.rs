@@ -230,7 +230,10 @@ fn write_and_edit_failures_are_explained() {
     assert_eq!(code, 0, "{err}");
     let (event, context) = parse_answer(&out);
     assert_eq!(event, "PostToolUse");
-    assert!(context.contains("b.txt") && !context.contains("a.txt"), "{context}");
+    assert!(
+        context.contains("b.txt") && !context.contains("a.txt"),
+        "{context}"
+    );
 }
 
 #[test]
@@ -238,7 +241,13 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
     let env = Env::new();
     let t = now();
     // Not an ancestor of the hook: another agent's denial.
-    env.append_denial(&unlink_denial("d-a", "/home/dev/project/x", t, 999_999_999, "deny"));
+    env.append_denial(&unlink_denial(
+        "d-a",
+        "/home/dev/project/x",
+        t,
+        999_999_999,
+        "deny",
+    ));
     // Older than the window.
     env.append_denial(&unlink_denial(
         "d-b",
@@ -248,16 +257,32 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
         "deny",
     ));
     // Audit mode allowed it: nothing was blocked.
-    env.append_denial(&unlink_denial("d-c", "/home/dev/project/z", t, me(), "audit"));
+    env.append_denial(&unlink_denial(
+        "d-c",
+        "/home/dev/project/z",
+        t,
+        me(),
+        "audit",
+    ));
     let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
     // A fresh denial of this agent is reported, and only it.
-    env.append_denial(&unlink_denial("d-d", "/home/dev/project/w", t, me(), "deny"));
+    env.append_denial(&unlink_denial(
+        "d-d",
+        "/home/dev/project/w",
+        t,
+        me(),
+        "deny",
+    ));
     let (_, out, _) = env.hook(&data("post_tool_use_failure_bash.json"));
     let (_, context) = parse_answer(&out);
     assert!(context.contains("/home/dev/project/w"), "{context}");
-    for other in ["/home/dev/project/x", "/home/dev/project/y", "/home/dev/project/z"] {
+    for other in [
+        "/home/dev/project/x",
+        "/home/dev/project/y",
+        "/home/dev/project/z",
+    ] {
         assert!(!context.contains(other), "{other} leaked: {context}");
     }
 }
@@ -265,7 +290,13 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
 #[test]
 fn pre_tool_use_is_never_answered() {
     let env = Env::new();
-    env.append_denial(&unlink_denial("d-1", "/home/dev/project/x", now(), me(), "deny"));
+    env.append_denial(&unlink_denial(
+        "d-1",
+        "/home/dev/project/x",
+        now(),
+        me(),
+        "deny",
+    ));
     let (code, out, _) = env.hook(&data("pre_tool_use_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""));
 }
@@ -334,6 +365,9 @@ fn instructions_name_the_hook_and_the_loop() {
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("agent-guard denials --since 2m --json"), "{text}");
+    assert!(
+        text.contains("agent-guard denials --since 2m --json"),
+        "{text}"
+    );
     assert!(!text.contains("PostToolUse"), "{text}");
 }
