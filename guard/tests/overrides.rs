@@ -509,6 +509,36 @@ fn hand_written_spool_files_are_validated_again_at_approval() {
     let (_, out, _) = w.run(&["override", "list"]);
     assert!(out.contains("cannot be approved"), "{out}");
 
+    // Changed after the human listed it: the trail holds what was listed, approve refuses.
+    let id = w.request("docs/old.md", "unlink", "claude:1");
+    let file = w.state.join("requests").join(format!("{id}.json"));
+    let (_, out, _) = w.run(&["override", "list"]);
+    assert!(out.contains(&id), "{out}");
+    let mut req: Request = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    req.path = w.project.join("docs");
+    req.ops.push(agent_guard::engine::OpKind::Rmdir);
+    std::fs::write(&file, serde_json::to_vec(&req).unwrap()).unwrap();
+    let (_, out, _) = w.run(&["override", "list"]);
+    assert!(out.contains("file changed after it was recorded"), "{out}");
+    let (code, _, err) = w.run(&["override", "approve", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("changed after it was recorded"), "{err}");
+    assert!(!w.state.join("grants.json").exists());
+
+    // A decided id cannot come back with new content.
+    // ...but it can be turned down, which removes it.
+    let (code, _, err) = w.run(&["override", "deny", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!file.exists());
+    let id = w.request("docs/old.md", "unlink", "claude:3");
+    let file = w.state.join("requests").join(format!("{id}.json"));
+    let saved = std::fs::read(&file).unwrap();
+    assert_eq!(w.run(&["override", "deny", &id]).0, 0);
+    std::fs::write(&file, saved).unwrap();
+    let (code, _, err) = w.run(&["override", "approve", &id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already decided (deny"), "{err}");
+
     // A symlink in the spool is never followed, an id is never a path.
     let secret = w.home.join(".ssh/id_ed25519");
     std::fs::write(&secret, "KEY").unwrap();

@@ -260,7 +260,7 @@ fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
     let described: Vec<_> = pending
         .iter()
         .map(|entry| match entry {
-            Ok(r) => Ok((r, describe(r, &loaded, &denials))),
+            Ok(r) => Ok((r, describe(r, &loaded, &denials, &store))),
             Err(e) => Err(e),
         })
         .collect();
@@ -303,7 +303,7 @@ fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
                     r.op_set(),
                     printable(&r.path.display().to_string()),
                     human_duration(r.ttl_secs),
-                    r.time,
+                    rfc3339(r.created_at),
                     r.requester
                         .agent
                         .as_deref()
@@ -357,7 +357,12 @@ struct Described {
 
 /// What a human should see next to a request: whether the current policy allows it, the zone
 /// it opens up, and the denial that caused it (named, or the latest one of that path).
-fn describe(r: &Request, loaded: &LoadedPolicy, denials: &[DenialRecord]) -> Described {
+fn describe(
+    r: &Request,
+    loaded: &LoadedPolicy,
+    denials: &[DenialRecord],
+    store: &GrantStore,
+) -> Described {
     let spec = RequestSpec {
         path: r.path.clone(),
         ops: r.ops.clone(),
@@ -372,6 +377,8 @@ fn describe(r: &Request, loaded: &LoadedPolicy, denials: &[DenialRecord]) -> Des
         ),
         Err(e) => (Some(e.to_string()), None),
     };
+    // Changed since it was recorded, or an old id brought back: the same check approve makes.
+    let refusal = refusal.or_else(|| store.pending(&r.id).err().map(|e| e.to_string()));
     let denial = match &r.denial_id {
         Some(id) => denials.iter().rev().find(|d| &d.id == id),
         None => latest_denial_of(denials, &r.path),

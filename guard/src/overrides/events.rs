@@ -66,6 +66,10 @@ pub struct OverrideEvent {
     pub agent: Option<String>,
     /// When the request was filed (unix seconds): the rate limit counts these.
     pub requested_at: u64,
+    /// The lifetime the request asked for (request events), so an approval can check that the
+    /// spooled request is still the one that was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
     /// uid and pid of the process that caused this event.
     pub by_uid: u32,
     pub by_pid: u32,

@@ -70,6 +70,8 @@ pub enum OverrideError {
     NoSuchRequest { id: String },
     #[error("no active grant {id:?} (see `agent-guard override list`)")]
     NoSuchGrant { id: String },
+    #[error("override request {id} cannot be decided: {why}; ask the agent to file a new request")]
+    Tampered { id: String, why: String },
     #[error("{id:?} is not an override id: expected letters, digits and '-' (like r-1a2b3c4d)")]
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]

@@ -68,6 +68,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether `event` (a recorded `request` event) describes this request as it is now: same
+    /// path, operations, reason and lifetime. The spool is agent-writable and the trail is not,
+    /// so this is what binds a human's approval to what was filed and listed.
+    pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
+        event.path == self.path
+            && event.ops == self.op_set().to_string()
+            && event.reason == self.reason
+            && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
+            && event.requested_at == self.created_at
+    }
+
     pub fn op_set(&self) -> OpSet {
         self.ops.iter().copied().collect()
     }
@@ -86,6 +97,7 @@ impl Request {
             denial_id: self.denial_id.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.created_at,
+            ttl_secs: Some(self.ttl_secs),
             by_uid: super::current_uid(),
             by_pid: std::process::id(),
         }

@@ -17,6 +17,9 @@ use crate::engine::{Grant, Grants, OpKind};
 use crate::paths::Locations;
 use crate::policy::Policy;
 
+/// How much of the end of the audit trail an approval reads to find a request's history.
+const TRAIL_TAIL: u64 = 8 << 20;
+
 /// The format version of `grants.json`.
 pub const GRANTS_VERSION: u32 = 1;
 
@@ -79,6 +82,7 @@ impl StoredGrant {
             denial_id: self.denial_id.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.requested_at,
+            ttl_secs: None,
             by_uid: super::current_uid(),
             by_pid: std::process::id(),
         }
@@ -191,9 +195,42 @@ impl GrantStore {
         Ok(out)
     }
 
-    fn pending(&self, id: &str) -> Result<Request, OverrideError> {
-        read_request(&self.locations, id)?
-            .ok_or_else(|| OverrideError::NoSuchRequest { id: id.to_string() })
+    /// Pending request `id`, checked against the audit trail: an id that was already decided
+    /// cannot come back (the agent may write a new file under an old name), and a request that
+    /// changed since its `request` event was recorded (by the human's `list`, or by `request`
+    /// itself) is refused, so a human approves what they saw.
+    pub fn pending(&self, id: &str) -> Result<Request, OverrideError> {
+        let request = read_request(&self.locations, id)?
+            .ok_or_else(|| OverrideError::NoSuchRequest { id: id.to_string() })?;
+        let history: Vec<OverrideEvent> = super::read_recent_events(&self.locations, TRAIL_TAIL)?
+            .into_iter()
+            .filter(|e| e.id == id)
+            .collect();
+        if let Some(done) = history.iter().find(|e| e.event != EventKind::Request) {
+            return Err(OverrideError::Tampered {
+                id: id.to_string(),
+                why: format!(
+                    "it was already decided ({} at {})",
+                    done.event.as_str(),
+                    done.time
+                ),
+            });
+        }
+        if let Some(recorded) = history.iter().rev().find(|e| e.event == EventKind::Request) {
+            if !request.matches_recorded(recorded) {
+                return Err(OverrideError::Tampered {
+                    id: id.to_string(),
+                    why: format!(
+                        "its file changed after it was recorded (recorded: {} under {} for {}s: {:?})",
+                        recorded.ops,
+                        recorded.path.display(),
+                        recorded.ttl_secs.unwrap_or(0),
+                        recorded.reason
+                    ),
+                });
+            }
+        }
+        Ok(request)
     }
 
     /// Approve request `id`: validate it again against `policy` (the spool is agent-writable),
@@ -247,7 +284,10 @@ impl GrantStore {
     /// Turn request `id` down: remove it and record the denial.
     pub fn deny(&self, id: &str, now: u64) -> Result<Request, OverrideError> {
         check_id(id)?;
-        let request = self.pending(id)?;
+        // No trail check: turning down a request, even one changed behind the human's back,
+        // only removes it.
+        let request = read_request(&self.locations, id)?
+            .ok_or_else(|| OverrideError::NoSuchRequest { id: id.to_string() })?;
         // Deciding is a human's act even when it writes no grant: take the lock, so an agent
         // (which may write the spool) cannot "deny" other requests away.
         let expired = self.modify("deny", |file| Ok(prune(file, now)))?;
