@@ -689,6 +689,18 @@ fn live_grants_pick_up_an_approval_and_the_engine_drops_it_at_expiry() {
     assert!(!decide(&event, &agent(), &policy, &live.current(), now()).allows());
 
     let id = w.request("docs/old.md", "unlink", "claude:5");
+    // The watcher records the agent's request as it appears (freezing its content).
+    let spooled = w.state.join("requests").join(format!("{id}.json"));
+    let filed = Instant::now();
+    while w.event_kinds(&id) != ["request"] {
+        assert!(
+            filed.elapsed() < LIVENESS,
+            "the new request was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let req: Request = serde_json::from_slice(&std::fs::read(&spooled).unwrap()).unwrap();
+    assert!(req.recorded);
     let (code, _, err) = w.run(&["override", "approve", &id, "--ttl", "10m"]);
     assert_eq!(code, 0, "{err}");
     let approved = Instant::now();
@@ -710,6 +722,7 @@ fn live_grants_pick_up_an_approval_and_the_engine_drops_it_at_expiry() {
     );
     // At expiry the engine stops honouring it, with no reload.
     let expires = grants.grants[0].expires_at.unwrap();
+    assert_eq!(live.next_expiry(), Some(expires));
     assert!(!decide(&event, &agent(), &policy, &grants, expires).allows());
     assert!(decide(&event, &agent(), &policy, &grants, expires - 1).allows());
 

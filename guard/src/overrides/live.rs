@@ -52,6 +52,22 @@ impl LiveGrants {
         Ok(changed)
     }
 
+    /// The earliest expiry among the grants in force: when the supervisor should call
+    /// [`GrantStore::prune_expired`] to record the expiry in the audit trail. (The engine stops
+    /// honouring the grant at that second regardless.)
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.current()
+            .grants
+            .iter()
+            .filter_map(|g| g.expires_at)
+            .min()
+    }
+
+    /// The store behind these grants (to prune expired grants, record pending requests).
+    pub fn store(&self) -> &GrantStore {
+        &self.store
+    }
+
     pub fn grants_file(&self) -> &Path {
         &self.store.locations.grants
     }
@@ -64,6 +80,10 @@ pub struct GrantWatcher {
 
 /// Watch `grants.json` and reload `live` whenever it changes. `on_event` is told about each
 /// reload that changed the grants (`Ok(true)`) and each failed one (`Err`).
+///
+/// Also watches the requests spool and records each new request in the audit trail as soon as
+/// it appears ([`GrantStore::record_pending_requests`]): run by the supervisor, a process that
+/// may write the trail, this freezes what the agent asked before a human looks at it.
 pub fn watch_grants(
     live: Arc<LiveGrants>,
     on_event: impl Fn(Result<bool, OverrideError>) + Send + 'static,
@@ -75,11 +95,25 @@ pub fn watch_grants(
         .unwrap_or_else(|| PathBuf::from("."));
     // The state dir may not exist before the first approval; watching needs it.
     let _ = super::files::ensure_dir(&dir);
+    let requests_dir = live.store.locations.requests_dir.clone();
+    let _ = super::files::ensure_dir(&requests_dir);
+    let store = live.store.clone();
+    let live_requests_dir = requests_dir.clone();
     let name = file.file_name().map(|n| n.to_os_string());
     let after_start = Arc::clone(&live);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         if event.kind.is_access() {
+            return;
+        }
+        // A new request in the spool: record it now, which freezes its content for the
+        // approval check (the agent may rewrite its file until then).
+        if event
+            .paths
+            .iter()
+            .any(|p| p.parent() == Some(requests_dir.as_path()))
+        {
+            let _ = store.record_pending_requests(now_unix());
             return;
         }
         let ours = event
@@ -95,6 +129,9 @@ pub fn watch_grants(
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    if let Err(e) = watcher.watch(&live_requests_dir, RecursiveMode::NonRecursive) {
+        tracing::warn!("not watching the override requests spool: {e}");
+    }
     // An approval between `LiveGrants::load` and the start of the watch would otherwise be missed.
     let _ = after_start.reload();
     Ok(GrantWatcher { _watcher: watcher })
