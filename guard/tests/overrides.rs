@@ -692,15 +692,19 @@ fn live_grants_pick_up_an_approval_and_the_engine_drops_it_at_expiry() {
     // The watcher records the agent's request as it appears (freezing its content).
     let spooled = w.state.join("requests").join(format!("{id}.json"));
     let filed = Instant::now();
-    while w.event_kinds(&id) != ["request"] {
+    let marked = || {
+        serde_json::from_slice::<Request>(&std::fs::read(&spooled).unwrap())
+            .unwrap()
+            .recorded
+    };
+    while !marked() {
         assert!(
             filed.elapsed() < LIVENESS,
             "the new request was never recorded"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let req: Request = serde_json::from_slice(&std::fs::read(&spooled).unwrap()).unwrap();
-    assert!(req.recorded);
+    assert_eq!(w.event_kinds(&id), ["request"]);
     let (code, _, err) = w.run(&["override", "approve", &id, "--ttl", "10m"]);
     assert_eq!(code, 0, "{err}");
     let approved = Instant::now();
