@@ -166,3 +166,53 @@ pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_never_name_a_path() {
+        for good in ["r-1a2b3c4d", "R-0", "abc"] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../grants",
+            "r/1",
+            "r-1.json",
+            ".r",
+            "r 1",
+            &"a".repeat(65),
+        ] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printable_escapes_terminal_control() {
+        assert_eq!(printable("a\u{1b}[2Kb\nc"), "a\\u{1b}[2Kb\\nc");
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(598), "9m 58s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(3720), "1h 02m");
+        assert_eq!(human_duration(5), "5s");
+    }
+
+    #[test]
+    fn the_agent_variable_refuses_human_commands() {
+        let agent = |k: &str| (k == AGENT_ENV).then(|| "claude:1".to_string());
+        let err = refuse_if_agent("approve", &agent).unwrap_err().to_string();
+        assert!(
+            err.starts_with("agent-guard override approve must be run by a human, not by an agent"),
+            "{err}"
+        );
+        assert!(refuse_if_agent("approve", &|_| None).is_ok());
+        assert!(refuse_if_agent("approve", &|_| Some(String::new())).is_ok());
+    }
+}

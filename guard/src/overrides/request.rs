@@ -501,3 +501,91 @@ pub(super) fn remove_request(locations: &Locations, id: &str) -> Result<(), Over
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str, agent: &str, created_at: u64) -> Request {
+        Request {
+            id: id.into(),
+            path: "/p/x".into(),
+            ops: vec![OpKind::Unlink],
+            reason: "r".into(),
+            ttl_secs: 600,
+            created_at,
+            time: String::new(),
+            denial_id: None,
+            requester: Requester {
+                pid: 1,
+                uid: 1000,
+                agent: Some(agent.into()),
+                cwd: None,
+            },
+            recorded: false,
+        }
+    }
+
+    #[test]
+    fn ops_parse_lists_and_dedupe() {
+        let ops = parse_ops(&["unlink,rmdir".into(), "unlink".into()]).unwrap();
+        assert_eq!(ops, vec![OpKind::Unlink, OpKind::Rmdir]);
+        assert_eq!(parse_ops(&[",".into()]), Err(Refusal::NoOps));
+        assert_eq!(
+            parse_ops(&["unlink,nope".into()]),
+            Err(Refusal::UnknownOp("nope".into()))
+        );
+    }
+
+    #[test]
+    fn rate_limit_counts_per_agent_pending_and_decided() {
+        let limit = RateLimit {
+            max_pending: 2,
+            max_per_minute: 2,
+        };
+        let now = 10_000;
+        // Two pending of agent a: a is at its pending limit, b is not.
+        let pending = [
+            request("r-1", "a", now - 600),
+            request("r-2", "a", now - 500),
+        ];
+        assert!(limit.check("a", &pending, &[], now).is_err());
+        assert!(limit.check("b", &pending, &[], now).is_ok());
+        // Two requests of b decided within the minute still count toward it.
+        let decided: Vec<OverrideEvent> = ["r-3", "r-4"]
+            .iter()
+            .map(|id| request(id, "b", now - 10).event(EventKind::Deny, None, now))
+            .collect();
+        let err = limit.check("b", &[], &decided, now).unwrap_err();
+        assert!(err.contains("in the last minute"), "{err}");
+        // A minute later they do not.
+        assert!(limit.check("b", &[], &decided, now + 60).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_request_binds_its_content() {
+        let r = request("r-1", "a", 5);
+        let recorded = r.event(EventKind::Request, None, 5);
+        assert!(r.matches_recorded(&recorded));
+        for changed in [
+            Request {
+                path: "/p".into(),
+                ..r.clone()
+            },
+            Request {
+                ops: vec![OpKind::Unlink, OpKind::Rmdir],
+                ..r.clone()
+            },
+            Request {
+                ttl_secs: 3600,
+                ..r.clone()
+            },
+            Request {
+                reason: "other".into(),
+                ..r.clone()
+            },
+        ] {
+            assert!(!changed.matches_recorded(&recorded), "{changed:?}");
+        }
+    }
+}
