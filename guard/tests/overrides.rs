@@ -556,6 +556,21 @@ fn hand_written_spool_files_are_validated_again_at_approval() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not an override id"), "{err}");
 
+    // Terminal escapes smuggled into a spool file's keys never reach the human's terminal raw.
+    std::fs::write(
+        w.state.join("requests/r-esc.json"),
+        // JSON's own escape: the key decodes to ESC [2J ESC [H, which serde's
+        // "unknown field" error quotes.
+        r#"{"id": "r-esc", "\u001b[2J\u001b[Happroved": 1}"#,
+    )
+    .unwrap();
+    let (_, out, _) = w.run(&["override", "list"]);
+    assert!(out.contains("(unreadable)"), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let (code, _, err) = w.run(&["override", "approve", "r-esc"]);
+    assert_eq!(code, 1);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+
     // An id inside the file that is not its name is refused.
     let id2 = w.request("docs/x.md", "unlink", "claude:2");
     std::fs::copy(

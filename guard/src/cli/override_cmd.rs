@@ -100,7 +100,8 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
     match result {
         Ok(code) => Ok(code),
         Err(Failure::Refused(e)) => {
-            eprintln!("agent-guard: {e}");
+            // Messages can quote the agent-writable spool (a field name, an id): escape them.
+            eprintln!("agent-guard: {}", printable(&e.to_string()));
             Ok(exit_code(&e))
         }
         Err(Failure::Other(e)) => Err(e),
@@ -330,7 +331,7 @@ fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
                     None => println!("      approve: {}", approve_command(&r.id)),
                 }
             }
-            Err(e) => println!("  (unreadable) {e}"),
+            Err(e) => println!("  (unreadable) {}", printable(&e.to_string())),
         }
     }
     println!("Active grants: {}", active.len());

@@ -93,10 +93,10 @@ pub fn watch_grants(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    // The state dir may not exist before the first approval; watching needs it.
-    let _ = super::files::ensure_dir(&dir);
+    // The state dir may not exist before the first approval; watching needs it, and the agent
+    // cannot create the directories it is allowed to write in.
+    let _ = super::prepare_state_dir(&live.store.locations);
     let requests_dir = live.store.locations.requests_dir.clone();
-    let _ = super::files::ensure_dir(&requests_dir);
     let store = live.store.clone();
     let live_requests_dir = requests_dir.clone();
     let name = file.file_name().map(|n| n.to_os_string());

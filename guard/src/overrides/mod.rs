@@ -83,6 +83,15 @@ pub enum OverrideError {
     },
 }
 
+/// Create the state dir and the two directories an agent writes in (`requests/` and
+/// `hook-cursors/`). The supervisor runs this as the user before the agent starts, because
+/// creating them is a write in the guarded state dir that the agent itself may not make.
+pub fn prepare_state_dir(locations: &crate::paths::Locations) -> Result<(), OverrideError> {
+    files::ensure_dir(&locations.state_dir)?;
+    files::ensure_dir(&locations.requests_dir)?;
+    files::ensure_dir(&crate::feedback::cursor_dir(locations))
+}
+
 /// Refuse early when this process says it belongs to an agent's tree (`AGENT_GUARD_AGENT`).
 ///
 /// A courtesy, not the enforcement: an agent can unset the variable, and then its write of
