@@ -571,6 +571,23 @@ fn hand_written_spool_files_are_validated_again_at_approval() {
     assert_eq!(code, 1);
     assert!(!err.contains('\u{1b}'), "{err:?}");
 
+    // The spool replaced by a symlink (to a directory holding a request-shaped file) is not
+    // used: a human's deny would otherwise unlink files wherever it points.
+    let id3 = w.request("docs/y.md", "unlink", "claude:4");
+    let elsewhere = w.home.join("elsewhere");
+    std::fs::rename(w.state.join("requests"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, w.state.join("requests")).unwrap();
+    for cmd in ["approve", "deny"] {
+        let (code, _, err) = w.run(&["override", cmd, &id3]);
+        assert_eq!(code, 1, "{cmd}: {err}");
+        assert!(err.contains("expected a directory"), "{cmd}: {err}");
+    }
+    assert!(elsewhere.join(format!("{id3}.json")).exists());
+    let (code, _, err) = w.run(&["override", "list"]);
+    assert_eq!(code, 1, "{err}");
+    std::fs::remove_file(w.state.join("requests")).unwrap();
+    std::fs::rename(&elsewhere, w.state.join("requests")).unwrap();
+
     // An id inside the file that is not its name is refused.
     let id2 = w.request("docs/x.md", "unlink", "claude:2");
     std::fs::copy(

@@ -331,9 +331,17 @@ impl RateLimit {
 }
 
 /// The file of request `id` in the spool.
+///
+/// The spool directory itself must be a real directory: if an agent could replace it with a
+/// symlink, a human's command would read, rewrite and remove files wherever it points.
+/// (`O_NOFOLLOW` only guards the last component of a path.)
 pub(super) fn request_file(locations: &Locations, id: &str) -> Result<PathBuf, OverrideError> {
     check_id(id)?;
-    Ok(locations.requests_dir.join(format!("{id}.json")))
+    let dir = &locations.requests_dir;
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink() || !m.is_dir()) {
+        return Err(OverrideError::NotADirectory { path: dir.clone() });
+    }
+    Ok(dir.join(format!("{id}.json")))
 }
 
 /// Read one request file; `Ok(None)` when it does not exist. The id inside must match the name.
@@ -365,6 +373,9 @@ pub fn load_pending(
     locations: &Locations,
 ) -> Result<Vec<Result<Request, OverrideError>>, OverrideError> {
     let dir = &locations.requests_dir;
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(OverrideError::NotADirectory { path: dir.clone() });
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -376,9 +387,6 @@ pub fn load_pending(
             })
         }
     };
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(OverrideError::NotADirectory { path: dir.clone() });
-    }
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
