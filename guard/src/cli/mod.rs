@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod common;
+pub mod demo;
 pub mod explain;
 pub mod policy;
 
@@ -29,6 +30,9 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Dry-run one decision: would this operation by this actor be allowed?
     Check(check::CheckArgs),
+    /// A self-contained tour: a scripted agent tries destructive and harmless things under the
+    /// supervisor in a throwaway home; prints what was blocked and why.
+    Demo(demo::DemoArgs),
     /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
     Explain(explain::ExplainArgs),
 }
@@ -38,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Explain(args) => {
             let loaded = common::load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
