@@ -6,10 +6,15 @@
 out=""
 prev=""
 for arg in "$@"; do
+  case "$arg" in
+    # cc-rs asks whether this is MSVC: it is not.
+    "-?") exit 1 ;;
+    # cc-rs's compiler-family probe preprocesses a file and looks for the family's name.
+    -E) echo '"clang"'; echo '"clang"' >&2; exit 0 ;;
+    -o?*) out="${arg#-o}" ;;
+  esac
   if [ "$prev" = "-o" ]; then out="$arg"; fi
-  case "$arg" in -o?*) out="${arg#-o}" ;; esac
   prev="$arg"
 done
-# Preprocessor probes (-E) write to stdout; print nothing.
 if [ -n "$out" ]; then : > "$out"; fi
 exit 0

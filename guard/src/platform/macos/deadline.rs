@@ -67,6 +67,8 @@ pub struct DeadlineCounters {
     pub budget_exceeded: AtomicU64,
     /// Decisions the engine made in time.
     pub decided: AtomicU64,
+    /// Messages ES could not describe completely (a truncated path): fail mode.
+    pub unreadable: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -75,6 +77,7 @@ pub struct DeadlineSnapshot {
     pub arrived_late: u64,
     pub budget_exceeded: u64,
     pub decided: u64,
+    pub unreadable: u64,
 }
 
 /// How one message was answered, for the counters.
@@ -83,6 +86,7 @@ pub enum Outcome {
     ArrivedLate,
     BudgetExceeded,
     Decided,
+    Unreadable,
 }
 
 impl DeadlineCounters {
@@ -91,6 +95,7 @@ impl DeadlineCounters {
             Outcome::ArrivedLate => &self.arrived_late,
             Outcome::BudgetExceeded => &self.budget_exceeded,
             Outcome::Decided => &self.decided,
+            Outcome::Unreadable => &self.unreadable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -100,13 +105,14 @@ impl DeadlineCounters {
             arrived_late: self.arrived_late.load(Ordering::Relaxed),
             budget_exceeded: self.budget_exceeded.load(Ordering::Relaxed),
             decided: self.decided.load(Ordering::Relaxed),
+            unreadable: self.unreadable.load(Ordering::Relaxed),
         }
     }
 
     /// Answers given by fail mode rather than by the engine.
     pub fn misses(&self) -> u64 {
         let s = self.snapshot();
-        s.arrived_late + s.budget_exceeded
+        s.arrived_late + s.budget_exceeded + s.unreadable
     }
 }
 
@@ -173,14 +179,16 @@ mod tests {
         c.record(Outcome::ArrivedLate);
         c.record(Outcome::BudgetExceeded);
         c.record(Outcome::BudgetExceeded);
+        c.record(Outcome::Unreadable);
         assert_eq!(
             c.snapshot(),
             DeadlineSnapshot {
                 arrived_late: 1,
                 budget_exceeded: 2,
-                decided: 1
+                decided: 1,
+                unreadable: 1,
             }
         );
-        assert_eq!(c.misses(), 3);
+        assert_eq!(c.misses(), 4);
     }
 }

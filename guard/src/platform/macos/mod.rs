@@ -21,10 +21,19 @@
 //! (policy, engine, lineage) implements it; this module only delivers facts and asks questions.
 
 pub mod deadline;
+pub mod decision;
 pub mod mapping;
 pub mod muting;
 pub mod procinfo;
 pub mod start;
+
+#[cfg(target_os = "macos")]
+pub mod es;
+#[cfg(target_os = "macos")]
+pub mod sys;
+
+#[cfg(target_os = "macos")]
+pub use es::run_daemon;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -91,10 +100,34 @@ pub trait EsHandler: Send + Sync {
     /// Decide one neutral event. `inspect` reads live process facts (argv[0], parent walk) when
     /// the actor is not yet known to the lineage table.
     fn decide(&self, actor: &ActorFacts, event: &Event, inspect: &dyn ProcessInspector) -> Verdict;
-    /// Zones and guard files: what the file client asks the kernel to deliver.
-    fn muting_selection(&self) -> MutingSelection;
+    /// Zones and guard files: what the file client asks the kernel to deliver. Called at start
+    /// and on every [`DaemonControl::refresh_muting`].
+    fn watched_roots(&self) -> MutingRoots;
     /// The policy's fail mode: deny (true) or allow (false) when no decision can be made in time.
     fn fail_closed(&self) -> bool;
+}
+
+/// The paths the policy is about, as input to [`muting::selection`].
+///
+/// Roots are absolute and expanded: in the system-wide policy `~` means every user's home, so
+/// `~/src` becomes `/Users/a/src`, `/Users/b/src`, ... The daemon adds
+/// [`default_guard_files`] itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MutingRoots {
+    /// Protected, read-only and secret zone roots, and temporary-override paths need not be
+    /// listed (they only allow what a zone would deny).
+    pub zone_roots: Vec<PathBuf>,
+    /// The policy file, the overrides store, the logs, the binary, the LaunchDaemon plist.
+    pub guard_files: Vec<PathBuf>,
+}
+
+impl MutingRoots {
+    /// The selection for these roots plus the default guard files.
+    pub fn selection(&self, case_insensitive: bool) -> MutingSelection {
+        let mut guard = self.guard_files.clone();
+        guard.extend(default_guard_files());
+        muting::selection(&self.zone_roots, &guard, case_insensitive)
+    }
 }
 
 /// A command to the running daemon.
@@ -123,12 +156,12 @@ impl DaemonControl {
     }
 }
 
-/// The receiving side, consumed by `run_daemon`.
+/// The receiving side, consumed by `run_daemon` (macOS only; elsewhere it is never read).
 #[derive(Debug)]
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
 pub struct DaemonCommands {
     pub(crate) rx: mpsc::Receiver<DaemonCommand>,
     /// Kept so the daemon's own signal thread can send `Stop`.
-    #[cfg_attr(not(target_os = "macos"), allow(dead_code))]
     pub(crate) tx: mpsc::Sender<DaemonCommand>,
 }
 
@@ -192,6 +225,25 @@ mod tests {
         assert_eq!(commands.rx.recv().unwrap(), DaemonCommand::Stop);
         drop(commands);
         assert!(!control.stop());
+    }
+
+    #[test]
+    fn roots_selection_always_includes_the_guard_files() {
+        let roots = MutingRoots {
+            zone_roots: vec![PathBuf::from("/Users/a/src")],
+            guard_files: vec![],
+        };
+        let sel = roots.selection(true);
+        assert!(sel.prefixes.contains(&PathBuf::from("/Users/a/src")));
+        assert!(sel
+            .prefixes
+            .contains(&PathBuf::from("/private/etc/agent-guard/policy.json")));
+        assert!(sel
+            .prefixes
+            .contains(&PathBuf::from("/usr/local/bin/agent-guard")));
+        assert!(sel
+            .literals
+            .contains(&PathBuf::from("/Library/LaunchDaemons")));
     }
 
     #[test]

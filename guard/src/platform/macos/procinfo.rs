@@ -248,7 +248,7 @@ mod tests {
         let mut buf = argc.to_ne_bytes().to_vec();
         buf.extend_from_slice(exec_path.as_bytes());
         buf.push(0);
-        buf.extend(std::iter::repeat(0).take(pad));
+        buf.resize(buf.len() + pad, 0);
         for a in argv {
             buf.extend_from_slice(a.as_bytes());
             buf.push(0);

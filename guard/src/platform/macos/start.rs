@@ -19,8 +19,10 @@ pub enum StartError {
     Rejected(String),
     #[error("agent-guard daemon needs macOS 13 or later, this is macOS {0}: upgrade macOS or use `agent-guard run` on Linux")]
     UnsupportedOs(String),
-    #[error("could not set up the daemon: {0}")]
+    #[error("could not set up the daemon ({0}): check the system log for Endpoint Security errors and restart the daemon")]
     Setup(String),
+    #[error("an Endpoint Security thread stopped unexpectedly ({0}): launchd restarts the daemon by itself, report it if it repeats")]
+    ThreadFailed(String),
 }
 
 impl StartError {
@@ -30,7 +32,7 @@ impl StartError {
         match self {
             StartError::NotEntitled | StartError::NotPermitted | StartError::NotPrivileged => 77,
             StartError::UnsupportedOs(_) | StartError::TooManyClients => 78,
-            StartError::Rejected(_) | StartError::Setup(_) => 70,
+            StartError::Rejected(_) | StartError::Setup(_) | StartError::ThreadFailed(_) => 70,
         }
     }
 }
@@ -69,6 +71,7 @@ mod tests {
             StartError::Rejected("internal".into()),
             StartError::UnsupportedOs("12.7".into()),
             StartError::Setup("spawn failed".into()),
+            StartError::ThreadFailed("panic".into()),
         ];
         for e in &all {
             let text = e.to_string();
