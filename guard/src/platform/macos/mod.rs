@@ -192,6 +192,9 @@ pub fn default_guard_files() -> Vec<PathBuf> {
         [
             crate::paths::SYSTEM_POLICY,
             "/usr/local/bin/agent-guard",
+            // Where nix/darwin-module.nix installs the signed bundle when a provisioning
+            // profile is given.
+            "/Library/Application Support/agent-guard",
             "/Library/LaunchDaemons/com.agent-guard.daemon.plist",
             "/var/log/agent-guard",
         ]
