@@ -93,7 +93,7 @@ pub fn run_daemon(handler: Arc<dyn EsHandler>, commands: DaemonCommands) -> Resu
     })?;
     let shared = Arc::new(Shared {
         handler,
-        counters: DeadlineCounters::default(),
+        counters: commands.counters.clone(),
         timebase: sys::timebase(),
         mapping: MappingContext {
             guard: identity(&own_token),
@@ -101,7 +101,7 @@ pub fn run_daemon(handler: Arc<dyn EsHandler>, commands: DaemonCommands) -> Resu
         own_token,
     });
 
-    let DaemonCommands { rx, tx } = commands;
+    let DaemonCommands { rx, tx, .. } = commands;
     let (process_stop_tx, process_stop_rx) = mpsc::channel::<()>();
 
     let (ready_tx, ready_rx) = mpsc::channel::<(&'static str, Result<(), StartError>)>();
@@ -177,7 +177,7 @@ pub fn run_daemon(handler: Arc<dyn EsHandler>, commands: DaemonCommands) -> Resu
 /// State shared by both clients.
 struct Shared {
     handler: Arc<dyn EsHandler>,
-    counters: DeadlineCounters,
+    counters: Arc<DeadlineCounters>,
     timebase: Timebase,
     mapping: MappingContext,
     own_token: AuditToken,

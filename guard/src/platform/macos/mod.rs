@@ -36,7 +36,7 @@ pub mod sys;
 pub use es::run_daemon;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use crate::engine::{Event, Verdict};
 
@@ -143,6 +143,7 @@ pub enum DaemonCommand {
 #[derive(Clone, Debug)]
 pub struct DaemonControl {
     tx: mpsc::Sender<DaemonCommand>,
+    counters: Arc<DeadlineCounters>,
 }
 
 impl DaemonControl {
@@ -154,6 +155,11 @@ impl DaemonControl {
     pub fn stop(&self) -> bool {
         self.tx.send(DaemonCommand::Stop).is_ok()
     }
+    /// How many answers came from the engine and how many from the fail mode (for `status`
+    /// and periodic logging).
+    pub fn deadline_counters(&self) -> deadline::DeadlineSnapshot {
+        self.counters.snapshot()
+    }
 }
 
 /// The receiving side, consumed by `run_daemon` (macOS only; elsewhere it is never read).
@@ -163,12 +169,21 @@ pub struct DaemonCommands {
     pub(crate) rx: mpsc::Receiver<DaemonCommand>,
     /// Kept so the daemon's own signal thread can send `Stop`.
     pub(crate) tx: mpsc::Sender<DaemonCommand>,
+    /// Shared with [`DaemonControl::deadline_counters`].
+    pub(crate) counters: Arc<DeadlineCounters>,
 }
 
 /// A connected pair: give the control to the policy reloader, the commands to `run_daemon`.
 pub fn daemon_control() -> (DaemonControl, DaemonCommands) {
     let (tx, rx) = mpsc::channel();
-    (DaemonControl { tx: tx.clone() }, DaemonCommands { rx, tx })
+    let counters = Arc::new(DeadlineCounters::default());
+    (
+        DaemonControl {
+            tx: tx.clone(),
+            counters: counters.clone(),
+        },
+        DaemonCommands { rx, tx, counters },
+    )
 }
 
 /// The basename of an executable cut to the kernel's `MAXCOMLEN` (16 bytes), which is how XNU
@@ -226,6 +241,8 @@ mod tests {
         assert!(control.stop());
         assert_eq!(commands.rx.recv().unwrap(), DaemonCommand::RefreshMuting);
         assert_eq!(commands.rx.recv().unwrap(), DaemonCommand::Stop);
+        commands.counters.record(deadline::Outcome::BudgetExceeded);
+        assert_eq!(control.deadline_counters().budget_exceeded, 1);
         drop(commands);
         assert!(!control.stop());
     }
