@@ -189,7 +189,7 @@ mod tests {
     impl EsHandler for ZoneHandler {
         fn on_fork(&self, _: &ActorFacts, _: &ActorFacts) {}
         fn on_exit(&self, _: ProcessIdentity) {}
-        fn on_exec(&self, _: &ActorFacts, _: &Path, _: &[String]) {}
+        fn on_exec(&self, _: ProcessIdentity, _: &ActorFacts, _: &Path, _: &[String]) {}
         fn decide(&self, _: &ActorFacts, event: &Event, _: &dyn ProcessInspector) -> Verdict {
             thread::sleep(self.delay);
             self.asked.lock().unwrap().push(event.action.clone());

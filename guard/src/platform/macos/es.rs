@@ -62,9 +62,11 @@ const FILE_EVENTS: [es_event_type_t; 9] = [
 ];
 
 /// What the process client subscribes to.
-const PROCESS_EVENTS: [es_event_type_t; 4] = [
+const PROCESS_EVENTS: [es_event_type_t; 5] = [
     es_event_type_t::ES_EVENT_TYPE_AUTH_EXEC,
     es_event_type_t::ES_EVENT_TYPE_AUTH_SIGNAL,
+    // task_for_pid on the daemon (a root agent could suspend or inject into it).
+    es_event_type_t::ES_EVENT_TYPE_AUTH_GET_TASK,
     es_event_type_t::ES_EVENT_TYPE_NOTIFY_FORK,
     es_event_type_t::ES_EVENT_TYPE_NOTIFY_EXIT,
 ];
@@ -443,11 +445,22 @@ fn on_process_message(
             };
             if allow {
                 // Before answering, so the new image is attributed before it can act.
-                let facts = actor_facts(&target);
-                shared
-                    .handler
-                    .on_exec(&facts, exe.as_deref().unwrap_or(Path::new("")), &args);
+                let before = identity(&message.process().audit_token());
+                let after = actor_facts(&target);
+                shared.handler.on_exec(
+                    before,
+                    &after,
+                    exe.as_deref().unwrap_or(Path::new("")),
+                    &args,
+                );
             }
+            respond(client, &message, false, allow);
+        }
+        EsEvent::AuthGetTask(get_task) => {
+            let request = EsRequest::TaskPort {
+                target: identity(&get_task.target().audit_token()),
+            };
+            let allow = decide(shared, worker, &message, &request);
             respond(client, &message, false, allow);
         }
         EsEvent::AuthSignal(signal) => {

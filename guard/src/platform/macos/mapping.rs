@@ -95,6 +95,8 @@ pub enum EsRequest {
         target: ProcessIdentity,
         signal: i32,
     },
+    /// AUTH_GET_TASK: `task_for_pid` (debuggers, injection), which can stop or rewrite a process.
+    TaskPort { target: ProcessIdentity },
 }
 
 /// What the mapping needs to know about the daemon itself.
@@ -247,6 +249,17 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
                 // reused its pid after a restart.
                 target_is_guard: *target == ctx.guard,
             }]
+        }
+        // Only the daemon's own task port matters; debuggers elsewhere are none of our business.
+        EsRequest::TaskPort { target } => {
+            if *target == ctx.guard {
+                vec![Action::Signal {
+                    target_pid: target.pid,
+                    target_is_guard: true,
+                }]
+            } else {
+                Vec::new()
+            }
         }
     }
 }
@@ -599,5 +612,26 @@ mod tests {
             &CTX,
         );
         assert!(probe.is_empty());
+    }
+
+    #[test]
+    fn task_port_of_the_daemon_is_a_guard_signal_and_nothing_else_is_asked() {
+        assert_eq!(
+            actions_for(&EsRequest::TaskPort { target: GUARD }, &CTX),
+            vec![Action::Signal {
+                target_pid: 77,
+                target_is_guard: true
+            }]
+        );
+        let debugger = actions_for(
+            &EsRequest::TaskPort {
+                target: ProcessIdentity {
+                    pid: 500,
+                    pidversion: 1,
+                },
+            },
+            &CTX,
+        );
+        assert!(debugger.is_empty());
     }
 }

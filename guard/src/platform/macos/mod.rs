@@ -94,9 +94,11 @@ pub trait EsHandler: Send + Sync {
     fn on_fork(&self, parent: &ActorFacts, child: &ActorFacts);
     /// NOTIFY_EXIT: forget the process.
     fn on_exit(&self, process: ProcessIdentity);
-    /// An AUTH_EXEC that was allowed: the process now runs `exe` with `argv`; re-check agent
-    /// patterns against it. `process` is the identity after exec (new pidversion).
-    fn on_exec(&self, process: &ActorFacts, exe: &Path, argv: &[String]);
+    /// An AUTH_EXEC that was allowed: the process now runs `exe` with `argv`. `before` is the
+    /// identity that asked (the old image); `after` is the new image, whose pidversion differs,
+    /// so the lineage entry must move from `before` to `after.process`, keep its taint, and
+    /// re-check agent patterns against the new image.
+    fn on_exec(&self, before: ProcessIdentity, after: &ActorFacts, exe: &Path, argv: &[String]);
     /// Decide one neutral event. `inspect` reads live process facts (argv[0], parent walk) when
     /// the actor is not yet known to the lineage table.
     fn decide(&self, actor: &ActorFacts, event: &Event, inspect: &dyn ProcessInspector) -> Verdict;
