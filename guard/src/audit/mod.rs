@@ -15,6 +15,8 @@
 pub mod denials;
 pub mod duration;
 pub mod record;
+pub mod schema;
+pub mod store;
 
 pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
@@ -22,3 +24,8 @@ pub use denials::{
 };
 pub use duration::{parse_duration, parse_time_bound, DurationError};
 pub use record::{rfc3339_millis, Decision, DenialRecord};
+pub use store::{
+    AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
+    DecisionRecord, EnforcementMode, ExportFormat, OverrideEvent, OverrideEventKind, Retention,
+    StoredDecision, StoredOverride, VerdictKind,
+};
