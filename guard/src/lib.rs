@@ -9,6 +9,7 @@
 //! Every kernel boundary lives in [`platform`]. The engine does no I/O at all.
 
 pub mod audit;
+pub mod cli;
 pub mod engine;
 pub mod feedback;
 pub mod lineage;
