@@ -571,7 +571,7 @@ pub fn log_files(path: &Path) -> Result<Vec<PathBuf>, DenialLogError> {
             numbered.push((n, entry.path()));
         }
     }
-    numbered.sort_by(|a, b| b.0.cmp(&a.0));
+    numbered.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
     let mut files: Vec<PathBuf> = numbered.into_iter().map(|(_, p)| p).collect();
     if fs::symlink_metadata(path).is_ok() {
         files.push(path.to_path_buf());

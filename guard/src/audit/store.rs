@@ -470,14 +470,17 @@ impl AuditStore {
 
     /// Queue a decision, or hand it back when the queue is full (not counted as dropped: the
     /// caller decides). For producers that can wait, like the benchmark and importers.
-    pub fn try_record_decision(&self, record: DecisionRecord) -> Result<(), DecisionRecord> {
+    pub fn try_record_decision(
+        &self,
+        record: DecisionRecord,
+    ) -> Result<(), Box<DecisionRecord>> {
         let Some(sender) = &self.sender else {
-            return Err(record);
+            return Err(Box::new(record));
         };
         match sender.try_send(Message::Decision(Box::new(record))) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(Message::Decision(r)))
-            | Err(TrySendError::Disconnected(Message::Decision(r))) => Err(*r),
+            | Err(TrySendError::Disconnected(Message::Decision(r))) => Err(r),
             Err(_) => unreachable!("a decision message comes back as itself"),
         }
     }
