@@ -20,6 +20,13 @@
 //!   queued in the writer and is retried, up to [`MAX_PENDING_LINES`]; beyond that new lines are
 //!   dropped and counted. Nothing is lost silently.
 //!
+//! - Several writers on one file (two `agent-guard run` supervisors sharing a state dir): each
+//!   takes the file's size from `fstat` before a line and reopens when the inode at the path is
+//!   no longer its own, so after one of them rotates the others follow. What remains open: two
+//!   writers deciding to rotate at the same instant rotate twice (one file holds few lines) and
+//!   a line written by another writer between its `fstat` and the rename lands in `.1`; no line
+//!   is lost or split either way.
+//!
 //! fsync policy: the writer calls `fsync` on the old file before each rotation and on the live
 //! file at shutdown (drop), never per line. Per-line fsync would cost milliseconds per denial
 //! on a laptop SSD, and during a burst (an agent running `rm -rf` over a protected tree) it would

@@ -266,8 +266,9 @@ fn unix_millis(t: SystemTime) -> i64 {
         .as_millis() as i64
 }
 
-/// How long the audit trail is kept. `None` means no limit of that kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How long the audit trail is kept. `None` means no limit of that kind. (No serde here: the
+/// policy file spells these its own way and converts.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {
     /// Delete records older than this.
     pub max_age: Option<Duration>,
@@ -588,7 +589,12 @@ fn open_for_writing(path: &Path) -> Result<Connection, AuditStoreError> {
     // loss can lose the last transactions but never corrupts the database or splits a row.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
-    conn.pragma_update(None, "cache_size", -16_384i64)
+    // 32 MB of page cache: the filter indexes of a million rows stay mostly in memory, which is
+    // what keeps inserts into the path index (random positions) fast.
+    conn.pragma_update(None, "cache_size", -32_768i64)
+        .map_err(open_err)?;
+    // Checkpoint every 16 MB of WAL rather than 4 MB: fewer fsyncs under a burst.
+    conn.pragma_update(None, "wal_autocheckpoint", 4000i64)
         .map_err(open_err)?;
     conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024i64)
         .map_err(open_err)?;
