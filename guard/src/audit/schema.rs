@@ -41,6 +41,11 @@ CREATE INDEX overrides_time ON overrides (time_ms);
 /// Version 2: the enforcement mode and policy version of each decision (rows from version 1 were
 /// all enforce-mode, policy unknown), and one index per query filter. Each filter index ends
 /// with `time_ms` so that "newest N matching" is a backwards index scan, not a sort.
+///
+/// The path index leads with the day (`time_ms / 86400000`): an index on the path alone takes
+/// each insert at a random place in the whole index, so every batch dirtied (and wrote to the
+/// WAL) thousands of pages and inserts ran 3-4 times slower. Led by the day, inserts land in
+/// today's small slice; a path query walks the days newest first (see `AuditReader::query`).
 pub const V2: &str = "
 ALTER TABLE decisions ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce'
     CHECK (mode IN ('enforce', 'audit'));
@@ -48,7 +53,7 @@ ALTER TABLE decisions ADD COLUMN policy_version TEXT NOT NULL DEFAULT '';
 CREATE INDEX decisions_agent_time   ON decisions (agent, time_ms);
 CREATE INDEX decisions_op_time      ON decisions (op, time_ms);
 CREATE INDEX decisions_verdict_time ON decisions (verdict, time_ms);
-CREATE INDEX decisions_path_time    ON decisions (path, time_ms);
+CREATE INDEX decisions_day_path     ON decisions (time_ms / 86400000, path, time_ms);
 ";
 
 pub const MIGRATIONS: &[&str] = &[V1, V2];

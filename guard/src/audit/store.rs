@@ -471,10 +471,7 @@ impl AuditStore {
 
     /// Queue a decision, or hand it back when the queue is full (not counted as dropped: the
     /// caller decides). For producers that can wait, like the benchmark and importers.
-    pub fn try_record_decision(
-        &self,
-        record: DecisionRecord,
-    ) -> Result<(), Box<DecisionRecord>> {
+    pub fn try_record_decision(&self, record: DecisionRecord) -> Result<(), Box<DecisionRecord>> {
         let Some(sender) = &self.sender else {
             return Err(Box::new(record));
         };
@@ -1015,6 +1012,24 @@ fn query_sql(q: &AuditQuery) -> (String, Filters) {
     (sql, filters)
 }
 
+/// The day buckets of the path index (`schema::V2`); the expression must stay identical to the
+/// index's for SQLite to use it.
+const DAY_MS: i64 = 86_400_000;
+
+/// With a path filter: the ids of the newest matching decisions of one day (`?{n}` the day,
+/// `?{n+1}` how many are still wanted), through the day-led path index.
+fn path_day_sql(q: &AuditQuery) -> (String, Filters, usize) {
+    let filters = Filters::new(q, true, true);
+    let n = filters.params.len() + 1;
+    let sql = format!(
+        "SELECT id FROM decisions {} AND time_ms / 86400000 = ?{n} \
+         ORDER BY time_ms DESC, id DESC LIMIT ?{}",
+        filters.where_sql(),
+        n + 1
+    );
+    (sql, filters, n)
+}
+
 /// Decisions and override events in time order, walking the time indexes (no sort).
 fn export_sql(q: &AuditQuery) -> ((String, Filters), (String, Filters)) {
     let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
@@ -1089,10 +1104,75 @@ impl AuditReader {
 
     /// The newest decisions matching `q` (newest first), at most `q.limit` (default 100).
     pub fn query(&self, q: &AuditQuery) -> Result<Vec<StoredDecision>, AuditStoreError> {
+        let has_path = q
+            .path_prefix
+            .as_deref()
+            .is_some_and(|p| !p.trim_end_matches('/').is_empty());
+        if has_path {
+            return self.query_by_path(q);
+        }
         let (sql, filters) = query_sql(q);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
         let rows = stmt
             .query_map(filters.param_refs().as_slice(), decision_from_row)
+            .map_err(self.query_err())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.query_err())
+    }
+
+    /// A query with a path filter: day by day, newest first, until `limit` ids are found, then
+    /// whole rows for those ids. Costs one index probe per day that holds no match (about
+    /// 10-20 µs each), so a path that matches nothing in a year of retained records costs a few
+    /// milliseconds.
+    fn query_by_path(&self, q: &AuditQuery) -> Result<Vec<StoredDecision>, AuditStoreError> {
+        let limit = q.limit.unwrap_or(100);
+        let (first, last): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT min(time_ms), max(time_ms) FROM decisions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(self.query_err())?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(Vec::new());
+        };
+        let lo = q.since_ms.map_or(first, |s| s.max(first));
+        let hi = q.until_ms.map_or(last, |u| u.saturating_sub(1).min(last));
+        let mut ids: Vec<i64> = Vec::new();
+        if lo <= hi && limit > 0 {
+            let (sql, filters, _) = path_day_sql(q);
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(self.query_err())?;
+            // `/` truncates like SQLite's integer division.
+            for day in (lo / DAY_MS..=hi / DAY_MS).rev() {
+                let wanted = (limit - ids.len()) as i64;
+                let mut params = filters.param_refs();
+                params.push(&day);
+                params.push(&wanted);
+                let found = stmt
+                    .query_map(params.as_slice(), |r| r.get::<_, i64>(0))
+                    .map_err(self.query_err())?;
+                for id in found {
+                    ids.push(id.map_err(self.query_err())?);
+                }
+                if ids.len() >= limit {
+                    break;
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id_list = serde_json::to_string(&ids).expect("a list of integers serializes");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions \
+                 WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY time_ms DESC, id DESC"
+            ))
+            .map_err(self.query_err())?;
+        let rows = stmt
+            .query_map([id_list], decision_from_row)
             .map_err(self.query_err())?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.query_err())

@@ -79,7 +79,7 @@ fn migrates_an_empty_database_to_the_latest_version() {
         "decisions_agent_time",
         "decisions_op_time",
         "decisions_verdict_time",
-        "decisions_path_time",
+        "decisions_day_path",
         "overrides_time",
     ] {
         assert!(indexes.contains(index), "{index} missing: {indexes:?}");
@@ -172,8 +172,10 @@ fn queries_match_an_in_memory_oracle() {
     let path = dir.path().join("audit.db");
     let s = store(&path);
     let base = 1_700_000_000_000i64;
+    // Ten minutes apart: about two weeks, so that path queries cross day buckets.
+    const STEP: i64 = 600_000;
     let all: Vec<DecisionRecord> = (0..2000)
-        .map(|i| decision(i, base + i as i64 * 7))
+        .map(|i| decision(i, base + i as i64 * STEP))
         .collect();
     for d in &all {
         s.record_decision(d.clone());
@@ -203,15 +205,31 @@ fn queries_match_an_in_memory_oracle() {
             ..Default::default()
         },
         AuditQuery {
-            since_ms: Some(base + 7000),
-            until_ms: Some(base + 7700),
+            since_ms: Some(base + 1000 * STEP),
+            until_ms: Some(base + 1100 * STEP),
+            ..Default::default()
+        },
+        AuditQuery {
+            path_prefix: Some("/a/proj".into()),
+            since_ms: Some(base + 300 * STEP + 1),
+            until_ms: Some(base + 1700 * STEP),
+            limit: Some(150),
+            ..Default::default()
+        },
+        AuditQuery {
+            path_prefix: Some("/a/project2/f21".into()),
+            ..Default::default()
+        },
+        AuditQuery {
+            path_prefix: Some("/a/proj".into()),
+            limit: Some(0),
             ..Default::default()
         },
         AuditQuery {
             agent: Some("claude".into()),
             verdict: Some(VerdictKind::Audit),
             path_prefix: Some("/b".into()),
-            since_ms: Some(base + 100),
+            since_ms: Some(base + 100 * STEP),
             limit: Some(7),
             ..Default::default()
         },
@@ -233,7 +251,11 @@ fn queries_match_an_in_memory_oracle() {
             .filter(|d| q.agent.as_deref().map_or(true, |a| d.agent == a))
             .filter(|d| q.op.map_or(true, |o| d.op == o))
             .filter(|d| q.verdict.map_or(true, |v| d.verdict == v))
-            .filter(|d| prefix.map_or(true, |p| d.path == p || d.path.starts_with(&format!("{p}/"))))
+            .filter(|d| {
+                prefix.map_or(true, |p| {
+                    d.path == p || d.path.starts_with(&format!("{p}/"))
+                })
+            })
             .filter(|d| q.since_ms.map_or(true, |t| d.time_ms >= t))
             .filter(|d| q.until_ms.map_or(true, |t| d.time_ms < t))
             .cloned()
@@ -309,8 +331,18 @@ fn query_plans_use_indexes_and_exports_do_not_sort() {
         ("none", AuditQuery::default()),
     ];
     for (name, q) in &filters {
-        let (sql, f) = query_sql(q);
+        let (sql, f) = if q.path_prefix.is_some() {
+            let (sql, mut f, _) = path_day_sql(q);
+            f.params.push(Box::new(20_000i64));
+            f.params.push(Box::new(100i64));
+            (sql, f)
+        } else {
+            query_sql(q)
+        };
         let p = plan(&sql, &f);
+        if q.path_prefix.is_some() {
+            assert!(p.contains("decisions_day_path"), "{name}: {p}");
+        }
         // The inner selection must search an index, never scan the table.
         assert!(p.contains("INDEX"), "{name}: {p}");
         assert!(
