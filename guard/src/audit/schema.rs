@@ -92,12 +92,6 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, SchemaError
             supported: LATEST_VERSION,
         });
     }
-    if found == 0 {
-        // Must be chosen before the first table exists. Incremental auto-vacuum lets size
-        // retention give pages back to the file system without a full VACUUM.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .map_err(|source| SchemaError::Migration { from: 0, source })?;
-    }
     for from in found..target.min(LATEST_VERSION) {
         let step = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
