@@ -1124,8 +1124,10 @@ impl AuditReader {
         let limit = q.limit.unwrap_or(100);
         let (first, last): (Option<i64>, Option<i64>) = self
             .conn
+            // Two subqueries: SQLite answers a lone min() or max() from the index, but scans
+            // the whole table for both in one SELECT.
             .query_row(
-                "SELECT min(time_ms), max(time_ms) FROM decisions",
+                "SELECT (SELECT min(time_ms) FROM decisions), (SELECT max(time_ms) FROM decisions)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
