@@ -215,7 +215,7 @@ fn main() {
             }),
         ),
         (
-            "--path (one module, ~25 rows)",
+            "--path (one module, ~125 rows in 30 days)",
             Box::new(|i| AuditQuery {
                 path_prefix: Some(format!(
                     "/home/dev/src/project{}/src/module{}",
