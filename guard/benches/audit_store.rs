@@ -153,7 +153,7 @@ fn main() {
     drop(store); // checkpoints the WAL into the database file
     let size = std::fs::metadata(&path).expect("db size").len();
 
-    println!("audit store benchmark: {rows} decisions, 5 filter indexes, WAL, synchronous=NORMAL");
+    println!("audit store benchmark: {rows} decisions; indexes: time, agent, op, deny, audit, day+path; WAL, synchronous=NORMAL");
     println!(
         "insert (batched, through the writer queue): {:.0} inserts/s ({:.2} s, {} batches, avg {:.0} rows/batch, producer waited {waits}x)",
         rows as f64 / insert.as_secs_f64(),

@@ -946,7 +946,11 @@ impl Filters {
                 f.push(format!("{} = ?", col("op")), op.as_str().to_string());
             }
             if let Some(v) = q.verdict {
-                f.push(format!("{} = ?", col("verdict")), v.as_str().to_string());
+                // A literal, not a parameter: the verdict indexes are partial (`schema::V2`) and
+                // SQLite uses one only when the query has its exact WHERE term. The value is one
+                // of three fixed strings, never user text.
+                f.clauses
+                    .push(format!("{} = '{}'", col("verdict"), v.as_str()));
             }
         }
         if let Some(prefix) = &q.path_prefix {

@@ -74,7 +74,8 @@ fn migrates_an_empty_database_to_the_latest_version() {
         "decisions_time",
         "decisions_agent_time",
         "decisions_op_time",
-        "decisions_verdict_time",
+        "decisions_deny_time",
+        "decisions_audit_time",
         "decisions_day_path",
         "overrides_time",
     ] {
@@ -311,6 +312,13 @@ fn query_plans_use_indexes_and_exports_do_not_sort() {
             },
         ),
         (
+            "verdict allow",
+            AuditQuery {
+                verdict: Some(VerdictKind::Allow),
+                ..Default::default()
+            },
+        ),
+        (
             "path",
             AuditQuery {
                 path_prefix: Some("/a/proj".into()),
@@ -338,6 +346,9 @@ fn query_plans_use_indexes_and_exports_do_not_sort() {
         let p = plan(&sql, &f);
         if q.path_prefix.is_some() {
             assert!(p.contains("decisions_day_path"), "{name}: {p}");
+        }
+        if q.verdict == Some(VerdictKind::Deny) {
+            assert!(p.contains("decisions_deny_time"), "{name}: {p}");
         }
         // The inner selection must search an index, never scan the table.
         assert!(p.contains("INDEX"), "{name}: {p}");
