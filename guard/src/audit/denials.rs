@@ -123,7 +123,7 @@ pub enum DenialLogError {
 }
 
 /// Counters of a [`DenialLog`], for `agent-guard status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DenialLogStats {
     /// Records written whole to a file.
     pub written: u64,

@@ -733,3 +733,47 @@ fn killed_writer_leaves_no_partial_row() {
     }
     assert!(n > 20_000);
 }
+
+/// Characters that mean something to SQL or to LIKE patterns are plain data in a path filter.
+#[test]
+fn path_filter_treats_sql_and_pattern_characters_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let s = store(&path);
+    let paths = [
+        "/a/100%/x",
+        "/a/100x/y",
+        "/a/b_c/x",
+        "/a/bxc/y",
+        "/a/it's/x",
+        "/a/it's'); DROP TABLE decisions;--/x",
+    ];
+    for (i, p) in paths.iter().enumerate() {
+        let mut d = decision(i, 1000 + i as i64);
+        d.path = p.to_string();
+        s.record_decision(d);
+    }
+    s.flush().unwrap();
+    let reader = AuditReader::open(&path).unwrap();
+    let under = |prefix: &str| -> Vec<String> {
+        let mut found: Vec<String> = reader
+            .query(&AuditQuery {
+                path_prefix: Some(prefix.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.record.path)
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(under("/a/100%"), ["/a/100%/x"]);
+    assert_eq!(under("/a/b_c"), ["/a/b_c/x"]);
+    assert_eq!(under("/a/it's"), ["/a/it's/x"]);
+    assert_eq!(
+        under("/a/it's'); DROP TABLE decisions;--"),
+        ["/a/it's'); DROP TABLE decisions;--/x"]
+    );
+    assert_eq!(count(&path, "decisions"), 6);
+}
