@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod check;
 pub mod common;
 pub mod demo;
+pub mod denials;
 pub mod explain;
 pub mod policy;
+pub mod run;
+pub mod status;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
 /// operations by processes that descend from an agent, and tells the agent why.
@@ -33,6 +37,14 @@ pub enum Command {
     /// A self-contained tour: a scripted agent tries destructive and harmless things under the
     /// supervisor in a throwaway home; prints what was blocked and why.
     Demo(demo::DemoArgs),
+    /// Supervise CMD and every process it starts as an AI agent (Linux).
+    Run(run::RunArgs),
+    /// Print the denials (from denials.jsonl), optionally following new ones.
+    Denials(denials::DenialsArgs),
+    /// Query or export the SQLite audit trail of every agent decision.
+    Audit(audit::AuditArgs),
+    /// The policy in force, running supervisors and their counters, grants, logs.
+    Status(status::StatusArgs),
     /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
     Explain(explain::ExplainArgs),
 }
@@ -43,11 +55,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Denials(args) => denials::run(&args, &user_locations()),
+        Command::Audit(args) => audit::run(&args, &user_locations()),
+        Command::Status(args) => status::run(&args),
         Command::Explain(args) => {
             let loaded = common::load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
         }
     }
+}
+
+fn user_locations() -> crate::paths::Locations {
+    crate::paths::Locations::for_user(&crate::paths::process_env)
 }
 
 /// A path from the command line made absolute against the current directory and cleaned.
