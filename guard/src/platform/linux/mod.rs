@@ -1,1 +1,4 @@
 //! Linux: /proc process source and the seccomp supervisor behind `agent-guard run`.
+
+#[cfg(target_os = "linux")]
+pub mod supervisor;
