@@ -23,14 +23,21 @@ struct TestJudge {
 }
 
 fn within(path: &Path, root: &Path) -> bool {
-    is_within(path.as_os_str().as_encoded_bytes(), root.as_os_str().as_encoded_bytes())
+    is_within(
+        path.as_os_str().as_encoded_bytes(),
+        root.as_os_str().as_encoded_bytes(),
+    )
 }
 
 fn deny(rule: RuleId, event: &Event) -> Verdict {
     Verdict::Deny(Denial {
         rule,
         op: event.action.kind(),
-        path: event.action.path().map(Path::to_path_buf).unwrap_or_default(),
+        path: event
+            .action
+            .path()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         dest: event.action.dest().map(Path::to_path_buf),
         zone: None,
         reason: "test".into(),
@@ -161,8 +168,14 @@ impl Sandbox {
 
     fn assert_protected_intact(&self) {
         assert_eq!(fs::read(self.protected.join("file")).unwrap(), b"precious");
-        assert_eq!(fs::read(self.protected.join("existing")).unwrap(), b"original");
-        assert_eq!(fs::read(self.protected.join("sub/inner")).unwrap(), b"inner");
+        assert_eq!(
+            fs::read(self.protected.join("existing")).unwrap(),
+            b"original"
+        );
+        assert_eq!(
+            fs::read(self.protected.join("sub/inner")).unwrap(),
+            b"inner"
+        );
     }
 }
 
@@ -217,13 +230,18 @@ fn rm_rf_find_delete_python_and_perl_all_fail() {
 #[test]
 fn moving_out_clobbering_and_renaming_the_zone_are_denied() {
     let sb = Sandbox::new();
-    let rc = sb.sh(
-        r#"echo evil > "$O/x"; mv "$P/file" "$O/" 2>"$R/e1"; a=$?;
+    let rc = sb.sh(r#"echo evil > "$O/x"; mv "$P/file" "$O/" 2>"$R/e1"; a=$?;
            mv "$O/x" "$P/existing" 2>"$R/e2"; b=$?;
            mv "$P" "$O/moved" 2>"$R/e3"; c=$?;
-           [ $a -ne 0 ] && [ $b -ne 0 ] && [ $c -ne 0 ]"#,
+           [ $a -ne 0 ] && [ $b -ne 0 ] && [ $c -ne 0 ]"#);
+    assert_eq!(
+        rc,
+        0,
+        "{} / {} / {}",
+        sb.read("e1"),
+        sb.read("e2"),
+        sb.read("e3")
     );
-    assert_eq!(rc, 0, "{} / {} / {}", sb.read("e1"), sb.read("e2"), sb.read("e3"));
     sb.assert_protected_intact();
     assert!(!sb.outside.join("file").exists());
 }
@@ -377,7 +395,10 @@ fn killing_the_supervisor_fails_closed() {
     };
     let result = run(&cmd, judge, &SupervisorConfig::default());
     killer.join().unwrap();
-    assert!(matches!(result, Err(SupervisorError::SupervisorLost)), "{result:?}");
+    assert!(
+        matches!(result, Err(SupervisorError::SupervisorLost)),
+        "{result:?}"
+    );
     let report = wait_for_text(&sb.root.join("report"), "rc=");
     drop(report_file_guard(fd));
     assert!(!report.contains("rc=0"), "{report}");
@@ -386,12 +407,9 @@ fn killing_the_supervisor_fails_closed() {
     sb.assert_protected_intact();
 }
 
-/// A thread flips the path buffer between a harmless file and the protected one while the main
-/// thread calls unlink() on it: the kernel would re-read the path after the check, so only
-/// emulation on the checked path keeps the protected file.
-#[test]
-fn a_racing_thread_cannot_swap_the_unlinked_path() {
-    let sb = Sandbox::new();
+/// Compile the racing helper: a thread flips a path buffer between a harmless path and a
+/// target path while the main thread calls unlink() or open() on it.
+fn race_helper(sb: &Sandbox) -> PathBuf {
     let src = sb.root.join("race.c");
     fs::write(
         &src,
@@ -413,18 +431,32 @@ static void *flip(void *arg) {
     }
     return NULL;
 }
+/* race unlink HARMLESS TARGET N: unlink(buf) while buf flips; stop if TARGET disappears.
+   race read HARMLESS TARGET N: open(buf) + read while buf flips; stop if TARGET's text is read. */
 int main(int argc, char **argv) {
-    strcpy(harmless, argv[1]); strcpy(target, argv[2]);
-    int n = atoi(argv[3]);
+    (void)argc;
+    int reading = strcmp(argv[1], "read") == 0;
+    strcpy(harmless, argv[2]); strcpy(target, argv[3]);
+    int n = atoi(argv[4]);
     pthread_t t; pthread_create(&t, NULL, flip, NULL);
     int ok = 0, denied = 0;
     for (int i = 0; i < n; i++) {
+        if (reading) {
+            char text[64] = {0};
+            int fd = open(buf, O_RDONLY);
+            if (fd < 0) { denied++; continue; }
+            ok++;
+            read(fd, text, sizeof text - 1);
+            close(fd);
+            if (strstr(text, "PRIVATE")) { printf("secret read at %d\n", i); break; }
+            continue;
+        }
         close(open(harmless, O_CREAT | O_WRONLY, 0600));
         if (unlink(buf) == 0) ok++; else denied++;
         if (access(target, F_OK) != 0) { printf("target deleted at %d\n", i); break; }
     }
     done = 1; pthread_join(t, NULL);
-    fprintf(stderr, "unlinked %d, denied %d\n", ok, denied);
+    fprintf(stderr, "succeeded %d, denied %d\n", ok, denied);
     return 0;
 }
 "#,
@@ -438,12 +470,22 @@ int main(int argc, char **argv) {
         .status()
         .unwrap();
     assert!(status.success());
+    bin
+}
+
+/// A thread flips the path buffer between a harmless file and the protected one while the main
+/// thread calls unlink() on it: the kernel would re-read the path after the check, so only
+/// emulation on the checked path keeps the protected file.
+#[test]
+fn a_racing_thread_cannot_swap_the_unlinked_path() {
+    let sb = Sandbox::new();
+    let bin = race_helper(&sb);
     // Same length: the buffer is always one whole path or the other.
     let harmless = sb.outside.join("harmls");
     let target = sb.protected.join("file");
     assert_eq!(harmless.as_os_str().len(), target.as_os_str().len());
     let script = format!(
-        r#""{}" "{}" "{}" 3000 > "{}/race.out" 2> "{}/race.err""#,
+        r#""{}" unlink "{}" "{}" 3000 > "{}/race.out" 2> "{}/race.err""#,
         bin.display(),
         harmless.display(),
         target.display(),
@@ -454,6 +496,66 @@ int main(int argc, char **argv) {
     assert_eq!(sb.read("race.out"), "", "{}", sb.read("race.err"));
     // Both outcomes happened: the race was really run.
     let stats = sb.read("race.err");
-    assert!(!stats.contains("unlinked 0,") && !stats.contains("denied 0\n"), "{stats}");
+    assert!(
+        !stats.contains("succeeded 0,") && !stats.contains("denied 0\n"),
+        "{stats}"
+    );
     sb.assert_protected_intact();
+}
+
+/// The same race on open(): the judged path and the opened file are one (the supervisor opens
+/// the file itself and installs the fd in the task), so the secret's text is never read.
+#[test]
+fn a_racing_thread_cannot_swap_the_opened_path_to_a_secret() {
+    let sb = Sandbox::new();
+    let bin = race_helper(&sb);
+    let target = sb.secret.join("key");
+    let room = target.as_os_str().len() - sb.outside.as_os_str().len() - 1;
+    let harmless = sb.outside.join("x".repeat(room));
+    assert_eq!(harmless.as_os_str().len(), target.as_os_str().len());
+    fs::write(&harmless, b"harmless").unwrap();
+    let config = SupervisorConfig {
+        supervise_reads: true,
+        ..SupervisorConfig::default()
+    };
+    let script = format!(
+        r#""{}" read "{}" "{}" 3000 > "{r}/race.out" 2> "{r}/race.err""#,
+        bin.display(),
+        harmless.display(),
+        target.display(),
+        r = sb.root.display()
+    );
+    assert_eq!(sb.sh_with(&script, &config), 0);
+    assert_eq!(sb.read("race.out"), "", "{}", sb.read("race.err"));
+    let stats = sb.read("race.err");
+    assert!(
+        !stats.contains("succeeded 0,") && !stats.contains("denied 0\n"),
+        "{stats}"
+    );
+}
+
+#[test]
+fn emulated_opens_keep_the_tasks_view() {
+    let sb = Sandbox::new();
+    let config = SupervisorConfig {
+        supervise_reads: true,
+        ..SupervisorConfig::default()
+    };
+    // /proc/self is the task, /dev/stdin its pipe, the umask its own; a FIFO with more
+    // blocked readers than workers does not stall the supervisor.
+    let rc = sb.sh_with(
+        r#"cd "$O"; umask 027; : > created; mkdir made;
+           stat -c %a created made > "$R/modes";
+           grep '^Name:' /proc/self/status > "$R/name";
+           echo piped | cat /dev/stdin > "$R/stdin";
+           mkfifo fifo; for i in 1 2 3 4; do cat fifo > "r$i" & done;
+           sleep 0.2; echo through > fifo; wait; cat r1 r2 r3 r4 | sort -u > "$R/fifo";
+           echo discard > /dev/null"#,
+        &config,
+    );
+    assert_eq!(rc, 0);
+    assert_eq!(sb.read("modes"), "640\n750\n");
+    assert_eq!(sb.read("name").split_whitespace().nth(1), Some("grep"));
+    assert_eq!(sb.read("stdin"), "piped\n");
+    assert_eq!(sb.read("fifo"), "through\n");
 }

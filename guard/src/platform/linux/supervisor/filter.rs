@@ -273,7 +273,10 @@ mod tests {
         let p = program(OPTS);
         let openat = libc::SYS_openat as u32;
         let ro = libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64;
-        assert_eq!(run(&p, AUDIT_ARCH_NATIVE, openat, [0, 0, ro, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            run(&p, AUDIT_ARCH_NATIVE, openat, [0, 0, ro, 0, 0, 0]),
+            RET_ALLOW
+        );
         for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_CREAT, libc::O_TRUNC] {
             assert_eq!(
                 run(&p, AUDIT_ARCH_NATIVE, openat, [0, 0, flags as u64, 0, 0, 0]),
@@ -311,7 +314,10 @@ mod tests {
             run(&p, a, libc::SYS_seccomp as u32, [1, 8, 0, 0, 0, 0]),
             RET_ERRNO | libc::EPERM as u32
         );
-        assert_eq!(run(&p, a, libc::SYS_kill as u32, [1, 9, 0, 0, 0, 0]), RET_USER_NOTIF);
+        assert_eq!(
+            run(&p, a, libc::SYS_kill as u32, [1, 9, 0, 0, 0, 0]),
+            RET_USER_NOTIF
+        );
         assert_eq!(run(&p, a, libc::SYS_getpid as u32, [0; 6]), RET_ALLOW);
     }
 }

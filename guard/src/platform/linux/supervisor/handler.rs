@@ -26,7 +26,27 @@ use super::Judge;
 
 /// `RESOLVE_*` flags of openat2 (linux/openat2.h).
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Open flags the supervisor passes on when it opens for a task. `open()` ignores unknown bits,
+/// `openat2()` refuses them, so the task's flags are masked to these.
+const PASSED_OPEN_FLAGS: i32 = libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_DIRECT
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_PATH
+    | libc::O_TMPFILE
+    | libc::O_LARGEFILE
+    | libc::O_ASYNC;
 
 /// Files of the secret zones, by (device, inode), so that a hard link elsewhere to a secret file
 /// is recognised as the secret itself.
@@ -115,6 +135,26 @@ enum Emulation {
         path: PathBuf,
         length: i64,
     },
+    /// An open, performed here and the fd installed in the task (`SECCOMP_IOCTL_NOTIF_ADDFD`).
+    Open {
+        path: PathBuf,
+        /// The task's open flags.
+        flags: i32,
+        mode: u32,
+        /// For a creating open: the task whose umask applies.
+        umask_of: Option<i32>,
+    },
+    Mkdir {
+        parent: PathBuf,
+        name: CString,
+        mode: u32,
+        tid: i32,
+    },
+    Symlink {
+        target: CString,
+        parent: PathBuf,
+        name: CString,
+    },
     PidfdSignal {
         fd: OwnedFd,
         sig: i32,
@@ -160,7 +200,11 @@ fn parent_and_name(path: &Path, trailing_slash: bool) -> io::Result<(PathBuf, CS
 
 fn syscall_result(rc: libc::c_long) -> Response {
     if rc < 0 {
-        Response::Error(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Response::Error(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     } else {
         Response::Value(rc as i64)
     }
@@ -251,7 +295,11 @@ impl Handler {
                     // Acting for a task with other credentials would lend it ours.
                     Response::Continue
                 } else {
-                    emulate(emulation)
+                    match emulate(emulation, listener, n.id) {
+                        Some(r) => r,
+                        // Answered already (the fd was installed with the answer).
+                        None => return None,
+                    }
                 }
             }
         };
@@ -318,24 +366,41 @@ impl Handler {
 
         match at_nr {
             SYS_openat | SYS_openat2 => {
-                let (dirfd, path_addr, flags, resolve_flags) = if at_nr == SYS_openat2 {
+                let (dirfd, path_addr, flags, mode, resolve_flags) = if at_nr == SYS_openat2 {
                     let how: [u8; 24] = task::read_bytes(n.tid, a[2])?;
-                    let f = u64::from_ne_bytes(how[0..8].try_into().unwrap_or_default());
-                    let r = u64::from_ne_bytes(how[16..24].try_into().unwrap_or_default());
-                    (a[0], a[1], f as i32, r)
+                    let word = |i: usize| {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&how[i * 8..i * 8 + 8]);
+                        u64::from_ne_bytes(b)
+                    };
+                    (a[0], a[1], word(0) as i32, word(1) as u32, word(2))
                 } else {
-                    (dirfd, path_addr, flags, 0)
+                    let mode = match nr {
+                        #[cfg(target_arch = "x86_64")]
+                        SYS_open => a[2],
+                        #[cfg(target_arch = "x86_64")]
+                        SYS_creat => a[1],
+                        _ => a[3],
+                    };
+                    (dirfd, path_addr, flags, mode as u32, 0)
                 };
                 let raw = path_arg(path_addr)?;
                 let creates_exclusively = flags & O_CREAT != 0 && flags & O_EXCL != 0;
                 let follow_final = flags & O_NOFOLLOW == 0 && !creates_exclusively;
+                let base = Base::from_arg(dirfd);
                 let path = resolve::resolve(
                     asker,
-                    Base::from_arg(dirfd),
+                    base,
                     &raw,
                     follow_final,
                     resolve_flags & self::RESOLVE_IN_ROOT != 0,
                 )?;
+                if resolve_flags & self::RESOLVE_BENEATH != 0 {
+                    let dir = resolve::base_dir(asker, base)?;
+                    if !path.starts_with(&dir) {
+                        return Err(io::Error::from_raw_os_error(EXDEV));
+                    }
+                }
                 let open_flags = OpenFlags {
                     write: flags & O_ACCMODE != O_RDONLY,
                     truncate: flags & O_TRUNC != 0,
@@ -354,7 +419,31 @@ impl Handler {
                         flags: open_flags,
                     });
                 }
-                Ok(Plan::Check(actions))
+                if path == Path::new("/dev/tty") {
+                    // The supervisor has no controlling terminal: /dev/tty means the task's.
+                    let Some(tty) = task::controlling_tty(n.tid) else {
+                        return Ok(Plan::Answer(Response::Error(ENXIO)));
+                    };
+                    return Ok(Plan::Emulate(
+                        actions,
+                        Emulation::Open {
+                            path: tty,
+                            flags,
+                            mode: 0,
+                            umask_of: None,
+                        },
+                    ));
+                }
+                let creates = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
+                Ok(Plan::Emulate(
+                    actions,
+                    Emulation::Open {
+                        path,
+                        flags,
+                        mode,
+                        umask_of: creates.then_some(n.tid),
+                    },
+                ))
             }
             SYS_unlinkat => {
                 let raw = path_arg(path_addr)?;
@@ -384,10 +473,30 @@ impl Handler {
                     },
                 ))
             }
-            SYS_mkdirat | SYS_mknodat => {
+            SYS_mknodat => {
                 let raw = path_arg(path_addr)?;
                 let path = nofollow(Base::from_arg(dirfd), &raw)?;
                 Ok(Plan::Check(vec![Action::Create { path }]))
+            }
+            SYS_mkdirat => {
+                let raw = path_arg(path_addr)?;
+                let (_, trailing) = resolve::last_component(&raw);
+                let path = nofollow(Base::from_arg(dirfd), &raw)?;
+                let (parent, name) = parent_and_name(&path, trailing)?;
+                let mode = match nr {
+                    #[cfg(target_arch = "x86_64")]
+                    SYS_mkdir => a[1],
+                    _ => a[2],
+                } as u32;
+                Ok(Plan::Emulate(
+                    vec![Action::Create { path }],
+                    Emulation::Mkdir {
+                        parent,
+                        name,
+                        mode,
+                        tid: n.tid,
+                    },
+                ))
             }
             _ => self.plan_other(n, asker),
         }
@@ -398,8 +507,9 @@ impl Handler {
         use libc::*;
         let a = n.args;
         let path_arg = |addr: u64| task::read_path(n.tid, addr);
-        let resolve_at =
-            |base: Base, raw: &[u8], follow: bool| resolve::resolve(asker, base, raw, follow, false);
+        let resolve_at = |base: Base, raw: &[u8], follow: bool| {
+            resolve::resolve(asker, base, raw, follow, false)
+        };
         let cwd = AT_FDCWD as u64;
 
         // (old dirfd, old path, new dirfd, new path, flags) of the two-path calls.
@@ -538,17 +648,12 @@ impl Handler {
                     },
                 ))
             }
-            #[cfg(target_arch = "x86_64")]
-            SYS_symlink => {
-                let raw = path_arg(a[1])?;
-                let path = resolve_at(Base::Cwd, &raw, false)?;
-                Ok(Plan::Check(vec![Action::Create { path }]))
-            }
             SYS_symlinkat => {
-                let raw = path_arg(a[2])?;
-                let path = resolve_at(Base::from_arg(a[1]), &raw, false)?;
-                Ok(Plan::Check(vec![Action::Create { path }]))
+                let (target_addr, dirfd, link_addr) = (a[0], a[1], a[2]);
+                self.plan_symlink(n, asker, target_addr, Base::from_arg(dirfd), link_addr)
             }
+            #[cfg(target_arch = "x86_64")]
+            SYS_symlink => self.plan_symlink(n, asker, a[0], Base::Cwd, a[1]),
             SYS_kill => {
                 let (pid, sig) = (a[0] as i32, a[1] as i32);
                 let stops_or_kills = sig == SIGKILL || sig == SIGSTOP;
@@ -569,8 +674,8 @@ impl Handler {
             }
             SYS_tgkill => {
                 let (tgid, tid) = (a[0] as i32, a[1] as i32);
-                let guard = a[2] as i32 != 0
-                    && (self.guard_pids.contains(&tgid) || self.is_guard(tid));
+                let guard =
+                    a[2] as i32 != 0 && (self.guard_pids.contains(&tgid) || self.is_guard(tid));
                 Ok(self.signal_plan(guard, tgid))
             }
             SYS_ptrace => {
@@ -589,6 +694,30 @@ impl Handler {
             SYS_pidfd_send_signal => self.plan_pidfd_signal(n),
             _ => Ok(Plan::Answer(Response::Continue)),
         }
+    }
+
+    /// symlink(target, link): the new link is what is created; its target text is stored as read.
+    fn plan_symlink(
+        &self,
+        n: &Notification,
+        asker: Asker,
+        target_addr: u64,
+        base: Base,
+        link_addr: u64,
+    ) -> io::Result<Plan> {
+        let target = task::read_path(n.tid, target_addr)?;
+        let raw = task::read_path(n.tid, link_addr)?;
+        let (_, trailing) = resolve::last_component(&raw);
+        let path = resolve::resolve(asker, base, &raw, false, false)?;
+        let (parent, name) = parent_and_name(&path, trailing)?;
+        Ok(Plan::Emulate(
+            vec![Action::Create { path }],
+            Emulation::Symlink {
+                target: cstring(&target)?,
+                parent,
+                name,
+            },
+        ))
     }
 
     fn signal_plan(&self, guard: bool, target: i32) -> Plan {
@@ -687,8 +816,143 @@ fn same_creds(tid: i32) -> bool {
     field("Uid:", 4) == Some(uid) && field("Gid:", 4) == Some(gid)
 }
 
-fn emulate(emulation: Emulation) -> Response {
+/// Open `path` as the task asked, refusing any symlink on the way (there is none in a resolved
+/// path unless one was swapped in after the check). /proc paths keep their magic links, which
+/// the supervisor follows to the task's own objects.
+fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstring(path.as_os_str().as_bytes())?;
+    // O_NOCTTY: the supervisor is a session leader without a terminal; opening one must not
+    // make it ours.
+    let ours = (flags & PASSED_OPEN_FLAGS) | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let mode = if creates { u64::from(mode & 0o7777) } else { 0 };
+    let resolve = if path.starts_with("/proc") {
+        0
+    } else {
+        RESOLVE_NO_SYMLINKS
+    };
+    let how: [u64; 3] = [ours as u64, mode, resolve];
+    // SAFETY: c and how are valid for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            how.as_ptr(),
+            std::mem::size_of_val(&how),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Install `fd` in the task and answer the notification with its number, atomically.
+fn install_fd(listener: &Listener, id: u64, fd: &OwnedFd, cloexec: bool) -> Option<Response> {
+    match listener.add_fd_and_answer(id, fd.as_raw_fd(), cloexec) {
+        Ok(_) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+        Err(e) => Some(Response::Error(errno_of(&e))),
+    }
+}
+
+thread_local! {
+    /// Whether this thread has its own fs attributes (umask), set by `launch::serve`.
+    pub static PRIVATE_FS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// umask(2) for this thread only: workers unshare their fs attributes at start (see `launch`),
+/// so the task's umask can be applied to what they create for it.
+fn with_task_umask<T>(tid: Option<i32>, f: impl FnOnce() -> T) -> T {
+    if !PRIVATE_FS.with(|p| p.get()) {
+        // Changing the umask would change it for every thread of the process.
+        return f();
+    }
+    let Some(tid) = tid else {
+        return f();
+    };
+    // The thread's own umask is 0: without the task's, fall back to the common default rather
+    // than create files more open than asked.
+    let mask = task::umask(tid).unwrap_or(0o022);
+    // SAFETY: umask has no memory preconditions; it affects this thread's fs_struct only.
+    let old = unsafe { libc::umask(mask) };
+    let out = f();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    out
+}
+
+fn emulate(emulation: Emulation, listener: &Listener, id: u64) -> Option<Response> {
     match emulation {
+        Emulation::Open {
+            path,
+            flags,
+            mode,
+            umask_of,
+        } => {
+            let cloexec = flags & libc::O_CLOEXEC != 0;
+            let is_fifo = std::fs::metadata(&path)
+                .map(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()))
+                .unwrap_or(false);
+            if is_fifo && flags & libc::O_NONBLOCK == 0 && flags & libc::O_PATH == 0 {
+                // Opening a FIFO waits for the other end, which may be another supervised
+                // process: wait on a thread of its own so the workers keep serving.
+                let listener = listener.try_clone().ok()?;
+                let spawned = std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        let response = match open_for_task(&path, flags, mode) {
+                            Ok(fd) => install_fd(&listener, id, &fd, cloexec),
+                            Err(e) => Some(Response::Error(errno_of(&e))),
+                        };
+                        if let Some(r) = response {
+                            let _ = listener.send(id, r);
+                        }
+                    });
+                return match spawned {
+                    Ok(_) => None,
+                    Err(_) => Some(Response::Error(libc::EAGAIN)),
+                };
+            }
+            match with_task_umask(umask_of, || open_for_task(&path, flags, mode)) {
+                Ok(fd) => install_fd(listener, id, &fd, cloexec),
+                Err(e) => Some(Response::Error(errno_of(&e))),
+            }
+        }
+        other => Some(emulate_path_op(other)),
+    }
+}
+
+fn emulate_path_op(emulation: Emulation) -> Response {
+    match emulation {
+        Emulation::Open { .. } => Response::Error(libc::EINVAL),
+        Emulation::Mkdir {
+            parent,
+            name,
+            mode,
+            tid,
+        } => match open_dir_nofollow(&parent) {
+            Ok(dir) => with_task_umask(Some(tid), || {
+                // SAFETY: valid fd and C string.
+                syscall_result(unsafe {
+                    libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777) as libc::c_long
+                })
+            }),
+            Err(e) => Response::Error(errno_of(&e)),
+        },
+        Emulation::Symlink {
+            target,
+            parent,
+            name,
+        } => match open_dir_nofollow(&parent) {
+            // SAFETY: valid fd and C strings.
+            Ok(dir) => syscall_result(unsafe {
+                libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) as libc::c_long
+            }),
+            Err(e) => Response::Error(errno_of(&e)),
+        },
         Emulation::Unlink {
             parent,
             name,

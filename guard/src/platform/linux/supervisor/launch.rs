@@ -76,16 +76,14 @@ struct ExecPlan {
 impl ExecPlan {
     fn new(cmd: &[OsString], supervise_reads: bool) -> Result<ExecPlan, SupervisorError> {
         let program = find_program(&cmd[0])?;
-        let argv = cmd
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
         let envp = std::env::vars_os()
             .map(|(k, v)| {
                 let mut kv = k.into_vec();
                 kv.push(b'=');
                 kv.extend(v.into_vec());
-                CString::new(kv).map_err(|e| SupervisorError::NulByte(OsString::from_vec(e.into_vec())))
+                CString::new(kv)
+                    .map_err(|e| SupervisorError::NulByte(OsString::from_vec(e.into_vec())))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut argv_ptrs: Vec<_> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -197,7 +195,8 @@ pub fn run(
         return Err(setup_err("pipe2"));
     }
     // SAFETY: fresh fds owned here.
-    let (status_rd, status_wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (status_rd, status_wr) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: getpid/getpgid have no preconditions.
     let (launcher_pid, launcher_pgid) = unsafe { (libc::getpid(), libc::getpgid(0)) };
     let forwarding = Forwarding::install();
@@ -224,7 +223,10 @@ pub fn run(
                 return Ok(code as i32);
             }
             Some((MSG_SETUP_FAILED, detail)) => {
-                let stage = STAGES.get((detail >> 32) as usize).copied().unwrap_or("setup");
+                let stage = STAGES
+                    .get((detail >> 32) as usize)
+                    .copied()
+                    .unwrap_or("setup");
                 // SAFETY: reap the supervisor, which exits right after reporting.
                 unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
                 return Err(SupervisorError::Setup {
@@ -455,7 +457,11 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
     libc::close(fd);
     libc::close(sock);
     libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    libc::execve(plan.program.as_ptr(), plan.argv_ptrs.as_ptr(), plan.envp_ptrs.as_ptr());
+    libc::execve(
+        plan.program.as_ptr(),
+        plan.argv_ptrs.as_ptr(),
+        plan.envp_ptrs.as_ptr(),
+    );
     let code = if errno() == libc::ENOENT { 127 } else { 126 };
     let msg = b"agent-guard: cannot execute the command\n";
     libc::write(2, msg.as_ptr().cast(), msg.len());
@@ -464,6 +470,15 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
 
 /// One worker: receive, handle, answer, forever (the process exits when nothing is left).
 fn serve(listener: &Listener, handler: &Handler) {
+    // A private umask and cwd for this thread, so that creating a file for a task can apply the
+    // task's umask without touching the rest of the process (the judge's own files).
+    // SAFETY: unshare(CLONE_FS) affects only the calling thread; umask has no preconditions.
+    unsafe {
+        if libc::unshare(libc::CLONE_FS) == 0 {
+            libc::umask(0);
+            super::handler::PRIVATE_FS.with(|p| p.set(true));
+        }
+    }
     loop {
         let n = match listener.recv() {
             Ok(n) => n,

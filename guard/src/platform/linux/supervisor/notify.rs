@@ -110,4 +110,29 @@ impl Listener {
         }
         Err(err)
     }
+
+    /// Another handle on the same listener (for a thread that answers later).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Install `fd` in the notifying task and answer the notification with the new fd number,
+    /// in one step (`SECCOMP_ADDFD_FLAG_SEND`, Linux 5.14+).
+    pub fn add_fd_and_answer(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
+        let mut addfd = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            srcfd: fd as u32,
+            newfd: 0,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: addfd is a valid seccomp_notif_addfd.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut addfd) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(rc)
+    }
 }

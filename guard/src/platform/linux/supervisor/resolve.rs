@@ -146,7 +146,9 @@ pub fn resolve(
             if links > MAX_SYMLINKS {
                 return Err(err(libc::ELOOP));
             }
-            let target = std::fs::read_link(&candidate)?.into_os_string().into_encoded_bytes();
+            let target = std::fs::read_link(&candidate)?
+                .into_os_string()
+                .into_encoded_bytes();
             if target.first() != Some(&b'/') && is_proc_magic(&candidate) {
                 // An fd that is a pipe, socket or anon inode: the magic link is the object.
                 if last {
@@ -252,14 +254,7 @@ mod tests {
 
     #[test]
     fn proc_self_means_the_asker() {
-        let got = resolve(
-            me(),
-            Base::Cwd,
-            b"/proc/self/cwd",
-            true,
-            false,
-        )
-        .unwrap();
+        let got = resolve(me(), Base::Cwd, b"/proc/self/cwd", true, false).unwrap();
         assert_eq!(got, std::env::current_dir().unwrap());
     }
 

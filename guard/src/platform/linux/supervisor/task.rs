@@ -156,6 +156,36 @@ pub fn pidfd_target(tid: i32, fd: i32) -> Option<i32> {
     std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
+/// The task's umask (/proc/TID/status, `Umask:` in octal).
+pub fn umask(tid: i32) -> Option<libc::mode_t> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let value = text.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    libc::mode_t::from_str_radix(value.trim(), 8).ok()
+}
+
+/// The device node of the task's controlling terminal, from `tty_nr` in /proc/TID/stat.
+pub fn controlling_tty(tid: i32) -> Option<PathBuf> {
+    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // state ppid pgrp session tty_nr
+    let tty_nr: u32 = rest.split_whitespace().nth(4)?.parse().ok()?;
+    if tty_nr == 0 {
+        return None;
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        136..=143 => Some(PathBuf::from(format!(
+            "/dev/pts/{}",
+            (major - 136) * 256 + minor
+        ))),
+        4 if minor < 64 => Some(PathBuf::from(format!("/dev/tty{minor}"))),
+        4 => Some(PathBuf::from(format!("/dev/ttyS{}", minor - 64))),
+        _ => None,
+    }
+}
+
 /// Bytes to an owned path.
 pub fn bytes_to_path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
