@@ -150,6 +150,13 @@ enum Emulation {
         mode: u32,
         tid: i32,
     },
+    Mknod {
+        parent: PathBuf,
+        name: CString,
+        mode: u32,
+        dev: u64,
+        tid: i32,
+    },
     Symlink {
         target: CString,
         parent: PathBuf,
@@ -434,6 +441,12 @@ impl Handler {
                         },
                     ));
                 }
+                if flags & O_PATH != 0 {
+                    // NOTIF_ADDFD cannot install an O_PATH file (the kernel's fget() skips them).
+                    // An O_PATH fd reads and writes nothing; reopening it through /proc/self/fd
+                    // is an open of its own, judged by path again.
+                    return Ok(Plan::Check(actions));
+                }
                 let creates = flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE;
                 Ok(Plan::Emulate(
                     actions,
@@ -476,7 +489,22 @@ impl Handler {
             SYS_mknodat => {
                 let raw = path_arg(path_addr)?;
                 let path = nofollow(Base::from_arg(dirfd), &raw)?;
-                Ok(Plan::Check(vec![Action::Create { path }]))
+                let (parent, name) = parent_and_name(&path, false)?;
+                let (mode, dev) = match nr {
+                    #[cfg(target_arch = "x86_64")]
+                    SYS_mknod => (a[1], a[2]),
+                    _ => (a[2], a[3]),
+                };
+                Ok(Plan::Emulate(
+                    vec![Action::Create { path }],
+                    Emulation::Mknod {
+                        parent,
+                        name,
+                        mode: mode as u32,
+                        dev,
+                        tid: n.tid,
+                    },
+                ))
             }
             SYS_mkdirat => {
                 let raw = path_arg(path_addr)?;
@@ -801,19 +829,16 @@ fn actor(tid: i32) -> Actor {
     }
 }
 
-/// Whether the task's effective ids equal ours (only consulted when we are root).
+/// Whether the task's effective ids equal ours (only consulted when we are root). The owner of
+/// /proc/TID is the task's effective uid and gid while it is dumpable, and one stat is cheaper
+/// than parsing /proc/TID/status on every call.
 fn same_creds(tid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+    let Ok(meta) = std::fs::metadata(format!("/proc/{tid}")) else {
         return false;
-    };
-    let field = |name: &str, index: usize| -> Option<u32> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(index)?.parse().ok()
     };
     // SAFETY: geteuid/getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    // Uid:/Gid: lines are real, effective, saved, filesystem; the fs ids govern file access.
-    field("Uid:", 4) == Some(uid) && field("Gid:", 4) == Some(gid)
+    meta.uid() == uid && meta.gid() == gid
 }
 
 /// Open `path` as the task asked, refusing any symlink on the way (there is none in a resolved
@@ -823,7 +848,7 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = cstring(path.as_os_str().as_bytes())?;
     // O_NOCTTY: the supervisor is a session leader without a terminal; opening one must not
     // make it ours.
-    let ours = (flags & PASSED_OPEN_FLAGS) | libc::O_CLOEXEC | libc::O_NOCTTY;
+    let ours = (flags & PASSED_OPEN_FLAGS & !libc::O_PATH) | libc::O_CLOEXEC | libc::O_NOCTTY;
     let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
     let mode = if creates { u64::from(mode & 0o7777) } else { 0 };
     let resolve = if path.starts_with("/proc") {
@@ -938,6 +963,21 @@ fn emulate_path_op(emulation: Emulation) -> Response {
                 // SAFETY: valid fd and C string.
                 syscall_result(unsafe {
                     libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777) as libc::c_long
+                })
+            }),
+            Err(e) => Response::Error(errno_of(&e)),
+        },
+        Emulation::Mknod {
+            parent,
+            name,
+            mode,
+            dev,
+            tid,
+        } => match open_dir_nofollow(&parent) {
+            Ok(dir) => with_task_umask(Some(tid), || {
+                // SAFETY: valid fd and C string.
+                syscall_result(unsafe {
+                    libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) as libc::c_long
                 })
             }),
             Err(e) => Response::Error(errno_of(&e)),
