@@ -14,6 +14,9 @@ pub mod common;
 pub mod demo;
 pub mod denials;
 pub mod explain;
+pub mod hook;
+pub mod instructions;
+pub mod override_cmd;
 pub mod policy;
 pub mod run;
 pub mod status;
@@ -47,6 +50,14 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
     Explain(explain::ExplainArgs),
+    /// Ask for, list, approve, deny or revoke temporary overrides of denials.
+    #[command(subcommand)]
+    Override(override_cmd::OverrideCommand),
+    /// Agent feedback shims: explain denials inside the agent's context.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
+    /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
+    Instructions(instructions::InstructionsArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -63,6 +74,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let loaded = common::load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
         }
+        Command::Override(cmd) => override_cmd::run(cmd),
+        Command::Hook(cmd) => hook::run(cmd),
+        Command::Instructions(args) => instructions::run(&args),
     }
 }
 

@@ -1,1 +1,336 @@
-//! Placeholder until this module lands.
+//! Feedback to the agent: turn the denials of its last tool call into words it can act on.
+//!
+//! - [`run_hook`] is `agent-guard hook claude-code`: Claude Code runs it after each tool call
+//!   (PostToolUse, and PostToolUseFailure when the call failed) with the call as JSON on stdin. It
+//!   finds the denials of *this* agent that are recent and not yet reported to this session, and
+//!   answers with the hook output that puts a short explanation into the agent's context: what
+//!   was blocked, by which rule, why, and the exact `override request` command. No denial: no
+//!   output at all.
+//! - [`instructions`] is `agent-guard instructions`: the settings.json hook snippet and the
+//!   CLAUDE.md / AGENTS.md paragraph that teaches an agent the loop.
+//!
+//! This module only reads denials and writes its own per-session cursors; it must never change
+//! a grant or a request, and never trust its input (the hook input and the denial log carry
+//! agent-chosen file names, which are shown with control characters escaped).
+
+pub mod instructions;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use instructions::{instructions, AgentKind};
+
+use crate::overrides::{files, printable};
+use crate::paths::Locations;
+
+/// How far back the hook looks for denials. Claude Code gives no start time for the tool call;
+/// the per-session cursor keeps a denial from being reported twice, and the window keeps the
+/// first call of a session from reporting old history.
+pub const WINDOW_SECS: u64 = 600;
+
+/// At most this many denials are spelled out in one hook answer.
+pub const MAX_REPORTED: usize = 5;
+
+/// What went wrong in the feedback shim.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    #[error("hook input on stdin: {0}: expected Claude Code's hook JSON (session_id, hook_event_name, tool_name, ...)")]
+    BadInput(String),
+    #[error("{path}: cannot {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One line of denials.jsonl, as far as the feedback shim needs it (DESIGN.md, "Denial record").
+/// Unknown keys are ignored; missing ones take defaults, so an older or newer writer still works.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DenialRecord {
+    pub id: String,
+    /// Unix seconds.
+    pub ts: f64,
+    pub time: String,
+    pub op: String,
+    pub path: String,
+    pub dest: Option<String>,
+    pub zone: Option<String>,
+    pub process: Option<String>,
+    pub pid: Option<i64>,
+    pub exe: Option<String>,
+    pub agent_pid: Option<i64>,
+    pub rule: String,
+    pub decision: String,
+    pub reason: String,
+    pub hint: String,
+}
+
+/// Read denial records from `file`: the last `tail_bytes` of it, or all of it. Lines that do not
+/// parse (a partial first line of a tail, a foreign line) are skipped.
+///
+/// The one place this module reads the denial log; it will be replaced by the audit module's
+/// reader.
+pub fn read_denials(
+    file: &Path,
+    tail_bytes: Option<u64>,
+) -> Result<Vec<DenialRecord>, FeedbackError> {
+    let io = |what| {
+        move |source| FeedbackError::Io {
+            path: file.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("open the denial log")(e)),
+    };
+    let len = f.metadata().map_err(io("inspect the denial log"))?.len();
+    let start = tail_bytes.map_or(0, |t| len.saturating_sub(t));
+    f.seek(SeekFrom::Start(start))
+        .map_err(io("seek in the denial log"))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(io("read the denial log"))?;
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<DenialRecord>(l).ok())
+        .filter(|r| !r.path.is_empty() || !r.id.is_empty())
+        .collect())
+}
+
+/// The fields of Claude Code's hook input the shim uses (PostToolUse / PostToolUseFailure).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct HookInput {
+    pub session_id: String,
+    pub hook_event_name: String,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub tool_name: Option<String>,
+    #[serde(default)]
+    pub tool_input: Value,
+    #[serde(default)]
+    pub tool_use_id: Option<String>,
+}
+
+impl HookInput {
+    pub fn parse(bytes: &[u8]) -> Result<HookInput, FeedbackError> {
+        serde_json::from_slice(bytes).map_err(|e| FeedbackError::BadInput(e.to_string()))
+    }
+
+    /// The events the shim answers; others get no output.
+    pub fn is_post_tool(&self) -> bool {
+        matches!(
+            self.hook_event_name.as_str(),
+            "PostToolUse" | "PostToolUseFailure"
+        )
+    }
+}
+
+/// Facts about the world the hook runs in, passed in so the selection is testable.
+#[derive(Clone, Debug)]
+pub struct HookContext {
+    pub now: u64,
+    /// The pids of this hook process's ancestors (Claude Code, the shell it used). A denial whose
+    /// `agent_pid` is not among them belongs to another agent. `None`: unknown, do not filter.
+    pub ancestors: Option<Vec<i32>>,
+}
+
+/// Which of `records` to report to this session: recent, this agent's, not reported before.
+pub fn select_denials<'a>(
+    records: &'a [DenialRecord],
+    already_reported: &BTreeMap<String, u64>,
+    ctx: &HookContext,
+) -> Vec<&'a DenialRecord> {
+    let since = ctx.now.saturating_sub(WINDOW_SECS) as f64;
+    records
+        .iter()
+        .filter(|r| r.decision != "audit")
+        .filter(|r| r.ts >= since)
+        .filter(|r| !already_reported.contains_key(&key_of(r)))
+        .filter(|r| match (&ctx.ancestors, r.agent_pid) {
+            (Some(ancestors), Some(agent)) if agent > 0 => {
+                i32::try_from(agent).is_ok_and(|a| ancestors.contains(&a))
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// The identity of a record in the cursor: its id, or its content when a writer gave none.
+fn key_of(r: &DenialRecord) -> String {
+    if r.id.is_empty() {
+        format!("{}:{}:{}:{}", r.ts, r.op, r.path, r.pid.unwrap_or(0))
+    } else {
+        r.id.clone()
+    }
+}
+
+/// The explanation put into the agent's context.
+pub fn render_context(denials: &[&DenialRecord]) -> String {
+    let shown = &denials[..denials.len().min(MAX_REPORTED)];
+    let mut text = format!(
+        "agent-guard, the user's safety net for AI agents, blocked {} during this tool call (the kernel answered EPERM, \"Operation not permitted\"):\n",
+        match denials.len() {
+            1 => "1 operation".to_string(),
+            n => format!("{n} operations"),
+        }
+    );
+    for (i, d) in shown.iter().enumerate() {
+        let target = match &d.dest {
+            Some(dest) => format!("{} -> {}", printable(&d.path), printable(dest)),
+            None => printable(&d.path),
+        };
+        text.push_str(&format!(
+            "{}. {} {} (rule {}{}): {}\n",
+            i + 1,
+            printable(&d.op),
+            target,
+            printable(&d.rule),
+            if d.id.is_empty() {
+                String::new()
+            } else {
+                format!(", denial {}", printable(&d.id))
+            },
+            printable(&d.reason),
+        ));
+        let hint = printable(&d.hint);
+        if hint.starts_with("agent-guard ") {
+            text.push_str(&format!(
+                "   If the user wants this done, request an override: {hint}\n"
+            ));
+        } else if !hint.is_empty() {
+            text.push_str(&format!("   Next step: {hint}\n"));
+        }
+    }
+    if denials.len() > shown.len() {
+        text.push_str(&format!(
+            "... and {} more: run `agent-guard denials --since 10m` to see them all.\n",
+            denials.len() - shown.len()
+        ));
+    }
+    text.push_str(
+        "Do not work around the block (no sudo, no other tool or interpreter, no copy-then-delete). Either do the task another way, or file the override request with a one-sentence reason, tell the user its id and that they approve it with `agent-guard override approve ID`, and retry only after they have approved it. You cannot approve it yourself.",
+    );
+    text
+}
+
+/// The hook answer that adds `context` to the agent's context for `event_name`.
+pub fn hook_output(event_name: &str, context: &str) -> Value {
+    serde_json::json!({
+        "hookSpecificOutput": {
+            "hookEventName": event_name,
+            "additionalContext": context,
+        }
+    })
+}
+
+/// The directory of per-session hook cursors. Agent-writable: the hook runs inside the agent's
+/// tree. Tampering with it only changes what the agent itself is told.
+pub fn cursor_dir(locations: &Locations) -> PathBuf {
+    locations.state_dir.join("hook-cursors")
+}
+
+/// Denials already reported to one session (id → unix seconds), pruned to the window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    reported: BTreeMap<String, u64>,
+}
+
+fn cursor_file(locations: &Locations, session_id: &str) -> PathBuf {
+    let safe = !session_id.is_empty()
+        && session_id.len() <= 128
+        && session_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let name = if safe {
+        session_id.to_string()
+    } else {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in session_id.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("h{hash:016x}")
+    };
+    cursor_dir(locations).join(format!("{name}.json"))
+}
+
+fn load_cursor(file: &Path) -> Cursor {
+    files::read_regular(file)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Answer one hook call: the JSON to print, or `None` when there is nothing to say.
+///
+/// A cursor that cannot be written (the state dir not carved out for the agent) only means a
+/// denial may be reported again by a later call within the window; it is not an error.
+pub fn run_hook(
+    input: &[u8],
+    locations: &Locations,
+    ctx: &HookContext,
+) -> Result<Option<Value>, FeedbackError> {
+    let input = HookInput::parse(input)?;
+    if !input.is_post_tool() {
+        return Ok(None);
+    }
+    // Only the tail can hold denials from the window; a large log is not read whole per call.
+    let records = read_denials(&locations.denials, Some(4 << 20))?;
+    let file = cursor_file(locations, &input.session_id);
+    let mut cursor = load_cursor(&file);
+    let selected = select_denials(&records, &cursor.reported, ctx);
+    if selected.is_empty() {
+        return Ok(None);
+    }
+    let context = render_context(&selected);
+    let since = ctx.now.saturating_sub(WINDOW_SECS);
+    cursor.reported.retain(|_, t| *t >= since);
+    for r in &selected {
+        cursor.reported.insert(key_of(r), r.ts as u64);
+    }
+    if files::ensure_dir(&cursor_dir(locations)).is_ok() {
+        if let Ok(bytes) = serde_json::to_vec(&cursor) {
+            let _ = files::write_atomic(&file, &bytes);
+        }
+    }
+    Ok(Some(hook_output(&input.hook_event_name, &context)))
+}
+
+/// The pids above `pid` in the live process tree, nearest first (at most 64).
+pub fn ancestors_of(source: &dyn crate::lineage::ProcessSource, pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut current = pid;
+    while out.len() < 64 {
+        match source.info(current) {
+            Ok(info) if info.ppid > 0 && info.ppid != current => {
+                out.push(info.ppid);
+                current = info.ppid;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// The latest denial of `path` (or below it) in `records`, to show next to a request.
+pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<&'a DenialRecord> {
+    use crate::engine::path::is_within;
+    use std::os::unix::ffi::OsStrExt;
+    let root = path.as_os_str().as_bytes();
+    records
+        .iter()
+        .filter(|r| is_within(r.path.as_bytes(), root))
+        .max_by(|a, b| a.ts.total_cmp(&b.ts))
+}

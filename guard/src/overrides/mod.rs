@@ -1,1 +1,218 @@
-//! Placeholder until this module lands.
+//! Overrides: an agent asks, a human decides, the engine honours the grant until it expires.
+//!
+//! The pieces, and who may touch them (Linux `run` layout; the macOS daemon uses the same files
+//! under `/var/db/agent-guard`):
+//! - `<state dir>/requests/ID.json`: pending [`Request`]s. The *agent* writes these (the one
+//!   place in the state dir it may write), so everything read from there is untrusted: it is
+//!   re-validated against the current policy when a human approves it, size-limited, never
+//!   followed through a symlink, and its text is shown with control characters escaped.
+//! - `<state dir>/grants.json`: the approved grants ([`GrantFile`]), replaced atomically (temp
+//!   file + fsync + rename). Only a human's process may write it: the supervisor's guard-files
+//!   rule denies agents every write in the state dir but `requests/`, so an agent running
+//!   `override approve` fails with EPERM. The `AGENT_GUARD_AGENT` check in the CLI
+//!   ([`refuse_if_agent`]) is a courtesy that gives a clear message early; the kernel-level rule
+//!   is the enforcement.
+//! - `<state dir>/overrides.jsonl`: the audit trail of every request, approval, denial,
+//!   revocation and expiry ([`record_override_event`]).
+//! - [`LiveGrants`]: what a running supervisor or daemon hands the engine, reloaded within
+//!   milliseconds of a change to `grants.json` (file watching, not polling). Expiry needs no
+//!   reload: the engine compares each grant's `expires_at` with `now`.
+//!
+//! This module must never decide an operation (that is [`crate::engine::decide`]) and must never
+//! trust the content of the requests spool.
+
+mod events;
+pub(crate) mod files;
+mod live;
+mod request;
+mod store;
+
+use std::path::PathBuf;
+
+pub use events::{read_recent_events, record_override_event, EventKind, OverrideEvent};
+pub use live::{watch_grants, GrantWatcher, LiveGrants};
+pub use request::{
+    file_request, load_pending, parse_ops, resolve_path, validate, RateLimit, Refusal, Request,
+    RequestSpec, Requester, Validated,
+};
+pub use store::{GrantFile, GrantStore, StoredGrant};
+
+/// Set by the supervisor in the environment of every process of the agent's tree. Its value
+/// names the agent (e.g. `claude:4242`); it keys the request rate limit.
+pub const AGENT_ENV: &str = "AGENT_GUARD_AGENT";
+
+/// Lifetime of a grant when neither the request nor the approval names one.
+pub const DEFAULT_TTL_SECS: u64 = 600;
+
+/// What went wrong with an override operation. Each variant names the file, id or argument.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("{path}: cannot {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: expected a directory (a symlink or file is never used in its place)")]
+    NotADirectory { path: PathBuf },
+    #[error("{path}: expected a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: larger than {limit} bytes; not an agent-guard file")]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("{path}: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error("override request refused: {0}")]
+    Refused(#[from] Refusal),
+    #[error("override request refused: {0}")]
+    RateLimited(String),
+    #[error("no pending override request {id:?} (see `agent-guard override list`)")]
+    NoSuchRequest { id: String },
+    #[error("no active grant {id:?} (see `agent-guard override list`)")]
+    NoSuchGrant { id: String },
+    #[error("override request {id} cannot be decided: {why}; ask the agent to file a new request")]
+    Tampered { id: String, why: String },
+    #[error("{id:?} is not an override id: expected letters, digits and '-' (like r-1a2b3c4d)")]
+    BadId { id: String },
+    #[error("no denial {id:?} in {file}")]
+    NoSuchDenial { id: String, file: PathBuf },
+    #[error("agent-guard override {command} must be run by a human, not by an agent: {detail}")]
+    NotHuman {
+        command: &'static str,
+        detail: String,
+    },
+}
+
+/// Refuse early when this process says it belongs to an agent's tree (`AGENT_GUARD_AGENT`).
+///
+/// A courtesy, not the enforcement: an agent can unset the variable, and then its write of
+/// `grants.json` is what fails (the guard-files rule), which [`GrantStore`] reports the same way.
+pub fn refuse_if_agent(
+    command: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), OverrideError> {
+    match env(AGENT_ENV).filter(|v| !v.is_empty()) {
+        Some(agent) => Err(OverrideError::NotHuman {
+            command,
+            detail: format!(
+                "this process runs under agent-guard as agent {agent:?} ({AGENT_ENV} is set); ask the user to run it in their own terminal"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// An id as accepted from a command line or a file name: `[A-Za-z0-9-]{1,64}`, so it can never
+/// name a path outside the spool.
+pub fn check_id(id: &str) -> Result<(), OverrideError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(OverrideError::BadId { id: id.to_string() })
+    }
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// RFC 3339 with milliseconds, UTC, for the `time` field of records.
+pub fn rfc3339(unix_secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix_secs).unwrap_or(0))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A duration for humans: `9m 58s`, `1h 02m`, `45s`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Text from the agent-writable spool, made safe to print on a human's terminal: control
+/// characters (escape sequences that could rewrite what the human sees) are shown escaped.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// The real uid of this process (recorded with every decision).
+pub fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_never_name_a_path() {
+        for good in ["r-1a2b3c4d", "R-0", "abc"] {
+            assert!(check_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../grants",
+            "r/1",
+            "r-1.json",
+            ".r",
+            "r 1",
+            &"a".repeat(65),
+        ] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printable_escapes_terminal_control() {
+        assert_eq!(printable("a\u{1b}[2Kb\nc"), "a\\u{1b}[2Kb\\nc");
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(598), "9m 58s");
+        assert_eq!(human_duration(3600), "1h");
+        assert_eq!(human_duration(3720), "1h 02m");
+        assert_eq!(human_duration(5), "5s");
+    }
+
+    #[test]
+    fn the_agent_variable_refuses_human_commands() {
+        let agent = |k: &str| (k == AGENT_ENV).then(|| "claude:1".to_string());
+        let err = refuse_if_agent("approve", &agent).unwrap_err().to_string();
+        assert!(
+            err.starts_with("agent-guard override approve must be run by a human, not by an agent"),
+            "{err}"
+        );
+        assert!(refuse_if_agent("approve", &|_| None).is_ok());
+        assert!(refuse_if_agent("approve", &|_| Some(String::new())).is_ok());
+    }
+}

@@ -1,0 +1,134 @@
+//! The overrides audit trail: one JSON line per request, approval, denial, revocation and expiry
+//! in `<state dir>/overrides.jsonl`.
+//!
+//! [`record_override_event`] is the single place these are written, so the SQLite store can be
+//! fed from here too. It must never be on the engine's hot path.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::files;
+use super::OverrideError;
+use crate::paths::Locations;
+
+/// What happened to an override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An agent (or a human) filed a request.
+    Request,
+    /// A human approved a request; a grant is in force.
+    Approve,
+    /// A human turned a request down.
+    Deny,
+    /// A human withdrew a grant before its expiry.
+    Revoke,
+    /// A grant reached its expiry and was removed from the store.
+    Expire,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Request => "request",
+            EventKind::Approve => "approve",
+            EventKind::Deny => "deny",
+            EventKind::Revoke => "revoke",
+            EventKind::Expire => "expire",
+        }
+    }
+}
+
+/// One line of `overrides.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideEvent {
+    /// Unix seconds.
+    pub ts: u64,
+    /// RFC 3339, milliseconds.
+    pub time: String,
+    pub event: EventKind,
+    /// The request id (grants keep the id of the request they came from).
+    pub id: String,
+    pub path: PathBuf,
+    /// Comma-separated operations, as on the command line.
+    pub ops: String,
+    pub reason: String,
+    /// When the grant ends (approve, revoke, expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// The denial the request was about, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_id: Option<String>,
+    /// The agent that asked (`AGENT_GUARD_AGENT` of the requester), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// When the request was filed (unix seconds): the rate limit counts these.
+    pub requested_at: u64,
+    /// The lifetime the request asked for (request events), so an approval can check that the
+    /// spooled request is still the one that was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// uid and pid of the process that caused this event.
+    pub by_uid: u32,
+    pub by_pid: u32,
+}
+
+fn log_path(locations: &Locations) -> PathBuf {
+    locations.state_dir.join("overrides.jsonl")
+}
+
+/// Append `event` to the overrides audit trail (`<state dir>/overrides.jsonl`).
+pub fn record_override_event(
+    locations: &Locations,
+    event: &OverrideEvent,
+) -> Result<(), OverrideError> {
+    let path = log_path(locations);
+    let line = serde_json::to_string(event).map_err(|e| OverrideError::Malformed {
+        path: path.clone(),
+        message: format!("cannot encode the event: {e}"),
+    })?;
+    files::append_line(&path, &line).map_err(|source| OverrideError::Io {
+        path,
+        what: "append to the overrides audit trail",
+        source,
+    })
+}
+
+/// The events in the last `tail_bytes` of the trail (all of it when smaller). Lines that do not
+/// parse are skipped: the trail is append-only and a partial first line is expected.
+pub fn read_recent_events(
+    locations: &Locations,
+    tail_bytes: u64,
+) -> Result<Vec<OverrideEvent>, OverrideError> {
+    let path = log_path(locations);
+    read_tail(&path, tail_bytes).map(|text| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    })
+}
+
+fn read_tail(path: &Path, tail_bytes: u64) -> Result<String, OverrideError> {
+    let io = |what| {
+        move |source| OverrideError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(io("open")(e)),
+    };
+    let len = file.metadata().map_err(io("inspect"))?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(tail_bytes)))
+        .map_err(io("seek in"))?;
+    let mut bytes = Vec::new();
+    file.take(tail_bytes)
+        .read_to_end(&mut bytes)
+        .map_err(io("read"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

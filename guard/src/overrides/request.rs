@@ -1,0 +1,591 @@
+//! Override requests: validation, the rate limit, and the pending-request spool.
+//!
+//! A request is validated when it is filed *and again* when a human approves it
+//! ([`super::GrantStore::approve`]): the spool is agent-writable, so a file placed there by hand
+//! gets no more than one that went through `override request`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::events::{EventKind, OverrideEvent};
+use super::{check_id, files, rfc3339, OverrideError};
+use crate::engine::path::clean;
+use crate::engine::{OpKind, OpSet};
+use crate::paths::Locations;
+use crate::policy::normalize::override_too_broad;
+use crate::policy::{Policy, ZoneKind};
+
+/// Longest reason accepted, in characters: one or two sentences for a human to read.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Who filed a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub pid: u32,
+    pub uid: u32,
+    /// `AGENT_GUARD_AGENT` of the requesting process: which agent asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+}
+
+impl Requester {
+    /// The key the rate limit counts by: the agent, or the user when no agent is named.
+    pub fn rate_key(&self) -> String {
+        self.agent
+            .clone()
+            .unwrap_or_else(|| format!("uid:{}", self.uid))
+    }
+}
+
+/// A pending request, as stored in `<state dir>/requests/ID.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub id: String,
+    /// Absolute, clean, symlinks of its existing part resolved: the subtree to open up.
+    pub path: PathBuf,
+    pub ops: Vec<OpKind>,
+    pub reason: String,
+    /// How long the grant should last once approved (the approver may change it).
+    pub ttl_secs: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// RFC 3339 of `created_at`.
+    pub time: String,
+    /// The denial record this request is about (`--denial ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_id: Option<String>,
+    pub requester: Requester,
+    /// The `request` event is already in the audit trail. An agent under the supervisor cannot
+    /// write the trail, so its requests are recorded by the next human command that lists or
+    /// decides them.
+    #[serde(default)]
+    pub recorded: bool,
+}
+
+impl Request {
+    /// Whether `event` (a recorded `request` event) describes this request as it is now: same
+    /// path, operations, reason and lifetime. The spool is agent-writable and the trail is not,
+    /// so this is what binds a human's approval to what was filed and listed.
+    pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
+        event.path == self.path
+            && event.ops == self.op_set().to_string()
+            && event.reason == self.reason
+            && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
+            && event.requested_at == self.created_at
+    }
+
+    pub fn op_set(&self) -> OpSet {
+        self.ops.iter().copied().collect()
+    }
+
+    /// The audit event of `kind` about this request.
+    pub fn event(&self, kind: EventKind, expires_at: Option<u64>, now: u64) -> OverrideEvent {
+        OverrideEvent {
+            ts: now,
+            time: rfc3339(now),
+            event: kind,
+            id: self.id.clone(),
+            path: self.path.clone(),
+            ops: self.op_set().to_string(),
+            reason: self.reason.clone(),
+            expires_at,
+            denial_id: self.denial_id.clone(),
+            agent: self.requester.agent.clone(),
+            requested_at: self.created_at,
+            ttl_secs: Some(self.ttl_secs),
+            by_uid: super::current_uid(),
+            by_pid: std::process::id(),
+        }
+    }
+}
+
+/// What was asked, before validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// Already resolved with [`resolve_path`].
+    pub path: PathBuf,
+    pub ops: Vec<OpKind>,
+    pub reason: String,
+    pub ttl_secs: u64,
+}
+
+/// A request that passed validation, with what a human should know about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated {
+    pub ops: OpSet,
+    /// The zone the path lies in (the innermost policy zone), if any: a grant inside a secret
+    /// zone hands out credentials, and the approver should see that.
+    pub zone: Option<(ZoneKind, PathBuf)>,
+}
+
+/// Why a request is refused. The text is addressed to whoever asked (often an AI agent).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("--op: expected at least one operation (e.g. --op unlink)")]
+    NoOps,
+    #[error("--op: unknown operation {0:?}: expected exec, unlink, rmdir, rename, open, truncate, link or create")]
+    UnknownOp(String),
+    #[error("--op signal: signals are not path operations and cannot be overridden")]
+    SignalOp,
+    #[error("{0}: expected an absolute, clean path (no '.', '..' or '//')")]
+    NotClean(PathBuf),
+    #[error("{0}")]
+    TooBroad(String),
+    #[error("{0} is one of agent-guard's own files (policy, state, logs, binary): no override can cover it; ask the user to make the change")]
+    GuardFile(PathBuf),
+    #[error("--ttl: expected a positive duration like 10m")]
+    TtlZero,
+    #[error("--ttl {0:?}: expected a duration like 90s, 10m or 1h")]
+    BadTtl(String),
+    #[error("--ttl: {ttl}s is longer than the policy's max_override_ttl of {max}s")]
+    TtlTooLong { ttl: u64, max: u64 },
+    #[error("--reason: expected one sentence telling the user why the override is needed")]
+    EmptyReason,
+    #[error("--reason: {0} characters is more than the {MAX_REASON_CHARS} allowed; say why in one or two sentences")]
+    ReasonTooLong(usize),
+    #[error("--reason: control characters (escape sequences, newlines) are not allowed")]
+    ReasonControl,
+}
+
+/// Parse `--op` values; each may itself be a comma-separated list (`unlink,rmdir`).
+pub fn parse_ops(values: &[String]) -> Result<Vec<OpKind>, Refusal> {
+    let mut ops: Vec<OpKind> = Vec::new();
+    for name in values.iter().flat_map(|v| v.split(',')) {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let op: OpKind = name
+            .parse()
+            .map_err(|_| Refusal::UnknownOp(name.to_string()))?;
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
+    if ops.is_empty() {
+        return Err(Refusal::NoOps);
+    }
+    ops.sort();
+    Ok(ops)
+}
+
+/// A path from the command line made absolute against `cwd`, cleaned, and with the symlinks of
+/// its existing part resolved, because the engine sees the paths the kernel resolved: a request
+/// for `~/src/link` where `link -> ~/.ssh` is a request for `~/.ssh`, and is judged as one.
+pub fn resolve_path(path: &Path, cwd: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let cleaned = clean(&joined);
+    let mut existing = cleaned.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            let mut out = real;
+            for name in rest.iter().rev() {
+                out.push(name);
+            }
+            return clean(&out);
+        }
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return cleaned,
+        }
+    }
+}
+
+/// Check a request against the policy in force. `homes` are the home directories the policy was
+/// loaded for (no override may cover one as a whole).
+pub fn validate(
+    spec: &RequestSpec,
+    policy: &Policy,
+    homes: &[PathBuf],
+) -> Result<Validated, Refusal> {
+    if spec.ops.is_empty() {
+        return Err(Refusal::NoOps);
+    }
+    if spec.ops.contains(&OpKind::Signal) {
+        return Err(Refusal::SignalOp);
+    }
+    let path = &spec.path;
+    if !path.is_absolute() || clean(path) != *path {
+        return Err(Refusal::NotClean(path.clone()));
+    }
+    if let Some(why) = override_too_broad(path, &policy.zones, homes) {
+        return Err(Refusal::TooBroad(why));
+    }
+    let hits = policy.zones.lookup(path);
+    if hits.guard.is_some() {
+        return Err(Refusal::GuardFile(path.clone()));
+    }
+    if spec.ttl_secs == 0 {
+        return Err(Refusal::TtlZero);
+    }
+    if spec.ttl_secs > policy.max_override_ttl {
+        return Err(Refusal::TtlTooLong {
+            ttl: spec.ttl_secs,
+            max: policy.max_override_ttl,
+        });
+    }
+    let reason = spec.reason.trim();
+    if reason.is_empty() {
+        return Err(Refusal::EmptyReason);
+    }
+    let chars = reason.chars().count();
+    if chars > MAX_REASON_CHARS {
+        return Err(Refusal::ReasonTooLong(chars));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(Refusal::ReasonControl);
+    }
+    let zone = [ZoneKind::Secret, ZoneKind::Readonly, ZoneKind::Protected]
+        .into_iter()
+        .find_map(|k| hits.get(k).map(|z| (k, z.root.clone())));
+    Ok(Validated {
+        ops: spec.ops.iter().copied().collect(),
+        zone,
+    })
+}
+
+/// How many requests one agent may have: pending at once, and filed per minute.
+///
+/// A courtesy against an agent stuck in a loop, not a security boundary: the spool is
+/// agent-writable, so a determined agent can drop files there directly. What protects the user
+/// is that nothing in the spool takes effect without a human's approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max_pending: usize,
+    pub max_per_minute: usize,
+}
+
+impl RateLimit {
+    pub const DEFAULT: RateLimit = RateLimit {
+        max_pending: 5,
+        max_per_minute: 3,
+    };
+
+    /// Whether `key` may file one more request, given the pending requests and the recent
+    /// audit events (requests already decided still count toward the minute).
+    pub fn check(
+        &self,
+        key: &str,
+        pending: &[Request],
+        recent: &[OverrideEvent],
+        now: u64,
+    ) -> Result<(), String> {
+        let mine: Vec<&Request> = pending
+            .iter()
+            .filter(|r| r.requester.rate_key() == key)
+            .collect();
+        if mine.len() >= self.max_pending {
+            return Err(format!(
+                "{key} already has {} pending override requests (at most {}); wait for the user to approve or deny them (`agent-guard override list`)",
+                mine.len(),
+                self.max_pending
+            ));
+        }
+        let in_last_minute = |t: u64| t + 60 > now;
+        let mut ids: HashSet<&str> = mine
+            .iter()
+            .filter(|r| in_last_minute(r.created_at))
+            .map(|r| r.id.as_str())
+            .collect();
+        ids.extend(
+            recent
+                .iter()
+                .filter(|e| {
+                    e.agent
+                        .clone()
+                        .unwrap_or_else(|| format!("uid:{}", e.by_uid))
+                        == key
+                        && in_last_minute(e.requested_at)
+                        && matches!(
+                            e.event,
+                            EventKind::Request | EventKind::Approve | EventKind::Deny
+                        )
+                })
+                .map(|e| e.id.as_str()),
+        );
+        if ids.len() >= self.max_per_minute {
+            return Err(format!(
+                "{key} filed {} override requests in the last minute (at most {}); wait, and ask the user instead of retrying",
+                ids.len(),
+                self.max_per_minute
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The file of request `id` in the spool.
+pub(super) fn request_file(locations: &Locations, id: &str) -> Result<PathBuf, OverrideError> {
+    check_id(id)?;
+    Ok(locations.requests_dir.join(format!("{id}.json")))
+}
+
+/// Read one request file; `Ok(None)` when it does not exist. The id inside must match the name.
+pub(super) fn read_request(
+    locations: &Locations,
+    id: &str,
+) -> Result<Option<Request>, OverrideError> {
+    let path = request_file(locations, id)?;
+    let Some(bytes) = files::read_regular(&path)? else {
+        return Ok(None);
+    };
+    let request: Request =
+        serde_json::from_slice(&bytes).map_err(|e| OverrideError::Malformed {
+            path: path.clone(),
+            message: format!("not an override request: {e}"),
+        })?;
+    if request.id != id {
+        return Err(OverrideError::Malformed {
+            path,
+            message: format!("holds request {:?}, not {id:?}", request.id),
+        });
+    }
+    Ok(Some(request))
+}
+
+/// Every pending request, oldest first; files that are not valid requests are returned as
+/// errors so `list` can show them (the spool is agent-writable).
+pub fn load_pending(
+    locations: &Locations,
+) -> Result<Vec<Result<Request, OverrideError>>, OverrideError> {
+    let dir = &locations.requests_dir;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(OverrideError::Io {
+                path: dir.clone(),
+                what: "list the requests spool",
+                source,
+            })
+        }
+    };
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(OverrideError::NotADirectory { path: dir.clone() });
+    }
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        out.push(match read_request(locations, id) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => continue,
+            Err(e) => Err(e),
+        });
+    }
+    out.sort_by_key(|r| r.as_ref().map(|r| (r.created_at, r.id.clone())).ok());
+    Ok(out)
+}
+
+/// A new request id: `r-` and 8 hex digits, unlikely to repeat and short enough to type.
+fn new_id(path: &Path, attempt: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(&nanos.to_le_bytes());
+    feed(&std::process::id().to_le_bytes());
+    feed(&attempt.to_le_bytes());
+    feed(path.as_os_str().as_encoded_bytes());
+    format!("r-{:08x}", (hash ^ (hash >> 32)) as u32)
+}
+
+/// Validate, rate-limit and spool a request. The file appears under its final name complete
+/// (written to a temporary `O_EXCL|O_NOFOLLOW` file, then renamed), so no reader sees half of it.
+///
+/// The `request` event is recorded here only when `record` is set (a process that may write the
+/// audit trail); otherwise the next human command records it.
+#[allow(clippy::too_many_arguments)]
+pub fn file_request(
+    locations: &Locations,
+    spec: &RequestSpec,
+    denial_id: Option<String>,
+    requester: Requester,
+    policy: &Policy,
+    homes: &[PathBuf],
+    limit: RateLimit,
+    record: bool,
+    now: u64,
+) -> Result<Request, OverrideError> {
+    validate(spec, policy, homes)?;
+    files::ensure_dir(&locations.requests_dir)?;
+    let pending: Vec<Request> = load_pending(locations)?.into_iter().flatten().collect();
+    let recent = super::events::read_recent_events(locations, 256 * 1024).unwrap_or_default();
+    limit
+        .check(&requester.rate_key(), &pending, &recent, now)
+        .map_err(OverrideError::RateLimited)?;
+
+    let mut request = Request {
+        id: String::new(),
+        path: spec.path.clone(),
+        ops: spec.ops.clone(),
+        reason: spec.reason.trim().to_string(),
+        ttl_secs: spec.ttl_secs,
+        created_at: now,
+        time: rfc3339(now),
+        denial_id,
+        requester,
+        recorded: false,
+    };
+    for attempt in 0.. {
+        let id = new_id(&spec.path, attempt);
+        let file = request_file(locations, &id)?;
+        if std::fs::symlink_metadata(&file).is_ok() {
+            continue;
+        }
+        request.id = id;
+        break;
+    }
+    if record
+        && super::record_override_event(locations, &request.event(EventKind::Request, None, now))
+            .is_ok()
+    {
+        request.recorded = true;
+    }
+    write_request(locations, &request)?;
+    Ok(request)
+}
+
+/// Write `request` to its file in the spool, atomically.
+pub(super) fn write_request(locations: &Locations, request: &Request) -> Result<(), OverrideError> {
+    let file = request_file(locations, &request.id)?;
+    let bytes = serde_json::to_vec_pretty(request).map_err(|e| OverrideError::Malformed {
+        path: file.clone(),
+        message: format!("cannot encode the request: {e}"),
+    })?;
+    files::write_atomic(&file, &bytes).map_err(|source| OverrideError::Io {
+        path: file,
+        what: "write the override request",
+        source,
+    })
+}
+
+/// Remove request `id` from the spool (after a decision).
+pub(super) fn remove_request(locations: &Locations, id: &str) -> Result<(), OverrideError> {
+    let file = request_file(locations, id)?;
+    match std::fs::remove_file(&file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(OverrideError::Io {
+            path: file,
+            what: "remove the decided request",
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str, agent: &str, created_at: u64) -> Request {
+        Request {
+            id: id.into(),
+            path: "/p/x".into(),
+            ops: vec![OpKind::Unlink],
+            reason: "r".into(),
+            ttl_secs: 600,
+            created_at,
+            time: String::new(),
+            denial_id: None,
+            requester: Requester {
+                pid: 1,
+                uid: 1000,
+                agent: Some(agent.into()),
+                cwd: None,
+            },
+            recorded: false,
+        }
+    }
+
+    #[test]
+    fn ops_parse_lists_and_dedupe() {
+        let ops = parse_ops(&["unlink,rmdir".into(), "unlink".into()]).unwrap();
+        assert_eq!(ops, vec![OpKind::Unlink, OpKind::Rmdir]);
+        assert_eq!(parse_ops(&[",".into()]), Err(Refusal::NoOps));
+        assert_eq!(
+            parse_ops(&["unlink,nope".into()]),
+            Err(Refusal::UnknownOp("nope".into()))
+        );
+    }
+
+    #[test]
+    fn rate_limit_counts_per_agent_pending_and_decided() {
+        let limit = RateLimit {
+            max_pending: 2,
+            max_per_minute: 2,
+        };
+        let now = 10_000;
+        // Two pending of agent a: a is at its pending limit, b is not.
+        let pending = [
+            request("r-1", "a", now - 600),
+            request("r-2", "a", now - 500),
+        ];
+        assert!(limit.check("a", &pending, &[], now).is_err());
+        assert!(limit.check("b", &pending, &[], now).is_ok());
+        // Two requests of b decided within the minute still count toward it.
+        let decided: Vec<OverrideEvent> = ["r-3", "r-4"]
+            .iter()
+            .map(|id| request(id, "b", now - 10).event(EventKind::Deny, None, now))
+            .collect();
+        let err = limit.check("b", &[], &decided, now).unwrap_err();
+        assert!(err.contains("in the last minute"), "{err}");
+        // A minute later they do not.
+        assert!(limit.check("b", &[], &decided, now + 60).is_ok());
+    }
+
+    #[test]
+    fn a_recorded_request_binds_its_content() {
+        let r = request("r-1", "a", 5);
+        let recorded = r.event(EventKind::Request, None, 5);
+        assert!(r.matches_recorded(&recorded));
+        for changed in [
+            Request {
+                path: "/p".into(),
+                ..r.clone()
+            },
+            Request {
+                ops: vec![OpKind::Unlink, OpKind::Rmdir],
+                ..r.clone()
+            },
+            Request {
+                ttl_secs: 3600,
+                ..r.clone()
+            },
+            Request {
+                reason: "other".into(),
+                ..r.clone()
+            },
+        ] {
+            assert!(!changed.matches_recorded(&recorded), "{changed:?}");
+        }
+    }
+}
