@@ -18,9 +18,9 @@ use crate::audit::{
     EnforcementMode, Retention,
 };
 use crate::engine::{decide, AgentInfo, Attribution, Event, Verdict};
-use crate::overrides::LiveGrants;
+use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
-use crate::policy::watch::{LivePolicy, PolicyWatcher};
+use crate::policy::watch::LivePolicy;
 use crate::policy::{LoadContext, Mode, Policy};
 
 /// Decision counters, for `status`.
@@ -59,18 +59,20 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(policy: Policy, config: RuntimeConfig) -> Runtime {
-        let grants = LiveGrants::new(&config.locations.grants);
-        Runtime {
+    /// Fails only when approved overrides exist but cannot be read: a guard must not start with
+    /// grants silently missing.
+    pub fn new(policy: Policy, config: RuntimeConfig) -> Result<Runtime, OverrideError> {
+        let grants = LiveGrants::load(config.locations.clone())?;
+        Ok(Runtime {
             policy: LivePolicy::new(policy),
-            grants: Arc::new(grants),
+            grants,
             counters: Counters::default(),
             started: SystemTime::now(),
             denials: OnceLock::new(),
             store: OnceLock::new(),
             watchers: Default::default(),
             config,
-        }
+        })
     }
 
     /// Start the background work: the denial log and audit store writers, the policy and grant
@@ -117,7 +119,13 @@ impl Runtime {
                 Err(e) => tracing::error!("the policy file is not watched: {e}"),
             }
         }
-        match self.grants.watch() {
+        let grants_watch = watch_grants(self.grants.clone(), |result| match result {
+            Ok(_) => tracing::info!("approved overrides reloaded"),
+            Err(e) => {
+                tracing::error!("approved overrides not reloaded, the last good ones stay: {e}")
+            }
+        });
+        match grants_watch {
             Ok(w) => watchers.push(Box::new(w)),
             Err(e) => tracing::error!("approved overrides are not watched: {e}"),
         }
@@ -128,6 +136,7 @@ impl Runtime {
             .spawn(move || loop {
                 let Some(runtime) = me.upgrade() else { return };
                 runtime.write_status();
+                runtime.record_expiries();
                 drop(runtime);
                 std::thread::sleep(STATUS_INTERVAL);
             })
@@ -137,7 +146,7 @@ impl Runtime {
     /// Decide one event by an agent-attributed (or not) process, count and record it.
     pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
         let policy = self.policy.load();
-        let grants = self.grants.load();
+        let grants = self.grants.current();
         let now = SystemTime::now();
         let mut verdict = decide(event, attribution, &policy, &grants, unix_secs(now));
         if self.config.force_audit {
@@ -162,8 +171,19 @@ impl Runtime {
         verdict
     }
 
-    fn record(&self, event: &Event, agent: &AgentInfo, start_key: u64, verdict: &Verdict, policy: &Policy, now: SystemTime) {
-        if let (Some(log), Some(record)) = (self.denials.get(), DenialRecord::new(event, agent, verdict, now)) {
+    fn record(
+        &self,
+        event: &Event,
+        agent: &AgentInfo,
+        start_key: u64,
+        verdict: &Verdict,
+        policy: &Policy,
+        now: SystemTime,
+    ) {
+        if let (Some(log), Some(record)) = (
+            self.denials.get(),
+            DenialRecord::new(event, agent, verdict, now),
+        ) {
             log.log(record);
         }
         if let Some(store) = self.store.get() {
@@ -171,7 +191,26 @@ impl Runtime {
                 (Mode::Audit, _) | (_, true) => EnforcementMode::Audit,
                 (Mode::Enforce, false) => EnforcementMode::Enforce,
             };
-            store.record_decision(DecisionRecord::new(event, agent, start_key, verdict, mode, &policy.version, now));
+            store.record_decision(DecisionRecord::new(
+                event,
+                agent,
+                start_key,
+                verdict,
+                mode,
+                &policy.version,
+                now,
+            ));
+        }
+    }
+
+    /// Record grants that have expired in the audit trail and drop them from `grants.json`.
+    /// (The engine stops honouring a grant at its expiry second regardless.)
+    fn record_expiries(&self) {
+        let now = unix_secs(SystemTime::now());
+        if self.grants.next_expiry().is_some_and(|t| t <= now) {
+            if let Err(e) = self.grants.store().prune_expired(now) {
+                tracing::warn!("expired overrides not pruned: {e}");
+            }
         }
     }
 
@@ -201,7 +240,11 @@ impl Runtime {
             pid: std::process::id(),
             started: unix_secs(self.started),
             updated: unix_secs(SystemTime::now()),
-            mode: if self.config.force_audit { Mode::Audit } else { policy.mode },
+            mode: if self.config.force_audit {
+                Mode::Audit
+            } else {
+                policy.mode
+            },
             policy_source: policy.source.clone(),
             policy_version: policy.version.clone(),
             reloads: reload.reloads,
@@ -213,7 +256,7 @@ impl Runtime {
             deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
             dropped_denials: denial_drops,
             dropped_audit_records: store_drops.unwrap_or(0),
-            active_grants: self.grants.load().grants.len(),
+            active_grants: self.grants.current().grants.len(),
             denials_log: self.config.locations.denials.clone(),
             audit_db: self.config.locations.audit_db.clone(),
         }
@@ -270,5 +313,7 @@ pub struct RuntimeStatus {
 }
 
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

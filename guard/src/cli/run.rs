@@ -32,10 +32,6 @@ pub struct RunArgs {
     pub cmd: Vec<OsString>,
 }
 
-/// Environment variable set for the supervised tree: the agent's name. `override approve` uses
-/// it to refuse politely; the guard-files rule is what actually stops an agent from approving.
-pub const AGENT_ENV: &str = "AGENT_GUARD_AGENT";
-
 #[cfg(target_os = "linux")]
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     use crate::platform::linux::supervisor::{self, SupervisorConfig};
@@ -52,20 +48,51 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     let locations = Locations::for_user(&process_env);
     let agent = args.agent.clone().unwrap_or_else(|| {
-        Path::new(&args.cmd[0]).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        Path::new(&args.cmd[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     });
-    let supervise_reads = loaded.policy.zones.of_kind(crate::policy::ZoneKind::Secret).next().is_some();
-    let runtime = Arc::new(Runtime::new(
-        loaded.policy,
-        RuntimeConfig { policy_file: loaded.file, ctx: loaded.ctx, locations, force_audit: args.audit },
-    ));
+    let supervise_reads = loaded
+        .policy
+        .zones
+        .of_kind(crate::policy::ZoneKind::Secret)
+        .next()
+        .is_some();
+    let config = RuntimeConfig {
+        policy_file: loaded.file,
+        ctx: loaded.ctx,
+        locations,
+        force_audit: args.audit,
+    };
+    let runtime = match Runtime::new(loaded.policy, config) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("agent-guard run: {e}");
+            return Ok(2);
+        }
+    };
+    // The supervised tree inherits this: `override approve` refuses politely when it is set (the
+    // guard-files rule is what actually stops an agent from approving), and requests are
+    // rate-limited per agent.
     // SAFETY: single-threaded here; no thread has been started yet that reads the environment.
-    unsafe { std::env::set_var(AGENT_ENV, &agent) };
+    unsafe {
+        std::env::set_var(
+            crate::overrides::AGENT_ENV,
+            format!("{agent}:{}", std::process::id()),
+        )
+    };
     let tree = Arc::new(AgentTree {
         runtime,
-        agent: AgentInfo { name: agent, pid: std::process::id() as i32 },
+        agent: AgentInfo {
+            name: agent,
+            pid: std::process::id() as i32,
+        },
     });
-    let config = SupervisorConfig { supervise_reads, ..SupervisorConfig::default() };
+    let config = SupervisorConfig {
+        supervise_reads,
+        ..SupervisorConfig::default()
+    };
     match supervisor::run(&args.cmd, tree, &config) {
         Ok(status) => Ok(status),
         Err(e) => {
@@ -96,12 +123,17 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
         let facts = procfs::quick_facts(pid);
         event.actor.exe = facts.exe;
         event.actor.comm = facts.comm;
-        self.runtime.decide(&event, &Attribution::Agent(self.agent.clone()), facts.start)
+        self.runtime
+            .decide(&event, &Attribution::Agent(self.agent.clone()), facts.start)
     }
 
     fn secret_paths(&self) -> Vec<PathBuf> {
         let policy = self.runtime.policy.load();
-        policy.zones.of_kind(crate::policy::ZoneKind::Secret).map(|z| z.root.clone()).collect()
+        policy
+            .zones
+            .of_kind(crate::policy::ZoneKind::Secret)
+            .map(|z| z.root.clone())
+            .collect()
     }
 
     fn start_in_supervisor(&self) {

@@ -46,8 +46,13 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<i32> {
         Err(e) => ("?".to_string(), None, Some(format!("{e:#}")), vec![], None),
     };
     let now = crate::runtime::unix_secs(std::time::SystemTime::now());
-    let grants = crate::overrides::GrantStore::new(&locations.grants).load_active(now).grants.len();
-    let pending = crate::overrides::pending_requests(&locations.requests_dir).len();
+    let grants = crate::overrides::GrantStore::new(locations.clone())
+        .active(now)
+        .map(|g| g.grants.len())
+        .unwrap_or(0);
+    let pending = crate::overrides::load_pending(&locations)
+        .map(|p| p.len())
+        .unwrap_or(0);
     let status = Status {
         policy_source: source,
         policy_version: version,
@@ -71,13 +76,17 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<i32> {
 
 /// Status files of sensors that are still alive; stale ones (a crashed supervisor) are skipped.
 fn running(locations: &Locations) -> Vec<RuntimeStatus> {
-    let Ok(entries) = std::fs::read_dir(status_dir(locations)) else { return vec![] };
+    let Ok(entries) = std::fs::read_dir(status_dir(locations)) else {
+        return vec![];
+    };
     let mut out: Vec<RuntimeStatus> = entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| std::fs::read(e.path()).ok())
         .filter_map(|bytes| serde_json::from_slice::<RuntimeStatus>(&bytes).ok())
-        .filter(|s| Path::new(&format!("/proc/{}", s.pid)).exists() || !Path::new("/proc/self").exists())
+        .filter(|s| {
+            Path::new(&format!("/proc/{}", s.pid)).exists() || !Path::new("/proc/self").exists()
+        })
         .collect();
     out.sort_by_key(|s| s.started);
     out
@@ -85,7 +94,11 @@ fn running(locations: &Locations) -> Vec<RuntimeStatus> {
 
 fn print_human(s: &Status) {
     match (&s.policy_version, &s.policy_error) {
-        (Some(v), _) => println!("policy:    {} (version {v}, mode {})", s.policy_source, s.mode.as_deref().unwrap_or("?")),
+        (Some(v), _) => println!(
+            "policy:    {} (version {v}, mode {})",
+            s.policy_source,
+            s.mode.as_deref().unwrap_or("?")
+        ),
         (None, Some(e)) => println!("policy:    INVALID: {e}"),
         _ => {}
     }
@@ -95,7 +108,10 @@ fn print_human(s: &Status) {
     println!("state:     {}", s.state_dir);
     println!("denials:   {}", s.denials_log);
     println!("audit db:  {}", s.audit_db);
-    println!("overrides: {} active grant(s), {} pending request(s)", s.active_grants, s.pending_requests);
+    println!(
+        "overrides: {} active grant(s), {} pending request(s)",
+        s.active_grants, s.pending_requests
+    );
     if s.running.is_empty() {
         println!("running:   no supervisor or daemon is running for this state directory");
     }
@@ -107,7 +123,10 @@ fn print_human(s: &Status) {
             r.policy_source,
             r.policy_version,
             r.reloads,
-            r.last_reload_error.as_ref().map(|e| format!(", last reload FAILED: {e}")).unwrap_or_default()
+            r.last_reload_error
+                .as_ref()
+                .map(|e| format!(", last reload FAILED: {e}"))
+                .unwrap_or_default()
         );
         println!(
             "           {} decisions, {} denials, {} audits, {} deadline misses; dropped: {} denial records, {} audit records",

@@ -618,7 +618,9 @@ pub struct QuickFacts {
 /// [`QuickFacts`] of task `tid` (a thread id works: `exe`, `comm` and `stat` exist per thread).
 pub fn quick_facts(tid: i32) -> QuickFacts {
     let dir = PathBuf::from(format!("/proc/{tid}"));
-    let exe = std::fs::read_link(dir.join("exe")).map(|t| split_deleted(t).0).unwrap_or_default();
+    let exe = std::fs::read_link(dir.join("exe"))
+        .map(|t| split_deleted(t).0)
+        .unwrap_or_default();
     let stat = std::fs::read(dir.join("stat"))
         .ok()
         .and_then(|bytes| parse_stat(&String::from_utf8_lossy(&bytes)).ok());
