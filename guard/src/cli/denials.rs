@@ -219,6 +219,7 @@ mod tests {
         let log = DenialLog::open(&locations.denials, DenialLogConfig::default()).unwrap();
         let now = SystemTime::now();
         let mut recent = record("/p/recent");
+        recent.id = "2-2-2".into();
         recent.time = audit::rfc3339_millis(now);
         recent.ts = now
             .duration_since(SystemTime::UNIX_EPOCH)
