@@ -17,3 +17,4 @@ pub mod overrides;
 pub mod paths;
 pub mod platform;
 pub mod policy;
+pub mod runtime;

@@ -18,6 +18,7 @@ fn ctx() -> LoadContext {
             PathBuf::from("/home/u/.local/state/agent-guard"),
             PathBuf::from("/etc/agent-guard/policy.json"),
         ],
+        agent_writable: vec![PathBuf::from("/home/u/.local/state/agent-guard/requests")],
         resolve_symlinks: false,
     }
 }
@@ -177,6 +178,8 @@ fn decision_table() {
         // Guard files.
         ("write the policy file", "/usr/bin/tee", open("/etc/agent-guard/policy.json", true), Want::Deny(GuardSelf)),
         ("delete a guard state file", rm, unlink("/home/u/.local/state/agent-guard/grants.json"), Want::Deny(GuardSelf)),
+        ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json") }, Want::Allow),
+        ("rename a request over the grants file", "/usr/bin/mv", rename("/home/u/.local/state/agent-guard/requests/r1.json", "/home/u/.local/state/agent-guard/grants.json", true), Want::Deny(GuardSelf)),
         ("read the denial log", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/denials.jsonl", false), Want::Allow),
         ("rename the guard state dir's parent", "/usr/bin/mv", rename("/home/u/.local/state", "/tmp/s", false), Want::Deny(GuardSelf)),
         ("signal the guard", "/usr/bin/kill", Action::Signal { target_pid: 1, target_is_guard: true }, Want::Deny(GuardSelf)),

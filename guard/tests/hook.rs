@@ -78,6 +78,7 @@ fn unlink_denial(id: &str, path: &str, ts: u64, agent_pid: i64, decision: &str) 
         platform: Platform::Linux,
         homes: vec!["/home/dev".into()],
         guard_paths: vec![],
+        agent_writable: vec![],
         resolve_symlinks: false,
     };
     let policy = policy::from_json(

@@ -18,6 +18,7 @@ fn build_policy() -> policy::Policy {
         platform: Platform::Linux,
         homes: vec!["/home/u".into()],
         guard_paths: vec![],
+        agent_writable: vec![],
         resolve_symlinks: false,
     };
     policy::from_json(
@@ -86,7 +87,8 @@ proptest! {
 
     #[test]
     fn policy_parser_never_panics(text in ".{0,200}") {
-        let ctx = LoadContext { platform: Platform::Linux, homes: vec!["/h".into()], guard_paths: vec![], resolve_symlinks: false };
+        let ctx = LoadContext { platform: Platform::Linux, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![],
+        resolve_symlinks: false };
         let _ = policy::from_json(&text, Path::new("fuzz.json"), &ctx);
     }
 
@@ -96,7 +98,8 @@ proptest! {
         ops in prop::collection::vec("[a-z]{0,8}", 0..3),
         expiry in "[0-9a-zT:-]{0,25}",
     ) {
-        let ctx = LoadContext { platform: Platform::MacOs, homes: vec!["/h".into()], guard_paths: vec![], resolve_symlinks: false };
+        let ctx = LoadContext { platform: Platform::MacOs, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![],
+        resolve_symlinks: false };
         let json = serde_json::json!({
             "protected_zones": [{"path": zones.first().cloned().unwrap_or_default(), "except": zones}],
             "temporary_overrides": [{"path": "/h/x/y", "ops": ops, "expires_at": expiry}],

@@ -10,6 +10,7 @@ fn ctx() -> LoadContext {
         platform: Platform::Linux,
         homes: vec![PathBuf::from("/home/u")],
         guard_paths: vec![],
+        agent_writable: vec![],
         resolve_symlinks: false,
     }
 }

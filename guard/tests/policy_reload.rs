@@ -16,6 +16,7 @@ fn ctx() -> LoadContext {
         platform: Platform::Linux,
         homes: vec!["/home/u".into()],
         guard_paths: vec![],
+        agent_writable: vec![],
         resolve_symlinks: false,
     }
 }

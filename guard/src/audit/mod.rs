@@ -1,1 +1,31 @@
-//! Placeholder until this module lands.
+//! What agent-guard remembers about decisions, written off the hot path.
+//!
+//! - [`DenialLog`] appends a [`DenialRecord`] to `denials.jsonl` for every deny and every
+//!   audit-mode would-deny: the agent's channel (the hook and `agent-guard denials` read it).
+//!   [`read_denials`] and [`follow`] read it back across rotated files.
+//! - [`AuditStore`] keeps every agent-attributed decision ([`DecisionRecord`]) and override event
+//!   ([`OverrideEvent`]) in SQLite for query and export by humans and security teams
+//!   ([`AuditReader`]).
+//!
+//! Both writers sit behind a bounded queue drained by their own thread: logging never blocks a
+//! sensor that is waiting to answer the kernel, and whatever cannot be queued or written is
+//! counted (`dropped`, `write_errors`) for `agent-guard status`, never lost silently. This module
+//! must never be called with a lock held on the decision path and must never block it.
+
+pub mod denials;
+pub mod duration;
+pub mod record;
+pub mod schema;
+pub mod store;
+
+pub use denials::{
+    follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
+    DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
+};
+pub use duration::{parse_duration, parse_time_bound, DurationError};
+pub use record::{rfc3339_millis, Decision, DenialRecord};
+pub use store::{
+    AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
+    DecisionRecord, EnforcementMode, ExportFormat, OverrideEvent, OverrideEventKind, Retention,
+    StoredDecision, StoredOverride, VerdictKind,
+};

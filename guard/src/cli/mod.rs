@@ -8,13 +8,18 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod check;
 pub mod common;
+pub mod demo;
+pub mod denials;
 pub mod explain;
 pub mod hook;
 pub mod instructions;
 pub mod override_cmd;
 pub mod policy;
+pub mod run;
+pub mod status;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
 /// operations by processes that descend from an agent, and tells the agent why.
@@ -32,6 +37,17 @@ pub enum Command {
     Policy(policy::PolicyCommand),
     /// Dry-run one decision: would this operation by this actor be allowed?
     Check(check::CheckArgs),
+    /// A self-contained tour: a scripted agent tries destructive and harmless things under the
+    /// supervisor in a throwaway home; prints what was blocked and why.
+    Demo(demo::DemoArgs),
+    /// Supervise CMD and every process it starts as an AI agent (Linux).
+    Run(run::RunArgs),
+    /// Print the denials (from denials.jsonl), optionally following new ones.
+    Denials(denials::DenialsArgs),
+    /// Query or export the SQLite audit trail of every agent decision.
+    Audit(audit::AuditArgs),
+    /// The policy in force, running supervisors and their counters, grants, logs.
+    Status(status::StatusArgs),
     /// Show a process's parent chain and why it is (or is not) attributed to an AI agent.
     Explain(explain::ExplainArgs),
     /// Ask for, list, approve, deny or revoke temporary overrides of denials.
@@ -49,6 +65,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Denials(args) => denials::run(&args, &user_locations()),
+        Command::Audit(args) => audit::run(&args, &user_locations()),
+        Command::Status(args) => status::run(&args),
         Command::Explain(args) => {
             let loaded = common::load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
@@ -57,6 +78,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Hook(cmd) => hook::run(cmd),
         Command::Instructions(args) => instructions::run(&args),
     }
+}
+
+fn user_locations() -> crate::paths::Locations {
+    crate::paths::Locations::for_user(&crate::paths::process_env)
 }
 
 /// A path from the command line made absolute against the current directory and cleaned.

@@ -110,7 +110,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         ));
     }
     for t in paths().filter(|t| t.modifies) {
-        if let Some(zone) = t.zones.guard {
+        if let Some(zone) = t.zones.guard.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::GuardSelf, t.path, Some(zone));
         }
     }

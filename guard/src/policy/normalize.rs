@@ -45,6 +45,8 @@ pub struct LoadContext {
     pub homes: Vec<PathBuf>,
     /// agent-guard's own files (policy file, state dir, logs, binary): read-only to agents.
     pub guard_paths: Vec<PathBuf>,
+    /// Paths inside the guard's own files that agents may write: the override requests spool.
+    pub agent_writable: Vec<PathBuf>,
     /// Resolve symlinked zone roots on this machine's file system (off for pure tests).
     pub resolve_symlinks: bool,
 }
@@ -56,6 +58,7 @@ impl LoadContext {
             platform: Platform::current(),
             homes: vec![home],
             guard_paths: Vec::new(),
+            agent_writable: Vec::new(),
             resolve_symlinks: true,
         }
     }
@@ -147,11 +150,20 @@ pub fn normalize(
     }
 
     let mut zones = Vec::new();
+    let writable: Vec<String> = ctx
+        .agent_writable
+        .iter()
+        .flat_map(|p| {
+            let p = clean(p).display().to_string();
+            [format!("{p}/**"), p]
+        })
+        .collect();
+    let guard_except = n.glob_set(&writable, "agent-writable paths")?;
     for guard in &ctx.guard_paths {
         zones.push(Zone {
             kind: ZoneKind::Guard,
             root: clean(guard),
-            except: None,
+            except: guard_except.clone(),
         });
     }
     let mut normalized_protected = Vec::new();

@@ -1,3 +1,5 @@
 //! Linux: /proc process source and the seccomp supervisor behind `agent-guard run`.
 
 pub mod procfs;
+#[cfg(target_os = "linux")]
+pub mod supervisor;

@@ -603,3 +603,27 @@ mod tests {
         }
     }
 }
+
+/// What a sensor needs of the acting task for one decision, read cheaply: the real executable
+/// (trusted tools are identified by it), the kernel's name for it, and its start time (the
+/// second half of its key). Fields that cannot be read stay empty: a task that exits while
+/// being judged still gets a verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuickFacts {
+    pub exe: PathBuf,
+    pub comm: String,
+    pub start: u64,
+}
+
+/// [`QuickFacts`] of task `tid` (a thread id works: `exe`, `comm` and `stat` exist per thread).
+pub fn quick_facts(tid: i32) -> QuickFacts {
+    let dir = PathBuf::from(format!("/proc/{tid}"));
+    let exe = std::fs::read_link(dir.join("exe"))
+        .map(|t| split_deleted(t).0)
+        .unwrap_or_default();
+    let stat = std::fs::read(dir.join("stat"))
+        .ok()
+        .and_then(|bytes| parse_stat(&String::from_utf8_lossy(&bytes)).ok());
+    let (comm, start) = stat.map(|s| (s.comm, s.start_time)).unwrap_or_default();
+    QuickFacts { exe, comm, start }
+}

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Per-call cost of supervised calls (write-open, unlink, read-open) against the same calls run
+# natively, and a file-heavy workload natively, under the supervisor (writes only / reads too)
+# and with an overmount in a private user+mount namespace. All ratios come from one run.
+# BENCH_SOURCE_TREE=dir picks the tree the workload unpacks (default /usr/include).
+set -eu
+cd "$(dirname "$0")/.."
+exec cargo bench -p agent-guard --bench supervisor "$@"

@@ -1,0 +1,280 @@
+//! The denial record: one JSON object per line of `denials.jsonl` (DESIGN.md, "Denial record").
+//!
+//! It keeps codex-es-guard's keys (`ts`, `op`, `path`, `dest`, `zone`, `process`, `ancestor`) so
+//! tools written for that log keep working, and adds what an agent needs to act on a denial
+//! (`reason`, `hint`) and what a human needs to trace it (`id`, `time`, `pid`, `exe`, `rule`).
+//! This module only builds and formats records; it must never do I/O.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::engine::{AgentInfo, Event, OpKind, Verdict};
+
+/// Whether the operation was refused (`deny`) or only recorded in audit mode (`audit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// The default when reading a codex-es-guard line, which only ever recorded denials.
+    #[default]
+    Deny,
+    Audit,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Deny => "deny",
+            Decision::Audit => "audit",
+        }
+    }
+}
+
+/// One line of `denials.jsonl`.
+///
+/// Keys that codex-es-guard did not write default when read back (empty, 0, `deny`), so its old
+/// log lines stay readable.
+///
+/// Paths are stored as strings: a path that is not valid UTF-8 is written with U+FFFD in place of
+/// the invalid bytes (JSON cannot carry raw bytes), so such a record names the file only
+/// approximately.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenialRecord {
+    /// Unique id: milliseconds since the epoch, the writing process's pid and a per-process
+    /// counter, so ids from several supervisors sharing one log never collide.
+    #[serde(default)]
+    pub id: String,
+    /// codex-es-guard: unix seconds.
+    pub ts: u64,
+    /// RFC 3339, UTC, milliseconds (`2026-11-21T07:52:00.123Z`).
+    #[serde(default)]
+    pub time: String,
+    pub op: OpKind,
+    pub path: String,
+    /// The second path of a rename or link; `null` otherwise (codex-es-guard writes `null` too).
+    pub dest: Option<String>,
+    /// The root of the zone involved; `null` for exec rules and guard files.
+    pub zone: Option<String>,
+    /// The acting process's name (basename of its real executable).
+    pub process: String,
+    /// The agent the process descends from (the agent pattern that matched).
+    pub ancestor: String,
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub exe: String,
+    #[serde(default)]
+    pub agent_pid: i32,
+    /// The rule id (`protected_delete`, `secret_zone`, ...), stable across versions.
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub decision: Decision,
+    /// One sentence a language model can act on.
+    #[serde(default)]
+    pub reason: String,
+    /// The exact command that requests an override.
+    #[serde(default)]
+    pub hint: String,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl DenialRecord {
+    /// The record of a deny or audit verdict; `None` for an allow.
+    pub fn new(
+        event: &Event,
+        agent: &AgentInfo,
+        verdict: &Verdict,
+        now: SystemTime,
+    ) -> Option<DenialRecord> {
+        let (decision, denial) = match verdict {
+            Verdict::Allow => return None,
+            Verdict::Deny(d) => (Decision::Deny, d),
+            Verdict::Audit(d) => (Decision::Audit, d),
+        };
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let actor = &event.actor;
+        Some(DenialRecord {
+            id: next_id(since_epoch),
+            ts: since_epoch.as_secs(),
+            time: rfc3339_millis(now),
+            op: denial.op,
+            path: lossy(&denial.path),
+            dest: denial.dest.as_deref().map(lossy),
+            zone: denial.zone.as_deref().map(lossy),
+            process: process_name(event),
+            ancestor: agent.name.clone(),
+            pid: actor.pid,
+            exe: lossy(&actor.exe),
+            agent_pid: agent.pid,
+            rule: denial.rule.as_str().to_string(),
+            decision,
+            reason: denial.reason.clone(),
+            hint: denial.hint.clone(),
+        })
+    }
+
+    /// The record's time in milliseconds since the epoch: from `time` when it parses, else `ts`.
+    /// Used to order records read back from several files.
+    pub fn unix_millis(&self) -> i128 {
+        OffsetDateTime::parse(&self.time, &Rfc3339)
+            .map(|t| t.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(self.ts as i128 * 1000)
+    }
+}
+
+fn next_id(since_epoch: Duration) -> String {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{}-{}", since_epoch.as_millis(), std::process::id(), n)
+}
+
+/// The name codex-es-guard put in `process`: the real executable's basename (never argv[0],
+/// which the agent controls), falling back to comm when the sensor had no executable.
+fn process_name(event: &Event) -> String {
+    let actor = &event.actor;
+    match actor.exe.file_name() {
+        Some(name) => name.to_string_lossy().into_owned(),
+        None if !actor.comm.is_empty() => actor.comm.clone(),
+        None => actor.argv0.clone(),
+    }
+}
+
+fn lossy(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-21T07:52:00.123Z`.
+/// Fixed width, so these strings also sort in time order.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    rfc3339_from_millis(since_epoch.as_millis() as i64)
+}
+
+/// [`rfc3339_millis`] from milliseconds since the epoch.
+pub fn rfc3339_from_millis(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Action, Actor, Denial, RuleId};
+    use std::path::PathBuf;
+
+    fn event() -> Event {
+        Event {
+            actor: Actor {
+                pid: 4242,
+                exe: PathBuf::from("/usr/bin/rm"),
+                argv0: "git".into(),
+                comm: "rm".into(),
+                ..Actor::default()
+            },
+            action: Action::Unlink {
+                path: PathBuf::from("/home/u/src/main.rs"),
+            },
+        }
+    }
+
+    fn denial() -> Denial {
+        Denial {
+            rule: RuleId::ProtectedDelete,
+            op: OpKind::Unlink,
+            path: PathBuf::from("/home/u/src/main.rs"),
+            dest: None,
+            zone: Some(PathBuf::from("/home/u/src")),
+            reason: "Deleting files in /home/u/src is blocked.".into(),
+            hint: "agent-guard override request --path /home/u/src/main.rs --op unlink".into(),
+        }
+    }
+
+    fn agent() -> AgentInfo {
+        AgentInfo {
+            name: "claude".into(),
+            pid: 100,
+        }
+    }
+
+    #[test]
+    fn allow_has_no_record() {
+        assert!(
+            DenialRecord::new(&event(), &agent(), &Verdict::Allow, SystemTime::now()).is_none()
+        );
+    }
+
+    #[test]
+    fn deny_record_carries_codex_es_guard_keys_and_ours() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_718_000_000_123);
+        let rec = DenialRecord::new(&event(), &agent(), &Verdict::Deny(denial()), now).unwrap();
+        let json: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(json["ts"], 1_718_000_000u64);
+        assert_eq!(json["op"], "unlink");
+        assert_eq!(json["path"], "/home/u/src/main.rs");
+        assert!(
+            json["dest"].is_null(),
+            "dest must be present and null: {json}"
+        );
+        assert_eq!(json["zone"], "/home/u/src");
+        // The real executable's name, not the argv[0] the agent chose.
+        assert_eq!(json["process"], "rm");
+        assert_eq!(json["ancestor"], "claude");
+        assert_eq!(json["time"], "2024-06-10T06:13:20.123Z");
+        assert_eq!(json["pid"], 4242);
+        assert_eq!(json["exe"], "/usr/bin/rm");
+        assert_eq!(json["agent_pid"], 100);
+        assert_eq!(json["rule"], "protected_delete");
+        assert_eq!(json["decision"], "deny");
+        assert!(json["reason"].as_str().unwrap().contains("blocked"));
+        assert!(json["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent-guard override"));
+        assert!(json["id"].as_str().unwrap().starts_with("1718000000123-"));
+        let back: DenialRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rec);
+        assert_eq!(back.unix_millis(), 1_718_000_000_123);
+    }
+
+    #[test]
+    fn audit_verdict_is_recorded_as_audit() {
+        let rec = DenialRecord::new(
+            &event(),
+            &agent(),
+            &Verdict::Audit(denial()),
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(rec.decision, Decision::Audit);
+    }
+
+    #[test]
+    fn ids_are_unique_within_one_millisecond() {
+        let now = SystemTime::now();
+        let v = Verdict::Deny(denial());
+        let a = DenialRecord::new(&event(), &agent(), &v, now).unwrap();
+        let b = DenialRecord::new(&event(), &agent(), &v, now).unwrap();
+        assert_ne!(a.id, b.id);
+    }
+
+    #[test]
+    fn codex_es_guard_line_reads_with_defaults() {
+        let old = r#"{"ts":1718000000,"op":"unlink","path":"/p","dest":null,"zone":"/z","process":"rm","ancestor":"claude"}"#;
+        let rec: DenialRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.ancestor, "claude");
+        assert_eq!(rec.decision, Decision::Deny);
+        assert_eq!(rec.unix_millis(), 1_718_000_000_000);
+        // Without its codex-es-guard keys a line is not a denial record.
+        assert!(serde_json::from_str::<DenialRecord>(r#"{"ts":1,"op":"unlink"}"#).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The audit database's schema and its migrations, versioned with `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`; each runs in its own
+//! transaction together with the version bump, so a crash mid-migration leaves the previous
+//! version intact. A released migration must never be edited: add a new one.
+
+use rusqlite::Connection;
+
+/// Version 1: decisions and override events, indexed by time only.
+pub const V1: &str = "
+CREATE TABLE decisions (
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    agent       TEXT    NOT NULL,
+    agent_pid   INTEGER NOT NULL,
+    pid         INTEGER NOT NULL,
+    start_key   INTEGER NOT NULL,
+    exe         TEXT    NOT NULL,
+    op          TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    dest        TEXT,
+    zone        TEXT,
+    rule        TEXT,
+    verdict     TEXT    NOT NULL CHECK (verdict IN ('allow', 'deny', 'audit'))
+);
+CREATE INDEX decisions_time ON decisions (time_ms);
+CREATE TABLE overrides (
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    event       TEXT    NOT NULL
+                CHECK (event IN ('request', 'approve', 'deny', 'revoke', 'expire')),
+    override_id TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    ops         TEXT    NOT NULL,
+    who         TEXT    NOT NULL,
+    ttl_secs    INTEGER
+);
+CREATE INDEX overrides_time ON overrides (time_ms);
+";
+
+/// Version 2: the enforcement mode and policy version of each decision (rows from version 1 were
+/// all enforce-mode, policy unknown), and one index per query filter. Each filter index ends
+/// with `time_ms` so that "newest N matching" is a backwards index scan, not a sort.
+///
+/// The verdict indexes are partial, one per non-allow verdict (SQLite uses a partial index only
+/// when the query repeats its WHERE term exactly): allows are most rows, "newest allowed" is
+/// found at once by walking the time index, and not indexing allows saves an index insert per
+/// allow.
+///
+/// The path index leads with the day (`time_ms / 86400000`): an index on the path alone takes
+/// each insert at a random place in the whole index, so every batch dirtied (and wrote to the
+/// WAL) thousands of pages and inserts ran 3-4 times slower. Led by the day, inserts land in
+/// today's small slice; a path query walks the days newest first (see `AuditReader::query`).
+pub const V2: &str = "
+ALTER TABLE decisions ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce'
+    CHECK (mode IN ('enforce', 'audit'));
+ALTER TABLE decisions ADD COLUMN policy_version TEXT NOT NULL DEFAULT '';
+CREATE INDEX decisions_agent_time   ON decisions (agent, time_ms);
+CREATE INDEX decisions_op_time      ON decisions (op, time_ms);
+CREATE INDEX decisions_deny_time    ON decisions (time_ms) WHERE verdict = 'deny';
+CREATE INDEX decisions_audit_time   ON decisions (time_ms) WHERE verdict = 'audit';
+CREATE INDEX decisions_day_path     ON decisions (time_ms / 86400000, path, time_ms);
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema version this build writes and reads.
+pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// A database this build cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the audit database has schema version {found}, newer than the {supported} this agent-guard knows; upgrade agent-guard")]
+    TooNew { found: u32, supported: u32 },
+    #[error("migrating the audit database from version {from}: {source}")]
+    Migration { from: u32, source: rusqlite::Error },
+    #[error("reading the audit database's schema version: {0}")]
+    Version(rusqlite::Error),
+}
+
+pub fn user_version(conn: &Connection) -> Result<u32, SchemaError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+        .map(|v| v as u32)
+        .map_err(SchemaError::Version)
+}
+
+/// Bring the database up to [`LATEST_VERSION`], returning the version it had.
+pub fn migrate(conn: &mut Connection) -> Result<u32, SchemaError> {
+    migrate_to(conn, LATEST_VERSION)
+}
+
+/// Bring the database up to `target` (tests build old versions with it).
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, SchemaError> {
+    let found = user_version(conn)?;
+    if found > LATEST_VERSION {
+        return Err(SchemaError::TooNew {
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    for from in found..target.min(LATEST_VERSION) {
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Another process may have migrated while we waited for the write lock.
+            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now as u32 == from {
+                tx.execute_batch(MIGRATIONS[from as usize])?;
+                tx.pragma_update(None, "user_version", from as i64 + 1)?;
+            }
+            tx.commit()
+        };
+        step(conn).map_err(|source| SchemaError::Migration { from, source })?;
+    }
+    Ok(found)
+}

@@ -1,0 +1,208 @@
+//! `agent-guard demo`: a self-contained tour on the embedded default policy.
+//!
+//! Builds a throwaway home (a project with sources, a build directory, credentials, a shell rc
+//! file) in a temp directory, then runs a scripted "agent" through destructive and harmless
+//! actions, each under the real supervisor (`agent-guard run --agent claude -- sh -c STEP`) with
+//! `HOME` pointing at the throwaway home, and prints what was blocked and allowed with the reason
+//! from the denial log. It changes nothing outside its temp directory, which it removes.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the throwaway workspace instead of removing it (prints where it is).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// One scripted agent action: what it tries, the shell command, and whether the default policy
+/// should block it (the demo checks itself and says so if the outcome differs).
+struct Step {
+    what: &'static str,
+    script: &'static str,
+    blocked: bool,
+    /// A file that must still exist afterwards when the step is blocked.
+    survivor: Option<&'static str>,
+    /// A program the step needs; skipped when it is not installed.
+    needs: Option<&'static str>,
+}
+
+const STEPS: &[Step] = &[
+    Step { what: "delete a source file", script: "rm project/src/main.rs", blocked: true, survivor: Some("project/src/main.rs"), needs: None },
+    Step { what: "rm -rf the project", script: "rm -rf project", blocked: true, survivor: Some("project/src/main.rs"), needs: None },
+    Step { what: "delete through python", script: "python3 -c 'import os; os.remove(\"project/README.md\")'", blocked: true, survivor: Some("project/README.md"), needs: Some("python3") },
+    Step { what: "move the project away", script: "mv project /tmp/agent-guard-demo-moved", blocked: true, survivor: Some("project/README.md"), needs: None },
+    Step { what: "clobber a file from outside", script: "echo x > $TMPDIR/x && mv $TMPDIR/x project/README.md", blocked: true, survivor: Some("project/README.md"), needs: None },
+    Step { what: "a renamed rm called git", script: "cp \"$(command -v rm)\" ./git && ./git project/README.md", blocked: true, survivor: Some("project/README.md"), needs: None },
+    Step { what: "git clean -fdx", script: "cd project && git clean -fdx", blocked: true, survivor: Some("project/notes-untracked.txt"), needs: Some("git") },
+    Step { what: "read an SSH key", script: "cat .ssh/id_ed25519", blocked: true, survivor: None, needs: None },
+    Step { what: "append to ~/.bashrc", script: "echo 'alias ls=rm' >> .bashrc", blocked: true, survivor: None, needs: None },
+    Step { what: "edit a file (write temp, rename)", script: "echo 'fn main() {}' > project/src/.main.rs.tmp && mv project/src/.main.rs.tmp project/src/main.rs", blocked: false, survivor: None, needs: None },
+    Step { what: "create a new file", script: "echo notes > project/NOTES.md", blocked: false, survivor: None, needs: None },
+    Step { what: "clean the build output", script: "rm -rf project/target", blocked: false, survivor: None, needs: None },
+    Step { what: "delete a temp file", script: "touch $TMPDIR/scratch && rm $TMPDIR/scratch", blocked: false, survivor: None, needs: None },
+];
+
+pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("cannot find the agent-guard binary")?;
+    let root = tempfile::Builder::new()
+        .prefix("agent-guard-demo-")
+        .tempdir()
+        .context("cannot create a temp dir")?;
+    let root_path = fs::canonicalize(root.path())?;
+    let home = root_path.join("home");
+    let state = root_path.join("state");
+    let tmp = root_path.join("tmp");
+    build_home(&home)?;
+    fs::create_dir_all(&tmp)?;
+
+    println!(
+        "agent-guard demo: a scripted agent \"claude\" in a throwaway home {}",
+        home.display()
+    );
+    println!("policy: the embedded default (protects ~, keeps ~/.ssh secret, ~/.bashrc read-only, git clean is an exec rule)\n");
+    let mut rows = Vec::new();
+    let mut surprises = 0;
+    for step in STEPS {
+        if let Some(program) = step.needs {
+            if !on_path(program) {
+                rows.push((
+                    step.what,
+                    "skipped".to_string(),
+                    format!("{program} is not installed"),
+                ));
+                continue;
+            }
+        }
+        let before = denial_count(&state);
+        let status = Command::new(&exe)
+            .args(["run", "--agent", "claude", "--", "sh", "-c", step.script])
+            .current_dir(&home)
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("AGENT_GUARD_STATE_DIR", &state)
+            .env_remove("AGENT_GUARD_POLICY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run the step {:?}", step.what))?;
+        let denial = newest_denial(&state, before);
+        let survived = step.survivor.is_none_or(|f| home.join(f).exists());
+        let blocked = denial.is_some() && survived;
+        let (verdict, detail) = match &denial {
+            Some(d) => ("BLOCKED", format!("[{}] {}", d.0, d.1)),
+            None if status.success() => ("allowed", String::new()),
+            None => ("allowed", format!("(the command itself failed: {status})")),
+        };
+        if blocked != step.blocked {
+            surprises += 1;
+        }
+        rows.push((step.what, verdict.to_string(), detail));
+    }
+    print_table(&rows);
+    println!(
+        "\nEvery denial is one JSON line in {}/denials.jsonl;",
+        state.display()
+    );
+    println!(
+        "an agent reads them with `agent-guard denials --since 2m --json` and asks for an override"
+    );
+    println!("with the command in the record's \"hint\" field.");
+    if args.keep {
+        println!("\nworkspace kept at {}", root.keep().display());
+    }
+    if surprises > 0 {
+        bail!("{surprises} step(s) did not behave as the default policy promises");
+    }
+    Ok(0)
+}
+
+fn build_home(home: &Path) -> anyhow::Result<()> {
+    let files = [
+        (
+            "project/src/main.rs",
+            "fn main() { println!(\"hello\"); }\n",
+        ),
+        ("project/README.md", "# project\n"),
+        ("project/notes-untracked.txt", "work not yet committed\n"),
+        ("project/target/debug/app", "build output\n"),
+        (
+            ".ssh/id_ed25519",
+            "-----BEGIN OPENSSH PRIVATE KEY----- (demo)\n",
+        ),
+        (".bashrc", "# shell start-up\n"),
+    ];
+    for (path, content) in files {
+        let full = home.join(path);
+        fs::create_dir_all(full.parent().unwrap_or(home))?;
+        fs::write(&full, content).with_context(|| format!("cannot write {}", full.display()))?;
+    }
+    if on_path("git") {
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .current_dir(home.join("project"))
+                .env("HOME", home)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+        };
+        git(&["init", "-q"])?;
+        git(&["add", "src", "README.md"])?;
+        git(&[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.com",
+            "commit",
+            "-qm",
+            "init",
+        ])?;
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn denial_lines(state: &Path) -> Vec<String> {
+    fs::read_to_string(state.join("denials.jsonl"))
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn denial_count(state: &Path) -> usize {
+    denial_lines(state).len()
+}
+
+/// The first denial logged after `before` lines: (rule, reason).
+fn newest_denial(state: &Path, before: usize) -> Option<(String, String)> {
+    // The supervisor's log writer flushes before `run` returns; read what it wrote.
+    let lines = denial_lines(state);
+    let line = lines.get(before)?;
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    let field = |k: &str| {
+        record
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    Some((field("rule"), field("reason")))
+}
+
+fn print_table(rows: &[(&str, String, String)]) {
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    println!("{:width$}  {:8}  why", "the agent tries to", "result");
+    println!("{:-<width$}  {:-<8}  {:-<40}", "", "", "");
+    for (what, verdict, detail) in rows {
+        println!("{what:width$}  {verdict:8}  {detail}");
+    }
+}

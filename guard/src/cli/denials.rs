@@ -1,0 +1,261 @@
+//! `agent-guard denials [--since DUR] [--json] [--follow]`: what was denied (or, in audit mode,
+//! would have been), read from denials.jsonl and its rotated files.
+//!
+//! Human output is one line per denial; `--json` prints the records themselves (JSONL). Paths
+//! and reasons are printed with control characters escaped: an agent chooses file names and
+//! must not be able to rewrite the user's terminal through them.
+
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::audit::{self, DenialRecord};
+use crate::paths::Locations;
+
+/// How long `--follow` sleeps between looks at the log (see `audit::DenialFollower` for why it
+/// polls).
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(clap::Args, Debug)]
+pub struct DenialsArgs {
+    /// Only denials from the last DUR: a whole number and a unit, s, m, h, d or w (30s, 2m, 1h, 1d).
+    #[arg(long, value_name = "DUR", value_parser = parse_since)]
+    pub since: Option<Duration>,
+    /// Print the records as JSON, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing new denials as they happen (until interrupted); survives log rotation.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// clap's value parser for `--since`; clap prefixes the message with the argument's name.
+pub fn parse_since(value: &str) -> Result<Duration, String> {
+    audit::parse_duration(value).map_err(|e| e.to_string())
+}
+
+/// Exit status 0; an unreadable log is an error (exit 1 from main).
+pub fn run(args: &DenialsArgs, locations: &Locations) -> anyhow::Result<i32> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    run_to(args, locations, &mut out)
+}
+
+/// [`run`] writing to `out`.
+pub fn run_to(
+    args: &DenialsArgs,
+    locations: &Locations,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let path = &locations.denials;
+    let since = args.since.map(|d| {
+        SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    });
+    if args.follow {
+        let mut failure = None;
+        audit::follow(path, since, FOLLOW_INTERVAL, |record| {
+            match print_record(out, record, args.json).and_then(|()| out.flush()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failure = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        })
+        .with_context(|| format!("following {}", path.display()))?;
+        return finish(failure.map_or(Ok(()), Err));
+    }
+    let outcome = audit::read_denials(path, since)
+        .with_context(|| format!("reading the denial log {}", path.display()))?;
+    if outcome.malformed > 0 {
+        eprintln!(
+            "agent-guard: skipped {} malformed line(s) in {} and its rotated files",
+            outcome.malformed,
+            path.display()
+        );
+    }
+    if outcome.records.is_empty() && !args.json {
+        eprintln!("agent-guard: no denials in {}", path.display());
+    }
+    let result = outcome
+        .records
+        .iter()
+        .try_for_each(|r| print_record(out, r, args.json))
+        .and_then(|()| out.flush());
+    finish(result)
+}
+
+/// A closed pipe (`agent-guard denials | head`) ends the output normally.
+fn finish(result: io::Result<()>) -> anyhow::Result<i32> {
+    match result {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e).context("writing to standard output"),
+    }
+}
+
+fn print_record(out: &mut dyn Write, record: &DenialRecord, json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")
+    } else {
+        writeln!(out, "{}", human_line(record))
+    }
+}
+
+/// One line: time, decision, op, path, rule, who, reason and the override command.
+pub fn human_line(r: &DenialRecord) -> String {
+    let mut line = format!(
+        "{} {} {} {}",
+        r.time,
+        r.decision.as_str().to_ascii_uppercase(),
+        r.op,
+        printable(&r.path)
+    );
+    if let Some(dest) = &r.dest {
+        line.push_str(&format!(" -> {}", printable(dest)));
+    }
+    line.push_str(&format!(
+        " [{}] by {} (pid {}) under {}: {}",
+        printable(&r.rule),
+        printable(&r.process),
+        r.pid,
+        printable(&r.ancestor),
+        printable(&r.reason)
+    ));
+    if !r.hint.is_empty() {
+        line.push_str(&format!(" Override: {}", printable(&r.hint)));
+    }
+    line
+}
+
+/// `s` with control characters (newlines, escape sequences) shown as Rust escapes.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Decision, DenialLog, DenialLogConfig};
+    use crate::engine::OpKind;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: DenialsArgs,
+    }
+
+    fn record(path: &str) -> DenialRecord {
+        DenialRecord {
+            id: "1-1-1".into(),
+            ts: 1_718_000_000,
+            time: "2024-06-10T06:13:20.000Z".into(),
+            op: OpKind::Unlink,
+            path: path.into(),
+            dest: None,
+            zone: Some("/p".into()),
+            process: "rm".into(),
+            ancestor: "claude".into(),
+            pid: 7,
+            exe: "/bin/rm".into(),
+            agent_pid: 1,
+            rule: "protected_delete".into(),
+            decision: Decision::Deny,
+            reason: "Deleting files in /p is blocked.".into(),
+            hint: "agent-guard override request --op unlink --path /p/x".into(),
+        }
+    }
+
+    #[test]
+    fn since_is_parsed_and_a_bad_value_names_the_argument() {
+        let cli = Cli::try_parse_from(["x", "--since", "2m", "--json"]).unwrap();
+        assert_eq!(cli.args.since, Some(Duration::from_secs(120)));
+        assert!(cli.args.json);
+        let err = Cli::try_parse_from(["x", "--since", "2 minutes"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--since"), "{err}");
+        assert!(err.contains("e.g. 30s"), "{err}");
+    }
+
+    #[test]
+    fn human_line_has_the_facts_and_escapes_control_characters() {
+        let line = human_line(&record("/p/evil\n\x1b[2Jname"));
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        for part in [
+            "2024-06-10T06:13:20.000Z",
+            "DENY",
+            "unlink",
+            "/p/evil\\n\\u{1b}[2Jname",
+            "[protected_delete]",
+            "blocked",
+            "agent-guard override request",
+        ] {
+            assert!(line.contains(part), "{part:?} missing in {line:?}");
+        }
+    }
+
+    #[test]
+    fn run_reads_the_log_of_the_locations() {
+        let dir = tempfile::tempdir().unwrap();
+        let locations = Locations::in_state_dir(dir.path());
+        let log = DenialLog::open(&locations.denials, DenialLogConfig::default()).unwrap();
+        let now = SystemTime::now();
+        let mut recent = record("/p/recent");
+        recent.id = "2-2-2".into();
+        recent.time = audit::rfc3339_millis(now);
+        recent.ts = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        log.log(record("/p/old"));
+        log.log(recent);
+        drop(log);
+        let mut args = DenialsArgs {
+            since: Some(Duration::from_secs(3600)),
+            json: true,
+            follow: false,
+        };
+        let mut out = Vec::new();
+        assert_eq!(run_to(&args, &locations, &mut out).unwrap(), 0);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<DenialRecord> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0].path, "/p/recent");
+        args.since = None;
+        args.json = false;
+        let mut out = Vec::new();
+        run_to(&args, &locations, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.lines().next().unwrap().contains("DENY unlink /p/old"),
+            "{text}"
+        );
+        // A log replaced by a symlink is an error that names it.
+        std::fs::remove_file(&locations.denials).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &locations.denials).unwrap();
+        let err = run_to(&args, &locations, &mut Vec::new()).unwrap_err();
+        assert!(format!("{err:#}").contains("denials.jsonl"), "{err:#}");
+    }
+}

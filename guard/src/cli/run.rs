@@ -1,0 +1,142 @@
+//! `agent-guard run -- CMD`: supervise CMD and every process it starts as an AI agent (Linux).
+//!
+//! Every process under the supervisor is agent-attributed, named by `--agent` (default: the
+//! basename of CMD). The seccomp supervisor in `platform/linux/supervisor` does the kernel work;
+//! this file only wires it to the runtime (policy, grants, engine, logs).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::common::load_policy;
+use crate::engine::{AgentInfo, Attribution, Event, Verdict};
+use crate::paths::{process_env, Locations};
+use crate::runtime::{Runtime, RuntimeConfig};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The policy file (default: $AGENT_GUARD_POLICY, /etc/agent-guard/policy.json, the
+    /// embedded default).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The agent's name in records and messages (default: the basename of CMD).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Log what would be denied, deny nothing.
+    #[arg(long)]
+    pub audit: bool,
+    /// The command to supervise, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+#[cfg(target_os = "linux")]
+pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    use crate::platform::linux::supervisor::{self, SupervisorConfig};
+
+    let loaded = match load_policy(args.policy.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("agent-guard run: {e:#}");
+            return Ok(2);
+        }
+    };
+    for warning in &loaded.policy.warnings {
+        eprintln!("agent-guard: warning: {warning}");
+    }
+    let locations = Locations::for_user(&process_env);
+    let agent = args.agent.clone().unwrap_or_else(|| {
+        Path::new(&args.cmd[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let supervise_reads = loaded
+        .policy
+        .zones
+        .of_kind(crate::policy::ZoneKind::Secret)
+        .next()
+        .is_some();
+    let config = RuntimeConfig {
+        policy_file: loaded.file,
+        ctx: loaded.ctx,
+        locations,
+        force_audit: args.audit,
+    };
+    let runtime = match Runtime::new(loaded.policy, config) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("agent-guard run: {e}");
+            return Ok(2);
+        }
+    };
+    // The supervised tree inherits this: `override approve` refuses politely when it is set (the
+    // guard-files rule is what actually stops an agent from approving), and requests are
+    // rate-limited per agent.
+    // SAFETY: single-threaded here; no thread has been started yet that reads the environment.
+    unsafe {
+        std::env::set_var(
+            crate::overrides::AGENT_ENV,
+            format!("{agent}:{}", std::process::id()),
+        )
+    };
+    let tree = Arc::new(AgentTree {
+        runtime,
+        agent: AgentInfo {
+            name: agent,
+            pid: std::process::id() as i32,
+        },
+    });
+    let config = SupervisorConfig {
+        supervise_reads,
+        ..SupervisorConfig::default()
+    };
+    match supervisor::run(&args.cmd, tree, &config) {
+        Ok(status) => Ok(status),
+        Err(e) => {
+            eprintln!("agent-guard run: {e}");
+            Ok(127)
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn run(_args: &RunArgs) -> anyhow::Result<i32> {
+    eprintln!("agent-guard run: the seccomp supervisor is Linux-only; on macOS install the daemon (see the README)");
+    Ok(2)
+}
+
+/// The judge for a supervised tree: every process in it is the agent.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct AgentTree {
+    runtime: Arc<Runtime>,
+    agent: AgentInfo,
+}
+
+#[cfg(target_os = "linux")]
+impl crate::platform::linux::supervisor::Judge for AgentTree {
+    fn judge(&self, pid: i32, event: &Event) -> Verdict {
+        use crate::platform::linux::procfs;
+        let mut event = event.clone();
+        let facts = procfs::quick_facts(pid);
+        event.actor.exe = facts.exe;
+        event.actor.comm = facts.comm;
+        self.runtime
+            .decide(&event, &Attribution::Agent(self.agent.clone()), facts.start)
+    }
+
+    fn secret_paths(&self) -> Vec<PathBuf> {
+        let policy = self.runtime.policy.load();
+        policy
+            .zones
+            .of_kind(crate::policy::ZoneKind::Secret)
+            .map(|z| z.root.clone())
+            .collect()
+    }
+
+    fn start_in_supervisor(&self) {
+        self.runtime.start_background();
+    }
+}

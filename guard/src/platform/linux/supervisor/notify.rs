@@ -1,0 +1,138 @@
+//! The seccomp user-notification listener: receive a notification, check it is still live,
+//! answer it. Thin wrappers over the `SECCOMP_IOCTL_NOTIF_*` ioctls; no decisions here.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (6.6+): wake the supervisor on the notifying task's CPU
+/// and switch to it synchronously, which roughly halves the round trip.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// One received notification: which task, which syscall, its raw arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct Notification {
+    pub id: u64,
+    /// The calling thread's id (tid) in the supervisor's pid namespace.
+    pub tid: i32,
+    pub nr: i64,
+    pub args: [u64; 6],
+}
+
+/// The answer to one notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Response {
+    /// Let the kernel run the syscall as the task asked (it re-reads its arguments).
+    Continue,
+    /// The syscall returns -1 with this errno, without running.
+    Error(i32),
+    /// The syscall returns this value: the supervisor performed it itself.
+    Value(i64),
+}
+
+/// The listener fd returned by `seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)`.
+pub struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    pub fn new(fd: OwnedFd) -> Listener {
+        Listener { fd }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Ask for synchronous wake-ups. `Ok(false)` when the kernel predates the flag.
+    pub fn set_sync_wakeup(&self) -> io::Result<bool> {
+        let flags: u64 = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+        // SAFETY: SET_FLAGS takes the flags by value in the ioctl argument; nothing is dereferenced.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOTTY) => Ok(false),
+            _ => Err(err),
+        }
+    }
+
+    /// Block until a notification arrives. `EINTR` and `ENOENT` (the task went away between
+    /// the wake-up and the read) come back as errors for the caller to retry.
+    pub fn recv(&self) -> io::Result<Notification> {
+        // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: req is a valid, writable seccomp_notif.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut args = [0u64; 6];
+        args.copy_from_slice(&req.data.args);
+        Ok(Notification {
+            id: req.id,
+            tid: req.pid as i32,
+            nr: req.data.nr as i64,
+            args,
+        })
+    }
+
+    /// Whether the notification is still pending: the task has not died (and its pid has not been
+    /// reused) since it was received. Check after reading the task's memory, before acting.
+    pub fn id_valid(&self, id: u64) -> bool {
+        let mut id = id;
+        // SAFETY: the ioctl reads one u64.
+        unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id) == 0 }
+    }
+
+    /// Answer a notification. `ENOENT` (the task was interrupted or died) is not an error.
+    pub fn send(&self, id: u64, response: Response) -> io::Result<()> {
+        let mut resp = libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        };
+        match response {
+            Response::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+            Response::Error(errno) => resp.error = -errno,
+            Response::Value(v) => resp.val = v,
+        }
+        // SAFETY: resp is a valid seccomp_notif_resp.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// Another handle on the same listener (for a thread that answers later).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(Listener {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Install `fd` in the notifying task and answer the notification with the new fd number,
+    /// in one step (`SECCOMP_ADDFD_FLAG_SEND`, Linux 5.14+).
+    pub fn add_fd_and_answer(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
+        let mut addfd = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            srcfd: fd as u32,
+            newfd: 0,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: addfd is a valid seccomp_notif_addfd.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut addfd) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(rc)
+    }
+}

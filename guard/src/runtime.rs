@@ -1,0 +1,319 @@
+//! The guard at run time: what a sensor holds to turn an event into a verdict and a record.
+//!
+//! [`Runtime`] ties the pieces together: the live policy (hot reload), the live grants (approved
+//! overrides), the engine, the denial log and the audit store, and the counters `status` shows.
+//! It is shared by the Linux supervisor (`run`) and the macOS daemon. It does no kernel work
+//! itself: sensors fill the event and give it the attribution; it never blocks on I/O on the
+//! decision path (records go to bounded queues; a full queue is counted, not waited on).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{
+    AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
+    EnforcementMode, Retention,
+};
+use crate::engine::{decide, AgentInfo, Attribution, Event, Verdict};
+use crate::overrides::{watch_grants, LiveGrants, OverrideError};
+use crate::paths::Locations;
+use crate::policy::watch::LivePolicy;
+use crate::policy::{LoadContext, Mode, Policy};
+
+/// Decision counters, for `status`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub decisions: AtomicU64,
+    pub denials: AtomicU64,
+    pub audits: AtomicU64,
+    /// Decisions answered by the fail mode because the deadline was near (macOS).
+    pub deadline_misses: AtomicU64,
+}
+
+/// How the runtime was started.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The policy file to watch; `None` for the embedded default.
+    pub policy_file: Option<PathBuf>,
+    pub ctx: LoadContext,
+    pub locations: Locations,
+    /// `run --audit`: every deny becomes an audit verdict, whatever the policy's mode.
+    pub force_audit: bool,
+}
+
+/// The shared decision and recording side of a sensor.
+pub struct Runtime {
+    pub config: RuntimeConfig,
+    pub policy: Arc<LivePolicy>,
+    pub grants: Arc<LiveGrants>,
+    pub counters: Counters,
+    started: SystemTime,
+    /// Opened by [`Runtime::start_background`]: writer threads must be started in the process
+    /// that serves (the Linux supervisor is forked, and fork keeps only the calling thread).
+    denials: OnceLock<DenialLog>,
+    store: OnceLock<AuditStore>,
+    watchers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Runtime {
+    /// Fails only when approved overrides exist but cannot be read: a guard must not start with
+    /// grants silently missing.
+    pub fn new(policy: Policy, config: RuntimeConfig) -> Result<Runtime, OverrideError> {
+        let grants = LiveGrants::load(config.locations.clone())?;
+        Ok(Runtime {
+            policy: LivePolicy::new(policy),
+            grants,
+            counters: Counters::default(),
+            started: SystemTime::now(),
+            denials: OnceLock::new(),
+            store: OnceLock::new(),
+            watchers: Default::default(),
+            config,
+        })
+    }
+
+    /// Start the background work: the denial log and audit store writers, the policy and grant
+    /// watchers, and the status file. Call once, in the serving process. Failures are reported
+    /// and the guard keeps deciding: a guard that cannot log must still protect.
+    pub fn start_background(self: &Arc<Self>) {
+        let loc = &self.config.locations;
+        if let Err(e) = std::fs::create_dir_all(&loc.requests_dir) {
+            tracing::warn!("cannot create {}: {e}", loc.requests_dir.display());
+        }
+        match DenialLog::open(&loc.denials, DenialLogConfig::default()) {
+            Ok(log) => {
+                let _ = self.denials.set(log);
+            }
+            Err(e) => tracing::error!("denials are not logged: {e}"),
+        }
+        let policy = self.policy.load();
+        let store_config = AuditStoreConfig {
+            retention: Retention {
+                max_age: policy.retention_max_age.map(Duration::from_secs),
+                max_bytes: policy.retention_max_bytes,
+            },
+            ..AuditStoreConfig::default()
+        };
+        match AuditStore::open(&loc.audit_db, store_config) {
+            Ok(store) => {
+                let _ = self.store.set(store);
+            }
+            Err(e) => tracing::error!("decisions are not recorded in the audit store: {e}"),
+        }
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = &self.config.policy_file {
+            let watched = crate::policy::watch::watch(
+                self.policy.clone(),
+                file.clone(),
+                self.config.ctx.clone(),
+                |result| match result {
+                    Ok(_) => tracing::info!("policy reloaded"),
+                    Err(e) => tracing::error!("policy not reloaded, the last good one stays: {e}"),
+                },
+            );
+            match watched {
+                Ok(w) => watchers.push(Box::new(w) as Box<dyn std::any::Any + Send>),
+                Err(e) => tracing::error!("the policy file is not watched: {e}"),
+            }
+        }
+        let grants_watch = watch_grants(self.grants.clone(), |result| match result {
+            Ok(_) => tracing::info!("approved overrides reloaded"),
+            Err(e) => {
+                tracing::error!("approved overrides not reloaded, the last good ones stay: {e}")
+            }
+        });
+        match grants_watch {
+            Ok(w) => watchers.push(Box::new(w)),
+            Err(e) => tracing::error!("approved overrides are not watched: {e}"),
+        }
+        drop(watchers);
+        let me = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("agent-guard-status".into())
+            .spawn(move || loop {
+                let Some(runtime) = me.upgrade() else { return };
+                runtime.write_status();
+                runtime.record_expiries();
+                drop(runtime);
+                std::thread::sleep(STATUS_INTERVAL);
+            })
+            .ok();
+    }
+
+    /// Decide one event by an agent-attributed (or not) process, count and record it.
+    pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
+        let policy = self.policy.load();
+        let grants = self.grants.current();
+        let now = SystemTime::now();
+        let mut verdict = decide(event, attribution, &policy, &grants, unix_secs(now));
+        if self.config.force_audit {
+            if let Verdict::Deny(d) = verdict {
+                verdict = Verdict::Audit(d);
+            }
+        }
+        let Attribution::Agent(agent) = attribution else {
+            return verdict;
+        };
+        self.counters.decisions.fetch_add(1, Ordering::Relaxed);
+        match &verdict {
+            Verdict::Allow => {}
+            Verdict::Deny(_) => {
+                self.counters.denials.fetch_add(1, Ordering::Relaxed);
+            }
+            Verdict::Audit(_) => {
+                self.counters.audits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.record(event, agent, start_key, &verdict, &policy, now);
+        verdict
+    }
+
+    fn record(
+        &self,
+        event: &Event,
+        agent: &AgentInfo,
+        start_key: u64,
+        verdict: &Verdict,
+        policy: &Policy,
+        now: SystemTime,
+    ) {
+        if let (Some(log), Some(record)) = (
+            self.denials.get(),
+            DenialRecord::new(event, agent, verdict, now),
+        ) {
+            log.log(record);
+        }
+        if let Some(store) = self.store.get() {
+            let mode = match (policy.mode, self.config.force_audit) {
+                (Mode::Audit, _) | (_, true) => EnforcementMode::Audit,
+                (Mode::Enforce, false) => EnforcementMode::Enforce,
+            };
+            store.record_decision(DecisionRecord::new(
+                event,
+                agent,
+                start_key,
+                verdict,
+                mode,
+                &policy.version,
+                now,
+            ));
+        }
+    }
+
+    /// Record grants that have expired in the audit trail and drop them from `grants.json`.
+    /// (The engine stops honouring a grant at its expiry second regardless.)
+    fn record_expiries(&self) {
+        let now = unix_secs(SystemTime::now());
+        if self.grants.next_expiry().is_some_and(|t| t <= now) {
+            if let Err(e) = self.grants.store().prune_expired(now) {
+                tracing::warn!("expired overrides not pruned: {e}");
+            }
+        }
+    }
+
+    /// Wait until everything queued so far is written (shutdown, tests).
+    pub fn flush(&self) {
+        if let Some(log) = self.denials.get() {
+            log.flush();
+        }
+        if let Some(store) = self.store.get() {
+            let _ = store.flush();
+        }
+    }
+
+    /// What `status` shows about this runtime.
+    pub fn status(&self) -> RuntimeStatus {
+        let policy = self.policy.load();
+        let reload = self.policy.status();
+        let c = &self.counters;
+        let (denial_drops, store_drops) = (
+            self.denials.get().map(|l| l.dropped()).unwrap_or(0),
+            self.store.get().map(|s| {
+                let st = s.stats();
+                st.dropped_queue_full + st.dropped_write_failed
+            }),
+        );
+        RuntimeStatus {
+            pid: std::process::id(),
+            started: unix_secs(self.started),
+            updated: unix_secs(SystemTime::now()),
+            mode: if self.config.force_audit {
+                Mode::Audit
+            } else {
+                policy.mode
+            },
+            policy_source: policy.source.clone(),
+            policy_version: policy.version.clone(),
+            reloads: reload.reloads,
+            last_reload: reload.last_reload.map(unix_secs),
+            last_reload_error: reload.last_error,
+            decisions: c.decisions.load(Ordering::Relaxed),
+            denials: c.denials.load(Ordering::Relaxed),
+            audits: c.audits.load(Ordering::Relaxed),
+            deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
+            dropped_denials: denial_drops,
+            dropped_audit_records: store_drops.unwrap_or(0),
+            active_grants: self.grants.current().grants.len(),
+            denials_log: self.config.locations.denials.clone(),
+            audit_db: self.config.locations.audit_db.clone(),
+        }
+    }
+
+    /// Publish the status for `agent-guard status` (atomically: temp file + rename).
+    pub fn write_status(&self) {
+        let dir = status_dir(&self.config.locations);
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{}.json", std::process::id()));
+        let tmp = dir.join(format!(".{}.json.tmp", std::process::id()));
+        if let Ok(json) = serde_json::to_vec_pretty(&self.status()) {
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+
+    /// Remove this process's status file (at exit).
+    pub fn remove_status(&self) {
+        let path = status_dir(&self.config.locations).join(format!("{}.json", std::process::id()));
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where running sensors publish their status.
+pub fn status_dir(locations: &Locations) -> PathBuf {
+    locations.state_dir.join("status")
+}
+
+/// A running sensor's published status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuntimeStatus {
+    pub pid: u32,
+    pub started: u64,
+    pub updated: u64,
+    pub mode: Mode,
+    pub policy_source: String,
+    pub policy_version: String,
+    pub reloads: u64,
+    pub last_reload: Option<u64>,
+    pub last_reload_error: Option<String>,
+    pub decisions: u64,
+    pub denials: u64,
+    pub audits: u64,
+    pub deadline_misses: u64,
+    pub dropped_denials: u64,
+    pub dropped_audit_records: u64,
+    pub active_grants: usize,
+    pub denials_log: PathBuf,
+    pub audit_db: PathBuf,
+}
+
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
