@@ -174,7 +174,7 @@ fn request(args: &RequestArgs, locations: &Locations) -> Result<i32, Failure> {
         }
     };
     let ops = match (&args.op[..], &denial) {
-        ([], Some(d)) => parse_ops(std::slice::from_ref(&d.op)),
+        ([], Some(d)) => parse_ops(&[d.op.as_str().to_string()]),
         (ops, _) => parse_ops(ops),
     }
     .map_err(OverrideError::from)?;
@@ -319,7 +319,7 @@ fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
                     println!(
                         "      denial: {} {} {} (rule {}) at {}: {}",
                         printable(&den.id),
-                        printable(&den.op),
+                        den.op,
                         printable(&den.path),
                         printable(&den.rule),
                         printable(&den.time),

@@ -17,6 +17,7 @@ pub mod instructions;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,8 @@ use serde_json::Value;
 
 pub use instructions::{instructions, AgentKind};
 
+use crate::audit::Decision;
+pub use crate::audit::DenialRecord;
 use crate::overrides::{files, printable};
 use crate::paths::Locations;
 
@@ -40,6 +43,8 @@ pub const MAX_REPORTED: usize = 5;
 pub enum FeedbackError {
     #[error("hook input on stdin: {0}: expected Claude Code's hook JSON (session_id, hook_event_name, tool_name, ...)")]
     BadInput(String),
+    #[error("denial log: {0}")]
+    Log(String),
     #[error("{path}: cannot {what}: {source}")]
     Io {
         path: PathBuf,
@@ -49,38 +54,19 @@ pub enum FeedbackError {
     },
 }
 
-/// One line of denials.jsonl, as far as the feedback shim needs it (DESIGN.md, "Denial record").
-/// Unknown keys are ignored; missing ones take defaults, so an older or newer writer still works.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DenialRecord {
-    pub id: String,
-    /// Unix seconds.
-    pub ts: f64,
-    pub time: String,
-    pub op: String,
-    pub path: String,
-    pub dest: Option<String>,
-    pub zone: Option<String>,
-    pub process: Option<String>,
-    pub pid: Option<i64>,
-    pub exe: Option<String>,
-    pub agent_pid: Option<i64>,
-    pub rule: String,
-    pub decision: String,
-    pub reason: String,
-    pub hint: String,
-}
-
-/// Read denial records from `file`: the last `tail_bytes` of it, or all of it. Lines that do not
+/// Read denial records from `file`: all of them (rotated files included, through the audit
+/// module's reader), or only those in the last `tail_bytes` of the live file, which is what the
+/// hook needs after every tool call (a long log is not parsed whole each time). Lines that do not
 /// parse (a partial first line of a tail, a foreign line) are skipped.
-///
-/// The one place this module reads the denial log; it will be replaced by the audit module's
-/// reader.
 pub fn read_denials(
     file: &Path,
     tail_bytes: Option<u64>,
 ) -> Result<Vec<DenialRecord>, FeedbackError> {
+    let Some(tail) = tail_bytes else {
+        return crate::audit::denials::read_denials(file, None)
+            .map(|outcome| outcome.records)
+            .map_err(|e| FeedbackError::Log(e.to_string()));
+    };
     let io = |what| {
         move |source| FeedbackError::Io {
             path: file.to_path_buf(),
@@ -88,22 +74,25 @@ pub fn read_denials(
             source,
         }
     };
-    let mut f = match std::fs::File::open(file) {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("open the denial log")(e)),
     };
     let len = f.metadata().map_err(io("inspect the denial log"))?.len();
-    let start = tail_bytes.map_or(0, |t| len.saturating_sub(t));
-    f.seek(SeekFrom::Start(start))
+    f.seek(SeekFrom::Start(len.saturating_sub(tail)))
         .map_err(io("seek in the denial log"))?;
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)
+    f.take(tail)
+        .read_to_end(&mut bytes)
         .map_err(io("read the denial log"))?;
-    Ok(String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<DenialRecord>(l).ok())
-        .filter(|r| !r.path.is_empty() || !r.id.is_empty())
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<DenialRecord>(l).ok())
         .collect())
 }
 
@@ -151,16 +140,15 @@ pub fn select_denials<'a>(
     already_reported: &BTreeMap<String, u64>,
     ctx: &HookContext,
 ) -> Vec<&'a DenialRecord> {
-    let since = ctx.now.saturating_sub(WINDOW_SECS) as f64;
+    let since = ctx.now.saturating_sub(WINDOW_SECS);
     records
         .iter()
-        .filter(|r| r.decision != "audit")
+        .filter(|r| r.decision != Decision::Audit)
         .filter(|r| r.ts >= since)
         .filter(|r| !already_reported.contains_key(&key_of(r)))
-        .filter(|r| match (&ctx.ancestors, r.agent_pid) {
-            (Some(ancestors), Some(agent)) if agent > 0 => {
-                i32::try_from(agent).is_ok_and(|a| ancestors.contains(&a))
-            }
+        .filter(|r| match &ctx.ancestors {
+            // agent_pid 0: a writer that did not know the agent; report rather than hide.
+            Some(ancestors) if r.agent_pid > 0 => ancestors.contains(&r.agent_pid),
             _ => true,
         })
         .collect()
@@ -169,7 +157,7 @@ pub fn select_denials<'a>(
 /// The identity of a record in the cursor: its id, or its content when a writer gave none.
 fn key_of(r: &DenialRecord) -> String {
     if r.id.is_empty() {
-        format!("{}:{}:{}:{}", r.ts, r.op, r.path, r.pid.unwrap_or(0))
+        format!("{}:{}:{}:{}", r.ts, r.op, r.path, r.pid)
     } else {
         r.id.clone()
     }
@@ -193,7 +181,7 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
         text.push_str(&format!(
             "{}. {} {} (rule {}{}): {}\n",
             i + 1,
-            printable(&d.op),
+            d.op,
             target,
             printable(&d.rule),
             if d.id.is_empty() {
@@ -298,7 +286,7 @@ pub fn run_hook(
     let since = ctx.now.saturating_sub(WINDOW_SECS);
     cursor.reported.retain(|_, t| *t >= since);
     for r in &selected {
-        cursor.reported.insert(key_of(r), r.ts as u64);
+        cursor.reported.insert(key_of(r), r.ts);
     }
     if files::ensure_dir(&cursor_dir(locations)).is_ok() {
         if let Ok(bytes) = serde_json::to_vec(&cursor) {
@@ -332,5 +320,5 @@ pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<
     records
         .iter()
         .filter(|r| is_within(r.path.as_bytes(), root))
-        .max_by(|a, b| a.ts.total_cmp(&b.ts))
+        .max_by_key(|r| r.unix_millis())
 }
