@@ -44,7 +44,17 @@ impl Env {
 
     /// Run the hook with `input` on stdin: (exit code, stdout, stderr).
     fn hook(&self, input: &[u8]) -> (i32, String, String) {
-        let mut child = Command::new(BIN)
+        self.hook_as(input, None)
+    }
+
+    /// Run the hook, as the supervisor would start it when `agent` is `NAME:PID`.
+    fn hook_as(&self, input: &[u8], agent: Option<&str>) -> (i32, String, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("AGENT_GUARD_AGENT");
+        if let Some(agent) = agent {
+            cmd.env("AGENT_GUARD_AGENT", agent);
+        }
+        let mut child = cmd
             .args(["hook", "claude-code"])
             .env("AGENT_GUARD_STATE_DIR", &self.state)
             .stdin(Stdio::piped())
@@ -371,4 +381,33 @@ fn instructions_name_the_hook_and_the_loop() {
         "{text}"
     );
     assert!(!text.contains("PostToolUse"), "{text}");
+}
+
+#[test]
+fn the_supervisor_named_agent_selects_its_denials() {
+    let env = Env::new();
+    let t = now();
+    // Neither pid is an ancestor of the hook: only the agent variable can select.
+    env.append_denial(&unlink_denial(
+        "d-mine",
+        "/home/dev/project/mine",
+        t,
+        424_242,
+        "deny",
+    ));
+    env.append_denial(&unlink_denial(
+        "d-other",
+        "/home/dev/project/other",
+        t,
+        434_343,
+        "deny",
+    ));
+    let (code, out, err) = env.hook_as(
+        &data("post_tool_use_failure_bash.json"),
+        Some("claude:424242"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/mine"), "{context}");
+    assert!(!context.contains("/home/dev/project/other"), "{context}");
 }

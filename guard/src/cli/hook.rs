@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::feedback::{ancestors_of, run_hook, HookContext};
+use crate::feedback::{agent_pid_from_env, ancestors_of, run_hook, HookContext};
 use crate::overrides::now_unix;
 use crate::paths::{process_env, Locations};
 
@@ -31,9 +31,18 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
                 .read_to_end(&mut input)
                 .context("read the hook input from stdin")?;
             let locations = Locations::for_user(&process_env);
+            let agent_pid = process_env(crate::overrides::AGENT_ENV)
+                .as_deref()
+                .and_then(agent_pid_from_env);
             let ctx = HookContext {
                 now: now_unix(),
-                ancestors: own_ancestors(),
+                agent_pid,
+                // Walk the tree only when the supervisor did not name the agent.
+                ancestors: if agent_pid.is_some() {
+                    None
+                } else {
+                    own_ancestors()
+                },
             };
             match run_hook(&input, &locations, &ctx) {
                 Ok(Some(answer)) => {

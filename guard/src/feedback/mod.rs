@@ -129,6 +129,11 @@ impl HookInput {
 #[derive(Clone, Debug)]
 pub struct HookContext {
     pub now: u64,
+    /// The agent this hook runs for, when the supervisor said so (`AGENT_GUARD_AGENT` is
+    /// `NAME:PID`, and PID is the `agent_pid` of that agent's denial records). Preferred over
+    /// `ancestors`: the supervisor hides its own `/proc` entries from the agent, so a walk up
+    /// the tree stops below it (and each refused read would itself be a denial).
+    pub agent_pid: Option<i32>,
     /// The pids of this hook process's ancestors (Claude Code, the shell it used). A denial whose
     /// `agent_pid` is not among them belongs to another agent. `None`: unknown, do not filter.
     pub ancestors: Option<Vec<i32>>,
@@ -146,10 +151,12 @@ pub fn select_denials<'a>(
         .filter(|r| r.decision != Decision::Audit)
         .filter(|r| r.ts >= since)
         .filter(|r| !already_reported.contains_key(&key_of(r)))
-        .filter(|r| match &ctx.ancestors {
+        .filter(|r| match (ctx.agent_pid, &ctx.ancestors) {
             // agent_pid 0: a writer that did not know the agent; report rather than hide.
-            Some(ancestors) if r.agent_pid > 0 => ancestors.contains(&r.agent_pid),
-            _ => true,
+            _ if r.agent_pid <= 0 => true,
+            (Some(agent), _) => r.agent_pid == agent,
+            (None, Some(ancestors)) => ancestors.contains(&r.agent_pid),
+            (None, None) => true,
         })
         .collect()
 }
@@ -294,6 +301,14 @@ pub fn run_hook(
         }
     }
     Ok(Some(hook_output(&input.hook_event_name, &context)))
+}
+
+/// The agent pid in an `AGENT_GUARD_AGENT` value (`NAME:PID`).
+pub fn agent_pid_from_env(value: &str) -> Option<i32> {
+    value
+        .rsplit_once(':')
+        .and_then(|(_, pid)| pid.parse().ok())
+        .filter(|pid| *pid > 0)
 }
 
 /// The pids above `pid` in the live process tree, nearest first (at most 64).
