@@ -286,6 +286,24 @@ fn denied_explained_requested_approved_retried_expired() {
     let status = agent.wait().unwrap();
     assert!(status.success(), "agent exit: {status}");
 
+    // The loop itself caused no denial beyond the two deletes and the agent's own attempt to
+    // approve (its write of the grants lock): requesting, the hook and its cursor stay within
+    // what the agent may write.
+    let denials = std::fs::read_to_string(w.state.join("denials.jsonl")).unwrap();
+    let mut deletes = 0;
+    for record in denials
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    {
+        let path = record["path"].as_str().unwrap();
+        match record["rule"].as_str().unwrap() {
+            "protected_delete" if path == target => deletes += 1,
+            "guard_self" if path.starts_with(&*w.state.join("grants").to_string_lossy()) => {}
+            _ => panic!("unexpected denial {record}"),
+        }
+    }
+    assert_eq!(deletes, 2, "{denials}");
+
     // The audit trail holds the whole story of the request.
     let trail = std::fs::read_to_string(w.state.join("overrides.jsonl")).unwrap();
     let kinds: Vec<String> = trail

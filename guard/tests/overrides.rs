@@ -542,8 +542,8 @@ fn hand_written_spool_files_are_validated_again_at_approval() {
     // A symlink in the spool is never followed, an id is never a path.
     let secret = w.home.join(".ssh/id_ed25519");
     std::fs::write(&secret, "KEY").unwrap();
-    std::os::unix::fs::symlink(&secret, w.state.join("requests/r-evil.json")).unwrap();
-    let (code, _, err) = w.run(&["override", "approve", "r-evil"]);
+    std::os::unix::fs::symlink(&secret, w.state.join("requests/r-e1e1.json")).unwrap();
+    let (code, _, err) = w.run(&["override", "approve", "r-e1e1"]);
     assert_eq!(code, 1);
     assert!(!err.contains("KEY"), "{err}");
     let (code, out, _) = w.run(&["override", "list"]);
@@ -558,16 +558,16 @@ fn hand_written_spool_files_are_validated_again_at_approval() {
 
     // Terminal escapes smuggled into a spool file's keys never reach the human's terminal raw.
     std::fs::write(
-        w.state.join("requests/r-esc.json"),
+        w.state.join("requests/r-e5c.json"),
         // JSON's own escape: the key decodes to ESC [2J ESC [H, which serde's
         // "unknown field" error quotes.
-        r#"{"id": "r-esc", "\u001b[2J\u001b[Happroved": 1}"#,
+        r#"{"id": "r-e5c", "\u001b[2J\u001b[Happroved": 1}"#,
     )
     .unwrap();
     let (_, out, _) = w.run(&["override", "list"]);
     assert!(out.contains("(unreadable)"), "{out}");
     assert!(!out.contains('\u{1b}'), "{out:?}");
-    let (code, _, err) = w.run(&["override", "approve", "r-esc"]);
+    let (code, _, err) = w.run(&["override", "approve", "r-e5c"]);
     assert_eq!(code, 1);
     assert!(!err.contains('\u{1b}'), "{err:?}");
 

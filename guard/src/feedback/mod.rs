@@ -282,7 +282,11 @@ pub fn run_hook(
         return Ok(None);
     }
     // Only the tail can hold denials from the window; a large log is not read whole per call.
-    let records = read_denials(&locations.denials, Some(4 << 20))?;
+    let mut records = read_denials(&locations.denials, Some(4 << 20))?;
+    // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
+    // the agent about it would only make the next call write (and be denied) again.
+    let cursors = cursor_dir(locations);
+    records.retain(|r| !Path::new(&r.path).starts_with(&cursors));
     let file = cursor_file(locations, &input.session_id);
     let mut cursor = load_cursor(&file);
     let selected = select_denials(&records, &cursor.reported, ctx);

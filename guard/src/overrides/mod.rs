@@ -72,7 +72,7 @@ pub enum OverrideError {
     NoSuchGrant { id: String },
     #[error("override request {id} cannot be decided: {why}; ask the agent to file a new request")]
     Tampered { id: String, why: String },
-    #[error("{id:?} is not an override id: expected letters, digits and '-' (like r-1a2b3c4d)")]
+    #[error("{id:?} is not an override id: expected r- and hex digits, like r-1a2b3c4d")]
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]
     NoSuchDenial { id: String, file: PathBuf },
@@ -111,12 +111,18 @@ pub fn refuse_if_agent(
     }
 }
 
-/// An id as accepted from a command line or a file name: `[A-Za-z0-9-]{1,64}`, so it can never
-/// name a path outside the spool.
+/// An id as accepted from a command line or a file name: `r-` and 1 to 32 lowercase hex digits,
+/// the form `override request` gives them. It can never name a path outside the spool, and a
+/// human's command touches only spool files named like that: should the spool directory ever be
+/// swapped for a symlink between a check and a use, what it could reach elsewhere is limited to
+/// files named `r-<hex>.json` (not `package.json`).
 pub fn check_id(id: &str) -> Result<(), OverrideError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok = id.strip_prefix("r-").is_some_and(|hex| {
+        (1..=32).contains(&hex.len())
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
     if ok {
         Ok(())
     } else {
@@ -182,17 +188,24 @@ mod tests {
 
     #[test]
     fn ids_never_name_a_path() {
-        for good in ["r-1a2b3c4d", "R-0", "abc"] {
+        let longest = format!("r-{}", "f".repeat(32));
+        for good in ["r-1a2b3c4d", "r-0", longest.as_str()] {
             assert!(check_id(good).is_ok(), "{good}");
         }
+        let too_long = format!("r-{}", "f".repeat(33));
         for bad in [
             "",
+            "r-",
             "../grants",
             "r/1",
             "r-1.json",
             ".r",
             "r 1",
-            &"a".repeat(65),
+            "package",
+            "R-0",
+            "r-xyz",
+            "r-ABC",
+            too_long.as_str(),
         ] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
