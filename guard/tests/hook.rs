@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use agent_guard::engine::{decide, Action, Actor, Attribution, Event, Grants, Verdict};
 use agent_guard::feedback::WINDOW_SECS;
@@ -410,4 +411,24 @@ fn the_supervisor_named_agent_selects_its_denials() {
     let (_, context) = parse_answer(&out);
     assert!(context.contains("/home/dev/project/mine"), "{context}");
     assert!(!context.contains("/home/dev/project/other"), "{context}");
+}
+
+#[test]
+fn a_denial_logged_just_after_the_tool_call_is_still_reported() {
+    // The supervisor logs from a queue: the record can land after the hook started. The input
+    // shows the EPERM, so the hook waits for it (bounded by LOG_LAG).
+    let env = Env::new();
+    std::fs::write(env.state.join("denials.jsonl"), "").unwrap();
+    let record = unlink_denial("d-late", "/home/dev/project/late", now(), me(), "deny");
+    let log = env.state.join("denials.jsonl");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        writeln!(f, "{record}").unwrap();
+    });
+    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
+    writer.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/late"), "{context}");
 }

@@ -43,8 +43,8 @@ pub const MAX_REPORTED: usize = 5;
 pub enum FeedbackError {
     #[error("hook input on stdin: {0}: expected Claude Code's hook JSON (session_id, hook_event_name, tool_name, ...)")]
     BadInput(String),
-    #[error("denial log: {0}")]
-    Log(String),
+    #[error(transparent)]
+    Log(#[from] crate::audit::DenialLogError),
     #[error("{path}: cannot {what}: {source}")]
     Io {
         path: PathBuf,
@@ -65,7 +65,7 @@ pub fn read_denials(
     let Some(tail) = tail_bytes else {
         return crate::audit::denials::read_denials(file, None)
             .map(|outcome| outcome.records)
-            .map_err(|e| FeedbackError::Log(e.to_string()));
+            .map_err(FeedbackError::from);
     };
     let io = |what| {
         move |source| FeedbackError::Io {
@@ -277,18 +277,34 @@ pub fn run_hook(
     locations: &Locations,
     ctx: &HookContext,
 ) -> Result<Option<Value>, FeedbackError> {
-    let input = HookInput::parse(input)?;
+    let raw = input;
+    let input = HookInput::parse(raw)?;
     if !input.is_post_tool() {
         return Ok(None);
     }
-    // Only the tail can hold denials from the window; a large log is not read whole per call.
-    let mut records = read_denials(&locations.denials, Some(4 << 20))?;
-    // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
-    // the agent about it would only make the next call write (and be denied) again.
-    let cursors = cursor_dir(locations);
-    records.retain(|r| !Path::new(&r.path).starts_with(&cursors));
     let file = cursor_file(locations, &input.session_id);
     let mut cursor = load_cursor(&file);
+    let cursors = cursor_dir(locations);
+    let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
+        // Only the tail can hold denials from the window; a large log is not read whole per call.
+        let mut records = read_denials(&locations.denials, Some(4 << 20))?;
+        // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
+        // the agent about it would only make the next call write (and be denied) again.
+        records.retain(|r| !Path::new(&r.path).starts_with(&cursors));
+        Ok(records)
+    };
+    let mut records = read()?;
+    // The supervisor logs denials from a queue, off the hot path: when the tool's output shows
+    // an EPERM but its record is not in the log yet, give the writer a moment.
+    let looks_denied = mentions_eperm(raw);
+    let deadline = std::time::Instant::now() + LOG_LAG;
+    while looks_denied
+        && select_denials(&records, &cursor.reported, ctx).is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        records = read()?;
+    }
     let selected = select_denials(&records, &cursor.reported, ctx);
     if selected.is_empty() {
         return Ok(None);
@@ -305,6 +321,16 @@ pub fn run_hook(
         }
     }
     Ok(Some(hook_output(&input.hook_event_name, &context)))
+}
+
+/// How long the hook waits for a denial record when the tool's output shows an EPERM.
+pub const LOG_LAG: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether the hook input carries the text of an EPERM (the Bash tool's stderr, a file tool's
+/// error message).
+fn mentions_eperm(raw: &[u8]) -> bool {
+    const MARKS: [&[u8]; 2] = [b"Operation not permitted", b"EPERM"];
+    MARKS.iter().any(|m| raw.windows(m.len()).any(|w| w == *m))
 }
 
 /// The agent pid in an `AGENT_GUARD_AGENT` value (`NAME:PID`).
