@@ -43,6 +43,12 @@ id=$(sed -n 's/^  "id": "\(r-[0-9a-f]*\)",$/\1/p' "$IO/request.json")
 "$AG" override approve "$id" > /dev/null 2> "$IO/self1.err"; say self1 "$?"
 env -u AGENT_GUARD_AGENT "$AG" override approve "$id" > /dev/null 2> "$IO/self2.err"; say self2 "$?"
 
+# The spool's contents are the agent's, the spool itself is not: it cannot be moved away and
+# replaced by a symlink for a human's command to follow.
+if mv "$SPOOL" "$IO/spool-moved" 2> "$IO/mv.err"; then say mvspool moved; else say mvspool "refused $?"; fi
+if ln -s "$IO" "$SPOOL.new" 2> /dev/null && mv -T "$SPOOL.new" "$SPOOL" 2>> "$IO/mv.err"; then
+  say swapspool swapped; else say swapspool refused; fi
+
 # 5. A human approves; the agent retries until the delete goes through.
 say asked "$id"
 wait_for approved
@@ -172,6 +178,7 @@ fn denied_explained_requested_approved_retried_expired() {
         .env("IO", &w.io)
         .env("TARGET", &w.target)
         .env("HOOK_INPUT", hook_input())
+        .env("SPOOL", w.state.join("requests"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -249,6 +256,23 @@ fn denied_explained_requested_approved_retried_expired() {
                 .contains("\"grants\": []")
     );
 
+    // The spool directory stays in place.
+    assert_eq!(
+        w.wait("mvspool", &mut agent),
+        "refused 1",
+        "{}",
+        w.read("mv.err")
+    );
+    assert_eq!(
+        w.wait("swapspool", &mut agent),
+        "refused",
+        "{}",
+        w.read("mv.err")
+    );
+    assert!(std::fs::symlink_metadata(w.state.join("requests"))
+        .unwrap()
+        .is_dir());
+
     // 5. A human approves; the agent's retry goes through.
     let id = w.wait("asked", &mut agent);
     assert_eq!(id, request["id"].as_str().unwrap());
@@ -299,6 +323,8 @@ fn denied_explained_requested_approved_retried_expired() {
         match record["rule"].as_str().unwrap() {
             "protected_delete" if path == target => deletes += 1,
             "guard_self" if path.starts_with(&*w.state.join("grants").to_string_lossy()) => {}
+            // The agent's attempts on the spool directory itself.
+            "guard_self" if path.starts_with(&*w.state.join("requests").to_string_lossy()) => {}
             _ => panic!("unexpected denial {record}"),
         }
     }

@@ -155,7 +155,9 @@ pub fn normalize(
         .iter()
         .flat_map(|p| {
             let p = clean(p).display().to_string();
-            [format!("{p}/**"), p]
+            // The contents only: the directory itself stays guarded, so an agent cannot move it
+            // away and put a symlink in its place for a human's command to follow.
+            [format!("{p}/**")]
         })
         .collect();
     let guard_except = n.glob_set(&writable, "agent-writable paths")?;
