@@ -22,6 +22,9 @@ pub struct Locations {
     pub requests_dir: PathBuf,
     pub grants: PathBuf,
     pub audit_db: PathBuf,
+    /// Per-session cursors of `hook claude-code` (the hook runs inside the agent's tree, so
+    /// agents may write here).
+    pub hook_cursors: PathBuf,
 }
 
 impl Locations {
@@ -33,6 +36,7 @@ impl Locations {
             requests_dir: state_dir.join("requests"),
             grants: state_dir.join("grants.json"),
             audit_db: state_dir.join("audit.db"),
+            hook_cursors: state_dir.join("hook-cursors"),
         }
     }
 
@@ -54,6 +58,12 @@ impl Locations {
     /// The files an agent may read but never modify (the engine's own-files rule).
     pub fn guarded_files(&self) -> Vec<PathBuf> {
         vec![self.state_dir.clone(), self.denials.clone()]
+    }
+
+    /// The places inside the guarded files that the agent's own processes must write: the
+    /// override requests spool and the hook's cursors.
+    pub fn agent_writable(&self) -> Vec<PathBuf> {
+        vec![self.requests_dir.clone(), self.hook_cursors.clone()]
     }
 }
 

@@ -32,10 +32,7 @@ pub fn user_context(
 ) -> anyhow::Result<LoadContext> {
     let mut ctx = LoadContext::for_home(home()?);
     ctx.guard_paths = locations.guarded_files();
-    ctx.agent_writable = vec![
-        locations.requests_dir.clone(),
-        crate::feedback::cursor_dir(locations),
-    ];
+    ctx.agent_writable = locations.agent_writable();
     if let Some(file) = policy_file {
         ctx.guard_paths.push(crate::cli::absolute(file));
     }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::feedback::{agent_pid_from_env, ancestors_of, run_hook, HookContext};
+use crate::feedback::{agent_pid_from_env, run_hook, HookContext};
 use crate::overrides::now_unix;
 use crate::paths::{process_env, Locations};
 
@@ -34,15 +34,12 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
             let agent_pid = process_env(crate::overrides::AGENT_ENV)
                 .as_deref()
                 .and_then(agent_pid_from_env);
+            let processes = process_source();
             let ctx = HookContext {
                 now: now_unix(),
                 agent_pid,
-                // Walk the tree only when the supervisor did not name the agent.
-                ancestors: if agent_pid.is_some() {
-                    None
-                } else {
-                    own_ancestors()
-                },
+                processes: processes.as_deref(),
+                self_pid: i32::try_from(std::process::id()).unwrap_or(0),
             };
             match run_hook(&input, &locations, &ctx) {
                 Ok(Some(answer)) => {
@@ -61,17 +58,14 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
     }
 }
 
+/// Where the hook reads its ancestors.
 #[cfg(target_os = "linux")]
-fn own_ancestors() -> Option<Vec<i32>> {
-    let procfs = crate::platform::linux::procfs::ProcFs::new();
-    let pid = i32::try_from(std::process::id()).ok()?;
-    let chain = ancestors_of(&procfs, pid);
-    (!chain.is_empty()).then_some(chain)
+fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
+    Some(Box::new(crate::platform::linux::procfs::ProcFs::new()))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn own_ancestors() -> Option<Vec<i32>> {
+fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
     // No process source here yet: report the recent denials of every agent of this user.
-    let _ = ancestors_of;
     None
 }

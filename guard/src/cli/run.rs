@@ -86,8 +86,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         runtime,
         agent: AgentInfo {
             name: agent,
-            pid: std::process::id() as i32,
+            pid: 0,
         },
+        agent_pid: std::sync::OnceLock::new(),
     });
     let config = SupervisorConfig {
         supervise_reads,
@@ -112,7 +113,33 @@ pub fn run(_args: &RunArgs) -> anyhow::Result<i32> {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct AgentTree {
     runtime: Arc<Runtime>,
+    /// The agent's name; its pid is [`AgentTree::agent_pid`].
     agent: AgentInfo,
+    agent_pid: std::sync::OnceLock<i32>,
+}
+
+#[cfg(target_os = "linux")]
+impl AgentTree {
+    /// The pid of CMD, the agent itself: the supervised process whose parent is the supervisor
+    /// (this process: the judge runs in it). Found once by walking up from the first caller; a
+    /// process orphaned before that (adopted by the supervisor as subreaper) stands for itself.
+    /// The hook matches denials to its agent by this pid.
+    fn agent_pid(&self, tid: i32) -> i32 {
+        *self.agent_pid.get_or_init(|| {
+            let me = std::process::id() as i32;
+            let mut pid = crate::platform::linux::procfs::facts_with_tgid(tid)
+                .tgid
+                .unwrap_or(tid);
+            for _ in 0..64 {
+                match crate::platform::linux::procfs::quick_facts(pid).ppid {
+                    Some(parent) if parent == me || parent <= 1 => return pid,
+                    Some(parent) => pid = parent,
+                    None => return pid,
+                }
+            }
+            pid
+        })
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -123,8 +150,12 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
         let facts = procfs::quick_facts(pid);
         event.actor.exe = facts.exe;
         event.actor.comm = facts.comm;
+        let agent = AgentInfo {
+            name: self.agent.name.clone(),
+            pid: self.agent_pid(pid),
+        };
         self.runtime
-            .decide(&event, &Attribution::Agent(self.agent.clone()), facts.start)
+            .decide(&event, &Attribution::Agent(agent), facts.start)
     }
 
     fn secret_paths(&self) -> Vec<PathBuf> {

@@ -126,37 +126,54 @@ impl HookInput {
 }
 
 /// Facts about the world the hook runs in, passed in so the selection is testable.
-#[derive(Clone, Debug)]
-pub struct HookContext {
+pub struct HookContext<'a> {
     pub now: u64,
-    /// The agent this hook runs for, when the supervisor said so (`AGENT_GUARD_AGENT` is
-    /// `NAME:PID`, and PID is the `agent_pid` of that agent's denial records). Preferred over
-    /// `ancestors`: the supervisor hides its own `/proc` entries from the agent, so a walk up
-    /// the tree stops below it (and each refused read would itself be a denial).
+    /// The pid in `AGENT_GUARD_AGENT` (`NAME:PID`), which `agent-guard run` sets for its tree.
     pub agent_pid: Option<i32>,
-    /// The pids of this hook process's ancestors (Claude Code, the shell it used). A denial whose
-    /// `agent_pid` is not among them belongs to another agent. `None`: unknown, do not filter.
-    pub ancestors: Option<Vec<i32>>,
+    /// Where to read this process's ancestors; `None`: unknown, report every agent's denials.
+    pub processes: Option<&'a dyn crate::lineage::ProcessSource>,
+    /// This hook process.
+    pub self_pid: i32,
 }
 
-/// Which of `records` to report to this session: recent, this agent's, not reported before.
+/// Which of `records` to report to this session: recent, not reported before, and this
+/// agent's: its `agent_pid` is the `AGENT_GUARD_AGENT` pid or one of the hook's ancestors.
+///
+/// The walk up the ancestors stops as soon as it reaches a pid that some recent record names
+/// (or the `AGENT_GUARD_AGENT` pid), without reading it: above the agent sits the supervisor,
+/// whose `/proc` entries its agents may not read, and each refused read would be a denial.
 pub fn select_denials<'a>(
     records: &'a [DenialRecord],
     already_reported: &BTreeMap<String, u64>,
     ctx: &HookContext,
 ) -> Vec<&'a DenialRecord> {
     let since = ctx.now.saturating_sub(WINDOW_SECS);
-    records
+    let recent: Vec<&DenialRecord> = records
         .iter()
         .filter(|r| r.decision != Decision::Audit)
         .filter(|r| r.ts >= since)
         .filter(|r| !already_reported.contains_key(&key_of(r)))
-        .filter(|r| match (ctx.agent_pid, &ctx.ancestors) {
+        .collect();
+    if recent.is_empty() {
+        return recent;
+    }
+    let named: std::collections::HashSet<i32> = recent
+        .iter()
+        .map(|r| r.agent_pid)
+        .filter(|p| *p > 0)
+        .chain(ctx.agent_pid)
+        .collect();
+    let ancestors = ctx
+        .processes
+        .map(|source| ancestors_of(source, ctx.self_pid, |p| named.contains(&p)));
+    recent
+        .into_iter()
+        .filter(|r| {
             // agent_pid 0: a writer that did not know the agent; report rather than hide.
-            _ if r.agent_pid <= 0 => true,
-            (Some(agent), _) => r.agent_pid == agent,
-            (None, Some(ancestors)) => ancestors.contains(&r.agent_pid),
-            (None, None) => true,
+            r.agent_pid <= 0
+                || (ctx.agent_pid.is_none() && ancestors.is_none())
+                || ctx.agent_pid == Some(r.agent_pid)
+                || ancestors.as_ref().is_some_and(|a| a.contains(&r.agent_pid))
         })
         .collect()
 }
@@ -232,7 +249,7 @@ pub fn hook_output(event_name: &str, context: &str) -> Value {
 /// The directory of per-session hook cursors. Agent-writable: the hook runs inside the agent's
 /// tree. Tampering with it only changes what the agent itself is told.
 pub fn cursor_dir(locations: &Locations) -> PathBuf {
-    locations.state_dir.join("hook-cursors")
+    locations.hook_cursors.clone()
 }
 
 /// Denials already reported to one session (id → unix seconds), pruned to the window.
@@ -291,6 +308,14 @@ pub fn run_hook(
         // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
         // the agent about it would only make the next call write (and be denied) again.
         records.retain(|r| !Path::new(&r.path).starts_with(&cursors));
+        // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
+        // up the tree found no agent named in the log reaches the supervisor, which is refused
+        // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
+        records.retain(|r| {
+            !(r.rule == "guard_self"
+                && r.op == crate::engine::OpKind::Signal
+                && r.process == "agent-guard")
+        });
         Ok(records)
     };
     let mut records = read()?;
@@ -341,14 +366,22 @@ pub fn agent_pid_from_env(value: &str) -> Option<i32> {
         .filter(|pid| *pid > 0)
 }
 
-/// The pids above `pid` in the live process tree, nearest first (at most 64).
-pub fn ancestors_of(source: &dyn crate::lineage::ProcessSource, pid: i32) -> Vec<i32> {
+/// The pids above `pid` in the live process tree, nearest first (at most 64). The walk ends
+/// after the first pid for which `stop` holds, without reading that process.
+pub fn ancestors_of(
+    source: &dyn crate::lineage::ProcessSource,
+    pid: i32,
+    stop: impl Fn(i32) -> bool,
+) -> Vec<i32> {
     let mut out = Vec::new();
     let mut current = pid;
     while out.len() < 64 {
         match source.info(current) {
             Ok(info) if info.ppid > 0 && info.ppid != current => {
                 out.push(info.ppid);
+                if stop(info.ppid) {
+                    break;
+                }
                 current = info.ppid;
             }
             _ => break,

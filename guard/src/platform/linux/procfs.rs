@@ -613,6 +613,9 @@ pub struct QuickFacts {
     pub exe: PathBuf,
     pub comm: String,
     pub start: u64,
+    pub ppid: Option<i32>,
+    /// The process a thread belongs to (`Tgid:`), when read.
+    pub tgid: Option<i32>,
 }
 
 /// [`QuickFacts`] of task `tid` (a thread id works: `exe`, `comm` and `stat` exist per thread).
@@ -624,6 +627,24 @@ pub fn quick_facts(tid: i32) -> QuickFacts {
     let stat = std::fs::read(dir.join("stat"))
         .ok()
         .and_then(|bytes| parse_stat(&String::from_utf8_lossy(&bytes)).ok());
+    let ppid = stat.as_ref().map(|s| s.ppid);
     let (comm, start) = stat.map(|s| (s.comm, s.start_time)).unwrap_or_default();
-    QuickFacts { exe, comm, start }
+    QuickFacts {
+        exe,
+        comm,
+        start,
+        ppid,
+        tgid: None,
+    }
+}
+
+/// [`QuickFacts`] plus the process a thread belongs to (one more read, of `status`).
+pub fn facts_with_tgid(tid: i32) -> QuickFacts {
+    let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| parse_status_tgid(&s));
+    QuickFacts {
+        tgid,
+        ..quick_facts(tid)
+    }
 }
