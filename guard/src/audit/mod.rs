@@ -13,7 +13,6 @@
 //! must never be called with a lock held on the decision path and must never block it.
 
 pub mod denials;
-pub mod duration;
 pub mod record;
 pub mod schema;
 pub mod store;
@@ -22,7 +21,7 @@ pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
-pub use duration::{parse_duration, parse_time_bound, DurationError};
+pub use crate::duration::{parse_duration, parse_time_bound, DurationError};
 pub use record::{rfc3339_millis, Decision, DenialRecord};
 pub use store::{
     AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,

@@ -649,20 +649,9 @@ fn resolve_existing_prefix(path: &Path) -> PathBuf {
     }
 }
 
-/// A duration like `90s`, `10m`, `2h`, `30d` (or plain seconds), in seconds.
+/// A duration in whole seconds (`90s`, `10m`, `2h`, `30d`), as the policy writes them.
 pub fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
-    };
-    n.checked_mul(factor)
+    crate::duration::parse_duration(s).ok().map(|d| d.as_secs())
 }
 
 fn parse_rfc3339(s: &str) -> Option<u64> {
