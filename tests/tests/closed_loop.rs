@@ -339,4 +339,23 @@ fn denied_explained_requested_approved_retried_expired() {
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(&kinds[..2], ["request", "approve"], "{trail}");
+
+    // And so does the SQLite audit trail, next to the decisions.
+    let out = w
+        .cmd()
+        .args(["audit", "query", "--overrides", "--json"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in ["request", "approve"] {
+        assert!(
+            listed.lines().any(|l| l.contains(&id) && l.contains(kind)),
+            "no {kind} event of {id} in the audit store: {listed}"
+        );
+    }
 }

@@ -93,7 +93,48 @@ pub fn record_override_event(
         path,
         what: "append to the overrides audit trail",
         source,
-    })
+    })?;
+    record_in_audit_store(locations, event);
+    Ok(())
+}
+
+/// The same event in the SQLite audit trail, so `agent-guard audit query --overrides` and the
+/// export show overrides next to decisions. Best effort: the JSONL line above is the record of
+/// reference, and a store that cannot be opened (a first run, a read-only state dir) is logged.
+fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
+    use crate::audit::{AuditStore, AuditStoreConfig, OverrideEventKind};
+    let kind = match event.event {
+        EventKind::Request => OverrideEventKind::Request,
+        EventKind::Approve => OverrideEventKind::Approve,
+        EventKind::Deny => OverrideEventKind::Deny,
+        EventKind::Revoke => OverrideEventKind::Revoke,
+        EventKind::Expire => OverrideEventKind::Expire,
+    };
+    let ops = event
+        .ops
+        .split(',')
+        .filter_map(|op| op.trim().parse().ok())
+        .collect();
+    let who = event
+        .agent
+        .clone()
+        .unwrap_or_else(|| format!("uid {}", event.by_uid));
+    let ttl = event
+        .ttl_secs
+        .or_else(|| event.expires_at.map(|t| t.saturating_sub(event.ts)))
+        .map(std::time::Duration::from_secs);
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(event.ts);
+    let record =
+        crate::audit::OverrideEvent::new(kind, &event.id, &event.path, ops, &who, ttl, when);
+    match AuditStore::open(&locations.audit_db, AuditStoreConfig::default()) {
+        Ok(store) => {
+            store.record_override(record);
+            if let Err(e) = store.flush() {
+                tracing::warn!("override event not written to the audit store: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("override event not written to the audit store: {e}"),
+    }
 }
 
 /// The events in the last `tail_bytes` of the trail (all of it when smaller). Lines that do not
