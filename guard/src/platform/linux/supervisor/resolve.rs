@@ -97,9 +97,7 @@ pub fn resolve(
     } else {
         PathBuf::from("/")
     };
-    let mut cur = if raw[0] == b'/' {
-        root.clone()
-    } else if in_root {
+    let mut cur = if raw[0] == b'/' || in_root {
         root.clone()
     } else {
         base_dir(asker, base)?
