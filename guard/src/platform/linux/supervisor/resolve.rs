@@ -242,6 +242,8 @@ mod tests {
     fn relative_paths_start_at_the_dirfd() {
         let dir = tempfile::tempdir().unwrap();
         let canon = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
         let f = std::fs::File::open(dir.path()).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
         let got = resolve(me(), Base::Fd(fd), b"a/../b", false, false).unwrap();
