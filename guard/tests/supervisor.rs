@@ -564,8 +564,8 @@ fn emulated_opens_keep_the_tasks_view() {
     // /proc/self is the task, /dev/stdin its pipe, the umask its own; a FIFO with more
     // blocked readers than workers does not stall the supervisor.
     let rc = sb.sh_with(
-        r#"cd "$O"; umask 027; : > created; mkdir made;
-           stat -c %a created made > "$R/modes";
+        r#"cd "$O"; umask 027; : > created; mkdir made; umask 077; : > private;
+           stat -c %a created made private > "$R/modes";
            grep '^Name:' /proc/self/status > "$R/name";
            echo piped | cat /dev/stdin > "$R/stdin";
            mkfifo fifo; for i in 1 2 3 4; do cat fifo > "r$i" & done;
@@ -574,7 +574,7 @@ fn emulated_opens_keep_the_tasks_view() {
         &config,
     );
     assert_eq!(rc, 0);
-    assert_eq!(sb.read("modes"), "640\n750\n");
+    assert_eq!(sb.read("modes"), "640\n750\n600\n");
     assert_eq!(sb.read("name").split_whitespace().nth(1), Some("grep"));
     assert_eq!(sb.read("stdin"), "piped\n");
     assert_eq!(sb.read("fifo"), "through\n");

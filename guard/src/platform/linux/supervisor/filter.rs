@@ -109,6 +109,8 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_process_vm_writev, Rule::Notify),
         (SYS_pidfd_getfd, Rule::Notify),
         (SYS_pidfd_open, Rule::Notify),
+        // Only to keep the supervisor's cache of umasks (for the files it creates) fresh.
+        (SYS_umask, Rule::Notify),
         // io_uring performs file operations from kernel workers, out of the filter's sight.
         (SYS_io_uring_setup, Rule::Errno(ENOSYS)),
         (SYS_io_uring_enter, Rule::Errno(ENOSYS)),

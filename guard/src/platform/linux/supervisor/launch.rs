@@ -320,6 +320,7 @@ fn supervisor_main(
         guard_pids: vec![me, launcher_pid],
         guard_pgid: launcher_pgid,
         check_creds: euid == 0,
+        umasks: Default::default(),
     });
     let listener = Arc::new(listener);
     for i in 0..config.workers.max(1) {
