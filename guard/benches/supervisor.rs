@@ -151,19 +151,36 @@ mod linux {
             ..SupervisorConfig::default()
         };
 
+        // BENCH_PART=calls or BENCH_PART=workload runs one half only.
+        let part = std::env::var("BENCH_PART").unwrap_or_default();
+        if part != "workload" {
+            per_call(&scratch, &writes, &no_sync, &one_worker, &reads);
+        }
+        if part != "calls" {
+            workload(&scratch, &writes, &reads);
+        }
+    }
+
+    fn per_call(
+        scratch: &Path,
+        writes: &SupervisorConfig,
+        no_sync: &SupervisorConfig,
+        one_worker: &SupervisorConfig,
+        reads: &SupervisorConfig,
+    ) {
         println!("per call, ns (best of 3 interleaved runs of {CALLS} calls each)");
         let configs: [(&str, Option<&SupervisorConfig>); 5] = [
             ("native", None),
-            ("supervised, sync wake-up", Some(&writes)),
-            ("supervised, no sync wake-up", Some(&no_sync)),
-            ("supervised, 1 worker", Some(&one_worker)),
-            ("supervised, reads too", Some(&reads)),
+            ("supervised, sync wake-up", Some(writes)),
+            ("supervised, no sync wake-up", Some(no_sync)),
+            ("supervised, 1 worker", Some(one_worker)),
+            ("supervised, reads too", Some(reads)),
         ];
         let mut best = [[f64::INFINITY; 5]; 5];
         // Interleaved: a burst of load from elsewhere hits every configuration alike.
         for _ in 0..3 {
             for (k, (_, c)) in configs.iter().enumerate() {
-                let v = measure(*c, &scratch);
+                let v = measure(*c, scratch);
                 for i in 0..5 {
                     best[k][i] = best[k][i].min(v[i]);
                 }
@@ -189,7 +206,9 @@ mod linux {
                 v[2] / native[2]
             );
         }
+    }
 
+    fn workload(scratch: &Path, writes: &SupervisorConfig, reads: &SupervisorConfig) {
         // The workload's source tree: this crate's dependency sources if present, else /usr/include.
         let source: PathBuf = std::env::var_os("BENCH_SOURCE_TREE")
             .map(PathBuf::from)
@@ -229,8 +248,8 @@ mod linux {
         let mut best = [f64::INFINITY; 4];
         for _ in 0..3 {
             best[0] = best[0].min(time_workload(None, &script, &[]));
-            best[1] = best[1].min(time_workload(Some(&writes), &script, &[]));
-            best[2] = best[2].min(time_workload(Some(&reads), &script, &[]));
+            best[1] = best[1].min(time_workload(Some(writes), &script, &[]));
+            best[2] = best[2].min(time_workload(Some(reads), &script, &[]));
             if unshare_ok {
                 best[3] = best[3].min(time_workload(None, &overmount_script, &overmount));
             }
