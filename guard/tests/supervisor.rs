@@ -644,3 +644,37 @@ fn a_file_heavy_job_runs_unchanged_under_supervision() {
         assert!(!sb.outside.join("src").exists());
     }
 }
+
+/// SIGTERM sent to the launcher by another process reaches CMD, and the launcher returns CMD's
+/// status (128+15). The launcher runs in a forked copy of this test so that the signal cannot
+/// hit the test harness.
+#[test]
+fn signals_to_the_launcher_are_forwarded_to_cmd() {
+    let sb = Sandbox::new();
+    let ready = sb.root.join("ready");
+    let script = format!(r#"echo $$ > "{}"; exec sleep 30"#, ready.display());
+    let cmd: Vec<OsString> = vec!["sh".into(), "-c".into(), script.into()];
+    let judge = sb.judge();
+    // SAFETY: the child only calls `run` and exits without unwinding into the harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        let code = match run(&cmd, judge, &SupervisorConfig::default()) {
+            Ok(code) => code,
+            Err(_) => 99,
+        };
+        // SAFETY: leave the forked copy of the harness without running its destructors.
+        unsafe { libc::_exit(code) };
+    }
+    wait_for(&ready);
+    // SAFETY: signalling the process this test forked.
+    assert_eq!(unsafe { libc::kill(child, libc::SIGTERM) }, 0);
+    let mut status = 0;
+    // SAFETY: status is valid; child is ours.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status),
+        "launcher died instead of forwarding: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 128 + libc::SIGTERM);
+}
