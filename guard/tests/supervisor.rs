@@ -659,10 +659,7 @@ fn signals_to_the_launcher_are_forwarded_to_cmd() {
     let child = unsafe { libc::fork() };
     assert!(child >= 0);
     if child == 0 {
-        let code = match run(&cmd, judge, &SupervisorConfig::default()) {
-            Ok(code) => code,
-            Err(_) => 99,
-        };
+        let code = run(&cmd, judge, &SupervisorConfig::default()).unwrap_or(99);
         // SAFETY: leave the forked copy of the harness without running its destructors.
         unsafe { libc::_exit(code) };
     }
