@@ -63,7 +63,11 @@ impl SecretInodes {
     /// Index every regular file under the roots (symlinks not followed).
     pub fn index(roots: &[PathBuf]) -> SecretInodes {
         let mut by_inode = HashMap::new();
-        let mut stack: Vec<PathBuf> = roots.to_vec();
+        // A root may itself be a symlink (`~/.ssh` kept elsewhere): index what it points to.
+        let mut stack: Vec<PathBuf> = roots
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+            .collect();
         while let Some(path) = stack.pop() {
             if by_inode.len() >= SECRET_INDEX_LIMIT {
                 break;
