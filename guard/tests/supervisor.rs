@@ -564,8 +564,8 @@ fn emulated_opens_keep_the_tasks_view() {
     // /proc/self is the task, /dev/stdin its pipe, the umask its own; a FIFO with more
     // blocked readers than workers does not stall the supervisor.
     let rc = sb.sh_with(
-        r#"cd "$O"; umask 027; : > created; mkdir made;
-           stat -c %a created made > "$R/modes";
+        r#"cd "$O"; umask 027; : > created; mkdir made; umask 077; : > private;
+           stat -c %a created made private > "$R/modes";
            grep '^Name:' /proc/self/status > "$R/name";
            echo piped | cat /dev/stdin > "$R/stdin";
            mkfifo fifo; for i in 1 2 3 4; do cat fifo > "r$i" & done;
@@ -574,7 +574,7 @@ fn emulated_opens_keep_the_tasks_view() {
         &config,
     );
     assert_eq!(rc, 0);
-    assert_eq!(sb.read("modes"), "640\n750\n");
+    assert_eq!(sb.read("modes"), "640\n750\n600\n");
     assert_eq!(sb.read("name").split_whitespace().nth(1), Some("grep"));
     assert_eq!(sb.read("stdin"), "piped\n");
     assert_eq!(sb.read("fifo"), "through\n");
@@ -643,4 +643,35 @@ fn a_file_heavy_job_runs_unchanged_under_supervision() {
         assert_eq!(rc, 0, "{}", sb.read("job.out"));
         assert!(!sb.outside.join("src").exists());
     }
+}
+
+/// SIGTERM sent to the launcher by another process reaches CMD, and the launcher returns CMD's
+/// status (128+15). The launcher runs in a forked copy of this test so that the signal cannot
+/// hit the test harness.
+#[test]
+fn signals_to_the_launcher_are_forwarded_to_cmd() {
+    let sb = Sandbox::new();
+    let ready = sb.root.join("ready");
+    let script = format!(r#"echo $$ > "{}"; exec sleep 30"#, ready.display());
+    let cmd: Vec<OsString> = vec!["sh".into(), "-c".into(), script.into()];
+    let judge = sb.judge();
+    // SAFETY: the child only calls `run` and exits without unwinding into the harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        let code = run(&cmd, judge, &SupervisorConfig::default()).unwrap_or(99);
+        // SAFETY: leave the forked copy of the harness without running its destructors.
+        unsafe { libc::_exit(code) };
+    }
+    wait_for(&ready);
+    // SAFETY: signalling the process this test forked.
+    assert_eq!(unsafe { libc::kill(child, libc::SIGTERM) }, 0);
+    let mut status = 0;
+    // SAFETY: status is valid; child is ours.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    assert!(
+        libc::WIFEXITED(status),
+        "launcher died instead of forwarding: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 128 + libc::SIGTERM);
 }

@@ -109,6 +109,8 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_process_vm_writev, Rule::Notify),
         (SYS_pidfd_getfd, Rule::Notify),
         (SYS_pidfd_open, Rule::Notify),
+        // Only to keep the supervisor's cache of umasks (for the files it creates) fresh.
+        (SYS_umask, Rule::Notify),
         // io_uring performs file operations from kernel workers, out of the filter's sight.
         (SYS_io_uring_setup, Rule::Errno(ENOSYS)),
         (SYS_io_uring_enter, Rule::Errno(ENOSYS)),
@@ -224,7 +226,7 @@ mod tests {
     /// A tiny interpreter of the subset of classic BPF the builder emits, so the table's
     /// meaning is tested without installing anything.
     fn run(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
         for (i, a) in args.iter().enumerate() {

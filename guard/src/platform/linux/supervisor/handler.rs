@@ -63,7 +63,11 @@ impl SecretInodes {
     /// Index every regular file under the roots (symlinks not followed).
     pub fn index(roots: &[PathBuf]) -> SecretInodes {
         let mut by_inode = HashMap::new();
-        let mut stack: Vec<PathBuf> = roots.to_vec();
+        // A root may itself be a symlink (`~/.ssh` kept elsewhere): index what it points to.
+        let mut stack: Vec<PathBuf> = roots
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+            .collect();
         while let Some(path) = stack.pop() {
             if by_inode.len() >= SECRET_INDEX_LIMIT {
                 break;
@@ -94,6 +98,47 @@ impl SecretInodes {
         self.by_inode
             .get(&(meta.dev(), meta.ino()))
             .filter(|secret| secret.as_path() != path)
+    }
+}
+
+/// The umask of recently seen threads. Reading it (/proc/TID/status) is the costliest step of a
+/// supervised create, so it is kept for `UMASK_TTL`, and the whole cache is dropped whenever a
+/// supervised task calls umask() (the filter notifies it). The umask only decides the mode of the
+/// agent's own new files (which it may chmod anyway): it is not a security boundary, so a thread
+/// racing its own umask() against its creates only gets the mode it raced for.
+#[derive(Default)]
+pub struct UmaskCache {
+    entries: std::sync::Mutex<HashMap<i32, (libc::mode_t, std::time::Instant)>>,
+}
+
+/// Long enough to serve a burst of creates (tar, git), far too short for a tid to be reused.
+const UMASK_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl UmaskCache {
+    fn get(&self, tid: i32) -> libc::mode_t {
+        let now = std::time::Instant::now();
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((mask, at)) = entries.get(&tid) {
+                if now.duration_since(*at) < UMASK_TTL {
+                    return *mask;
+                }
+            }
+        }
+        // Without the task's umask, the common default rather than files more open than asked.
+        let mask = task::umask(tid).unwrap_or(0o022);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 4096 {
+                entries.retain(|_, (_, at)| now.duration_since(*at) < UMASK_TTL);
+            }
+            entries.insert(tid, (mask, now));
+        }
+        mask
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
     }
 }
 
@@ -181,6 +226,7 @@ pub struct Handler {
     /// The supervisor runs as root: check that the task has the same credentials before acting
     /// for it (an unprivileged supervisor's tasks cannot have other credentials).
     pub check_creds: bool,
+    pub umasks: UmaskCache,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -213,7 +259,7 @@ fn syscall_result(rc: libc::c_long) -> Response {
                 .unwrap_or(libc::EIO),
         )
     } else {
-        Response::Value(rc as i64)
+        Response::Value(rc)
     }
 }
 
@@ -302,11 +348,8 @@ impl Handler {
                     // Acting for a task with other credentials would lend it ours.
                     Response::Continue
                 } else {
-                    match emulate(emulation, listener, n.id) {
-                        Some(r) => r,
-                        // Answered already (the fd was installed with the answer).
-                        None => return None,
-                    }
+                    // None: answered already (the fd was installed with the answer).
+                    emulate(emulation, listener, n.id, &self.umasks)?
                 }
             }
         };
@@ -720,6 +763,10 @@ impl Handler {
                 Ok(self.signal_plan(guard, target.unwrap_or(0)))
             }
             SYS_pidfd_send_signal => self.plan_pidfd_signal(n),
+            SYS_umask => {
+                self.umasks.forget_all();
+                Ok(Plan::Answer(Response::Continue))
+            }
             _ => Ok(Plan::Answer(Response::Continue)),
         }
     }
@@ -890,7 +937,7 @@ thread_local! {
 
 /// umask(2) for this thread only: workers unshare their fs attributes at start (see `launch`),
 /// so the task's umask can be applied to what they create for it.
-fn with_task_umask<T>(tid: Option<i32>, f: impl FnOnce() -> T) -> T {
+fn with_task_umask<T>(umasks: &UmaskCache, tid: Option<i32>, f: impl FnOnce() -> T) -> T {
     if !PRIVATE_FS.with(|p| p.get()) {
         // Changing the umask would change it for every thread of the process.
         return f();
@@ -898,9 +945,7 @@ fn with_task_umask<T>(tid: Option<i32>, f: impl FnOnce() -> T) -> T {
     let Some(tid) = tid else {
         return f();
     };
-    // The thread's own umask is 0: without the task's, fall back to the common default rather
-    // than create files more open than asked.
-    let mask = task::umask(tid).unwrap_or(0o022);
+    let mask = umasks.get(tid);
     // SAFETY: umask has no memory preconditions; it affects this thread's fs_struct only.
     let old = unsafe { libc::umask(mask) };
     let out = f();
@@ -909,7 +954,12 @@ fn with_task_umask<T>(tid: Option<i32>, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn emulate(emulation: Emulation, listener: &Listener, id: u64) -> Option<Response> {
+fn emulate(
+    emulation: Emulation,
+    listener: &Listener,
+    id: u64,
+    umasks: &UmaskCache,
+) -> Option<Response> {
     match emulation {
         Emulation::Open {
             path,
@@ -941,16 +991,28 @@ fn emulate(emulation: Emulation, listener: &Listener, id: u64) -> Option<Respons
                     Err(_) => Some(Response::Error(libc::EAGAIN)),
                 };
             }
-            match with_task_umask(umask_of, || open_for_task(&path, flags, mode)) {
+            let may_exist = flags & libc::O_CREAT != 0
+                && flags & libc::O_EXCL == 0
+                && flags & libc::O_TMPFILE != libc::O_TMPFILE;
+            if may_exist {
+                // Most creating opens (`> file`) find the file there: no umask is needed then,
+                // and reading it (/proc/TID/status) is the costliest step of a supervised open.
+                match open_for_task(&path, flags & !libc::O_CREAT, 0) {
+                    Ok(fd) => return install_fd(listener, id, &fd, cloexec),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => return Some(Response::Error(errno_of(&e))),
+                }
+            }
+            match with_task_umask(umasks, umask_of, || open_for_task(&path, flags, mode)) {
                 Ok(fd) => install_fd(listener, id, &fd, cloexec),
                 Err(e) => Some(Response::Error(errno_of(&e))),
             }
         }
-        other => Some(emulate_path_op(other)),
+        other => Some(emulate_path_op(other, umasks)),
     }
 }
 
-fn emulate_path_op(emulation: Emulation) -> Response {
+fn emulate_path_op(emulation: Emulation, umasks: &UmaskCache) -> Response {
     match emulation {
         Emulation::Open { .. } => Response::Error(libc::EINVAL),
         Emulation::Mkdir {
@@ -959,7 +1021,7 @@ fn emulate_path_op(emulation: Emulation) -> Response {
             mode,
             tid,
         } => match open_dir_nofollow(&parent) {
-            Ok(dir) => with_task_umask(Some(tid), || {
+            Ok(dir) => with_task_umask(umasks, Some(tid), || {
                 // SAFETY: valid fd and C string.
                 syscall_result(unsafe {
                     libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777) as libc::c_long
@@ -974,7 +1036,7 @@ fn emulate_path_op(emulation: Emulation) -> Response {
             dev,
             tid,
         } => match open_dir_nofollow(&parent) {
-            Ok(dir) => with_task_umask(Some(tid), || {
+            Ok(dir) => with_task_umask(umasks, Some(tid), || {
                 // SAFETY: valid fd and C string.
                 syscall_result(unsafe {
                     libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) as libc::c_long

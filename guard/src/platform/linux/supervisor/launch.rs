@@ -320,6 +320,7 @@ fn supervisor_main(
         guard_pids: vec![me, launcher_pid],
         guard_pgid: launcher_pgid,
         check_creds: euid == 0,
+        umasks: Default::default(),
     });
     let listener = Arc::new(listener);
     for i in 0..config.workers.max(1) {
@@ -408,6 +409,9 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     // If the supervisor dies before we exec, do not run unsupervised.
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    // The supervisor made itself non-dumpable before forking us; until exec resets it, that
+    // would keep an unprivileged supervisor from reading our memory for the exec notification.
+    libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
         report(0, errno());
     }

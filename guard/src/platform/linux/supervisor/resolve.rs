@@ -97,13 +97,16 @@ pub fn resolve(
     } else {
         PathBuf::from("/")
     };
-    let mut cur = if raw[0] == b'/' {
-        root.clone()
-    } else if in_root {
+    let mut cur = if raw[0] == b'/' || in_root {
         root.clone()
     } else {
         base_dir(asker, base)?
     };
+    if !in_root {
+        if let Some(path) = resolve_without_symlinks(&cur, raw, follow_final) {
+            return Ok(path);
+        }
+    }
     let mut pending: std::collections::VecDeque<Vec<u8>> = split(raw).collect();
     let mut links = 0;
     while let Some(comp) = pending.pop_front() {
@@ -171,6 +174,61 @@ pub fn resolve(
         cur = candidate;
     }
     Ok(crate::engine::path::clean(&cur))
+}
+
+/// The common case in one step: when no directory on the way is a symlink, the lexically clean
+/// path *is* the resolved path. One `openat2(RESOLVE_NO_SYMLINKS)` of the parent proves it (instead
+/// of one lstat per component); `None` sends the caller to the component walk (a symlink on the
+/// way, a missing directory whose errno the walk reports, or anything under /proc, whose `self`
+/// must be rewritten).
+fn resolve_without_symlinks(base: &Path, raw: &[u8], follow_final: bool) -> Option<PathBuf> {
+    let joined = base.join(std::ffi::OsStr::from_bytes(raw));
+    let (last, _) = last_component(raw);
+    if last.is_empty() || last == b"." || last == b".." {
+        return None;
+    }
+    let full = crate::engine::path::clean(&joined);
+    if full.starts_with("/proc") {
+        return None;
+    }
+    // struct open_how { flags, mode, resolve }: O_PATH directory, RESOLVE_NO_SYMLINKS (0x04).
+    let how: [u64; 3] = [
+        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        0,
+        0x04,
+    ];
+    // The walk is made on the raw joined path, not the cleaned one: `..` after a directory is
+    // only lexical when that directory is not a symlink, which RESOLVE_NO_SYMLINKS checks.
+    let raw_parent = {
+        let bytes = joined.as_os_str().as_bytes();
+        let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
+        let cut = bytes[..end].iter().rposition(|&b| b == b'/')?;
+        std::ffi::CString::new(if cut == 0 { &b"/"[..] } else { &bytes[..cut] }).ok()?
+    };
+    // SAFETY: raw_parent and how are valid for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            raw_parent.as_ptr(),
+            how.as_ptr(),
+            std::mem::size_of_val(&how),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: closing the fd just opened.
+    unsafe { libc::close(fd as i32) };
+    if follow_final {
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.file_type().is_symlink() => return None,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(_) => return None,
+        }
+    }
+    Some(full)
 }
 
 fn split(raw: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
@@ -241,9 +299,32 @@ mod tests {
     }
 
     #[test]
+    fn dotdot_after_a_symlinked_directory_is_physical_not_lexical() {
+        let dir = tempfile::tempdir().unwrap();
+        let canon = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(canon.join("elsewhere/sub")).unwrap();
+        symlink(canon.join("elsewhere/sub"), canon.join("link")).unwrap();
+        let raw = format!("{}/link/../x", canon.display());
+        // The kernel goes up from elsewhere/sub, not from the directory holding the link.
+        assert_eq!(
+            resolve(me(), Base::Cwd, raw.as_bytes(), false, false).unwrap(),
+            canon.join("elsewhere/x")
+        );
+        // Without symlinks, `..` is lexical (the one-step path).
+        std::fs::create_dir(canon.join("plain")).unwrap();
+        let raw = format!("{}/plain/../y", canon.display());
+        assert_eq!(
+            resolve(me(), Base::Cwd, raw.as_bytes(), false, false).unwrap(),
+            canon.join("y")
+        );
+    }
+
+    #[test]
     fn relative_paths_start_at_the_dirfd() {
         let dir = tempfile::tempdir().unwrap();
         let canon = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
         let f = std::fs::File::open(dir.path()).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
         let got = resolve(me(), Base::Fd(fd), b"a/../b", false, false).unwrap();
