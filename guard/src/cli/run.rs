@@ -170,4 +170,9 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
     fn start_in_supervisor(&self) {
         self.runtime.start_background();
     }
+
+    fn stop_in_supervisor(&self) {
+        self.runtime.flush();
+        self.runtime.remove_status();
+    }
 }

@@ -348,7 +348,7 @@ impl Handler {
                     // Acting for a task with other credentials would lend it ours.
                     Response::Continue
                 } else {
-                    // None: answered already (the fd was installed with the answer).
+                    // None: nothing to answer (the task is gone, or a FIFO open answers later).
                     emulate(emulation, listener, n.id, &self.umasks)?
                 }
             }
@@ -921,10 +921,13 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Install `fd` in the task and answer the notification with its number, atomically.
-fn install_fd(listener: &Listener, id: u64, fd: &OwnedFd, cloexec: bool) -> Option<Response> {
-    match listener.add_fd_and_answer(id, fd.as_raw_fd(), cloexec) {
-        Ok(_) => None,
+/// Install `fd` in the task and answer with its number there. Our copy is closed before the
+/// answer lets the task run on (see [`Listener::add_fd`]).
+fn install_fd(listener: &Listener, id: u64, fd: OwnedFd, cloexec: bool) -> Option<Response> {
+    let installed = listener.add_fd(id, fd.as_raw_fd(), cloexec);
+    drop(fd);
+    match installed {
+        Ok(number) => Some(Response::Value(i64::from(number))),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => Some(Response::Error(errno_of(&e))),
     }
@@ -979,7 +982,7 @@ fn emulate(
                     .stack_size(64 * 1024)
                     .spawn(move || {
                         let response = match open_for_task(&path, flags, mode) {
-                            Ok(fd) => install_fd(&listener, id, &fd, cloexec),
+                            Ok(fd) => install_fd(&listener, id, fd, cloexec),
                             Err(e) => Some(Response::Error(errno_of(&e))),
                         };
                         if let Some(r) = response {
@@ -998,13 +1001,13 @@ fn emulate(
                 // Most creating opens (`> file`) find the file there: no umask is needed then,
                 // and reading it (/proc/TID/status) is the costliest step of a supervised open.
                 match open_for_task(&path, flags & !libc::O_CREAT, 0) {
-                    Ok(fd) => return install_fd(listener, id, &fd, cloexec),
+                    Ok(fd) => return install_fd(listener, id, fd, cloexec),
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                     Err(e) => return Some(Response::Error(errno_of(&e))),
                 }
             }
             match with_task_umask(umasks, umask_of, || open_for_task(&path, flags, mode)) {
-                Ok(fd) => install_fd(listener, id, &fd, cloexec),
+                Ok(fd) => install_fd(listener, id, fd, cloexec),
                 Err(e) => Some(Response::Error(errno_of(&e))),
             }
         }

@@ -338,6 +338,8 @@ fn supervisor_main(
         }
     }
     reap_until_empty(cmd_pid, status);
+    // Nothing supervised is left: let the judge write out what it queued before `_exit`.
+    handler.judge.stop_in_supervisor();
 }
 
 /// Receive the listener fd (or the child's setup failure) from the CMD child.

@@ -47,6 +47,10 @@ pub trait Judge: Send + Sync {
     /// thread): start here whatever the judge needs in the background (policy file watcher,
     /// audit writer). The judge lives in this process for as long as anything is supervised.
     fn start_in_supervisor(&self) {}
+
+    /// Called once in the supervisor process after the last supervised process has exited,
+    /// just before it exits (with `_exit`, so no destructor runs): flush what was queued.
+    fn stop_in_supervisor(&self) {}
 }
 
 /// How the supervisor runs.

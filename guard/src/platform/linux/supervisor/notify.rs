@@ -118,12 +118,14 @@ impl Listener {
         })
     }
 
-    /// Install `fd` in the notifying task and answer the notification with the new fd number,
-    /// in one step (`SECCOMP_ADDFD_FLAG_SEND`, Linux 5.14+).
-    pub fn add_fd_and_answer(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
+    /// Install `fd` in the notifying task (which stays blocked) and return its number there.
+    /// The answer is sent separately, after the caller has closed its own copy: a writable fd
+    /// still open here when the task resumes would make its next exec of that file fail with
+    /// ETXTBSY (`cp /bin/rm ./x && ./x`).
+    pub fn add_fd(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
-            flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+            flags: 0,
             srcfd: fd as u32,
             newfd: 0,
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
