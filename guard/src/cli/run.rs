@@ -5,15 +5,16 @@
 //! this file only wires it to the runtime (policy, grants, engine, logs).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::load_policy;
+#[cfg(target_os = "linux")]
 use crate::engine::{AgentInfo, Attribution, Event, Verdict};
-use crate::paths::{process_env, Locations};
-use crate::runtime::{Runtime, RuntimeConfig};
+#[cfg(target_os = "linux")]
+use crate::runtime::Runtime;
+#[cfg(target_os = "linux")]
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -34,7 +35,12 @@ pub struct RunArgs {
 
 #[cfg(target_os = "linux")]
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    use std::path::Path;
+
+    use super::common::load_policy;
+    use crate::paths::{process_env, Locations};
     use crate::platform::linux::supervisor::{self, SupervisorConfig};
+    use crate::runtime::RuntimeConfig;
 
     let loaded = match load_policy(args.policy.as_deref()) {
         Ok(l) => l,
@@ -110,7 +116,7 @@ pub fn run(_args: &RunArgs) -> anyhow::Result<i32> {
 }
 
 /// The judge for a supervised tree: every process in it is the agent.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg(target_os = "linux")]
 struct AgentTree {
     runtime: Arc<Runtime>,
     /// The agent's name; its pid is [`AgentTree::agent_pid`].
