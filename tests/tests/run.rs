@@ -505,3 +505,25 @@ fn the_agent_cannot_kill_its_supervisor() {
     );
     assert!(s.path("proj/README.md").exists(), "{}", text(&out));
 }
+
+#[test]
+fn ps_works_and_the_supervisors_memory_and_fds_stay_closed() {
+    let s = Sandbox::new();
+    // `ps` reads every process's stat, status, cmdline and environ, the supervisor's included.
+    let out = s.agent("ps -ef > /dev/null && echo ps-ok");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ps-ok"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        s.wait_denials(0).is_empty(),
+        "ps caused denials: {:#?}",
+        s.denials()
+    );
+    // The supervisor is the agent shell's parent: its memory and its fds (the seccomp listener
+    // among them) are refused.
+    let out = s.agent("cat /proc/$PPID/mem > /dev/null; ls /proc/$PPID/fd/");
+    let all = text(&out);
+    assert!(all.matches(EPERM).count() >= 2, "{all}");
+}

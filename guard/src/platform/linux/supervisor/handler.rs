@@ -456,7 +456,7 @@ impl Handler {
                     truncate: flags & O_TRUNC != 0,
                     create: flags & O_CREAT != 0 || flags & O_TMPFILE == O_TMPFILE,
                 };
-                if self.touches_guard_proc(&path) {
+                if self.touches_guard_proc(&path) && !is_public_proc_read(&path, &open_flags) {
                     return Ok(Plan::Guard(self.guard_pids[0]));
                 }
                 let mut actions = vec![Action::Open {
@@ -866,6 +866,43 @@ impl Handler {
             return false;
         };
         self.is_guard(pid)
+    }
+}
+
+/// A read-only open of what `ps`, `top` or a parent walk read of any process (`stat`, `status`,
+/// `cmdline`, `comm`, ...): harmless for the supervisor, and refusing it would break those
+/// tools and log a denial for each look. Its memory, file descriptors (the listener is one),
+/// mappings and anything under `task/` stay refused.
+fn is_public_proc_read(path: &Path, flags: &OpenFlags) -> bool {
+    // `environ` holds the user's environment, which the agent inherited anyway; `ps` reads it.
+    const PUBLIC: &[&str] = &[
+        "stat",
+        "status",
+        "cmdline",
+        "comm",
+        "statm",
+        "wchan",
+        "cgroup",
+        "loginuid",
+        "sessionid",
+        "oom_score",
+        "environ",
+        "ctty",
+        "limits",
+        "io",
+    ];
+    if flags.modifies() {
+        return false;
+    }
+    let mut comps = path.components().skip(3);
+    match (comps.next(), comps.next()) {
+        (Some(entry), None) => entry
+            .as_os_str()
+            .to_str()
+            .is_some_and(|e| PUBLIC.contains(&e)),
+        // The directory itself (listing it, or opening it to read entries relative to it).
+        (None, _) => true,
+        _ => false,
     }
 }
 
