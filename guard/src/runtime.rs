@@ -17,7 +17,7 @@ use crate::audit::{
     AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
     EnforcementMode, Retention,
 };
-use crate::engine::{decide, AgentInfo, Attribution, Event, Verdict};
+use crate::engine::{decide, Action, AgentInfo, Attribution, Event, Verdict};
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
@@ -186,7 +186,7 @@ impl Runtime {
         ) {
             log.log(record);
         }
-        if let Some(store) = self.store.get() {
+        if let Some(store) = self.store.get().filter(|_| worth_storing(event, verdict)) {
             let mode = match (policy.mode, self.config.force_audit) {
                 (Mode::Audit, _) | (_, true) => EnforcementMode::Audit,
                 (Mode::Enforce, false) => EnforcementMode::Enforce,
@@ -280,6 +280,15 @@ impl Runtime {
         let path = status_dir(&self.config.locations).join(format!("{}.json", std::process::id()));
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// Whether a decision goes to the audit store. Every decision does, except allowed read-only
+/// opens: with secret zones the Linux supervisor sees every file an agent reads (a build reads
+/// tens of thousands), and a row for each would bury the decisions that matter and cost more
+/// than the decision itself. Denied or audited reads are stored.
+fn worth_storing(event: &Event, verdict: &Verdict) -> bool {
+    let read_only_open = matches!(event.action, Action::Open { flags, .. } if !flags.modifies());
+    !(read_only_open && matches!(verdict, Verdict::Allow))
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);

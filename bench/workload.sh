@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# A file-heavy agent workload, timed unsupervised, under `agent-guard run` (embedded default
+# policy, whose secret zones make every open supervised; and a policy without secret zones,
+# where only writes are), and under bubblewrap (Claude Code's Linux sandbox) when installed.
+# Prints the median wall time of each and its ratio to the unsupervised run, all measured in
+# this one run. The workload: unpack a C project (200 files), build it with make -j2, git
+# init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
+# default policy), then read every file once more.
+#   RUNS=5 bench/workload.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+cargo build --release -q -p agent-guard --bin agent-guard
+AG="$PWD/target/release/agent-guard"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
+echo key > "$home/.ssh/id_ed25519"
+
+# The project: 200 C files with a few functions each, one header, a Makefile.
+for i in $(seq 1 200); do
+  {
+    echo '#include "common.h"'
+    for f in 1 2 3 4 5; do
+      echo "int f${i}_${f}(int x) { int s = 0; for (int k = 0; k < x; k++) s += k * ${f} + ${i}; return s; }"
+    done
+  } > "$root/src/proj/src/m$i.c"
+done
+echo 'int helper(int);' > "$root/src/proj/src/common.h"
+cat > "$root/src/proj/Makefile" <<'MK'
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,target/%.o,$(SRCS))
+all: target/libproj.a
+target/%.o: src/%.c src/common.h
+	@mkdir -p target
+	@$(CC) -O0 -c $< -o $@
+target/libproj.a: $(OBJS)
+	@ar rcs $@ $(OBJS)
+MK
+tar -C "$root/src" -czf "$root/proj.tar.gz" proj
+
+workload='set -e
+cd "$HOME/work" && rm -rf proj 2>/dev/null || true
+tar xzf "$TARBALL" && cd proj
+make -s -j2
+git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
+git status --short > /dev/null && git diff HEAD > /dev/null
+rm -rf target
+cat src/*.c src/*.h Makefile > /dev/null'
+
+nosecrets="$root/nosecrets.json"
+echo '{"secret_zones": []}' > "$nosecrets"
+
+# One timed run of the workload in a fresh copy of the home; prints seconds.
+run_once() {
+  local mode=$1
+  rm -rf "$home/work"; mkdir -p "$home/work"
+  local start end
+  start=$(date +%s.%N)
+  case $mode in
+    native) HOME="$home" TARBALL="$root/proj.tar.gz" bash -c "$workload" ;;
+    guard) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
+             "$AG" run --agent bench -- bash -c "$workload" ;;
+    guard-writes) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
+             "$AG" run --policy "$nosecrets" --agent bench -- bash -c "$workload" ;;
+    bwrap) HOME="$home" TARBALL="$root/proj.tar.gz" bwrap --bind / / --dev /dev --proc /proc \
+             --tmpfs "$home/.ssh" -- bash -c "$workload" ;;
+  esac
+  end=$(date +%s.%N)
+  # The agent could not remove what the guard protects; clean up as the human.
+  rm -rf "$home/work/proj"
+  echo "$end - $start" | bc
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+modes=(native guard guard-writes)
+command -v bwrap > /dev/null && bwrap --bind / / --dev /dev --proc /proc true 2>/dev/null && modes+=(bwrap)
+declare -A times
+for ((r = 1; r <= RUNS; r++)); do
+  # Interleave the modes so a change in machine load touches all of them alike.
+  for m in "${modes[@]}"; do times[$m]+="$(run_once "$m") "; done
+done
+base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
+printf '%-50s %10s %8s\n' "workload (median of $RUNS)" "seconds" "ratio"
+for m in "${modes[@]}"; do
+  t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
+  case $m in
+    native) label="unsupervised";;
+    guard) label="agent-guard run, default policy (reads supervised)";;
+    guard-writes) label="agent-guard run, no secret zones (writes only)";;
+    bwrap) label="bwrap (ro ~/.ssh overmount), for comparison";;
+  esac
+  printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "$(echo "$t / $base" | bc -l)"
+done
