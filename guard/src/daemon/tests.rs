@@ -567,3 +567,26 @@ fn the_requests_spool_is_writable_by_all_and_listable_by_none() {
     assert_eq!(mode(&locations.state_dir), 0o711);
     assert_eq!(mode(&locations.requests_dir), 0o1733);
 }
+
+#[test]
+fn a_policy_file_change_runs_the_reload_hook_the_daemon_refreshes_muting_with() {
+    let f = fixture(POLICY);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    f.core.runtime().on_policy_reload(move || {
+        let _ = tx.lock().unwrap().send(());
+    });
+    // As nix-darwin's activation writes it: a new file renamed over the old one.
+    let tmp = f.policy_file.with_extension("new");
+    std::fs::write(&tmp, POLICY.replace("~/src", "~/work")).unwrap();
+    std::fs::rename(&tmp, &f.policy_file).unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the reload hook ran within 5 s");
+    let roots = f.core.watched_roots();
+    assert!(roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/work")));
+    assert!(!roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/src")));
+}
