@@ -245,16 +245,12 @@ fn queries_match_an_in_memory_oracle() {
         let prefix = q.path_prefix.as_deref().map(|p| p.trim_end_matches('/'));
         let mut expected: Vec<DecisionRecord> = all
             .iter()
-            .filter(|d| q.agent.as_deref().map_or(true, |a| d.agent == a))
-            .filter(|d| q.op.map_or(true, |o| d.op == o))
-            .filter(|d| q.verdict.map_or(true, |v| d.verdict == v))
-            .filter(|d| {
-                prefix.map_or(true, |p| {
-                    d.path == p || d.path.starts_with(&format!("{p}/"))
-                })
-            })
-            .filter(|d| q.since_ms.map_or(true, |t| d.time_ms >= t))
-            .filter(|d| q.until_ms.map_or(true, |t| d.time_ms < t))
+            .filter(|d| q.agent.as_deref().is_none_or(|a| d.agent == a))
+            .filter(|d| q.op.is_none_or(|o| d.op == o))
+            .filter(|d| q.verdict.is_none_or(|v| d.verdict == v))
+            .filter(|d| prefix.is_none_or(|p| d.path == p || d.path.starts_with(&format!("{p}/"))))
+            .filter(|d| q.since_ms.is_none_or(|t| d.time_ms >= t))
+            .filter(|d| q.until_ms.is_none_or(|t| d.time_ms < t))
             .cloned()
             .collect();
         expected.reverse();

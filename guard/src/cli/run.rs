@@ -5,15 +5,21 @@
 //! this file only wires it to the runtime (policy, grants, engine, logs).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 
-use super::common::load_policy;
-use crate::engine::{AgentInfo, Attribution, Event, Verdict};
-use crate::paths::{process_env, Locations};
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::engine::AgentInfo;
+use crate::runtime::Runtime;
+#[cfg(target_os = "linux")]
+use {
+    super::common::load_policy,
+    crate::engine::{Attribution, Event, Verdict},
+    crate::paths::{process_env, Locations},
+    crate::runtime::RuntimeConfig,
+    std::path::Path,
+};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {

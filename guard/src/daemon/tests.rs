@@ -13,10 +13,13 @@ use crate::runtime::RuntimeConfig;
 const HOME: &str = "/Users/alice";
 const FILE: &str = "/Users/alice/src/app/main.rs";
 
+/// What the fake knows of one process: `proc_bsdinfo`, argv, executable path.
+type FakeProcess = (BsdInfo, Vec<String>, PathBuf);
+
 /// A process table standing in for `proc_pidinfo`, `KERN_PROCARGS2` and `proc_pidpath`.
 #[derive(Default)]
 struct FakeInspector {
-    procs: Mutex<HashMap<i32, (BsdInfo, Vec<String>, PathBuf)>>,
+    procs: Mutex<HashMap<i32, FakeProcess>>,
 }
 
 impl FakeInspector {
