@@ -137,6 +137,49 @@ impl DaemonCore {
         state
     }
 
+    /// Whether the engine would stop `event` if its actor were an agent: only then is it worth
+    /// reading a known-human actor's argv again (one `sysctl`), not on every open in a zone.
+    fn agent_would_be_stopped(&self, event: &Event) -> bool {
+        let probe = Attribution::Agent(crate::engine::AgentInfo {
+            name: String::new(),
+            pid: event.actor.pid,
+        });
+        let policy = self.runtime.policy.load();
+        let grants = self.runtime.grants.current();
+        let now = crate::runtime::unix_secs(std::time::SystemTime::now());
+        crate::engine::decide(event, &probe, &policy, &grants, now) != Verdict::Allow
+    }
+
+    /// A process the table knows as human whose argv\[0\] now names an agent (Node's
+    /// `process.title`, set after the exec the table judged it by): it becomes one, for good.
+    /// Returns the attribution and argv\[0\] as read.
+    fn retitled_agent(
+        &self,
+        actor: &ActorFacts,
+        event: &Event,
+        inspect: &dyn ProcessInspector,
+    ) -> Option<(Attribution, String)> {
+        let args = inspect.process_args(actor.process.pid)?;
+        let argv0 = args.argv0().to_string();
+        let key = key_of(actor.process);
+        let info = ProcessInfo {
+            key,
+            ppid: actor.ppid,
+            exe: (!event.actor.exe.as_os_str().is_empty()).then(|| event.actor.exe.clone()),
+            exe_deleted: false,
+            argv: args.argv,
+            comm: event.actor.comm.clone(),
+        };
+        let mut state = self.lock();
+        let name = state.matcher.matches(&info)?;
+        let agent = crate::engine::AgentInfo {
+            name,
+            pid: actor.process.pid,
+        };
+        state.table.mark_agent(key, agent.clone());
+        Some((Attribution::Agent(agent), argv0))
+    }
+
     /// Who `actor` acts for, and argv\[0\] when it had to be read.
     fn attribute_actor(
         &self,
@@ -232,6 +275,29 @@ impl EsHandler for DaemonCore {
         state.note(parent.process);
         state.note(child.process);
         let (parent_key, child_key) = (key_of(parent.process), key_of(child.process));
+        if state.table.attribution(parent_key) == Some(Attribution::Human) {
+            // A human's process may have retitled itself an agent since its exec (Node's
+            // `process.title`): what it forks now must inherit that. One `sysctl` per fork of
+            // a human process; fork notifications do not hold the kernel.
+            if let Some(args) = self.inspector.process_args(parent.process.pid) {
+                let record = state.table.record(parent_key).cloned().unwrap_or_default();
+                let info = ProcessInfo {
+                    key: parent_key,
+                    ppid: parent.ppid,
+                    exe: record.exe,
+                    exe_deleted: false,
+                    argv: args.argv,
+                    comm: record.comm,
+                };
+                if let Some(name) = state.matcher.matches(&info) {
+                    let agent = crate::engine::AgentInfo {
+                        name,
+                        pid: parent.process.pid,
+                    };
+                    state.table.mark_agent(parent_key, agent);
+                }
+            }
+        }
         if state.table.on_fork(parent_key, child_key) {
             return;
         }
@@ -286,7 +352,16 @@ impl EsHandler for DaemonCore {
     }
 
     fn decide(&self, actor: &ActorFacts, event: &Event, inspect: &dyn ProcessInspector) -> Verdict {
-        let (attribution, argv0) = self.attribute_actor(actor, event, inspect);
+        let (mut attribution, mut argv0) = self.attribute_actor(actor, event, inspect);
+        if attribution == Attribution::Human
+            && argv0.is_none()
+            && self.agent_would_be_stopped(event)
+        {
+            if let Some((agent, now)) = self.retitled_agent(actor, event, inspect) {
+                attribution = agent;
+                argv0 = Some(now);
+            }
+        }
         let mut event = event.clone();
         if let Some(argv0) = argv0 {
             if event.actor.argv0.is_empty() {

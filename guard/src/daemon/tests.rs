@@ -593,3 +593,93 @@ fn a_policy_file_change_runs_the_reload_hook_the_daemon_refreshes_muting_with() 
         .zone_roots
         .contains(&PathBuf::from("/Users/alice/src")));
 }
+
+#[test]
+fn a_human_started_node_that_retitles_itself_an_agent_is_caught() {
+    let f = fixture(POLICY);
+    let shell = id(50, 3);
+    // `node cli.js` from the human's shell: no name matches at exec, so it is recorded human.
+    f.core
+        .on_fork(&facts(shell, id(40, 2)), &facts(id(700, 1), shell));
+    let node = facts(id(700, 2), shell);
+    exec(
+        &f,
+        id(700, 1),
+        node.clone(),
+        "/opt/homebrew/bin/node",
+        &["node", "/opt/lib/cli.js"],
+    );
+    f.inspector.add(
+        700,
+        50,
+        30,
+        "/opt/homebrew/bin/node",
+        &["node", "/opt/lib/cli.js"],
+    );
+    assert_eq!(
+        f.core.known_attribution(id(700, 2)),
+        Some(Attribution::Human)
+    );
+    let unlink = unlink_by(700, "/opt/homebrew/bin/node", FILE);
+    assert_eq!(f.core.decide(&node, &unlink, &*f.inspector), Verdict::Allow);
+
+    // Then it sets process.title = "claude".
+    f.inspector
+        .add(700, 50, 30, "/opt/homebrew/bin/node", &["claude"]);
+    // Its own unlink in the zone: the title is read again because an agent would be stopped.
+    let verdict = f.core.decide(&node, &unlink, &*f.inspector);
+    assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
+    // What it forks from now on inherits it.
+    f.core.on_fork(&node, &facts(id(701, 1), id(700, 2)));
+    let verdict = f.core.decide(
+        &facts(id(701, 1), id(700, 2)),
+        &unlink_by(701, "/bin/rm", FILE),
+        &*f.inspector,
+    );
+    assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
+    let records = denials(&f);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.ancestor == "claude" && r.agent_pid == 700),
+        "{records:?}"
+    );
+    assert_eq!(records.len(), 2);
+}
+
+#[test]
+fn a_retitled_parent_is_seen_at_its_next_fork() {
+    let f = fixture(POLICY);
+    let shell = id(50, 3);
+    f.core
+        .on_fork(&facts(shell, id(40, 2)), &facts(id(710, 1), shell));
+    let node = facts(id(710, 2), shell);
+    exec(
+        &f,
+        id(710, 1),
+        node.clone(),
+        "/usr/bin/node",
+        &["node", "main.js"],
+    );
+    f.inspector
+        .add(710, 50, 31, "/usr/bin/node", &["codex-like", "x"]);
+    f.core.on_fork(&node, &facts(id(711, 1), id(710, 2)));
+    assert_eq!(
+        f.core.known_attribution(id(711, 1)),
+        Some(Attribution::Human),
+        "a title that is no agent pattern changes nothing"
+    );
+    f.inspector.add(710, 50, 31, "/usr/bin/node", &["claude"]);
+    f.core.on_fork(&node, &facts(id(712, 1), id(710, 2)));
+    assert_eq!(
+        agent_of(&f.core.known_attribution(id(712, 1))),
+        Some(("claude".into(), 710))
+    );
+    // The human's own processes keep being human: their titles name no agent.
+    f.core
+        .on_fork(&facts(shell, id(40, 2)), &facts(id(713, 1), shell));
+    assert_eq!(
+        f.core.known_attribution(id(713, 1)),
+        Some(Attribution::Human)
+    );
+}
