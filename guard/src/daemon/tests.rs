@@ -524,6 +524,9 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
         "/Library/LaunchDaemons/com.agent-guard.daemon.plist",
         "/opt/agent-guard/bin/agent-guard",
         "/Users/bob/src/x",
+        // APFS is case-insensitive: so is matching in the daemon's policy.
+        "/USERS/Bob/SRC/x",
+        "/PRIVATE/etc/Agent-Guard/policy.json",
     ] {
         assert!(
             matches!(decide(unlink(guarded)), Verdict::Deny(_)),
