@@ -517,10 +517,13 @@ pub fn daemon_context(
 }
 
 /// Create the daemon's state directory and the override requests spool with the modes that let
-/// every user's agent file a request and nobody read another's:
-/// - the state directory `0711`: others may pass through it to the spool, not list it;
-/// - the spool `1733` (sticky, like `/tmp` without read): others may create files in it, not
-///   list, read, rename or delete anyone else's.
+/// every user's agent file a request and nobody tamper with another's:
+/// - the state directory `0711`: others may pass through it to the spool, not list it (its
+///   files are reached by name: the audit store and grants are created `0644`);
+/// - the spool `1777` (sticky, like `/tmp`): others may create files in it and list it, but not
+///   rename, delete or (files are `0644`) rewrite anyone else's. Not `1733` (write-only): `override
+///   request` lists the spool for its per-agent rate limit, and would fail for every user. The
+///   cost is that users can read each other's pending requests (a path and a reason).
 ///
 /// Existing directories get these modes too (an old `0700` install would lock users out).
 #[cfg(unix)]
@@ -528,7 +531,7 @@ pub fn prepare_state_dirs(locations: &Locations) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for (dir, mode) in [
         (&locations.state_dir, 0o711),
-        (&locations.requests_dir, 0o1733),
+        (&locations.requests_dir, 0o1777),
     ] {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;

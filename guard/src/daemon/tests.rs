@@ -561,7 +561,7 @@ fn user_homes_are_the_directories_under_users() {
 }
 
 #[test]
-fn the_requests_spool_is_writable_by_all_and_listable_by_none() {
+fn the_requests_spool_is_sticky_and_writable_by_all() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let locations = Locations::in_state_dir(&dir.path().join("db"));
@@ -571,7 +571,7 @@ fn the_requests_spool_is_writable_by_all_and_listable_by_none() {
     prepare_state_dirs(&locations).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&locations.state_dir), 0o711);
-    assert_eq!(mode(&locations.requests_dir), 0o1733);
+    assert_eq!(mode(&locations.requests_dir), 0o1777);
 }
 
 #[test]
