@@ -93,7 +93,10 @@ let
   activation = ''
     echo "setting up agent-guard..." >&2
     install -d -m 0755 -o root -g wheel /etc/agent-guard ${logDir}
-    install -d -m 0700 -o root -g wheel ${stateDir}
+    # 0711 and a sticky 1777 spool (as `agent-guard daemon` sets them at start): every user's
+    # agent can file an override request, nobody can list the state or touch another's request.
+    install -d -m 0711 -o root -g wheel ${stateDir}
+    install -d -m 1777 -o root -g wheel ${stateDir}/requests
 
     # Install and sign the binary when the store path changed (signing modifies the file, so
     # the stamp, not a checksum, says what is installed).

@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod daemon;
 pub mod duration;
 pub mod engine;
 pub mod feedback;

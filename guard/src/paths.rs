@@ -50,9 +50,32 @@ impl Locations {
     }
 
     /// The user's locations from the environment: `$AGENT_GUARD_STATE_DIR`, else
-    /// `$XDG_STATE_HOME/agent-guard`, else `~/.local/state/agent-guard`.
+    /// `$XDG_STATE_HOME/agent-guard`, else `~/.local/state/agent-guard`. On macOS, where the
+    /// guard is the system daemon, the daemon's files (see [`Locations::for_user_on_macos`]).
     pub fn for_user(env: &dyn Fn(&str) -> Option<String>) -> Locations {
+        if cfg!(target_os = "macos") {
+            Locations::for_user_on_macos(env)
+        } else {
+            Locations::per_user(env)
+        }
+    }
+
+    /// The locations under the user's own state directory (Linux `run`).
+    pub fn per_user(env: &dyn Fn(&str) -> Option<String>) -> Locations {
         Locations::in_state_dir(&user_state_dir(env))
+    }
+
+    /// What a user's commands use on macOS: the daemon's denial log, requests spool, grants and
+    /// audit store (`denials`, `hook`, `override request` must meet the daemon there), except
+    /// the hook's cursors, which are the user's own. `$AGENT_GUARD_STATE_DIR` still wins.
+    pub fn for_user_on_macos(env: &dyn Fn(&str) -> Option<String>) -> Locations {
+        if env(STATE_DIR_ENV).is_some_and(|v| !v.is_empty()) {
+            return Locations::per_user(env);
+        }
+        Locations {
+            hook_cursors: user_state_dir(env).join("hook-cursors"),
+            ..Locations::macos_daemon()
+        }
     }
 
     /// The files an agent may read but never modify (the engine's own-files rule).
@@ -98,12 +121,35 @@ mod tests {
     }
 
     #[test]
+    fn macos_users_meet_the_daemon_in_its_files() {
+        let l = Locations::for_user_on_macos(&env_of(&[("HOME", "/Users/a")]));
+        assert_eq!(
+            l.requests_dir,
+            PathBuf::from("/var/db/agent-guard/requests")
+        );
+        assert_eq!(
+            l.denials,
+            PathBuf::from("/var/log/agent-guard/denials.jsonl")
+        );
+        assert_eq!(l.grants, PathBuf::from("/var/db/agent-guard/grants.json"));
+        assert_eq!(
+            l.hook_cursors,
+            PathBuf::from("/Users/a/.local/state/agent-guard/hook-cursors")
+        );
+        let l = Locations::for_user_on_macos(&env_of(&[
+            ("AGENT_GUARD_STATE_DIR", "/s"),
+            ("HOME", "/Users/a"),
+        ]));
+        assert_eq!(l, Locations::in_state_dir(Path::new("/s")));
+    }
+
+    #[test]
     fn state_dir_order() {
-        let l = Locations::for_user(&env_of(&[("AGENT_GUARD_STATE_DIR", "/s"), ("HOME", "/h")]));
+        let l = Locations::per_user(&env_of(&[("AGENT_GUARD_STATE_DIR", "/s"), ("HOME", "/h")]));
         assert_eq!(l.denials, PathBuf::from("/s/denials.jsonl"));
-        let l = Locations::for_user(&env_of(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]));
+        let l = Locations::per_user(&env_of(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]));
         assert_eq!(l.state_dir, PathBuf::from("/x/agent-guard"));
-        let l = Locations::for_user(&env_of(&[("HOME", "/h")]));
+        let l = Locations::per_user(&env_of(&[("HOME", "/h")]));
         assert_eq!(
             l.grants,
             PathBuf::from("/h/.local/state/agent-guard/grants.json")

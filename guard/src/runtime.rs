@@ -56,7 +56,12 @@ pub struct Runtime {
     denials: OnceLock<DenialLog>,
     store: OnceLock<AuditStore>,
     watchers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+    /// Called after each successful policy reload (the macOS daemon re-selects what the kernel
+    /// delivers).
+    reload_hooks: Arc<std::sync::Mutex<Vec<ReloadHook>>>,
 }
+
+type ReloadHook = Box<dyn Fn() + Send + Sync>;
 
 impl Runtime {
     /// Fails only when approved overrides exist but cannot be read: a guard must not start with
@@ -71,6 +76,7 @@ impl Runtime {
             denials: OnceLock::new(),
             store: OnceLock::new(),
             watchers: Default::default(),
+            reload_hooks: Default::default(),
             config,
         })
     }
@@ -105,12 +111,18 @@ impl Runtime {
         }
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(file) = &self.config.policy_file {
+            let hooks = self.reload_hooks.clone();
             let watched = crate::policy::watch::watch(
                 self.policy.clone(),
                 file.clone(),
                 self.config.ctx.clone(),
-                |result| match result {
-                    Ok(_) => tracing::info!("policy reloaded"),
+                move |result| match result {
+                    Ok(_) => {
+                        tracing::info!("policy reloaded");
+                        for hook in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                            hook();
+                        }
+                    }
                     Err(e) => tracing::error!("policy not reloaded, the last good one stays: {e}"),
                 },
             );
@@ -141,6 +153,15 @@ impl Runtime {
                 std::thread::sleep(STATUS_INTERVAL);
             })
             .ok();
+    }
+
+    /// Run `hook` after every successful reload of the policy file by the watcher that
+    /// [`Runtime::start_background`] starts. It runs on the watcher's thread: keep it short.
+    pub fn on_policy_reload(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.reload_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
     }
 
     /// Decide one event by an agent-attributed (or not) process, count and record it.

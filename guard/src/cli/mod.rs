@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod audit;
 pub mod check;
 pub mod common;
+pub mod daemon;
 pub mod demo;
 pub mod denials;
 pub mod explain;
@@ -42,6 +43,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Supervise CMD and every process it starts as an AI agent (Linux).
     Run(run::RunArgs),
+    /// The macOS Endpoint Security daemon (as root, under launchd): guards every user's
+    /// processes that descend from an AI agent.
+    Daemon(daemon::DaemonArgs),
     /// Print the denials (from denials.jsonl), optionally following new ones.
     Denials(denials::DenialsArgs),
     /// Query or export the SQLite audit trail of every agent decision.
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Daemon(args) => daemon::run(&args),
         Command::Denials(args) => denials::run(&args, &user_locations()),
         Command::Audit(args) => audit::run(&args, &user_locations()),
         Command::Status(args) => status::run(&args),
