@@ -204,7 +204,7 @@ fn request_validation_refuses_each_bad_request_with_its_reason() {
             "expected a duration",
         ),
         (
-            &["docs/old.md", "--op", "unlink", "--ttl", "0"],
+            &["docs/old.md", "--op", "unlink", "--ttl", "0s"],
             2,
             "positive duration",
         ),
