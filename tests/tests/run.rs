@@ -527,3 +527,24 @@ fn ps_works_and_the_supervisors_memory_and_fds_stay_closed() {
     let all = text(&out);
     assert!(all.matches(EPERM).count() >= 2, "{all}");
 }
+
+#[test]
+fn everyday_git_works_for_the_agent_in_a_protected_zone() {
+    assert!(on_path("git"), "git is required for this test");
+    let s = Sandbox::new();
+    let out = s.agent(
+        "cd proj && git init -q && git add -A && git -c user.name=a -c user.email=a@a commit -qm one \
+         && git checkout -q -b topic && echo more >> README.md && git -c user.name=a -c user.email=a@a commit -qam two \
+         && git checkout -q - && git merge -q topic && git gc -q && git status --short && echo git-ok",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("git-ok"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        s.wait_denials(0).is_empty(),
+        "git caused denials: {:#?}",
+        s.denials()
+    );
+}
