@@ -48,6 +48,9 @@ const STEPS: &[Step] = &[
     Step { what: "delete a temp file", script: "touch $TMPDIR/scratch && rm $TMPDIR/scratch", blocked: false, survivor: None, needs: None },
 ];
 
+/// How long a refused step's denial record may take to appear in the log.
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("cannot find the agent-guard binary")?;
     let root = tempfile::Builder::new()
@@ -91,7 +94,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
             .stderr(std::process::Stdio::null())
             .status()
             .with_context(|| format!("cannot run the step {:?}", step.what))?;
-        let denial = newest_denial(&state, before);
+        // Records are written off the hot path: give a refused step's record a moment to land.
+        let mut denial = newest_denial(&state, before);
+        let waited = std::time::Instant::now();
+        while denial.is_none() && !status.success() && waited.elapsed() < RECORD_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            denial = newest_denial(&state, before);
+        }
         let survived = step.survivor.is_none_or(|f| home.join(f).exists());
         let blocked = denial.is_some() && survived;
         let (verdict, detail) = match &denial {
@@ -184,7 +193,6 @@ fn denial_count(state: &Path) -> usize {
 
 /// The first denial logged after `before` lines: (rule, reason).
 fn newest_denial(state: &Path, before: usize) -> Option<(String, String)> {
-    // The supervisor's log writer flushes before `run` returns; read what it wrote.
     let lines = denial_lines(state);
     let line = lines.get(before)?;
     let record: serde_json::Value = serde_json::from_str(line).ok()?;
