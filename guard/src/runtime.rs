@@ -192,6 +192,34 @@ impl Runtime {
         verdict
     }
 
+    /// [`Runtime::decide`] for a sensor whose facts about the actor cost reads (`/proc`): decide
+    /// first without them, and read them (`facts` fills the event's actor and returns its start
+    /// key) only when they can matter. The actor's executable only ever *allows* more (trusted
+    /// tools), so an allow without it is an allow with it; then only a stored decision needs the
+    /// facts, for its record. The commonest supervised call, a read-only open, costs no read.
+    pub fn decide_lazily(
+        &self,
+        mut event: Event,
+        attribution: &Attribution,
+        facts: impl FnOnce(&mut Event) -> u64,
+    ) -> Verdict {
+        let bare = decide(
+            &event,
+            attribution,
+            &self.policy.load(),
+            &self.grants.current(),
+            unix_secs(SystemTime::now()),
+        );
+        if matches!(bare, Verdict::Allow) && !worth_storing(&event, &bare) {
+            if attribution.is_agent() {
+                self.counters.decisions.fetch_add(1, Ordering::Relaxed);
+            }
+            return bare;
+        }
+        let start_key = facts(&mut event);
+        self.decide(&event, attribution, start_key)
+    }
+
     fn record(
         &self,
         event: &Event,
@@ -346,4 +374,79 @@ pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::engine::{Actor, OpenFlags};
+    use crate::policy::{LoadContext, Platform};
+
+    fn runtime(dir: &Path) -> Runtime {
+        let ctx = LoadContext {
+            platform: Platform::Linux,
+            homes: vec![PathBuf::from("/h")],
+            guard_paths: vec![],
+            agent_writable: vec![],
+            resolve_symlinks: false,
+        };
+        let json = r#"{"protected_zones": ["/h/p"], "secret_zones": ["/h/s"],
+            "trusted_tools": [{"name": "tool", "exe": ["/opt/tool"]}]}"#;
+        let policy = crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap();
+        let config = RuntimeConfig {
+            policy_file: None,
+            ctx,
+            locations: Locations::in_state_dir(dir),
+            force_audit: false,
+        };
+        Runtime::new(policy, config).unwrap()
+    }
+
+    #[test]
+    fn facts_are_read_only_when_they_can_matter() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(dir.path());
+        let agent = Attribution::agent("claude", 1);
+        let reads = Cell::new(0);
+        let facts = |exe: &'static str| {
+            let reads = &reads;
+            move |e: &mut Event| {
+                reads.set(reads.get() + 1);
+                e.actor.exe = PathBuf::from(exe);
+                7
+            }
+        };
+        let event = |action| Event {
+            actor: Actor::default(),
+            action,
+        };
+        let read = Action::Open {
+            path: "/h/p/f".into(),
+            flags: OpenFlags::READ,
+        };
+        let unlink = Action::Unlink {
+            path: "/h/p/f".into(),
+        };
+
+        // An allowed read-only open: decided without facts.
+        assert!(rt
+            .decide_lazily(event(read), &agent, facts("/usr/bin/cat"))
+            .allows());
+        assert_eq!(reads.get(), 0);
+        // A delete by a trusted tool: denied without facts, allowed once they are read.
+        assert!(rt
+            .decide_lazily(event(unlink.clone()), &agent, facts("/opt/tool"))
+            .allows());
+        assert_eq!(reads.get(), 1);
+        // The same delete by rm: facts read, still denied.
+        assert!(!rt
+            .decide_lazily(event(unlink), &agent, facts("/usr/bin/rm"))
+            .allows());
+        assert_eq!(reads.get(), 2);
+        assert_eq!(rt.counters.decisions.load(Ordering::Relaxed), 3);
+        assert_eq!(rt.counters.denials.load(Ordering::Relaxed), 1);
+    }
 }

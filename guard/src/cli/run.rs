@@ -152,16 +152,17 @@ impl AgentTree {
 impl crate::platform::linux::supervisor::Judge for AgentTree {
     fn judge(&self, pid: i32, event: &Event) -> Verdict {
         use crate::platform::linux::procfs;
-        let mut event = event.clone();
-        let facts = procfs::quick_facts(pid);
-        event.actor.exe = facts.exe;
-        event.actor.comm = facts.comm;
         let agent = AgentInfo {
             name: self.agent.name.clone(),
             pid: self.agent_pid(pid),
         };
         self.runtime
-            .decide(&event, &Attribution::Agent(agent), facts.start)
+            .decide_lazily(event.clone(), &Attribution::Agent(agent), |event| {
+                let facts = procfs::quick_facts(pid);
+                event.actor.exe = facts.exe;
+                event.actor.comm = facts.comm;
+                facts.start
+            })
     }
 
     fn secret_paths(&self) -> Vec<PathBuf> {

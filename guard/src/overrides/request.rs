@@ -183,28 +183,9 @@ pub fn resolve_path(path: &Path, cwd: &Path) -> PathBuf {
     } else {
         cwd.join(path)
     };
-    let cleaned = clean(&joined);
-    let mut existing = cleaned.clone();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
-            let mut out = real;
-            for name in rest.iter().rev() {
-                out.push(name);
-            }
-            return clean(&out);
-        }
-        match (
-            existing.file_name().map(|n| n.to_os_string()),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => return cleaned,
-        }
-    }
+    clean(&crate::policy::normalize::resolve_existing_prefix(&clean(
+        &joined,
+    )))
 }
 
 /// Check a request against the policy in force. `homes` are the home directories the policy was

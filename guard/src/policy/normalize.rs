@@ -624,8 +624,9 @@ impl Normalizer<'_> {
     }
 }
 
-/// Resolve symlinks in the longest existing prefix of `path`, keep the rest as written.
-fn resolve_existing_prefix(path: &Path) -> PathBuf {
+/// Resolve symlinks in the longest existing prefix of `path`, keep the rest as written: the
+/// kernel reports real paths, so zone roots and override paths are compared in that form.
+pub fn resolve_existing_prefix(path: &Path) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest = Vec::new();
     loop {
