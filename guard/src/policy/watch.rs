@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::{load_file, LoadContext, Policy, PolicyError};
 
@@ -47,6 +48,23 @@ impl LivePolicy {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Swap in `file` if it is a valid policy now; say nothing if it is not (yet).
+    /// Returns whether the policy changed.
+    fn try_swap(&self, file: &Path, ctx: &LoadContext) -> bool {
+        let Ok(policy) = load_file(file, ctx) else {
+            return false;
+        };
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = policy.version != self.current.load().version;
+        self.current.store(Arc::new(policy));
+        status.last_error = None;
+        if changed {
+            status.reloads += 1;
+            status.last_reload = Some(SystemTime::now());
+        }
+        changed
+    }
+
     /// Load `file` again; swap it in if valid, keep the current policy if not.
     /// Returns the error only the first time a given error is seen.
     pub fn reload(&self, file: &Path, ctx: &LoadContext) -> Result<bool, PolicyError> {
@@ -56,8 +74,10 @@ impl LivePolicy {
             Ok(policy) => {
                 let changed = policy.version != self.current.load().version;
                 self.current.store(Arc::new(policy));
-                status.reloads += 1;
-                status.last_reload = Some(SystemTime::now());
+                if changed {
+                    status.reloads += 1;
+                    status.last_reload = Some(SystemTime::now());
+                }
                 status.last_error = None;
                 Ok(changed)
             }
@@ -97,7 +117,11 @@ pub fn watch(
     let watched = file.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
-        if event.kind.is_access() {
+        let closed_after_write = matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        if event.kind.is_access() && !closed_after_write {
             return;
         }
         let ours = event
@@ -107,9 +131,18 @@ pub fn watch(
         if !ours || !watched.exists() {
             return;
         }
-        // A writer that truncates, then writes, can be caught in between: before reporting an
-        // error, give it a moment and read again. The last good policy stays in force meanwhile.
-        if load_file(&watched, &ctx).is_err() {
+        // A write in place (truncate, then write) is seen half done. Where the kernel reports
+        // the writer's close (inotify), a data change is only tried quietly and the close
+        // settles it; elsewhere, a failing file gets a moment before its error is reported.
+        // The last good policy stays in force meanwhile.
+        if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) && cfg!(target_os = "linux")
+        {
+            if live.try_swap(&watched, &ctx) {
+                on_event(Ok(true));
+            }
+            return;
+        }
+        if !closed_after_write && load_file(&watched, &ctx).is_err() {
             std::thread::sleep(SETTLE);
         }
         match live.reload(&watched, &ctx) {
