@@ -958,12 +958,16 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Install `fd` in the task and answer with its number there. Our copy is closed before the
-/// answer lets the task run on (see [`Listener::add_fd`]).
-fn install_fd(listener: &Listener, id: u64, fd: OwnedFd, cloexec: bool) -> Option<Response> {
-    let installed = listener.add_fd(id, fd.as_raw_fd(), cloexec);
+/// Install `fd` in the task and answer with its number there. A read-only fd is installed and
+/// answered in one step; for a writable one our copy is closed before the answer lets the task
+/// run on (see [`Listener::add_fd`]).
+fn install_fd(listener: &Listener, id: u64, fd: OwnedFd, open_flags: i32) -> Option<Response> {
+    let cloexec = open_flags & libc::O_CLOEXEC != 0;
+    let writable = open_flags & libc::O_ACCMODE != libc::O_RDONLY;
+    let installed = listener.add_fd(id, fd.as_raw_fd(), cloexec, !writable);
     drop(fd);
     match installed {
+        Ok(_) if !writable => None,
         Ok(number) => Some(Response::Value(i64::from(number))),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => Some(Response::Error(errno_of(&e))),
@@ -1007,7 +1011,6 @@ fn emulate(
             mode,
             umask_of,
         } => {
-            let cloexec = flags & libc::O_CLOEXEC != 0;
             let is_fifo = std::fs::metadata(&path)
                 .map(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()))
                 .unwrap_or(false);
@@ -1019,7 +1022,7 @@ fn emulate(
                     .stack_size(64 * 1024)
                     .spawn(move || {
                         let response = match open_for_task(&path, flags, mode) {
-                            Ok(fd) => install_fd(&listener, id, fd, cloexec),
+                            Ok(fd) => install_fd(&listener, id, fd, flags),
                             Err(e) => Some(Response::Error(errno_of(&e))),
                         };
                         if let Some(r) = response {
@@ -1038,13 +1041,13 @@ fn emulate(
                 // Most creating opens (`> file`) find the file there: no umask is needed then,
                 // and reading it (/proc/TID/status) is the costliest step of a supervised open.
                 match open_for_task(&path, flags & !libc::O_CREAT, 0) {
-                    Ok(fd) => return install_fd(listener, id, fd, cloexec),
+                    Ok(fd) => return install_fd(listener, id, fd, flags),
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                     Err(e) => return Some(Response::Error(errno_of(&e))),
                 }
             }
             match with_task_umask(umasks, umask_of, || open_for_task(&path, flags, mode)) {
-                Ok(fd) => install_fd(listener, id, fd, cloexec),
+                Ok(fd) => install_fd(listener, id, fd, flags),
                 Err(e) => Some(Response::Error(errno_of(&e))),
             }
         }

@@ -118,14 +118,19 @@ impl Listener {
         })
     }
 
-    /// Install `fd` in the notifying task (which stays blocked) and return its number there.
-    /// The answer is sent separately, after the caller has closed its own copy: a writable fd
-    /// still open here when the task resumes would make its next exec of that file fail with
-    /// ETXTBSY (`cp /bin/rm ./x && ./x`).
-    pub fn add_fd(&self, id: u64, fd: RawFd, cloexec: bool) -> io::Result<i32> {
+    /// Install `fd` in the notifying task and return its number there. With `answer`, the
+    /// notification is answered with that number in the same step (`SECCOMP_ADDFD_FLAG_SEND`);
+    /// without, the task stays blocked until [`Listener::send`]: for a writable file the caller
+    /// must close its own copy first, or the task's next exec of that file fails with ETXTBSY
+    /// (`cp /bin/rm ./x && ./x`).
+    pub fn add_fd(&self, id: u64, fd: RawFd, cloexec: bool, answer: bool) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
-            flags: 0,
+            flags: if answer {
+                libc::SECCOMP_ADDFD_FLAG_SEND as u32
+            } else {
+                0
+            },
             srcfd: fd as u32,
             newfd: 0,
             newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
