@@ -95,12 +95,8 @@ impl Runtime {
             }
             Err(e) => tracing::error!("denials are not logged: {e}"),
         }
-        let policy = self.policy.load();
         let store_config = AuditStoreConfig {
-            retention: Retention {
-                max_age: policy.retention_max_age.map(Duration::from_secs),
-                max_bytes: policy.retention_max_bytes,
-            },
+            retention: retention_of(&self.policy.load()),
             ..AuditStoreConfig::default()
         };
         match AuditStore::open(&loc.audit_db, store_config) {
@@ -109,6 +105,16 @@ impl Runtime {
             }
             Err(e) => tracing::error!("decisions are not recorded in the audit store: {e}"),
         }
+        // A reloaded policy may change the audit trail's retention.
+        let me = Arc::downgrade(self);
+        self.on_policy_reload(move || {
+            let Some(runtime) = me.upgrade() else { return };
+            if let Some(store) = runtime.store.get() {
+                if let Err(e) = store.set_retention(retention_of(&runtime.policy.load())) {
+                    tracing::warn!("audit retention not updated: {e}");
+                }
+            }
+        });
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(file) = &self.config.policy_file {
             let hooks = self.reload_hooks.clone();
@@ -328,6 +334,14 @@ impl Runtime {
     pub fn remove_status(&self) {
         let path = status_dir(&self.config.locations).join(format!("{}.json", std::process::id()));
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The audit trail's retention as the policy sets it.
+fn retention_of(policy: &Policy) -> Retention {
+    Retention {
+        max_age: policy.retention_max_age.map(Duration::from_secs),
+        max_bytes: policy.retention_max_bytes,
     }
 }
 
