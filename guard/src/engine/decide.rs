@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use super::event::{Action, Attribution, Event, OpKind};
+use super::event::{Action, Attribution, Event};
 use super::grant::{Grant, Grants};
 use super::reason;
 use super::verdict::{Denial, RuleId, Verdict};
@@ -223,9 +223,4 @@ fn grant_covers(grant: &Grant, path: &Path, policy: &Policy) -> bool {
 
 fn basename(path: &Path) -> &str {
     path.file_name().and_then(|n| n.to_str()).unwrap_or("")
-}
-
-/// For `check` and records: the operation names accepted on the command line.
-pub fn op_names() -> Vec<&'static str> {
-    OpKind::ALL.iter().map(|op| op.as_str()).collect()
 }

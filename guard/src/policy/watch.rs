@@ -153,6 +153,3 @@ pub fn watch(
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(PolicyWatcher { _watcher: watcher })
 }
-
-/// How long a test may wait for a reload before calling it missed (the target is 100 ms).
-pub const RELOAD_BOUND: Duration = Duration::from_millis(100);
