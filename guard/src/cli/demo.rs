@@ -115,7 +115,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<i32> {
     }
     print_table(&rows);
     println!(
-        "\nEvery denial is one JSON line in {}/denials.jsonl;",
+        "\nEvery denial is one JSON line in {}/denials.jsonl (removed with the workspace unless --keep);",
         state.display()
     );
     println!(
