@@ -96,6 +96,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         },
         agent_pid: std::sync::OnceLock::new(),
     });
+    if !supervise_reads {
+        // Read-only opens are left to the kernel from the start (the filter cannot change): a
+        // reload that brings secret zones can only say so.
+        let weak = Arc::downgrade(&tree.runtime);
+        tree.runtime.on_policy_reload(move || {
+            let Some(runtime) = weak.upgrade() else { return };
+            let policy = runtime.policy.load();
+            if policy.zones.of_kind(crate::policy::ZoneKind::Secret).next().is_some() {
+                tracing::warn!(
+                    "the reloaded policy has secret zones, but this run started without any: reads are not supervised until `agent-guard run` is restarted"
+                );
+                eprintln!("agent-guard: warning: the new policy's secret zones take effect for reads only when `agent-guard run` is restarted");
+            }
+        });
+    }
     let config = SupervisorConfig {
         supervise_reads,
         ..SupervisorConfig::default()
