@@ -11,35 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::files;
 use super::OverrideError;
+use crate::audit::OverrideEventKind;
 use crate::paths::Locations;
-
-/// What happened to an override.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// An agent (or a human) filed a request.
-    Request,
-    /// A human approved a request; a grant is in force.
-    Approve,
-    /// A human turned a request down.
-    Deny,
-    /// A human withdrew a grant before its expiry.
-    Revoke,
-    /// A grant reached its expiry and was removed from the store.
-    Expire,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Request => "request",
-            EventKind::Approve => "approve",
-            EventKind::Deny => "deny",
-            EventKind::Revoke => "revoke",
-            EventKind::Expire => "expire",
-        }
-    }
-}
 
 /// One line of `overrides.jsonl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +21,7 @@ pub struct OverrideEvent {
     pub ts: u64,
     /// RFC 3339, milliseconds.
     pub time: String,
-    pub event: EventKind,
+    pub event: OverrideEventKind,
     /// The request id (grants keep the id of the request they came from).
     pub id: String,
     pub path: PathBuf,
@@ -102,14 +75,7 @@ pub fn record_override_event(
 /// export show overrides next to decisions. Best effort: the JSONL line above is the record of
 /// reference, and a store that cannot be opened (a first run, a read-only state dir) is logged.
 fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
-    use crate::audit::{AuditStore, AuditStoreConfig, OverrideEventKind};
-    let kind = match event.event {
-        EventKind::Request => OverrideEventKind::Request,
-        EventKind::Approve => OverrideEventKind::Approve,
-        EventKind::Deny => OverrideEventKind::Deny,
-        EventKind::Revoke => OverrideEventKind::Revoke,
-        EventKind::Expire => OverrideEventKind::Expire,
-    };
+    use crate::audit::{AuditStore, AuditStoreConfig};
     let ops = event
         .ops
         .split(',')
@@ -125,7 +91,7 @@ fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
         .map(std::time::Duration::from_secs);
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(event.ts);
     let record =
-        crate::audit::OverrideEvent::new(kind, &event.id, &event.path, ops, &who, ttl, when);
+        crate::audit::OverrideEvent::new(event.event, &event.id, &event.path, ops, &who, ttl, when);
     match AuditStore::open(&locations.audit_db, AuditStoreConfig::default()) {
         Ok(store) => {
             store.record_override(record);

@@ -29,7 +29,8 @@ mod store;
 
 use std::path::PathBuf;
 
-pub use events::{read_recent_events, record_override_event, EventKind, OverrideEvent};
+pub use crate::audit::OverrideEventKind;
+pub use events::{read_recent_events, record_override_event, OverrideEvent};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use request::{
     file_request, load_pending, parse_ops, resolve_path, validate, RateLimit, Refusal, Request,

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::events::{EventKind, OverrideEvent};
+use super::events::OverrideEvent;
 use super::{check_id, files, rfc3339, OverrideError};
+use crate::audit::OverrideEventKind;
 use crate::engine::path::clean;
 use crate::engine::{OpKind, OpSet};
 use crate::paths::Locations;
@@ -84,7 +85,12 @@ impl Request {
     }
 
     /// The audit event of `kind` about this request.
-    pub fn event(&self, kind: EventKind, expires_at: Option<u64>, now: u64) -> OverrideEvent {
+    pub fn event(
+        &self,
+        kind: OverrideEventKind,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> OverrideEvent {
         OverrideEvent {
             ts: now,
             time: rfc3339(now),
@@ -295,7 +301,9 @@ impl RateLimit {
                         && in_last_minute(e.requested_at)
                         && matches!(
                             e.event,
-                            EventKind::Request | EventKind::Approve | EventKind::Deny
+                            OverrideEventKind::Request
+                                | OverrideEventKind::Approve
+                                | OverrideEventKind::Deny
                         )
                 })
                 .map(|e| e.id.as_str()),
@@ -454,8 +462,11 @@ pub fn file_request(
         break;
     }
     if record
-        && super::record_override_event(locations, &request.event(EventKind::Request, None, now))
-            .is_ok()
+        && super::record_override_event(
+            locations,
+            &request.event(OverrideEventKind::Request, None, now),
+        )
+        .is_ok()
     {
         request.recorded = true;
     }
@@ -543,7 +554,7 @@ mod tests {
         // Two requests of b decided within the minute still count toward it.
         let decided: Vec<OverrideEvent> = ["r-3", "r-4"]
             .iter()
-            .map(|id| request(id, "b", now - 10).event(EventKind::Deny, None, now))
+            .map(|id| request(id, "b", now - 10).event(OverrideEventKind::Deny, None, now))
             .collect();
         let err = limit.check("b", &[], &decided, now).unwrap_err();
         assert!(err.contains("in the last minute"), "{err}");
@@ -554,7 +565,7 @@ mod tests {
     #[test]
     fn a_recorded_request_binds_its_content() {
         let r = request("r-1", "a", 5);
-        let recorded = r.event(EventKind::Request, None, 5);
+        let recorded = r.event(OverrideEventKind::Request, None, 5);
         assert!(r.matches_recorded(&recorded));
         for changed in [
             Request {

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::events::{record_override_event, EventKind, OverrideEvent};
+use super::events::{record_override_event, OverrideEvent};
 use super::request::{read_request, remove_request, write_request, Request, RequestSpec};
 use super::{check_id, files, rfc3339, OverrideError, Requester};
+use crate::audit::OverrideEventKind;
 use crate::engine::{Grant, Grants, OpKind};
 use crate::paths::Locations;
 use crate::policy::Policy;
@@ -64,7 +65,7 @@ impl StoredGrant {
         now < self.expires_at
     }
 
-    fn event(&self, kind: EventKind, now: u64) -> OverrideEvent {
+    fn event(&self, kind: OverrideEventKind, now: u64) -> OverrideEvent {
         OverrideEvent {
             ts: now,
             time: rfc3339(now),
@@ -206,7 +207,10 @@ impl GrantStore {
             .into_iter()
             .filter(|e| e.id == id)
             .collect();
-        if let Some(done) = history.iter().find(|e| e.event != EventKind::Request) {
+        if let Some(done) = history
+            .iter()
+            .find(|e| e.event != OverrideEventKind::Request)
+        {
             return Err(OverrideError::Tampered {
                 id: id.to_string(),
                 why: format!(
@@ -216,7 +220,11 @@ impl GrantStore {
                 ),
             });
         }
-        if let Some(recorded) = history.iter().rev().find(|e| e.event == EventKind::Request) {
+        if let Some(recorded) = history
+            .iter()
+            .rev()
+            .find(|e| e.event == OverrideEventKind::Request)
+        {
             if !request.matches_recorded(recorded) {
                 return Err(OverrideError::Tampered {
                     id: id.to_string(),
@@ -275,7 +283,12 @@ impl GrantStore {
             file.grants.push(grant.clone());
             Ok(expired)
         })?;
-        self.record_decided(&request, EventKind::Approve, Some(grant.expires_at), now);
+        self.record_decided(
+            &request,
+            OverrideEventKind::Approve,
+            Some(grant.expires_at),
+            now,
+        );
         self.record_expired(&expired, now);
         remove_request(&self.locations, id)?;
         Ok(grant)
@@ -291,7 +304,7 @@ impl GrantStore {
         // Deciding is a human's act even when it writes no grant: take the lock, so an agent
         // (which may write the spool) cannot "deny" other requests away.
         let expired = self.modify("deny", |file| Ok(prune(file, now)))?;
-        self.record_decided(&request, EventKind::Deny, None, now);
+        self.record_decided(&request, OverrideEventKind::Deny, None, now);
         self.record_expired(&expired, now);
         remove_request(&self.locations, id)?;
         Ok(request)
@@ -309,7 +322,10 @@ impl GrantStore {
                 .ok_or_else(|| OverrideError::NoSuchGrant { id: id.to_string() })?;
             Ok((file.grants.remove(index), expired))
         })?;
-        let _ = record_override_event(&self.locations, &revoked.event(EventKind::Revoke, now));
+        let _ = record_override_event(
+            &self.locations,
+            &revoked.event(OverrideEventKind::Revoke, now),
+        );
         self.record_expired(&expired, now);
         Ok(revoked)
     }
@@ -336,7 +352,7 @@ impl GrantStore {
             }
             record_override_event(
                 &self.locations,
-                &request.event(EventKind::Request, None, now),
+                &request.event(OverrideEventKind::Request, None, now),
             )?;
             let marked = Request {
                 recorded: true,
@@ -351,7 +367,7 @@ impl GrantStore {
     fn record_decided(
         &self,
         request: &Request,
-        kind: EventKind,
+        kind: OverrideEventKind,
         expires_at: Option<u64>,
         now: u64,
     ) {
@@ -360,7 +376,7 @@ impl GrantStore {
         if !request.recorded {
             let _ = record_override_event(
                 &self.locations,
-                &request.event(EventKind::Request, None, request.created_at),
+                &request.event(OverrideEventKind::Request, None, request.created_at),
             );
         }
         let _ = record_override_event(&self.locations, &request.event(kind, expires_at, now));
@@ -368,7 +384,10 @@ impl GrantStore {
 
     fn record_expired(&self, expired: &[StoredGrant], now: u64) {
         for grant in expired {
-            let _ = record_override_event(&self.locations, &grant.event(EventKind::Expire, now));
+            let _ = record_override_event(
+                &self.locations,
+                &grant.event(OverrideEventKind::Expire, now),
+            );
         }
     }
 }
