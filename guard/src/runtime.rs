@@ -173,9 +173,56 @@ impl Runtime {
     /// Decide one event by an agent-attributed (or not) process, count and record it.
     pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
         let policy = self.policy.load();
+        let now = SystemTime::now();
+        let verdict = decide(
+            event,
+            attribution,
+            &policy,
+            &self.grants.current(),
+            unix_secs(now),
+        );
+        self.account(event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// [`Runtime::decide`] for a sensor whose facts about the actor cost reads (`/proc`): decide
+    /// first without them, and read them (`facts` fills the event's actor and returns its start
+    /// key) only when they can matter. The actor's executable only ever *allows* more (trusted
+    /// tools), so an allow without it is an allow with it and is not decided again; the facts
+    /// are then read only if the decision is stored, for its record. The commonest supervised
+    /// call, a read-only open, costs no read.
+    pub fn decide_lazily(
+        &self,
+        mut event: Event,
+        attribution: &Attribution,
+        facts: impl FnOnce(&mut Event) -> u64,
+    ) -> Verdict {
+        let policy = self.policy.load();
         let grants = self.grants.current();
         let now = SystemTime::now();
-        let mut verdict = decide(event, attribution, &policy, &grants, unix_secs(now));
+        let bare = decide(&event, attribution, &policy, &grants, unix_secs(now));
+        if matches!(bare, Verdict::Allow) {
+            let start_key = if worth_storing(&event, &bare) {
+                facts(&mut event)
+            } else {
+                0
+            };
+            return self.account(&event, attribution, start_key, bare, &policy, now);
+        }
+        let start_key = facts(&mut event);
+        let verdict = decide(&event, attribution, &policy, &grants, unix_secs(now));
+        self.account(&event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// Apply `run --audit`, count, and record a verdict.
+    fn account(
+        &self,
+        event: &Event,
+        attribution: &Attribution,
+        start_key: u64,
+        mut verdict: Verdict,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Verdict {
         if self.config.force_audit {
             if let Verdict::Deny(d) = verdict {
                 verdict = Verdict::Audit(d);
@@ -194,36 +241,8 @@ impl Runtime {
                 self.counters.audits.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.record(event, agent, start_key, &verdict, &policy, now);
+        self.record(event, agent, start_key, &verdict, policy, now);
         verdict
-    }
-
-    /// [`Runtime::decide`] for a sensor whose facts about the actor cost reads (`/proc`): decide
-    /// first without them, and read them (`facts` fills the event's actor and returns its start
-    /// key) only when they can matter. The actor's executable only ever *allows* more (trusted
-    /// tools), so an allow without it is an allow with it; then only a stored decision needs the
-    /// facts, for its record. The commonest supervised call, a read-only open, costs no read.
-    pub fn decide_lazily(
-        &self,
-        mut event: Event,
-        attribution: &Attribution,
-        facts: impl FnOnce(&mut Event) -> u64,
-    ) -> Verdict {
-        let bare = decide(
-            &event,
-            attribution,
-            &self.policy.load(),
-            &self.grants.current(),
-            unix_secs(SystemTime::now()),
-        );
-        if matches!(bare, Verdict::Allow) && !worth_storing(&event, &bare) {
-            if attribution.is_agent() {
-                self.counters.decisions.fetch_add(1, Ordering::Relaxed);
-            }
-            return bare;
-        }
-        let start_key = facts(&mut event);
-        self.decide(&event, attribution, start_key)
     }
 
     fn record(
@@ -460,7 +479,19 @@ mod tests {
             .decide_lazily(event(unlink), &agent, facts("/usr/bin/rm"))
             .allows());
         assert_eq!(reads.get(), 2);
-        assert_eq!(rt.counters.decisions.load(Ordering::Relaxed), 3);
+        // An allowed write is stored, so its record gets the facts.
+        let write = Action::Open {
+            path: "/h/p/f".into(),
+            flags: OpenFlags {
+                write: true,
+                ..OpenFlags::READ
+            },
+        };
+        assert!(rt
+            .decide_lazily(event(write), &agent, facts("/usr/bin/tee"))
+            .allows());
+        assert_eq!(reads.get(), 3);
+        assert_eq!(rt.counters.decisions.load(Ordering::Relaxed), 4);
         assert_eq!(rt.counters.denials.load(Ordering::Relaxed), 1);
     }
 }
