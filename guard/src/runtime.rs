@@ -189,12 +189,13 @@ impl Runtime {
     /// key) only when they can matter. The actor's executable only ever *allows* more (trusted
     /// tools), so an allow without it is an allow with it and is not decided again; the facts
     /// are then read only if the decision is stored, for its record. The commonest supervised
-    /// call, a read-only open, costs no read.
+    /// call, a read-only open, costs no read. `facts` is told which of the two it serves: a sensor
+    /// may answer [`FactsUse::Record`] from memory, never [`FactsUse::Decision`].
     pub fn decide_lazily(
         &self,
         mut event: Event,
         attribution: &Attribution,
-        facts: impl FnOnce(&mut Event) -> u64,
+        facts: impl FnOnce(&mut Event, FactsUse) -> u64,
     ) -> Verdict {
         let policy = self.policy.load();
         let grants = self.grants.current();
@@ -202,13 +203,13 @@ impl Runtime {
         let bare = decide(&event, attribution, &policy, &grants, unix_secs(now));
         if matches!(bare, Verdict::Allow) {
             let start_key = if worth_storing(&event, &bare) {
-                facts(&mut event)
+                facts(&mut event, FactsUse::Record)
             } else {
                 0
             };
             return self.account(&event, attribution, start_key, bare, &policy, now);
         }
-        let start_key = facts(&mut event);
+        let start_key = facts(&mut event, FactsUse::Decision);
         let verdict = decide(&event, attribution, &policy, &grants, unix_secs(now));
         self.account(&event, attribution, start_key, verdict, &policy, now)
     }
@@ -373,6 +374,17 @@ fn worth_storing(event: &Event, verdict: &Verdict) -> bool {
     !(read_only_open && matches!(verdict, Verdict::Allow))
 }
 
+/// Why [`Runtime::decide_lazily`] asks for the actor's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactsUse {
+    /// Only for the record of a decision already made: facts remembered from an earlier call of
+    /// the same process will do.
+    Record,
+    /// The decision depends on them (a trusted tool is identified by its executable): they
+    /// must be read now.
+    Decision,
+}
+
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where running sensors publish their status.
@@ -446,7 +458,7 @@ mod tests {
         let reads = Cell::new(0);
         let facts = |exe: &'static str| {
             let reads = &reads;
-            move |e: &mut Event| {
+            move |e: &mut Event, _: FactsUse| {
                 reads.set(reads.get() + 1);
                 e.actor.exe = PathBuf::from(exe);
                 7

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 #[cfg(target_os = "linux")]
-use crate::engine::{AgentInfo, Attribution, Event, Verdict};
+use crate::engine::{Action, AgentInfo, Attribution, Event, Verdict};
 #[cfg(target_os = "linux")]
-use crate::runtime::Runtime;
+use crate::runtime::{FactsUse, Runtime};
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 
@@ -95,6 +95,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             pid: 0,
         },
         agent_pid: std::sync::OnceLock::new(),
+        recent: Default::default(),
     });
     if !supervise_reads {
         // Read-only opens are left to the kernel from the start (the filter cannot change): a
@@ -137,6 +138,8 @@ struct AgentTree {
     /// The agent's name; its pid is [`AgentTree::agent_pid`].
     agent: AgentInfo,
     agent_pid: std::sync::OnceLock<i32>,
+    /// Facts of the tree's processes for the records of allowed calls.
+    recent: crate::platform::linux::recent_facts::RecentFacts,
 }
 
 #[cfg(target_os = "linux")]
@@ -171,13 +174,22 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
             name: self.agent.name.clone(),
             pid: self.agent_pid(pid),
         };
-        self.runtime
-            .decide_lazily(event.clone(), &Attribution::Agent(agent), |event| {
-                let facts = procfs::quick_facts(pid);
-                event.actor.exe = facts.exe;
-                event.actor.comm = facts.comm;
-                facts.start
-            })
+        let verdict =
+            self.runtime
+                .decide_lazily(event.clone(), &Attribution::Agent(agent), |event, used| {
+                    let facts = match used {
+                        FactsUse::Record => self.recent.get(pid),
+                        FactsUse::Decision => procfs::quick_facts(pid),
+                    };
+                    event.actor.exe = facts.exe;
+                    event.actor.comm = facts.comm;
+                    facts.start
+                });
+        if matches!(event.action, Action::Exec { .. }) && verdict.allows() {
+            // Judged after its record was written: the record names the program that execs.
+            self.recent.forget_exec(pid);
+        }
+        verdict
     }
 
     fn secret_paths(&self) -> Vec<PathBuf> {

@@ -2,4 +2,6 @@
 
 pub mod procfs;
 #[cfg(target_os = "linux")]
+pub mod recent_facts;
+#[cfg(target_os = "linux")]
 pub mod supervisor;

@@ -1,0 +1,153 @@
+//! Facts of recently seen processes, so that the record of an *allowed* supervised call does not
+//! cost two `/proc` reads (they were a quarter of the supervisor's time on a write-open).
+//!
+//! An entry is trusted only while the process it was read from is alive: it holds a pidfd of
+//! that process, and a signal 0 through a pidfd fails once its process is gone, even when the pid
+//! has been reused since. An exec changes `exe` and `comm`: the supervisor forgets the caller
+//! when it judges one ([`RecentFacts::forget_exec`]).
+//!
+//! This must never feed a decision. Between an exec being judged and being performed, another
+//! thread of the same process may still put the old facts back; a record can then name the
+//! previous program, a verdict must not. Decisions read `/proc` afresh (see `cli::run`).
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+
+use super::procfs::{self, QuickFacts};
+
+/// At most this many processes are remembered (each holds a pidfd of the supervisor's).
+const CAPACITY: usize = 256;
+
+#[derive(Default)]
+pub struct RecentFacts {
+    entries: Mutex<HashMap<i32, (OwnedFd, QuickFacts)>>,
+}
+
+/// A pidfd of process `pid`; fails for a thread that is not its process's leader (only leaders
+/// are remembered, so that a leader's entry is found by its own tid).
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall on integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a new fd owned here.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process behind `pidfd` is still alive (a zombie counts: it makes no more calls).
+fn alive(pidfd: &OwnedFd) -> bool {
+    // SAFETY: signal 0 only checks existence and permission; null info is allowed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        ) == 0
+    }
+}
+
+impl RecentFacts {
+    /// The facts of task `tid`, from memory when they were read from this same process.
+    pub fn get(&self, tid: i32) -> QuickFacts {
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((pidfd, facts)) = entries.get(&tid) {
+                if alive(pidfd) {
+                    return facts.clone();
+                }
+            }
+        }
+        // The pidfd first: if the process is still alive after the read, the facts are its own
+        // and not those of a process that took its pid meanwhile.
+        let pidfd = pidfd_open(tid);
+        let facts = procfs::quick_facts(tid);
+        if let Some(pidfd) = pidfd.filter(alive) {
+            if let Ok(mut entries) = self.entries.lock() {
+                if entries.len() >= CAPACITY {
+                    entries.retain(|_, (fd, _)| alive(fd));
+                    if entries.len() >= CAPACITY {
+                        entries.clear();
+                    }
+                }
+                entries.insert(tid, (pidfd, facts.clone()));
+            }
+        }
+        facts
+    }
+
+    /// Task `tid` is about to exec: its process's facts are about to change. A thread other
+    /// than the leader takes the leader's pid when it execs, so the leader is forgotten too.
+    pub fn forget_exec(&self, tid: i32) {
+        let leader = match pidfd_open(tid) {
+            Some(_) => tid,
+            None => procfs::facts_with_tgid(tid).tgid.unwrap_or(tid),
+        };
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&tid);
+            entries.remove(&leader);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn remembers_a_live_process_and_not_a_dead_one() {
+        let recent = RecentFacts::default();
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let first = recent.get(pid);
+        assert!(first.exe.ends_with("sleep"), "{first:?}");
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent.get(pid), first);
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The pid is gone (and could be anyone's now): the entry is not trusted.
+        let after = recent.get(pid);
+        assert_eq!(after.exe, std::path::PathBuf::new(), "{after:?}");
+    }
+
+    #[test]
+    fn an_exec_is_forgotten() {
+        let recent = RecentFacts::default();
+        // sh execs sleep after reading a line: the same pid before and after the exec.
+        let mut child = Command::new("sh")
+            .args(["-c", "read x; exec sleep 30"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let before = recent.get(pid);
+        assert!(!before.exe.ends_with("sleep"), "{before:?}");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !procfs::quick_facts(pid).exe.ends_with("sleep") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sh never exec'd sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Alive, same pid: still remembered as before (which is why the exec must be told).
+        assert_eq!(recent.get(pid), before);
+        recent.forget_exec(pid);
+        let after = recent.get(pid);
+        assert!(after.exe.ends_with("sleep"), "{after:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
