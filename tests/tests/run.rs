@@ -548,3 +548,26 @@ fn everyday_git_works_for_the_agent_in_a_protected_zone() {
         s.denials()
     );
 }
+
+/// The supervisor opens files for the agent and closes its own copy after the agent runs on; an
+/// exec of a file just written must still not find it open for writing (ETXTBSY). Builds and
+/// code generators do this all the time: write a script or binary, run it.
+#[test]
+fn a_file_written_and_run_at_once_is_not_busy() {
+    let s = Sandbox::new();
+    // Busy loops on every core make it likely that a worker is preempted between installing
+    // the fd and closing its copy, which is when an unordered exec would fail.
+    let out = s.agent(
+        "cd proj && for c in $(seq 1 $(nproc)); do (while :; do :; done) & done; \
+         for i in $(seq 1 100); do \
+           printf '#!/bin/sh\\necho run-%s\\n' $i > tool.sh && chmod +x tool.sh && ./tool.sh || break; \
+           cp /bin/true ./t && ./t || break; \
+         done; kill $(jobs -p); echo ran-to-$i",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("run-100") && stdout.contains("ran-to-100"),
+        "{}",
+        text(&out)
+    );
+}

@@ -227,6 +227,9 @@ pub struct Handler {
     /// for it (an unprivileged supervisor's tasks cannot have other credentials).
     pub check_creds: bool,
     pub umasks: UmaskCache,
+    /// Held (shared) by a worker from installing a writable fd in a task until it has closed its
+    /// own copy; an exec is answered only once none is held (see `install_fd`).
+    pub installing_writable: Arc<std::sync::RwLock<()>>,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -333,10 +336,17 @@ impl Handler {
                 Response::Error(libc::EPERM)
             }
             Plan::Check(actions) => {
-                if self.allowed(n.tid, actions) {
-                    Response::Continue
-                } else {
+                let execs = actions.iter().any(|a| matches!(a, Action::Exec { .. }));
+                if !self.allowed(n.tid, actions) {
                     Response::Error(libc::EPERM)
+                } else {
+                    if execs {
+                        // The file may be one the task just wrote through an fd we installed:
+                        // our copy must be closed before the kernel checks that nothing has
+                        // it open for writing (ETXTBSY). See `install_fd`.
+                        drop(self.installing_writable.write());
+                    }
+                    Response::Continue
                 }
             }
             Plan::Emulate(actions, emulation) => {
@@ -349,14 +359,18 @@ impl Handler {
                     Response::Continue
                 } else {
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    emulate(emulation, listener, n.id, &self.umasks)?
+                    emulate(
+                        emulation,
+                        listener,
+                        n.id,
+                        &self.umasks,
+                        &self.installing_writable,
+                    )?
                 }
             }
         };
-        // The task may have died and its pid been reused while we looked at /proc.
-        if !listener.id_valid(n.id) {
-            return None;
-        }
+        // No last ID_VALID check: an answer to a notification whose task died meanwhile is
+        // refused by the kernel (ENOENT), and nothing was done for it (emulation checks first).
         Some(response)
     }
 
@@ -958,17 +972,26 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Install `fd` in the task and answer with its number there. A read-only fd is installed and
-/// answered in one step; for a writable one our copy is closed before the answer lets the task
-/// run on (see [`Listener::add_fd`]).
-fn install_fd(listener: &Listener, id: u64, fd: OwnedFd, open_flags: i32) -> Option<Response> {
+/// Install `fd` in the task and answer with its number there, in one step
+/// (`SECCOMP_ADDFD_FLAG_SEND`). The task runs on before our copy is closed; for a writable file
+/// that copy would make an exec of the file fail with ETXTBSY (`cp /bin/rm ./x && ./x`), so it
+/// is installed and closed under `installing_writable`, which an exec waits for. (Installing
+/// first and answering after the close costs two more task switches per write-open.)
+fn install_fd(
+    listener: &Listener,
+    id: u64,
+    fd: OwnedFd,
+    open_flags: i32,
+    installing_writable: &std::sync::RwLock<()>,
+) -> Option<Response> {
     let cloexec = open_flags & libc::O_CLOEXEC != 0;
     let writable = open_flags & libc::O_ACCMODE != libc::O_RDONLY;
-    let installed = listener.add_fd(id, fd.as_raw_fd(), cloexec, !writable);
+    let guard = writable.then(|| installing_writable.read());
+    let installed = listener.add_fd(id, fd.as_raw_fd(), cloexec, true);
     drop(fd);
+    drop(guard);
     match installed {
-        Ok(_) if !writable => None,
-        Ok(number) => Some(Response::Value(i64::from(number))),
+        Ok(_) => None,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => Some(Response::Error(errno_of(&e))),
     }
@@ -1003,6 +1026,7 @@ fn emulate(
     listener: &Listener,
     id: u64,
     umasks: &UmaskCache,
+    installing_writable: &Arc<std::sync::RwLock<()>>,
 ) -> Option<Response> {
     match emulation {
         Emulation::Open {
@@ -1018,11 +1042,12 @@ fn emulate(
                 // Opening a FIFO waits for the other end, which may be another supervised
                 // process: wait on a thread of its own so the workers keep serving.
                 let listener = listener.try_clone().ok()?;
+                let installing_writable = Arc::clone(installing_writable);
                 let spawned = std::thread::Builder::new()
                     .stack_size(64 * 1024)
                     .spawn(move || {
                         let response = match open_for_task(&path, flags, mode) {
-                            Ok(fd) => install_fd(&listener, id, fd, flags),
+                            Ok(fd) => install_fd(&listener, id, fd, flags, &installing_writable),
                             Err(e) => Some(Response::Error(errno_of(&e))),
                         };
                         if let Some(r) = response {
@@ -1041,13 +1066,13 @@ fn emulate(
                 // Most creating opens (`> file`) find the file there: no umask is needed then,
                 // and reading it (/proc/TID/status) is the costliest step of a supervised open.
                 match open_for_task(&path, flags & !libc::O_CREAT, 0) {
-                    Ok(fd) => return install_fd(listener, id, fd, flags),
+                    Ok(fd) => return install_fd(listener, id, fd, flags, installing_writable),
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                     Err(e) => return Some(Response::Error(errno_of(&e))),
                 }
             }
             match with_task_umask(umasks, umask_of, || open_for_task(&path, flags, mode)) {
-                Ok(fd) => install_fd(listener, id, fd, flags),
+                Ok(fd) => install_fd(listener, id, fd, flags, installing_writable),
                 Err(e) => Some(Response::Error(errno_of(&e))),
             }
         }

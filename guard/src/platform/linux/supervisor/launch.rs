@@ -321,6 +321,7 @@ fn supervisor_main(
         guard_pgid: launcher_pgid,
         check_creds: euid == 0,
         umasks: Default::default(),
+        installing_writable: Default::default(),
     });
     let listener = Arc::new(listener);
     for i in 0..config.workers.max(1) {

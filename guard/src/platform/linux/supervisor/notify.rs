@@ -119,10 +119,9 @@ impl Listener {
     }
 
     /// Install `fd` in the notifying task and return its number there. With `answer`, the
-    /// notification is answered with that number in the same step (`SECCOMP_ADDFD_FLAG_SEND`);
-    /// without, the task stays blocked until [`Listener::send`]: for a writable file the caller
-    /// must close its own copy first, or the task's next exec of that file fails with ETXTBSY
-    /// (`cp /bin/rm ./x && ./x`).
+    /// notification is answered with that number in the same step (`SECCOMP_ADDFD_FLAG_SEND`)
+    /// and the task runs on while the caller still holds its own copy; without, the task stays
+    /// blocked until [`Listener::send`].
     pub fn add_fd(&self, id: u64, fd: RawFd, cloexec: bool, answer: bool) -> io::Result<i32> {
         let mut addfd = libc::seccomp_notif_addfd {
             id,
