@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 #[cfg(target_os = "linux")]
-use crate::engine::{Action, AgentInfo, Attribution, Event, Verdict};
+use crate::engine::{AgentInfo, Attribution, Event, Verdict};
 #[cfg(target_os = "linux")]
-use crate::runtime::{FactsUse, Runtime};
+use crate::runtime::Runtime;
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 
@@ -178,14 +178,14 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
             self.runtime
                 .decide_lazily(event.clone(), &Attribution::Agent(agent), |event, used| {
                     let facts = match used {
-                        FactsUse::Record => self.recent.get(pid),
-                        FactsUse::Decision => procfs::quick_facts(pid),
+                        crate::runtime::FactsUse::Record => self.recent.get(pid),
+                        crate::runtime::FactsUse::Decision => procfs::quick_facts(pid),
                     };
                     event.actor.exe = facts.exe;
                     event.actor.comm = facts.comm;
                     facts.start
                 });
-        if matches!(event.action, Action::Exec { .. }) && verdict.allows() {
+        if matches!(event.action, crate::engine::Action::Exec { .. }) && verdict.allows() {
             // Judged after its record was written: the record names the program that execs.
             self.recent.forget_exec(pid);
         }
