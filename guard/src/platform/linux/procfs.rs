@@ -638,13 +638,18 @@ pub fn quick_facts(tid: i32) -> QuickFacts {
     }
 }
 
+/// The process a thread belongs to (`Tgid:` of `/proc/TID/status`), or None when no such
+/// thread exists.
+pub fn tgid_of(tid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| parse_status_tgid(&s))
+}
+
 /// [`QuickFacts`] plus the process a thread belongs to (one more read, of `status`).
 pub fn facts_with_tgid(tid: i32) -> QuickFacts {
-    let tgid = std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| parse_status_tgid(&s));
     QuickFacts {
-        tgid,
+        tgid: tgid_of(tid),
         ..quick_facts(tid)
     }
 }

@@ -80,7 +80,7 @@ impl RecentFacts {
     pub fn forget_exec(&self, tid: i32) {
         let leader = match pidfd_open(tid) {
             Some(_) => tid,
-            None => procfs::facts_with_tgid(tid).tgid.unwrap_or(tid),
+            None => procfs::tgid_of(tid).unwrap_or(tid),
         };
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&tid);

@@ -9,6 +9,8 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
+pub use crate::platform::linux::procfs::tgid_of;
+
 /// Longest path the kernel accepts, NUL included.
 pub const PATH_MAX: usize = libc::PATH_MAX as usize;
 /// Bounds on an exec's argv as read for the judge (the kernel's own limits are larger; the judge
@@ -127,20 +129,6 @@ pub fn fd_target(tid: i32, fd: i32) -> io::Result<Vec<u8>> {
             e
         }
     })
-}
-
-/// A numeric field of /proc/ID/status (e.g. `Tgid`, `Umask` is octal and not read here).
-fn status_field(id: i32, field: &str) -> Option<i64> {
-    let text = std::fs::read_to_string(format!("/proc/{id}/status")).ok()?;
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.trim().parse().ok()
-    })
-}
-
-/// The thread group (process) id of a thread id, or None when no such thread exists.
-pub fn tgid_of(tid: i32) -> Option<i32> {
-    status_field(tid, "Tgid").map(|v| v as i32)
 }
 
 /// The pid a pidfd of the task refers to (from /proc/TID/fdinfo/FD, `Pid:`), or for a
