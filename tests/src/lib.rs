@@ -106,6 +106,16 @@ impl Sandbox {
         cmd.output().unwrap()
     }
 
+    /// `bash -c script` as the agent `claude`, started in `dir` with extra environment, not
+    /// waited for.
+    pub fn agent_command(&self, dir: &Path, env: &[(&str, &str)], script: &str) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(["run", "--agent", "claude", "--", "bash", "-c", script]);
+        self.env(&mut cmd);
+        cmd.current_dir(dir).envs(env.iter().copied());
+        cmd
+    }
+
     /// Run `bash -c script` as the human: no supervisor.
     pub fn human(&self, script: &str) -> Output {
         let mut cmd = Command::new("bash");

@@ -42,6 +42,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     use crate::platform::linux::supervisor::{self, SupervisorConfig};
     use crate::runtime::RuntimeConfig;
 
+    // Quiet unless asked: the agent's terminal is the user's. `AGENT_GUARD_LOG=debug` says, among
+    // other things, whether the secret zones are hidden or every open is supervised, and why.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("AGENT_GUARD_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let loaded = match load_policy(args.policy.as_deref()) {
         Ok(l) => l,
         Err(e) => {

@@ -53,6 +53,8 @@ const PASSED_OPEN_FLAGS: i32 = libc::O_ACCMODE
 #[derive(Default)]
 pub struct SecretInodes {
     by_inode: HashMap<(u64, u64), PathBuf>,
+    /// A secret file that has another name (a hard link) somewhere.
+    hard_linked: Option<PathBuf>,
 }
 
 /// How many files of the secret zones are indexed at most (a zone is a few credential files;
@@ -63,6 +65,7 @@ impl SecretInodes {
     /// Index every regular file under the roots (symlinks not followed).
     pub fn index(roots: &[PathBuf]) -> SecretInodes {
         let mut by_inode = HashMap::new();
+        let mut hard_linked = None;
         // A root may itself be a symlink (`~/.ssh` kept elsewhere): index what it points to.
         let mut stack: Vec<PathBuf> = roots
             .iter()
@@ -80,10 +83,21 @@ impl SecretInodes {
                     stack.extend(entries.flatten().map(|e| e.path()));
                 }
             } else if meta.is_file() {
+                if meta.nlink() > 1 && hard_linked.is_none() {
+                    hard_linked = Some(path.clone());
+                }
                 by_inode.insert((meta.dev(), meta.ino()), path);
             }
         }
-        SecretInodes { by_inode }
+        SecretInodes {
+            by_inode,
+            hard_linked,
+        }
+    }
+
+    /// A secret file with another hard link, if any.
+    pub fn hard_linked(&self) -> Option<&Path> {
+        self.hard_linked.as_deref()
     }
 
     /// The secret file that `path` (already resolved) is another name for, if any.

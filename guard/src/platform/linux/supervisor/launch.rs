@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use super::filter::{self, FilterOptions};
 use super::handler::{Handler, SecretInodes};
+use super::late_roots;
 use super::notify::{Listener, Response};
+use super::secret_fs::SecretFs;
+use super::secret_view::{self, ChildPlan, SecretPlan, MAX_HIDDEN_ROOTS};
 use super::{Judge, SupervisorConfig, SupervisorError};
 
 /// Messages from the supervisor to the caller: a tag and a payload.
@@ -71,10 +74,18 @@ struct ExecPlan {
     argv_ptrs: Vec<*const libc::c_char>,
     envp_ptrs: Vec<*const libc::c_char>,
     filter: Vec<libc::sock_filter>,
+    /// Hide the secret zones (`secret_view`); `filter` then leaves reads alone, and
+    /// `supervising_reads` is installed instead if the view cannot be made.
+    hide: Option<ChildPlan>,
+    supervising_reads: Vec<libc::sock_filter>,
 }
 
 impl ExecPlan {
-    fn new(cmd: &[OsString], supervise_reads: bool) -> Result<ExecPlan, SupervisorError> {
+    fn new(
+        cmd: &[OsString],
+        supervise_reads: bool,
+        hidden: &SecretPlan,
+    ) -> Result<ExecPlan, SupervisorError> {
         let program = find_program(&cmd[0])?;
         let argv = cmd.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
         let envp = std::env::vars_os()
@@ -90,13 +101,25 @@ impl ExecPlan {
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<_> = envp.iter().map(|a| a.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
+        let hide = if supervise_reads && (!hidden.present.is_empty() || !hidden.pending.is_empty())
+        {
+            ChildPlan::new(&hidden.present, &hidden.pending)
+        } else {
+            None
+        };
         Ok(ExecPlan {
             program,
             _argv: argv,
             _envp: envp,
             argv_ptrs,
             envp_ptrs,
-            filter: filter::program(FilterOptions { supervise_reads }),
+            filter: filter::program(FilterOptions {
+                supervise_reads: supervise_reads && hide.is_none(),
+            }),
+            hide,
+            supervising_reads: filter::program(FilterOptions {
+                supervise_reads: true,
+            }),
         })
     }
 }
@@ -188,7 +211,26 @@ pub fn run(
     if cmd.is_empty() {
         return Err(SupervisorError::EmptyCommand);
     }
-    let plan = ExecPlan::new(cmd, config.supervise_reads)?;
+    // Indexed here, before the fork, because whether the secret zones can be hidden depends on
+    // what the walk finds (a hard-linked secret file).
+    let secrets = SecretInodes::index(&judge.secret_paths());
+    let hidden = if config.supervise_reads {
+        match secret_view::plan(&judge.secret_paths(), &secrets) {
+            Ok(hidden) => {
+                tracing::debug!(
+                    "secret zones hidden in the agent's mount namespace; reads left to the kernel"
+                );
+                hidden
+            }
+            Err(why) => {
+                tracing::debug!("supervising every open: {why}");
+                SecretPlan::default()
+            }
+        }
+    } else {
+        SecretPlan::default()
+    };
+    let plan = ExecPlan::new(cmd, config.supervise_reads, &hidden)?;
     let mut fds = [0; 2];
     // SAFETY: fds is valid for two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -209,7 +251,13 @@ pub fn run(
     if pid == 0 {
         drop(status_rd);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            supervisor_main(&plan, judge, config, status_wr, launcher_pid, launcher_pgid)
+            let started = Started {
+                launcher_pid,
+                launcher_pgid,
+                secrets,
+                hidden,
+            };
+            supervisor_main(&plan, judge, config, status_wr, started)
         }));
         // SAFETY: leave the forked copy of the caller without running its destructors.
         unsafe { libc::_exit(if outcome.is_ok() { 0 } else { 101 }) };
@@ -239,15 +287,30 @@ pub fn run(
     }
 }
 
+/// What the caller found before forking the supervisor.
+struct Started {
+    launcher_pid: i32,
+    launcher_pgid: i32,
+    secrets: SecretInodes,
+    /// The secret roots the child was asked to cover (`present` in the order of the FUSE fds it
+    /// sends).
+    hidden: SecretPlan,
+}
+
 /// The supervisor process: fork CMD, receive its listener, serve, reap, report.
 fn supervisor_main(
     plan: &ExecPlan,
     judge: Arc<dyn Judge>,
     config: &SupervisorConfig,
     status: OwnedFd,
-    launcher_pid: i32,
-    launcher_pgid: i32,
+    started: Started,
 ) {
+    let Started {
+        launcher_pid,
+        launcher_pgid,
+        secrets,
+        hidden,
+    } = started;
     let status = status.as_raw_fd();
     let fail = |stage: i64, errno: i32| {
         write_msg(status, MSG_SETUP_FAILED, (stage << 32) | i64::from(errno));
@@ -263,19 +326,29 @@ fn supervisor_main(
         // memory, or take our fds (the listener) with pidfd_getfd.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    let mut pair = [0; 2];
-    // SAFETY: pair is valid for two ints.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } != 0
-    {
-        fail(3, io::Error::last_os_error().raw_os_error().unwrap_or(0));
-    }
+    let socketpair = || {
+        let mut pair = [0; 2];
+        // SAFETY: pair is valid for two ints.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                pair.as_mut_ptr(),
+            )
+        } != 0
+        {
+            fail(3, io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        pair
+    };
+    let pair = socketpair();
+    // To the helper that covers secret roots made later, when some are missing now.
+    let helper_pair = if hidden.pending.is_empty() {
+        [-1, -1]
+    } else {
+        socketpair()
+    };
     // SAFETY: no preconditions.
     let cmd_pid = unsafe { libc::fork() };
     if cmd_pid < 0 {
@@ -283,12 +356,15 @@ fn supervisor_main(
     }
     if cmd_pid == 0 {
         // SAFETY: in the forked child, before exec.
-        unsafe { child_exec(plan, pair[1], pair[0]) };
+        unsafe { child_exec(plan, pair[1], pair[0], helper_pair) };
     }
     // SAFETY: closing our copy of the child's end; leaving the terminal's session so that its
     // signals and the agent's process-group signals do not reach the supervisor.
     unsafe {
         libc::close(pair[1]);
+        if helper_pair[1] >= 0 {
+            libc::close(helper_pair[1]);
+        }
         libc::setsid();
         for sig in FORWARDED {
             libc::signal(sig, libc::SIG_DFL);
@@ -296,8 +372,8 @@ fn supervisor_main(
     }
     // SAFETY: pair[0] is ours.
     let sock = unsafe { OwnedFd::from_raw_fd(pair[0]) };
-    let listener = match recv_listener(sock.as_raw_fd()) {
-        Ok(fd) => Listener::new(fd),
+    let (listener, view) = match recv_listener(sock.as_raw_fd()) {
+        Ok((fd, view)) => (Listener::new(fd), view),
         Err((stage, errno)) => {
             // SAFETY: reap the failed child.
             unsafe { libc::waitpid(cmd_pid, std::ptr::null_mut(), 0) };
@@ -311,13 +387,38 @@ fn supervisor_main(
         let _ = listener.set_sync_wakeup();
     }
     judge.start_in_supervisor();
-    let secrets = SecretInodes::index(&judge.secret_paths());
+    let wanted_view = !hidden.present.is_empty() || !hidden.pending.is_empty();
+    if wanted_view && !view.hidden {
+        tracing::debug!("the agent's mount namespace could not be made; supervising every open");
+    }
+    for (i, (fd, root)) in view.fuse.into_iter().zip(hidden.present).enumerate() {
+        serve_secret_fs(
+            SecretFs::new(root.real, root.shown, Arc::clone(&judge)),
+            fd,
+            i,
+        );
+    }
     // SAFETY: no preconditions.
     let (me, euid) = unsafe { (libc::getpid(), libc::geteuid()) };
+    let mut guard_pids = vec![me, launcher_pid];
+    let mut helper = None;
+    if helper_pair[0] >= 0 {
+        // SAFETY: ours.
+        let sock = unsafe { OwnedFd::from_raw_fd(helper_pair[0]) };
+        if view.hidden {
+            helper = late_roots::helper_pid(&sock);
+            guard_pids.extend(helper);
+            let (pending, judge) = (hidden.pending, Arc::clone(&judge));
+            let _ = std::thread::Builder::new()
+                .name("late-secret-roots".into())
+                .stack_size(256 * 1024)
+                .spawn(move || late_roots::serve(sock, pending, judge));
+        }
+    }
     let handler = Arc::new(Handler {
         judge,
         secrets,
-        guard_pids: vec![me, launcher_pid],
+        guard_pids,
         guard_pgid: launcher_pgid,
         check_creds: euid == 0,
         umasks: Default::default(),
@@ -338,20 +439,51 @@ fn supervisor_main(
             unsafe { libc::kill(cmd_pid, libc::SIGKILL) };
         }
     }
-    reap_until_empty(cmd_pid, status);
+    reap_until_empty(cmd_pid, status, helper);
     // Nothing supervised is left: let the judge write out what it queued before `_exit`.
     handler.judge.stop_in_supervisor();
 }
 
-/// Receive the listener fd (or the child's setup failure) from the CMD child.
-fn recv_listener(sock: RawFd) -> Result<OwnedFd, (i64, i32)> {
+/// Serve one secret root's FUSE connection on a thread of its own. It ends when the last process
+/// of the namespace is gone (the kernel aborts the connection); should it end early, opens under
+/// the root fail: closed.
+pub(super) fn serve_secret_fs(fs: SecretFs, fd: OwnedFd, index: usize) {
+    let spawned = std::thread::Builder::new()
+        .name(format!("secret-fs-{index}"))
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            match fuser::Session::from_fd(fs, fd, fuser::SessionACL::Owner, Default::default()) {
+                Ok(session) => {
+                    let _ = session.run();
+                }
+                Err(e) => tracing::warn!("secret zone file system: {e}"),
+            }
+        });
+    if spawned.is_err() {
+        // The fd was dropped with the closure: the kernel aborts the connection and opens under
+        // that root fail.
+        tracing::warn!("no thread for a secret zone file system: its files cannot be opened");
+    }
+}
+
+/// What the CMD child made of the secret view: whether the zones are hidden (else its filter
+/// supervises reads), and the FUSE fds of the roots it mounted, in plan order.
+struct View {
+    hidden: bool,
+    fuse: Vec<OwnedFd>,
+}
+
+/// Room for the listener and every FUSE fd, aligned for cmsghdr.
+type CmsgBuf = [u64; (MAX_HIDDEN_ROOTS + 1).div_ceil(2) + 4];
+
+/// Receive the listener fd and the view (or the child's setup failure) from the CMD child.
+fn recv_listener(sock: RawFd) -> Result<(OwnedFd, View), (i64, i32)> {
     let mut data = [0u8; 9];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
     };
-    // Room for one SCM_RIGHTS fd, aligned for cmsghdr.
-    let mut cmsg_buf = [0u64; 8];
+    let mut cmsg_buf: CmsgBuf = [0; _];
     // SAFETY: msghdr is plain data.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -369,14 +501,14 @@ fn recv_listener(sock: RawFd) -> Result<OwnedFd, (i64, i32)> {
     if n <= 0 {
         return Err((3, libc::ECHILD));
     }
+    let mut payload = [0u8; 8];
+    payload.copy_from_slice(&data[1..]);
+    let detail = i64::from_ne_bytes(payload);
     if data[0] != MSG_LISTENER {
-        let mut payload = [0u8; 8];
-        payload.copy_from_slice(&data[1..]);
-        let detail = i64::from_ne_bytes(payload);
         return Err((detail >> 32, detail as i32));
     }
-    // SAFETY: walking the control messages the kernel filled in.
-    unsafe {
+    // SAFETY: walking the control message the kernel filled in; every fd in it is new and ours.
+    let mut fds: Vec<OwnedFd> = unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if cmsg.is_null()
             || (*cmsg).cmsg_level != libc::SOL_SOCKET
@@ -384,9 +516,23 @@ fn recv_listener(sock: RawFd) -> Result<OwnedFd, (i64, i32)> {
         {
             return Err((2, libc::EBADMSG));
         }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
+        let count = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+        let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+        (0..count)
+            .map(|i| OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))))
+            .collect()
+    };
+    if fds.is_empty() {
+        return Err((2, libc::EBADMSG));
     }
+    let listener = fds.remove(0);
+    Ok((
+        listener,
+        View {
+            hidden: detail & 1 != 0,
+            fuse: fds,
+        },
+    ))
 }
 
 /// In the forked CMD child: no allocation, no locks. Installs the filter, sends the listener,
@@ -394,8 +540,11 @@ fn recv_listener(sock: RawFd) -> Result<OwnedFd, (i64, i32)> {
 ///
 /// # Safety
 /// Must only be called in a child just forked, with `plan` prepared before the fork.
-unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
+unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd, helper_pair: [RawFd; 2]) -> ! {
     libc::close(other);
+    if helper_pair[0] >= 0 {
+        libc::close(helper_pair[0]);
+    }
     let report = |stage: i64, errno: i32| {
         let mut buf = [0u8; 9];
         buf[0] = MSG_SETUP_FAILED;
@@ -415,12 +564,37 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
     // The supervisor made itself non-dumpable before forking us; until exec resets it, that
     // would keep an unprivileged supervisor from reading our memory for the exec notification.
     libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+    // The secret view, when planned. Any failure leaves it half made at worst (some roots
+    // covered), and the filter that supervises every open is installed instead.
+    let mut fuse_fds = [-1 as RawFd; MAX_HIDDEN_ROOTS];
+    let mut mounted = 0;
+    let mut hidden = match &plan.hide {
+        Some(hide) => make_view(hide, &mut fuse_fds, &mut mounted),
+        None => false,
+    };
+    if let (true, Some(hide)) = (hidden, &plan.hide) {
+        if !hide.pending.is_empty() {
+            hidden = late_roots::spawn(&hide.pending, helper_pair[1]);
+        }
+    }
+    if helper_pair[1] >= 0 {
+        // The agent must hold no way to talk to the supervisor.
+        libc::close(helper_pair[1]);
+    }
     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
         report(0, errno());
     }
+    if hidden {
+        hidden = enter_landlock_domain();
+    }
+    let filter = if plan.hide.is_some() && !hidden {
+        &plan.supervising_reads
+    } else {
+        &plan.filter
+    };
     let prog = libc::sock_fprog {
-        len: plan.filter.len() as u16,
-        filter: plan.filter.as_ptr() as *mut libc::sock_filter,
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
     };
     let install = |flags: libc::c_ulong| {
         libc::syscall(
@@ -443,26 +617,45 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
     let fd = fd as RawFd;
     let mut data = [0u8; 9];
     data[0] = MSG_LISTENER;
+    data[1..].copy_from_slice(&i64::from(hidden).to_ne_bytes());
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
     };
-    let mut cmsg_buf = [0u64; 8];
+    // The listener, then the FUSE fds of the mounted roots.
+    let mut all = [-1 as RawFd; MAX_HIDDEN_ROOTS + 1];
+    all[0] = fd;
+    all[1..=mounted].copy_from_slice(&fuse_fds[..mounted]);
+    let bytes = (std::mem::size_of::<RawFd>() * (mounted + 1)) as u32;
+    let mut cmsg_buf: CmsgBuf = [0; _];
     let mut msg: libc::msghdr = std::mem::zeroed();
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+    msg.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
     let cmsg = libc::CMSG_FIRSTHDR(&msg);
     (*cmsg).cmsg_level = libc::SOL_SOCKET;
     (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+    (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+    std::ptr::copy_nonoverlapping(
+        all.as_ptr().cast::<u8>(),
+        libc::CMSG_DATA(cmsg),
+        bytes as usize,
+    );
     if libc::sendmsg(sock, &msg, 0) < 0 {
         report(2, errno());
     }
-    libc::close(fd);
+    for fd in &all[..=mounted] {
+        libc::close(*fd);
+    }
     libc::close(sock);
+    // A cwd inside a secret zone would still be the directory under our mount. Only now: the
+    // walk waits for the supervisor, which serves the mounts once it has their fds.
+    if let (true, Some(hide)) = (hidden, &plan.hide) {
+        if let Some(cwd) = &hide.cwd {
+            libc::chdir(cwd.as_ptr());
+        }
+    }
     libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
     libc::execve(
         plan.program.as_ptr(),
@@ -473,6 +666,131 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd) -> ! {
     let msg = b"agent-guard: cannot execute the command\n";
     libc::write(2, msg.as_ptr().cast(), msg.len());
     libc::_exit(code);
+}
+
+/// In the CMD child: a mount namespace (in a user namespace unless root) in which every planned
+/// secret root is covered by a FUSE mount whose fd the supervisor will serve. Whether it is
+/// complete; the fds of the roots mounted so far are in `fuse_fds[..*mounted]` either way.
+///
+/// # Safety
+/// Only in the forked CMD child, before exec: no allocation.
+unsafe fn make_view(hide: &ChildPlan, fuse_fds: &mut [RawFd], mounted: &mut usize) -> bool {
+    if hide.user_namespace {
+        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
+            return false;
+        }
+        // Map our own ids only, as an unprivileged process may: the agent keeps its uid, and
+        // after exec it holds no capability in the new namespace.
+        if !write_file(c"/proc/self/setgroups", b"deny")
+            || !write_file(c"/proc/self/uid_map", hide.uid_map.as_bytes())
+            || !write_file(c"/proc/self/gid_map", hide.gid_map.as_bytes())
+        {
+            return false;
+        }
+    } else if libc::unshare(libc::CLONE_NEWNS) != 0 {
+        return false;
+    }
+    // Our mounts must not propagate to the human's namespace; theirs still reach the agent.
+    if libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_SLAVE,
+        std::ptr::null(),
+    ) != 0
+    {
+        return false;
+    }
+    for (target, options) in &hide.mounts {
+        let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        fuse_fds[*mounted] = fd;
+        *mounted += 1;
+        // "fd=N" then the prepared options, formatted without allocating.
+        let mut data = [0u8; 256];
+        let mut len = 0;
+        for part in [b"fd=".as_slice(), decimal(fd).as_slice()] {
+            let part = &part[..part.iter().position(|b| *b == 0).unwrap_or(part.len())];
+            data[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        let rest = options.as_bytes_with_nul();
+        if len + rest.len() > data.len() {
+            return false;
+        }
+        data[len..len + rest.len()].copy_from_slice(rest);
+        if libc::mount(
+            c"agent-guard".as_ptr(),
+            target.as_ptr(),
+            c"fuse.agent-guard".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        ) != 0
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// The decimal digits of a non-negative fd, NUL-padded.
+fn decimal(mut n: RawFd) -> [u8; 12] {
+    let mut digits = [0u8; 12];
+    let mut rev = [0u8; 12];
+    let mut len = 0;
+    loop {
+        rev[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        digits[i] = rev[len - 1 - i];
+    }
+    digits
+}
+
+/// Write `bytes` to a /proc file in one write.
+///
+/// # Safety
+/// Async-signal-safe: used in the forked child.
+unsafe fn write_file(path: &std::ffi::CStr, bytes: &[u8]) -> bool {
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return false;
+    }
+    let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+    libc::close(fd);
+    n == bytes.len() as isize
+}
+
+/// Put the calling process in a Landlock domain that restricts nothing but block-device
+/// creation. What matters is the domain: Landlock lets a process in it ptrace (and so open
+/// `/proc/PID/root`, `cwd`, `fd/*`, `mem`) only processes in the same domain or below, so the
+/// agent cannot look at the file system through the human's processes, outside our mounts.
+///
+/// # Safety
+/// Async-signal-safe: used in the forked child after `PR_SET_NO_NEW_PRIVS`.
+unsafe fn enter_landlock_domain() -> bool {
+    const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
+    // The ABI 1 layout (handled_access_fs only), which every Landlock kernel accepts.
+    let handled: u64 = LANDLOCK_ACCESS_FS_MAKE_BLOCK;
+    let ruleset = libc::syscall(
+        libc::SYS_landlock_create_ruleset,
+        &handled as *const u64,
+        std::mem::size_of::<u64>(),
+        0u32,
+    );
+    if ruleset < 0 {
+        return false;
+    }
+    let done = libc::syscall(libc::SYS_landlock_restrict_self, ruleset as RawFd, 0u32) == 0;
+    libc::close(ruleset as RawFd);
+    done
 }
 
 /// One worker: receive, handle, answer, forever (the process exits when nothing is left).
@@ -507,9 +825,17 @@ fn serve(listener: &Listener, handler: &Handler) {
 
 /// Reap every child (CMD and the orphans we adopt) until none is left; report CMD's status to
 /// the caller as soon as CMD exits.
-fn reap_until_empty(cmd_pid: i32, status_fd: RawFd) {
+fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>) {
     let mut reported = false;
     loop {
+        // The helper only serves the agent's tree: once it is all that is left, end it.
+        if let Some(h) = helper {
+            if late_roots::only_child_is(h) {
+                // SAFETY: plain kill of our own child.
+                unsafe { libc::kill(h, libc::SIGKILL) };
+                helper = None;
+            }
+        }
         let mut wstatus = 0;
         // SAFETY: wstatus is valid.
         let pid = unsafe { libc::waitpid(-1, &mut wstatus, 0) };
@@ -518,6 +844,9 @@ fn reap_until_empty(cmd_pid: i32, status_fd: RawFd) {
                 Some(libc::EINTR) => continue,
                 _ => break,
             }
+        }
+        if Some(pid) == helper {
+            helper = None;
         }
         if pid == cmd_pid {
             let code = if libc::WIFEXITED(wstatus) {

@@ -20,9 +20,12 @@
 
 mod filter;
 mod handler;
+mod late_roots;
 mod launch;
 mod notify;
 mod resolve;
+mod secret_fs;
+mod secret_view;
 mod task;
 
 use std::ffi::OsString;

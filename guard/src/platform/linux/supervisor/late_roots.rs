@@ -1,0 +1,283 @@
+//! Secret zone roots that do not exist when `run` starts (the default policy names ten; few
+//! machines have them all). The agent cannot create one (creating is a supervised call that the
+//! judge denies), but the human can, while the agent runs: `gh auth login` in another terminal
+//! makes `~/.config/gh`. A helper process, made in the agent's namespaces before the filter is
+//! installed and never part of the agent's tree, watches the nearest existing ancestor of each
+//! missing root with inotify and covers the root with a FUSE mount the moment it appears,
+//! passing the FUSE fd to the supervisor, which serves it like the others.
+//!
+//! What is left open, and why: the few hundred microseconds between the root's creation and our
+//! mount. An agent that opens the new directory in that window keeps a handle under the mount.
+//! Closing it would need the supervisor to judge every read (the fall-back this module exists
+//! to avoid); the window needs the human to create credentials while the agent polls for them.
+//!
+//! The helper holds capabilities in the agent's user namespace (it mounts). It must never run
+//! agent code, never take input from the agent, and it is outside the agent's Landlock domain
+//! (no ptrace, no /proc access to it) and among the pids the filter protects from signals.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::secret_fs::SecretFs;
+use super::Judge;
+
+/// Helper → supervisor: its pid, then one message per root it covered (index, fd attached).
+const MSG_HELPER_PID: u8 = b'H';
+const MSG_MOUNTED: u8 = b'M';
+
+/// Whether the supervisor can tell when the helper is its last child (it reads
+/// `/proc/self/task/*/children`, `CONFIG_PROC_CHILDREN`). Without that, the helper would keep the
+/// supervisor alive for ever, and missing roots fall back to supervised reads.
+pub fn supported() -> bool {
+    Path::new("/proc/thread-self/children").exists()
+}
+
+/// In the CMD child, after the namespaces are made and before the filter: start the helper as a
+/// grandchild whose parent exits at once, so that it is adopted by the supervisor (the subreaper)
+/// and is no child of the agent. Returns once the intermediate child is reaped.
+///
+/// # Safety
+/// Only in the forked CMD child. The helper allocates: the child was forked from the
+/// single-threaded supervisor, so no lock can be held by a thread that does not exist.
+pub unsafe fn spawn(pending: &[PathBuf], sock: RawFd) -> bool {
+    let middle = libc::fork();
+    if middle < 0 {
+        return false;
+    }
+    if middle == 0 {
+        if libc::fork() == 0 {
+            helper_main(pending, sock);
+        }
+        libc::_exit(0);
+    }
+    let mut status = 0;
+    libc::waitpid(middle, &mut status, 0);
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+fn send(sock: RawFd, tag: u8, payload: i64, fd: Option<RawFd>) -> bool {
+    let mut data = [0u8; 9];
+    data[0] = tag;
+    data[1..].copy_from_slice(&payload.to_ne_bytes());
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cmsg_buf = [0u64; 4];
+    // SAFETY: plain data; the control message is filled in only when an fd is sent.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(fd) = fd {
+            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        }
+        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) >= 0
+    }
+}
+
+/// The helper: cover each missing root as it appears; exit when none is missing or the supervisor
+/// is gone.
+fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
+    // No PR_SET_PDEATHSIG: it would fire when the intermediate parent exits. The helper ends
+    // instead when the supervisor's end of the socket closes (below), or is killed by it.
+    // SAFETY: prctl with integers; getpid has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        send(sock, MSG_HELPER_PID, i64::from(libc::getpid()), None);
+    }
+    // SAFETY: no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut pending: Vec<(usize, &Path)> =
+        pending.iter().map(|p| p.as_path()).enumerate().collect();
+    // SAFETY: a new inotify fd, owned here.
+    let inotify = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    if inotify < 0 {
+        // SAFETY: exiting the helper.
+        unsafe { libc::_exit(1) };
+    }
+    while !pending.is_empty() {
+        // Watch first, then look: a root made between the two is seen by the look.
+        let mut watches = Vec::new();
+        for (_, root) in &pending {
+            if let Some(ancestor) = root.ancestors().skip(1).find(|a| a.exists()) {
+                if let Ok(c) = CString::new(ancestor.as_os_str().as_bytes()) {
+                    // SAFETY: valid C string.
+                    let wd = unsafe {
+                        libc::inotify_add_watch(
+                            inotify,
+                            c.as_ptr(),
+                            libc::IN_CREATE | libc::IN_MOVED_TO,
+                        )
+                    };
+                    watches.push(wd);
+                }
+            }
+        }
+        pending.retain(|(index, root)| match cover(root, uid, gid) {
+            Some(fd) => {
+                let sent = send(sock, MSG_MOUNTED, *index as i64, Some(fd.as_raw_fd()));
+                if !sent {
+                    // The supervisor is gone: nothing will serve the mount; exit.
+                    // SAFETY: exiting the helper.
+                    unsafe { libc::_exit(0) };
+                }
+                false
+            }
+            None => true,
+        });
+        if pending.is_empty() {
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: inotify,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sock,
+                events: 0,
+                revents: 0,
+            },
+        ];
+        let mut buf = [0u8; 4096];
+        // SAFETY: valid buffers; blocks until something is created under a watched directory or
+        // the supervisor is gone.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 2, -1);
+            if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                libc::_exit(0);
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                libc::read(inotify, buf.as_mut_ptr().cast(), buf.len());
+            }
+            for wd in watches {
+                libc::inotify_rm_watch(inotify, wd);
+            }
+        }
+    }
+    // SAFETY: exiting the helper.
+    unsafe { libc::_exit(0) }
+}
+
+/// Mount our FUSE file system over `root` if it exists now; its fd.
+fn cover(root: &Path, uid: u32, gid: u32) -> Option<OwnedFd> {
+    let real = std::fs::canonicalize(root).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let rootmode = if meta.is_dir() { "40000" } else { "100000" };
+    let target = CString::new(real.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a new fd, owned here.
+    let fd = unsafe {
+        let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        OwnedFd::from_raw_fd(fd)
+    };
+    let options = CString::new(format!(
+        "fd={},rootmode={rootmode},user_id={uid},group_id={gid},default_permissions",
+        fd.as_raw_fd()
+    ))
+    .ok()?;
+    // SAFETY: valid C strings.
+    let mounted = unsafe {
+        libc::mount(
+            c"agent-guard".as_ptr(),
+            target.as_ptr(),
+            c"fuse.agent-guard".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            options.as_ptr().cast(),
+        )
+    } == 0;
+    mounted.then_some(fd)
+}
+
+/// In the supervisor: the helper's pid (its first message), read before the handler is built so
+/// that the filter's signal rule protects it.
+pub fn helper_pid(sock: &OwnedFd) -> Option<i32> {
+    match recv(sock.as_raw_fd()) {
+        Some((MSG_HELPER_PID, pid, _)) => Some(pid as i32),
+        _ => None,
+    }
+}
+
+/// In the supervisor: serve each root the helper covers, for as long as it sends them.
+pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
+    while let Some((tag, index, fd)) = recv(sock.as_raw_fd()) {
+        let (MSG_MOUNTED, Some(fd), Some(shown)) = (tag, fd, pending.get(index as usize)) else {
+            continue;
+        };
+        let Ok(real) = std::fs::canonicalize(shown) else {
+            // Gone again already: dropping the fd aborts the mount's connection (opens fail).
+            continue;
+        };
+        super::launch::serve_secret_fs(
+            SecretFs::new(real, shown.clone(), Arc::clone(&judge)),
+            fd,
+            index as usize,
+        );
+    }
+}
+
+fn recv(sock: RawFd) -> Option<(u8, i64, Option<OwnedFd>)> {
+    let mut data = [0u8; 9];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cmsg_buf = [0u64; 4];
+    // SAFETY: msghdr points at valid buffers; a received fd is new and ours.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break n;
+        };
+        if n < data.len() as isize {
+            return None;
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let fd = (!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
+            .then(|| OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast())));
+        let mut payload = [0u8; 8];
+        payload.copy_from_slice(&data[1..]);
+        Some((data[0], i64::from_ne_bytes(payload), fd))
+    }
+}
+
+/// Whether `helper` is the only child the supervisor has left (every thread's children: an
+/// orphan is adopted by whichever thread the kernel picks).
+pub fn only_child_is(helper: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+            return false;
+        };
+        children.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    children == [helper]
+}
