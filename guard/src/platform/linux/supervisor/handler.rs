@@ -728,6 +728,13 @@ impl Handler {
                         flags & AT_SYMLINK_NOFOLLOW == 0,
                     )?
                 };
+                // A shell or execvp tries each PATH directory in turn (two in three execs of a
+                // build): what does not exist cannot start, and the kernel says so itself. This
+                // adds no race beyond the documented exec race (the program can be swapped after
+                // we judge it either way), and saves reading argv, the facts and the record.
+                if std::fs::metadata(&path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+                    return Ok(Plan::Answer(Response::Continue));
+                }
                 let argv = task::read_argv(n.tid, argv_addr)?;
                 Ok(Plan::Check(vec![Action::Exec { path, argv }]))
             }
