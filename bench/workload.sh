@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A file-heavy agent workload, timed unsupervised, under `agent-guard run` (embedded default
-# policy, whose secret zones make every open supervised; and a policy without secret zones,
-# where only writes are), and under bubblewrap (Claude Code's Linux sandbox) when installed.
+# A file-heavy agent workload, timed unsupervised, under `agent-guard run` (the embedded default
+# policy, whose secret zones are hidden behind the supervisor's FUSE mounts; the same with every
+# open supervised instead, the fall-back; and a policy without secret zones, where only writes
+# are), and under bubblewrap (Claude Code's Linux sandbox) when installed.
 # Prints the median wall time of each and its ratio to the unsupervised run, all measured in
 # this one run. The workload: unpack a C project (200 files), build it with make -j2, git
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
@@ -61,6 +62,8 @@ run_once() {
     native) HOME="$home" TARBALL="$root/proj.tar.gz" bash -c "$workload" ;;
     guard) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
              "$AG" run --agent bench -- bash -c "$workload" ;;
+    guard-reads) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
+             AGENT_GUARD_SUPERVISE_READS=1 "$AG" run --agent bench -- bash -c "$workload" ;;
     guard-writes) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
              "$AG" run --policy "$nosecrets" --agent bench -- bash -c "$workload" ;;
     bwrap) HOME="$home" TARBALL="$root/proj.tar.gz" bwrap --bind / / --dev /dev --proc /proc \
@@ -74,12 +77,18 @@ run_once() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-modes=(native guard guard-writes)
+modes=(native guard guard-reads guard-writes)
 command -v bwrap > /dev/null && bwrap --bind / / --dev /dev --proc /proc true 2>/dev/null && modes+=(bwrap)
 declare -A times
-for ((r = 1; r <= RUNS; r++)); do
-  # Interleave the modes so a change in machine load touches all of them alike.
-  for m in "${modes[@]}"; do times[$m]+="$(run_once "$m") "; done
+n=${#modes[@]}
+for ((r = 0; r < RUNS; r++)); do
+  # Interleave the modes so a change in machine load touches all of them alike, and rotate their
+  # order each round: a run pays for the inodes the previous one freed (ext4 reuses them
+  # lazily), so a fixed order would charge one mode for its predecessor.
+  for ((i = 0; i < n; i++)); do
+    m=${modes[$(((i + r) % n))]}
+    times[$m]+="$(run_once "$m") "
+  done
 done
 base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
 printf '%-50s %10s %8s\n' "workload (median of $RUNS)" "seconds" "ratio"
@@ -87,7 +96,8 @@ for m in "${modes[@]}"; do
   t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
   case $m in
     native) label="unsupervised";;
-    guard) label="agent-guard run, default policy (reads supervised)";;
+    guard) label="agent-guard run, default policy (secrets hidden)";;
+    guard-reads) label="agent-guard run, default policy (reads supervised)";;
     guard-writes) label="agent-guard run, no secret zones (writes only)";;
     bwrap) label="bwrap (ro ~/.ssh overmount), for comparison";;
   esac
