@@ -627,10 +627,22 @@ impl Normalizer<'_> {
 /// Resolve symlinks in the longest existing prefix of `path`, keep the rest as written: the
 /// kernel reports real paths, so zone roots and override paths are compared in that form.
 pub fn resolve_existing_prefix(path: &Path) -> PathBuf {
+    resolve_prefix_following(path, 40)
+}
+
+/// `resolve_existing_prefix`, following at most `links` dangling symlinks: a link to what does
+/// not exist yet (`~/.aws` -> a directory made later) means its target, which is where the
+/// kernel will resolve a path through it once the target exists.
+fn resolve_prefix_following(path: &Path, links: u32) -> PathBuf {
     let mut existing = path.to_path_buf();
     let mut rest = Vec::new();
     loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
+        let found = std::fs::canonicalize(&existing).ok().or_else(|| {
+            let target = std::fs::read_link(&existing).ok().filter(|_| links > 0)?;
+            let target = existing.parent().unwrap_or(Path::new("/")).join(target);
+            Some(resolve_prefix_following(&clean(&target), links - 1))
+        });
+        if let Some(real) = found {
             let mut out = real;
             for name in rest.iter().rev() {
                 out.push(name);
