@@ -178,6 +178,34 @@ fn a_secret_zone_made_while_the_agent_runs_is_covered_when_it_appears() {
 }
 
 #[test]
+fn a_secret_root_that_is_a_dangling_symlink_keeps_reads_supervised() {
+    // What the link will point to is not watched: no mount could be placed in time.
+    let policy = agent_guard_e2e::POLICY.replace(r#"["~/.ssh"]"#, r#"["~/.ssh", "~/.aws"]"#);
+    let s = Sandbox::with_policy(&policy);
+    let target = s.outside.join("aws-later");
+    std::os::unix::fs::symlink(&target, s.path(".aws")).unwrap();
+    let child = s
+        .agent_command(
+            &s.home,
+            &[],
+            "grep -o fuse.agent-guard /proc/self/mountinfo; \
+             for i in $(seq 200); do [ -e .aws/credentials ] && break; sleep 0.05; done; \
+             cat .aws/credentials",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("credentials"), "PRIVATE KEY via a link\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!hidden(&out), "{}", text(&out));
+    assert!(!stdout(&out).contains(KEY), "leaked: {}", text(&out));
+    assert!(text(&out).contains(EPERM), "{}", text(&out));
+}
+
+#[test]
 fn an_override_reads_through_the_mount() {
     let policy = agent_guard_e2e::POLICY.replace(
         r#""temporary_overrides": []"#,

@@ -91,9 +91,20 @@ fn send(sock: RawFd, tag: u8, payload: i64, fd: Option<RawFd>) -> bool {
 fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
     // No PR_SET_PDEATHSIG: it would fire when the intermediate parent exits. The helper ends
     // instead when the supervisor's end of the socket closes (below), or is killed by it.
-    // SAFETY: prctl with integers; getpid has no preconditions.
+    // SAFETY: prctl with integers; the fds closed are copies this process does not use (the
+    // caller's terminal, a pipe a shell waits on for EOF), all but the socket.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for std_fd in 0..3 {
+            if null >= 0 && null != std_fd && std_fd != sock {
+                libc::dup2(null, std_fd);
+            }
+        }
+        if sock > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (sock - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (sock + 1) as u32, u32::MAX, 0u32);
         send(sock, MSG_HELPER_PID, i64::from(libc::getpid()), None);
     }
     // SAFETY: no preconditions.

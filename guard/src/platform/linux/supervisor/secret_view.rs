@@ -15,6 +15,7 @@
 //! - a secret root that does not exist yet, where the helper that covers it when it appears
 //!   (`late_roots`) cannot run;
 //! - a secret file with another hard link (the other name is outside every mount of ours);
+//! - a secret root that is a symlink to nothing yet (what it will point to is not watched);
 //! - a secret reachable through another mount of its file system (a bind mount elsewhere);
 //! - no Landlock, no `/dev/fuse` we may open, or more roots than one message can carry.
 //!
@@ -53,6 +54,7 @@ pub enum Fallback {
     NoSecretZones,
     Requested,
     MissingRoot(PathBuf),
+    DanglingRoot(PathBuf),
     HardLinked(PathBuf),
     MountedTwice { root: PathBuf, also_at: PathBuf },
     NoLandlock,
@@ -69,6 +71,11 @@ impl fmt::Display for Fallback {
                 f,
                 "secret zone {} does not exist yet, and this kernel cannot list a process's \
                  children (CONFIG_PROC_CHILDREN) for the helper that would cover it later",
+                p.display()
+            ),
+            Fallback::DanglingRoot(p) => write!(
+                f,
+                "secret zone {} is a symlink to something that does not exist yet",
                 p.display()
             ),
             Fallback::HardLinked(p) => {
@@ -120,6 +127,11 @@ pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fal
             .ok()
             .and_then(|real| std::fs::metadata(&real).ok().map(|m| (real, m)))
         else {
+            // A symlink to a place that does not exist yet: its target, wherever it will be, is
+            // not watched.
+            if std::fs::symlink_metadata(shown).is_ok() {
+                return Err(Fallback::DanglingRoot(shown.clone()));
+            }
             if !super::late_roots::supported() {
                 return Err(Fallback::MissingRoot(shown.clone()));
             }
