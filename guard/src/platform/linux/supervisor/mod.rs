@@ -5,8 +5,10 @@
 //! ```text
 //!  caller (agent-guard run)          waits for CMD's status, forwards signals, returns it
 //!    └─ supervisor (forked)          child subreaper; holds the listener; serves until the
-//!         └─ CMD (filter installed)  last supervised process has exited, then exits
-//!              └─ ... every descendant inherits the filter
+//!         │                          last supervised process has exited, then exits
+//!         ├─ CMD (filter installed)  in its own mount namespace when secret zones are hidden
+//!         │    └─ ... every descendant inherits the filter
+//!         └─ late-roots helper       only when a secret root is missing (see `late_roots`)
 //! ```
 //! The supervisor is a separate process so that the caller can return CMD's status (the user's
 //! prompt comes back) while descendants that outlive CMD (a double-forked job, a dev server) stay
@@ -61,8 +63,9 @@ pub trait Judge: Send + Sync {
 pub struct SupervisorConfig {
     /// Ask for `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6+); ignored where unsupported.
     pub sync_wakeup: bool,
-    /// Notify read-only opens too. Needed when the policy has secret zones: without it reads are
-    /// not seen at all. Costs one round trip per open (see the README's numbers).
+    /// The policy has secret zones, so reads must be covered: by hiding the zones behind the
+    /// supervisor's FUSE mounts where `secret_view` can vouch for it, else by notifying every
+    /// read-only open (one round trip each; see the README's numbers).
     pub supervise_reads: bool,
     /// Threads receiving notifications. More than one keeps a slow judgment from stalling the
     /// other processes' calls.

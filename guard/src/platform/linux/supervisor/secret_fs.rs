@@ -217,7 +217,13 @@ impl Filesystem for SecretFs {
         };
         match std::fs::symlink_metadata(self.real(&rel)) {
             Ok(meta) => {
-                let ino = INodeNo(meta.ino());
+                // The node id is the real inode number, which is never 1 (the root's id) on
+                // ext4; a file system that uses 1 gets another id for it.
+                let ino = INodeNo(if meta.ino() == INodeNo::ROOT.0 {
+                    u64::MAX - 1
+                } else {
+                    meta.ino()
+                });
                 self.state().nodes.insert(ino.0, rel);
                 reply.entry(&NO_CACHE, &self.attr(ino, &meta), Generation(0));
             }
