@@ -195,6 +195,28 @@ fn symlinked_zone_root_is_resolved() {
 }
 
 #[test]
+fn a_zone_root_linked_to_what_does_not_exist_yet_also_guards_the_target() {
+    // `~/.aws` -> a directory made later: once it exists, paths through the link resolve to it.
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(dir.path()).unwrap();
+    let target = base.join("later/aws");
+    let link = base.join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut c = ctx();
+    c.resolve_symlinks = true;
+    let json = format!(r#"{{"secret_zones": ["{}"]}}"#, link.display());
+    let p = policy::from_json(&json, Path::new("p.json"), &c).unwrap();
+    assert!(p
+        .zones
+        .containing(&target.join("credentials"), ZoneKind::Secret)
+        .is_some());
+    assert!(p
+        .zones
+        .containing(&link.join("credentials"), ZoneKind::Secret)
+        .is_some());
+}
+
+#[test]
 fn each_bad_input_has_its_error() {
     let cases = [
         (
