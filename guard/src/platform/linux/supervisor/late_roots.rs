@@ -16,12 +16,12 @@
 //! (no ptrace, no /proc access to it) and among the pids the filter protects from signals.
 
 use std::ffi::CString;
-use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::message;
 use super::secret_fs::SecretFs;
 use super::Judge;
 
@@ -59,33 +59,6 @@ pub unsafe fn spawn(pending: &[PathBuf], sock: RawFd) -> bool {
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
-fn send(sock: RawFd, tag: u8, payload: i64, fd: Option<RawFd>) -> bool {
-    let mut data = [0u8; 9];
-    data[0] = tag;
-    data[1..].copy_from_slice(&payload.to_ne_bytes());
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cmsg_buf = [0u64; 4];
-    // SAFETY: plain data; the control message is filled in only when an fd is sent.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        }
-        libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) >= 0
-    }
-}
-
 /// The helper: cover each missing root as it appears; exit when none is missing or the supervisor
 /// is gone.
 fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
@@ -105,7 +78,7 @@ fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
             libc::syscall(libc::SYS_close_range, 3u32, (sock - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (sock + 1) as u32, u32::MAX, 0u32);
-        send(sock, MSG_HELPER_PID, i64::from(libc::getpid()), None);
+        message::send(sock, MSG_HELPER_PID, i64::from(libc::getpid()), &[]);
     }
     // SAFETY: no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -137,7 +110,9 @@ fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
         }
         pending.retain(|(index, root)| match cover(root, uid, gid) {
             Some(fd) => {
-                let sent = send(sock, MSG_MOUNTED, *index as i64, Some(fd.as_raw_fd()));
+                // SAFETY: fd is open (we own it).
+                let sent =
+                    unsafe { message::send(sock, MSG_MOUNTED, *index as i64, &[fd.as_raw_fd()]) };
                 if !sent {
                     // The supervisor is gone: nothing will serve the mount; exit.
                     // SAFETY: exiting the helper.
@@ -217,18 +192,23 @@ fn cover(root: &Path, uid: u32, gid: u32) -> Option<OwnedFd> {
 /// In the supervisor: the helper's pid (its first message), read before the handler is built so
 /// that the filter's signal rule protects it.
 pub fn helper_pid(sock: &OwnedFd) -> Option<i32> {
-    match recv(sock.as_raw_fd()) {
-        Some((MSG_HELPER_PID, pid, _)) => Some(pid as i32),
+    match message::recv(sock.as_raw_fd()) {
+        Some(m) if m.tag == MSG_HELPER_PID => Some(m.payload as i32),
         _ => None,
     }
 }
 
 /// In the supervisor: serve each root the helper covers, for as long as it sends them.
 pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
-    while let Some((tag, index, fd)) = recv(sock.as_raw_fd()) {
-        let (MSG_MOUNTED, Some(fd), Some(shown)) = (tag, fd, pending.get(index as usize)) else {
+    while let Some(m) = message::recv(sock.as_raw_fd()) {
+        let (MSG_MOUNTED, Some(fd), Some(shown)) = (
+            m.tag,
+            m.fds.into_iter().next(),
+            pending.get(m.payload as usize),
+        ) else {
             continue;
         };
+        let index = m.payload;
         let Ok(real) = std::fs::canonicalize(shown) else {
             // Gone again already: dropping the fd aborts the mount's connection (opens fail).
             continue;
@@ -238,39 +218,6 @@ pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
             fd,
             index as usize,
         );
-    }
-}
-
-fn recv(sock: RawFd) -> Option<(u8, i64, Option<OwnedFd>)> {
-    let mut data = [0u8; 9];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cmsg_buf = [0u64; 4];
-    // SAFETY: msghdr points at valid buffers; a received fd is new and ours.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            break n;
-        };
-        if n < data.len() as isize {
-            return None;
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        let fd = (!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS)
-            .then(|| OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast())));
-        let mut payload = [0u8; 8];
-        payload.copy_from_slice(&data[1..]);
-        Some((data[0], i64::from_ne_bytes(payload), fd))
     }
 }
 

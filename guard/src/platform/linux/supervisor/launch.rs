@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::filter::{self, FilterOptions};
 use super::handler::{Handler, SecretInodes};
 use super::late_roots;
+use super::message;
 use super::notify::{Listener, Response};
 use super::secret_fs::SecretFs;
 use super::secret_view::{self, ChildPlan, SecretPlan, MAX_HIDDEN_ROOTS};
@@ -213,9 +214,10 @@ pub fn run(
     }
     // Indexed here, before the fork, because whether the secret zones can be hidden depends on
     // what the walk finds (a hard-linked secret file).
-    let secrets = SecretInodes::index(&judge.secret_paths());
+    let secret_roots = judge.secret_paths();
+    let secrets = SecretInodes::index(&secret_roots);
     let hidden = if config.supervise_reads {
-        match secret_view::plan(&judge.secret_paths(), &secrets) {
+        match secret_view::plan(&secret_roots, &secrets) {
             Ok(hidden) => {
                 tracing::debug!(
                     "secret zones hidden in the agent's mount namespace; reads left to the kernel"
@@ -473,64 +475,23 @@ struct View {
     fuse: Vec<OwnedFd>,
 }
 
-/// Room for the listener and every FUSE fd, aligned for cmsghdr.
-type CmsgBuf = [u64; (MAX_HIDDEN_ROOTS + 1).div_ceil(2) + 4];
-
 /// Receive the listener fd and the view (or the child's setup failure) from the CMD child.
 fn recv_listener(sock: RawFd) -> Result<(OwnedFd, View), (i64, i32)> {
-    let mut data = [0u8; 9];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cmsg_buf: CmsgBuf = [0; _];
-    // SAFETY: msghdr is plain data.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
-    let n = loop {
-        // SAFETY: msg points at valid buffers.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        break n;
-    };
-    if n <= 0 {
+    let Some(message::Message { tag, payload, fds }) = message::recv(sock) else {
         return Err((3, libc::ECHILD));
-    }
-    let mut payload = [0u8; 8];
-    payload.copy_from_slice(&data[1..]);
-    let detail = i64::from_ne_bytes(payload);
-    if data[0] != MSG_LISTENER {
-        return Err((detail >> 32, detail as i32));
-    }
-    // SAFETY: walking the control message the kernel filled in; every fd in it is new and ours.
-    let mut fds: Vec<OwnedFd> = unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err((2, libc::EBADMSG));
-        }
-        let count = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
-        let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-        (0..count)
-            .map(|i| OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))))
-            .collect()
     };
-    if fds.is_empty() {
-        return Err((2, libc::EBADMSG));
+    if tag != MSG_LISTENER {
+        return Err((payload >> 32, payload as i32));
     }
-    let listener = fds.remove(0);
+    let mut fds = fds.into_iter();
+    let Some(listener) = fds.next() else {
+        return Err((2, libc::EBADMSG));
+    };
     Ok((
         listener,
         View {
-            hidden: detail & 1 != 0,
-            fuse: fds,
+            hidden: payload & 1 != 0,
+            fuse: fds.collect(),
         },
     ))
 }
@@ -546,10 +507,12 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd, helper_pair: [R
         libc::close(helper_pair[0]);
     }
     let report = |stage: i64, errno: i32| {
-        let mut buf = [0u8; 9];
-        buf[0] = MSG_SETUP_FAILED;
-        buf[1..].copy_from_slice(&((stage << 32) | i64::from(errno)).to_ne_bytes());
-        libc::send(sock, buf.as_ptr().cast(), buf.len(), 0);
+        message::send(
+            sock,
+            MSG_SETUP_FAILED,
+            (stage << 32) | i64::from(errno),
+            &[],
+        );
         libc::_exit(127);
     };
     let errno = || *libc::__errno_location();
@@ -614,35 +577,11 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd, helper_pair: [R
     if fd < 0 {
         report(1, errno());
     }
-    let fd = fd as RawFd;
-    let mut data = [0u8; 9];
-    data[0] = MSG_LISTENER;
-    data[1..].copy_from_slice(&i64::from(hidden).to_ne_bytes());
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
     // The listener, then the FUSE fds of the mounted roots.
-    let mut all = [-1 as RawFd; MAX_HIDDEN_ROOTS + 1];
-    all[0] = fd;
+    let mut all = [-1 as RawFd; message::MAX_FDS];
+    all[0] = fd as RawFd;
     all[1..=mounted].copy_from_slice(&fuse_fds[..mounted]);
-    let bytes = (std::mem::size_of::<RawFd>() * (mounted + 1)) as u32;
-    let mut cmsg_buf: CmsgBuf = [0; _];
-    let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
-    let cmsg = libc::CMSG_FIRSTHDR(&msg);
-    (*cmsg).cmsg_level = libc::SOL_SOCKET;
-    (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
-    std::ptr::copy_nonoverlapping(
-        all.as_ptr().cast::<u8>(),
-        libc::CMSG_DATA(cmsg),
-        bytes as usize,
-    );
-    if libc::sendmsg(sock, &msg, 0) < 0 {
+    if !message::send(sock, MSG_LISTENER, i64::from(hidden), &all[..=mounted]) {
         report(2, errno());
     }
     for fd in &all[..=mounted] {

@@ -24,6 +24,7 @@ mod filter;
 mod handler;
 mod late_roots;
 mod launch;
+mod message;
 mod notify;
 mod resolve;
 mod secret_fs;
