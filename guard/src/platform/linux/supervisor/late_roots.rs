@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use super::message;
 use super::secret_fs::SecretFs;
+use super::secret_view;
 use super::Judge;
 
 /// Helper → supervisor: its pid, then one message per root it covered (index, fd attached).
@@ -161,32 +162,10 @@ fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
 fn cover(root: &Path, uid: u32, gid: u32) -> Option<OwnedFd> {
     let real = std::fs::canonicalize(root).ok()?;
     let meta = std::fs::metadata(&real).ok()?;
-    let rootmode = if meta.is_dir() { "40000" } else { "100000" };
     let target = CString::new(real.as_os_str().as_bytes()).ok()?;
-    // SAFETY: a new fd, owned here.
-    let fd = unsafe {
-        let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if fd < 0 {
-            return None;
-        }
-        OwnedFd::from_raw_fd(fd)
-    };
-    let options = CString::new(format!(
-        "fd={},rootmode={rootmode},user_id={uid},group_id={gid},default_permissions",
-        fd.as_raw_fd()
-    ))
-    .ok()?;
-    // SAFETY: valid C strings.
-    let mounted = unsafe {
-        libc::mount(
-            c"agent-guard".as_ptr(),
-            target.as_ptr(),
-            c"fuse.agent-guard".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            options.as_ptr().cast(),
-        )
-    } == 0;
-    mounted.then_some(fd)
+    let options = secret_view::fuse_options(meta.is_dir(), uid, gid);
+    // SAFETY: valid C strings; the fd returned is new and ours.
+    unsafe { secret_view::mount_fuse(&target, &options).map(|fd| OwnedFd::from_raw_fd(fd)) }
 }
 
 /// In the supervisor: the helper's pid (its first message), read before the handler is built so

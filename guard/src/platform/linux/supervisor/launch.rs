@@ -641,56 +641,13 @@ unsafe fn make_view(hide: &ChildPlan, fuse_fds: &mut [RawFd], mounted: &mut usiz
         return false;
     }
     for (target, options) in &hide.mounts {
-        let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if fd < 0 {
+        let Some(fd) = secret_view::mount_fuse(target, options) else {
             return false;
-        }
+        };
         fuse_fds[*mounted] = fd;
         *mounted += 1;
-        // "fd=N" then the prepared options, formatted without allocating.
-        let mut data = [0u8; 256];
-        let mut len = 0;
-        for part in [b"fd=".as_slice(), decimal(fd).as_slice()] {
-            let part = &part[..part.iter().position(|b| *b == 0).unwrap_or(part.len())];
-            data[len..len + part.len()].copy_from_slice(part);
-            len += part.len();
-        }
-        let rest = options.as_bytes_with_nul();
-        if len + rest.len() > data.len() {
-            return false;
-        }
-        data[len..len + rest.len()].copy_from_slice(rest);
-        if libc::mount(
-            c"agent-guard".as_ptr(),
-            target.as_ptr(),
-            c"fuse.agent-guard".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            data.as_ptr().cast(),
-        ) != 0
-        {
-            return false;
-        }
     }
     true
-}
-
-/// The decimal digits of a non-negative fd, NUL-padded.
-fn decimal(mut n: RawFd) -> [u8; 12] {
-    let mut digits = [0u8; 12];
-    let mut rev = [0u8; 12];
-    let mut len = 0;
-    loop {
-        rev[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        digits[i] = rev[len - 1 - i];
-    }
-    digits
 }
 
 /// Write `bytes` to a /proc file in one write.

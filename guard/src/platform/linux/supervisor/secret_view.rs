@@ -23,8 +23,9 @@
 //! disabled, AppArmor's `restrict_unprivileged_userns`), the child installs the filter that
 //! supervises reads instead, so a failure costs speed, never a secret.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -252,7 +253,7 @@ pub struct ChildPlan {
     pub user_namespace: bool,
     pub uid_map: CString,
     pub gid_map: CString,
-    /// Per root: the mount target and the mount options after `fd=N,`.
+    /// Per root: the mount target and its [`fuse_options`].
     pub mounts: Vec<(CString, CString)>,
     /// The directory to enter again once the mounts are made, so that a cwd inside a secret zone
     /// is the covered one.
@@ -268,12 +269,7 @@ impl ChildPlan {
         let mut mounts = Vec::new();
         for root in roots {
             let target = CString::new(root.real.as_os_str().as_bytes()).ok()?;
-            let rootmode = if root.is_dir { "40000" } else { "100000" };
-            let options = CString::new(format!(
-                ",rootmode={rootmode},user_id={uid},group_id={gid},default_permissions"
-            ))
-            .ok()?;
-            mounts.push((target, options));
+            mounts.push((target, fuse_options(root.is_dir, uid, gid)));
         }
         let cwd = std::env::current_dir()
             .ok()
@@ -287,6 +283,69 @@ impl ChildPlan {
             pending: pending.to_vec(),
         })
     }
+}
+
+/// The FUSE mount options that follow `fd=N`: the kind of the root and whose the files are.
+pub fn fuse_options(is_dir: bool, uid: u32, gid: u32) -> CString {
+    let rootmode = if is_dir { "40000" } else { "100000" };
+    CString::new(format!(
+        ",rootmode={rootmode},user_id={uid},group_id={gid},default_permissions"
+    ))
+    .expect("no NUL in formatted numbers")
+}
+
+/// Open `/dev/fuse` and mount it at `target` with `options` (from [`fuse_options`]); the fd, or
+/// `None` (nothing left open) when either fails.
+///
+/// # Safety
+/// Async-signal-safe: used in the forked CMD child, where it may not allocate.
+pub unsafe fn mount_fuse(target: &CStr, options: &CStr) -> Option<RawFd> {
+    let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+    if fd < 0 {
+        return None;
+    }
+    // "fd=N" then the options, formatted without allocating.
+    let mut data = [0u8; 256];
+    let digits = decimal(fd);
+    let digits = &digits[..digits.iter().position(|b| *b == 0).unwrap_or(digits.len())];
+    let rest = options.to_bytes_with_nul();
+    let len = 3 + digits.len();
+    let mounted = len + rest.len() <= data.len() && {
+        data[..3].copy_from_slice(b"fd=");
+        data[3..len].copy_from_slice(digits);
+        data[len..len + rest.len()].copy_from_slice(rest);
+        libc::mount(
+            c"agent-guard".as_ptr(),
+            target.as_ptr(),
+            c"fuse.agent-guard".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        ) == 0
+    };
+    if !mounted {
+        libc::close(fd);
+        return None;
+    }
+    Some(fd)
+}
+
+/// The decimal digits of a non-negative fd, NUL-padded.
+fn decimal(mut n: RawFd) -> [u8; 12] {
+    let mut digits = [0u8; 12];
+    let mut rev = [0u8; 12];
+    let mut len = 0;
+    loop {
+        rev[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        digits[i] = rev[len - 1 - i];
+    }
+    digits
 }
 
 #[cfg(test)]
@@ -318,6 +377,13 @@ mod tests {
             other_mount_of(Path::new("/srv/home copy/u/.ssh"), &mounts),
             Some(PathBuf::from("/home/u/.ssh"))
         );
+    }
+
+    #[test]
+    fn fd_numbers_are_written_in_decimal() {
+        assert_eq!(&decimal(0)[..2], b"0\0");
+        assert_eq!(&decimal(1024)[..5], b"1024\0");
+        assert_eq!(&decimal(i32::MAX)[..11], b"2147483647\0");
     }
 
     #[test]
