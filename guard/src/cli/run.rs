@@ -195,7 +195,7 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
                 });
         if matches!(event.action, crate::engine::Action::Exec { .. }) && verdict.allows() {
             // Judged after its record was written: the record names the program that execs.
-            self.recent.forget_exec(pid);
+            self.recent.exec_allowed(pid);
         }
         verdict
     }

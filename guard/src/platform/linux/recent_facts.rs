@@ -3,8 +3,11 @@
 //!
 //! An entry is trusted only while the process it was read from is alive: it holds a pidfd of
 //! that process, and a signal 0 through a pidfd fails once its process is gone, even when the pid
-//! has been reused since. An exec changes `exe` and `comm`: the supervisor forgets the caller
-//! when it judges one ([`RecentFacts::forget_exec`]).
+//! has been reused since. An exec changes `exe` and `comm` but not the pid or the start time: the
+//! supervisor marks the caller's entry when it allows one ([`RecentFacts::exec_allowed`]), and
+//! only those two are read again at its next call. (Most supervised processes are a fork that
+//! execs at once and makes a call or two: the exec's record reads the facts, the calls after it
+//! read one link.)
 //!
 //! This must never feed a decision. Between an exec being judged and being performed, another
 //! thread of the same process may still put the old facts back; a record can then name the
@@ -21,7 +24,14 @@ const CAPACITY: usize = 256;
 
 #[derive(Default)]
 pub struct RecentFacts {
-    entries: Mutex<HashMap<i32, (OwnedFd, QuickFacts)>>,
+    entries: Mutex<HashMap<i32, Entry>>,
+}
+
+struct Entry {
+    pidfd: OwnedFd,
+    facts: QuickFacts,
+    /// The process was allowed an exec since `exe` and `comm` were read.
+    exec_since: bool,
 }
 
 /// A pidfd of process `pid`; fails for a thread that is not its process's leader (only leaders
@@ -50,11 +60,15 @@ fn alive(pidfd: &OwnedFd) -> bool {
 impl RecentFacts {
     /// The facts of task `tid`, from memory when they were read from this same process.
     pub fn get(&self, tid: i32) -> QuickFacts {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((pidfd, facts)) = entries.get(&tid) {
-                if alive(pidfd) {
-                    return facts.clone();
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(entry) = entries.get_mut(&tid).filter(|e| alive(&e.pidfd)) {
+                if entry.exec_since {
+                    let (exe, comm) = procfs::exe_and_comm(tid);
+                    entry.facts.exe = exe;
+                    entry.facts.comm = comm;
+                    entry.exec_since = false;
                 }
+                return entry.facts.clone();
             }
         }
         // The pidfd first: if the process is still alive after the read, the facts are its own
@@ -64,26 +78,37 @@ impl RecentFacts {
         if let Some(pidfd) = pidfd.filter(alive) {
             if let Ok(mut entries) = self.entries.lock() {
                 if entries.len() >= CAPACITY {
-                    entries.retain(|_, (fd, _)| alive(fd));
+                    entries.retain(|_, e| alive(&e.pidfd));
                     if entries.len() >= CAPACITY {
                         entries.clear();
                     }
                 }
-                entries.insert(tid, (pidfd, facts.clone()));
+                let entry = Entry {
+                    pidfd,
+                    facts: facts.clone(),
+                    exec_since: false,
+                };
+                entries.insert(tid, entry);
             }
         }
         facts
     }
 
-    /// Task `tid` is about to exec: its process's facts are about to change. A thread other
-    /// than the leader takes the leader's pid when it execs, so the leader is forgotten too.
-    pub fn forget_exec(&self, tid: i32) {
+    /// Task `tid` is about to exec: its process's `exe` and `comm` are about to change.
+    /// Only leaders have entries; a thread other than the leader takes the leader's pid when it
+    /// execs, so for a thread without an entry the leader is forgotten.
+    pub fn exec_allowed(&self, tid: i32) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(entry) = entries.get_mut(&tid) {
+                entry.exec_since = true;
+                return;
+            }
+        }
         let leader = match pidfd_open(tid) {
-            Some(_) => tid,
+            Some(_) => return,
             None => procfs::tgid_of(tid).unwrap_or(tid),
         };
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&tid);
             entries.remove(&leader);
         }
     }
@@ -121,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn an_exec_is_forgotten() {
+    fn an_exec_rereads_exe_and_comm() {
         let recent = RecentFacts::default();
         // sh execs sleep after reading a line: the same pid before and after the exec.
         let mut child = Command::new("sh")
@@ -144,9 +169,13 @@ mod tests {
         }
         // Alive, same pid: still remembered as before (which is why the exec must be told).
         assert_eq!(recent.get(pid), before);
-        recent.forget_exec(pid);
+        recent.exec_allowed(pid);
         let after = recent.get(pid);
         assert!(after.exe.ends_with("sleep"), "{after:?}");
+        assert_eq!(after.comm, "sleep");
+        // The process is the same: its start time was kept, not read again.
+        assert_eq!(after.start, before.start);
+        assert_eq!(recent.len(), 1);
         child.kill().unwrap();
         child.wait().unwrap();
     }
