@@ -237,9 +237,10 @@ pub struct Handler {
     pub guard_pids: Vec<i32>,
     /// The launcher's process group (signals to the whole group would reach it).
     pub guard_pgid: i32,
-    /// The supervisor runs as root: check that the task has the same credentials before acting
-    /// for it (an unprivileged supervisor's tasks cannot have other credentials).
-    pub check_creds: bool,
+    /// The supervisor runs as root: its effective (uid, gid), which a task must have for the
+    /// supervisor to act for it (an unprivileged supervisor's tasks cannot have other
+    /// credentials, so there is nothing to check).
+    pub check_creds: Option<(u32, u32)>,
     pub umasks: UmaskCache,
     /// Held (shared) by a worker from installing a writable fd in a task until it has closed its
     /// own copy; an exec is answered only once none is held (see `install_fd`).
@@ -323,6 +324,19 @@ fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Whether nothing exists at `path` (ENOENT, following symlinks), in one stat.
+fn missing(path: &[u8]) -> bool {
+    let Ok(c) = cstring(path) else {
+        return false;
+    };
+    // SAFETY: c is a valid C string and st a buffer of the right type.
+    let rc = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::stat(c.as_ptr(), &mut st)
+    };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)
+}
+
 fn is_dot_or_dotdot(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
@@ -368,7 +382,7 @@ impl Handler {
                     Response::Error(libc::EPERM)
                 } else if !listener.id_valid(n.id) {
                     return None;
-                } else if self.check_creds && !same_creds(n.tid) {
+                } else if self.check_creds.is_some_and(|ids| !has_ids(n.tid, ids)) {
                     // Acting for a task with other credentials would lend it ours.
                     Response::Continue
                 } else {
@@ -719,6 +733,16 @@ impl Handler {
                     (a[0], a[1], a[2], a[4] as i32)
                 };
                 let raw = path_arg(path_addr)?;
+                // A shell or execvp tries each PATH directory in turn (two in three execs of a
+                // build): what does not exist cannot start, and the kernel says so itself. This
+                // adds no race beyond the documented exec race (the program can be swapped after
+                // we judge it either way), and saves reading argv, the facts and the record.
+                // An absolute path outside /proc (whose `self` means the task) names the same
+                // file for the task as for us: one stat answers before any resolving.
+                let absolute = raw.first() == Some(&b'/') && !raw.starts_with(b"/proc");
+                if absolute && missing(&raw) {
+                    return Ok(Plan::Answer(Response::Continue));
+                }
                 let path = if raw.is_empty() && flags & AT_EMPTY_PATH != 0 {
                     task::bytes_to_path(task::fd_target(n.tid, dirfd as i32)?)
                 } else {
@@ -728,11 +752,7 @@ impl Handler {
                         flags & AT_SYMLINK_NOFOLLOW == 0,
                     )?
                 };
-                // A shell or execvp tries each PATH directory in turn (two in three execs of a
-                // build): what does not exist cannot start, and the kernel says so itself. This
-                // adds no race beyond the documented exec race (the program can be swapped after
-                // we judge it either way), and saves reading argv, the facts and the record.
-                if std::fs::metadata(&path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+                if !absolute && missing(path.as_os_str().as_bytes()) {
                     return Ok(Plan::Answer(Response::Continue));
                 }
                 let argv = task::read_argv(n.tid, argv_addr)?;
@@ -948,16 +968,12 @@ fn actor(tid: i32) -> Actor {
     }
 }
 
-/// Whether the task's effective ids equal ours (only consulted when we are root). The owner of
-/// /proc/TID is the task's effective uid and gid while it is dumpable, and one stat is cheaper
-/// than parsing /proc/TID/status on every call.
-fn same_creds(tid: i32) -> bool {
-    let Ok(meta) = std::fs::metadata(format!("/proc/{tid}")) else {
-        return false;
-    };
-    // SAFETY: geteuid/getegid have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    meta.uid() == uid && meta.gid() == gid
+/// Whether the task's effective ids are `(uid, gid)`. The owner of /proc/TID is the task's
+/// effective uid and gid while it is dumpable, and one stat is cheaper than parsing
+/// /proc/TID/status on every call.
+fn has_ids(tid: i32, (uid, gid): (u32, u32)) -> bool {
+    std::fs::metadata(format!("/proc/{tid}"))
+        .is_ok_and(|meta| meta.uid() == uid && meta.gid() == gid)
 }
 
 /// Open `path` as the task asked, refusing any symlink on the way (there is none in a resolved

@@ -422,7 +422,8 @@ fn supervisor_main(
         secrets,
         guard_pids,
         guard_pgid: launcher_pgid,
-        check_creds: euid == 0,
+        // SAFETY: getegid has no preconditions.
+        check_creds: (euid == 0).then(|| (euid, unsafe { libc::getegid() })),
         umasks: Default::default(),
         installing_writable: Default::default(),
     });
