@@ -201,15 +201,21 @@ pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
 }
 
 /// Whether `helper` is the only child the supervisor has left (every thread's children: an
-/// orphan is adopted by whichever thread the kernel picks).
+/// orphan is adopted by whichever thread the kernel picks). A thread that ends while it is read
+/// (the workers end once nothing is supervised) has no children left to count; any other
+/// failure to read counts as "not only the helper", which keeps the helper running.
 pub fn only_child_is(helper: i32) -> bool {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return false;
     };
     let mut children = Vec::new();
     for task in tasks.flatten() {
-        let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
-            return false;
+        let text = match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => text,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH)) => {
+                continue
+            }
+            Err(_) => return false,
         };
         children.extend(
             text.split_whitespace()

@@ -704,6 +704,7 @@ fn serve(listener: &Listener, handler: &Handler) {
     loop {
         let n = match listener.recv() {
             Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && listener.hung_up() => return,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::ENOENT)) => {
                 continue
             }

@@ -78,6 +78,20 @@ impl Listener {
         })
     }
 
+    /// Whether no task uses the filter any more: every supervised process has exited, and none
+    /// can come (only a supervised process can start another). RECV then fails at once with
+    /// `ENOENT` instead of blocking, so a worker must stop rather than retry.
+    pub fn hung_up(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 1 && pfd.revents & libc::POLLHUP != 0
+    }
+
     /// Whether the notification is still pending: the task has not died (and its pid has not been
     /// reused) since it was received. Check after reading the task's memory, before acting.
     pub fn id_valid(&self, id: u64) -> bool {
