@@ -6,8 +6,8 @@
 //! has been reused since. An exec changes `exe` and `comm` but not the pid or the start time: the
 //! supervisor marks the caller's entry when it allows one ([`RecentFacts::exec_allowed`]), and
 //! only those two are read again at its next call. (Most supervised processes are a fork that
-//! execs at once and makes a call or two: the exec's record reads the facts, the calls after it
-//! read one link.)
+//! execs at once and makes a call or two: the exec's record reads the facts, the first call after
+//! it reads only the exe link and the comm.)
 //!
 //! This must never feed a decision. Between an exec being judged and being performed, another
 //! thread of the same process may still put the old facts back; a record can then name the
