@@ -15,6 +15,11 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+#[cfg(target_os = "linux")]
+use std::{
+    ffi::{CStr, CString},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
 
 use crate::lineage::{LineageError, ProcessInfo, ProcessKey, ProcessSource};
 
@@ -616,6 +621,9 @@ pub struct QuickFacts {
     pub ppid: Option<i32>,
     /// The process a thread belongs to (`Tgid:`), when read.
     pub tgid: Option<i32>,
+    /// How many threads its process has (0 when unread): a task alone in its process is the
+    /// process's leader.
+    pub threads: i64,
 }
 
 /// Read a small procfs file in three syscalls: open, one read, close. (`fs::read` first asks
@@ -624,8 +632,11 @@ pub struct QuickFacts {
 /// A procfs seq_file hands over everything that fits in one read, so a read that does not fill
 /// the buffer is the end; a longer file is read on until a read returns nothing.
 pub fn read_small(path: &str) -> io::Result<Vec<u8>> {
+    read_to_end(std::fs::File::open(path)?)
+}
+
+fn read_to_end(mut file: std::fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -637,40 +648,120 @@ pub fn read_small(path: &str) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The real executable of task `tid`, empty when it cannot be read.
-fn exe_of(tid: i32) -> PathBuf {
-    std::fs::read_link(format!("/proc/{tid}/exe"))
-        .map(|t| split_deleted(t).0)
-        .unwrap_or_default()
-}
+/// An open `/proc/TID` directory: one task's files read without walking `/proc/TID` again for
+/// each. (For a task first seen, procfs builds each entry on its first lookup, directory and
+/// files alike; the supervisor reads a few files of every process the agent forks.) A file
+/// opened through the handle after the task is gone fails: it never reads a task that took the
+/// pid since, so the files read through one handle are all of the same task.
+#[cfg(target_os = "linux")]
+pub struct TaskDir(OwnedFd);
 
-/// What an exec changes of task `tid`: its executable and its comm (`/proc/TID/comm`, a
-/// cheaper read than the whole stat line).
-pub fn exe_and_comm(tid: i32) -> (PathBuf, String) {
-    let comm = read_small(&format!("/proc/{tid}/comm"))
-        .map(|bytes| {
-            let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-            String::from_utf8_lossy(line).into_owned()
-        })
-        .unwrap_or_default();
-    (exe_of(tid), comm)
+#[cfg(target_os = "linux")]
+impl TaskDir {
+    pub fn open(tid: i32) -> io::Result<TaskDir> {
+        let path = CString::new(format!("/proc/{tid}")).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: path is a valid C string.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new fd owned here.
+        Ok(TaskDir(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// A small file of the task (see [`read_small`]).
+    pub fn read(&self, name: &CStr) -> io::Result<Vec<u8>> {
+        // SAFETY: a valid directory fd and C string.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new fd owned here.
+        read_to_end(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// The real executable, empty when it cannot be read.
+    pub fn exe(&self) -> PathBuf {
+        let mut buf = vec![0u8; libc::PATH_MAX as usize];
+        // SAFETY: a valid directory fd, C string and buffer of the given length.
+        let n = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                c"exe".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n <= 0 || n as usize >= buf.len() {
+            return PathBuf::new();
+        }
+        buf.truncate(n as usize);
+        split_deleted(PathBuf::from(OsString::from_vec(buf))).0
+    }
+
+    /// The kernel's name of the task (`comm`, a cheaper read than the whole stat line).
+    pub fn comm(&self) -> String {
+        self.read(c"comm")
+            .map(|bytes| {
+                let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+                String::from_utf8_lossy(line).into_owned()
+            })
+            .unwrap_or_default()
+    }
+
+    /// [`QuickFacts`] of the task.
+    pub fn facts(&self) -> QuickFacts {
+        let exe = self.exe();
+        let stat = self
+            .read(c"stat")
+            .ok()
+            .and_then(|bytes| parse_stat(&String::from_utf8_lossy(&bytes)).ok());
+        let ppid = stat.as_ref().map(|s| s.ppid);
+        let threads = stat.as_ref().map_or(0, |s| s.num_threads);
+        let (comm, start) = stat.map(|s| (s.comm, s.start_time)).unwrap_or_default();
+        QuickFacts {
+            exe,
+            comm,
+            start,
+            ppid,
+            tgid: None,
+            threads,
+        }
+    }
+
+    /// Whether the task has not been reaped: the kernel takes a `/proc/PID` directory fd as a
+    /// pidfd, and signal 0 only checks existence. (A zombie counts: it makes no more calls.)
+    pub fn is_alive(&self) -> bool {
+        // SAFETY: signal 0 only checks existence and permission; null info is allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
 }
 
 /// [`QuickFacts`] of task `tid` (a thread id works: `exe`, `comm` and `stat` exist per thread).
+#[cfg(target_os = "linux")]
 pub fn quick_facts(tid: i32) -> QuickFacts {
-    let exe = exe_of(tid);
-    let stat = read_small(&format!("/proc/{tid}/stat"))
-        .ok()
-        .and_then(|bytes| parse_stat(&String::from_utf8_lossy(&bytes)).ok());
-    let ppid = stat.as_ref().map(|s| s.ppid);
-    let (comm, start) = stat.map(|s| (s.comm, s.start_time)).unwrap_or_default();
-    QuickFacts {
-        exe,
-        comm,
-        start,
-        ppid,
-        tgid: None,
-    }
+    TaskDir::open(tid)
+        .map(|dir| dir.facts())
+        .unwrap_or_default()
 }
 
 /// The process a thread belongs to (`Tgid:` of `/proc/TID/status`), or None when no such
@@ -682,9 +773,62 @@ pub fn tgid_of(tid: i32) -> Option<i32> {
 }
 
 /// [`QuickFacts`] plus the process a thread belongs to (one more read, of `status`).
+#[cfg(target_os = "linux")]
 pub fn facts_with_tgid(tid: i32) -> QuickFacts {
     QuickFacts {
         tgid: tgid_of(tid),
         ..quick_facts(tid)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod task_dir_tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn reads_a_live_process_and_nothing_once_it_is_reaped() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dir = TaskDir::open(child.id() as i32).unwrap();
+        let facts = dir.facts();
+        assert!(facts.exe.ends_with("sleep"), "{facts:?}");
+        assert_eq!(facts.comm, "sleep");
+        assert_eq!(dir.comm(), "sleep");
+        assert_eq!(facts.ppid, Some(std::process::id() as i32));
+        assert!(facts.start > 0);
+        assert_eq!(facts.threads, 1);
+        assert!(dir.is_alive());
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The handle still names the reaped process: nothing is read, whoever has the pid now.
+        assert!(!dir.is_alive());
+        assert_eq!(dir.facts(), QuickFacts::default());
+        assert_eq!(dir.comm(), "");
+    }
+
+    #[test]
+    fn a_thread_is_alive_until_it_ends() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let dir = TaskDir::open(tid).unwrap();
+        // A thread has files of its own; its process has more than one thread.
+        let facts = dir.facts();
+        assert_eq!(facts.ppid, Some(std::os::unix::process::parent_id() as i32));
+        assert!(facts.threads > 1, "{facts:?}");
+        assert!(dir.is_alive());
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
+        assert!(!dir.is_alive());
     }
 }

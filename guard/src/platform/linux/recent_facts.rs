@@ -1,25 +1,26 @@
 //! Facts of recently seen processes, so that the record of an *allowed* supervised call does not
 //! cost two `/proc` reads (they were a quarter of the supervisor's time on a write-open).
 //!
-//! An entry is trusted only while the process it was read from is alive: it holds a pidfd of
-//! that process, and a signal 0 through a pidfd fails once its process is gone, even when the pid
-//! has been reused since. An exec changes `exe` and `comm` but not the pid or the start time: the
-//! supervisor marks the caller's entry when it allows one ([`RecentFacts::exec_allowed`]), and
-//! only those two are read again at its next call. (Most supervised processes are a fork that
-//! execs at once and makes a call or two: the exec's record reads the facts, the first call after
-//! it reads only the exe link and the comm.)
+//! An entry is trusted only while the process it was read from is alive: it holds that process's
+//! `/proc/PID` directory, which the kernel also takes as a pidfd: a signal 0 through it fails once
+//! its process is gone, even when the pid has been reused since, and a file opened through it
+//! never belongs to a newcomer. An exec changes `exe` and `comm` but not the pid or the start
+//! time: the supervisor marks the caller's entry when it allows one
+//! ([`RecentFacts::exec_allowed`]), and only those two are read again at its next call. (Most
+//! supervised processes are a fork that execs at once and makes a call or two: the exec's record
+//! reads the facts, the first call after it reads only the exe link and the comm, through the
+//! directory already open.)
 //!
 //! This must never feed a decision. Between an exec being judged and being performed, another
 //! thread of the same process may still put the old facts back; a record can then name the
 //! previous program, a verdict must not. Decisions read `/proc` afresh (see `cli::run`).
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use super::procfs::{self, QuickFacts};
+use super::procfs::{self, QuickFacts, TaskDir};
 
-/// At most this many processes are remembered (each holds a pidfd of the supervisor's).
+/// At most this many processes are remembered (each holds a directory fd of the supervisor's).
 const CAPACITY: usize = 256;
 
 #[derive(Default)]
@@ -28,63 +29,54 @@ pub struct RecentFacts {
 }
 
 struct Entry {
-    pidfd: OwnedFd,
+    dir: TaskDir,
     facts: QuickFacts,
     /// The process was allowed an exec since `exe` and `comm` were read.
     exec_since: bool,
 }
 
-/// A pidfd of process `pid`; fails for a thread that is not its process's leader (only leaders
-/// are remembered, so that a leader's entry is found by its own tid).
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+/// Whether `tid` is its process's leader: pidfd_open refuses any other thread.
+fn is_leader(tid: i32) -> bool {
     // SAFETY: plain syscall on integers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a new fd owned here.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Whether the process behind `pidfd` is still alive (a zombie counts: it makes no more calls).
-fn alive(pidfd: &OwnedFd) -> bool {
-    // SAFETY: signal 0 only checks existence and permission; null info is allowed.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        ) == 0
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) };
+    if fd < 0 {
+        return false;
     }
+    // SAFETY: closing the fd just opened.
+    unsafe { libc::close(fd as i32) };
+    true
 }
 
 impl RecentFacts {
     /// The facts of task `tid`, from memory when they were read from this same process.
     pub fn get(&self, tid: i32) -> QuickFacts {
         if let Ok(mut entries) = self.entries.lock() {
-            if let Some(entry) = entries.get_mut(&tid).filter(|e| alive(&e.pidfd)) {
+            if let Some(entry) = entries.get_mut(&tid).filter(|e| e.dir.is_alive()) {
                 if entry.exec_since {
-                    let (exe, comm) = procfs::exe_and_comm(tid);
-                    entry.facts.exe = exe;
-                    entry.facts.comm = comm;
+                    entry.facts.exe = entry.dir.exe();
+                    entry.facts.comm = entry.dir.comm();
                     entry.exec_since = false;
                 }
                 return entry.facts.clone();
             }
         }
-        // The pidfd first: if the process is still alive after the read, the facts are its own
-        // and not those of a process that took its pid meanwhile.
-        let pidfd = pidfd_open(tid);
-        let facts = procfs::quick_facts(tid);
-        if let Some(pidfd) = pidfd.filter(alive) {
+        let Ok(dir) = TaskDir::open(tid) else {
+            return QuickFacts::default();
+        };
+        let facts = dir.facts();
+        // Only processes are remembered, by their leader's tid, so that `exec_allowed` finds the
+        // entry an exec changes (a thread that execs takes the leader's pid). A task alone in its
+        // process is the leader; in a process with threads, pidfd_open tells (it refuses others).
+        if dir.is_alive() && (facts.threads == 1 || is_leader(tid)) {
             if let Ok(mut entries) = self.entries.lock() {
                 if entries.len() >= CAPACITY {
-                    entries.retain(|_, e| alive(&e.pidfd));
+                    entries.retain(|_, e| e.dir.is_alive());
                     if entries.len() >= CAPACITY {
                         entries.clear();
                     }
                 }
                 let entry = Entry {
-                    pidfd,
+                    dir,
                     facts: facts.clone(),
                     exec_since: false,
                 };
@@ -104,10 +96,10 @@ impl RecentFacts {
                 return;
             }
         }
-        let leader = match pidfd_open(tid) {
-            Some(_) => return,
-            None => procfs::tgid_of(tid).unwrap_or(tid),
-        };
+        let leader = procfs::tgid_of(tid).unwrap_or(tid);
+        if leader == tid {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&leader);
         }
@@ -178,5 +170,29 @@ mod tests {
         assert_eq!(recent.len(), 1);
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn remembers_a_process_by_its_leader_and_not_its_other_threads() {
+        let recent = RecentFacts::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        // The thread's facts are read, not kept; the leader of the same (threaded) process is.
+        assert!(!recent.get(tid).exe.as_os_str().is_empty());
+        assert_eq!(recent.len(), 0);
+        assert!(!recent
+            .get(std::process::id() as i32)
+            .exe
+            .as_os_str()
+            .is_empty());
+        assert_eq!(recent.len(), 1);
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 }
