@@ -8,12 +8,15 @@
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
 # default policy), then read every file once more.
 #   RUNS=5 bench/workload.sh
+# BENCH_DIR=/dev/shm runs it on tmpfs: it takes the disk out of the measurement (on a no-journal
+# ext4, as on our CI machines, a create scans past every inode freed in the last minute or so,
+# which makes the native time, and so every ratio, depend on what ran just before).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 cargo build --release -q -p agent-guard --bin agent-guard
 AG="$PWD/target/release/agent-guard"
-root=$(mktemp -d)
+root=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}")
 trap 'rm -rf "$root"' EXIT
 home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
 echo key > "$home/.ssh/id_ed25519"
@@ -52,7 +55,8 @@ cat src/*.c src/*.h Makefile > /dev/null'
 nosecrets="$root/nosecrets.json"
 echo '{"secret_zones": []}' > "$nosecrets"
 
-# One timed run of the workload in a fresh copy of the home; prints seconds.
+# One timed run of the workload in a fresh copy of the home; prints seconds. A run that fails
+# stops the benchmark: its time would measure how fast the workload gives up.
 run_once() {
   local mode=$1
   rm -rf "$home/work"; mkdir -p "$home/work"
@@ -66,9 +70,10 @@ run_once() {
              AGENT_GUARD_SUPERVISE_READS=1 "$AG" run --agent bench -- bash -c "$workload" ;;
     guard-writes) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
              "$AG" run --policy "$nosecrets" --agent bench -- bash -c "$workload" ;;
+    # The benchmark's own directory is bound again: under BENCH_DIR=/dev/shm, --dev would hide it.
     bwrap) HOME="$home" TARBALL="$root/proj.tar.gz" bwrap --bind / / --dev /dev --proc /proc \
-             --tmpfs "$home/.ssh" -- bash -c "$workload" ;;
-  esac
+             --bind "$root" "$root" --tmpfs "$home/.ssh" -- bash -c "$workload" ;;
+  esac || { echo "workload failed in mode $mode" >&2; return 1; }
   end=$(date +%s.%N)
   # The agent could not remove what the guard protects; clean up as the human.
   rm -rf "$home/work/proj"
@@ -87,7 +92,8 @@ for ((r = 0; r < RUNS; r++)); do
   # lazily), so a fixed order would charge one mode for its predecessor.
   for ((i = 0; i < n; i++)); do
     m=${modes[$(((i + r) % n))]}
-    times[$m]+="$(run_once "$m") "
+    t=$(run_once "$m")
+    times[$m]+="$t "
   done
 done
 base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
