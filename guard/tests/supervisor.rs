@@ -436,7 +436,9 @@ static void *flip(void *arg) {
 /* race unlink HARMLESS TARGET N: unlink(buf) while buf flips; stop if TARGET disappears.
    race read HARMLESS TARGET N: open(buf) + read while buf flips; stop if TARGET's text is read.
    race exec HARMLESS TARGET N: fork; the child execs buf while buf flips; stop when the file
-   named by argv[5] exists (TARGET, a script, creates it). */
+   named by argv[5] exists (TARGET, a script, creates it).
+   Each runs N rounds, and on (up to 10 N) until both outcomes were seen: on a loaded machine the
+   flipping thread can be off the CPU for a whole batch of rounds. */
 int main(int argc, char **argv) {
     (void)argc;
     int reading = strcmp(argv[1], "read") == 0;
@@ -445,7 +447,7 @@ int main(int argc, char **argv) {
     pthread_t t; pthread_create(&t, NULL, flip, NULL);
     int ok = 0, denied = 0;
     if (strcmp(argv[1], "exec") == 0) {
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n || ((!ok || !denied) && i < 10 * n); i++) {
             pid_t pid = fork();
             if (pid == 0) {
                 pthread_t t2; pthread_create(&t2, NULL, flip, NULL);
@@ -460,7 +462,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "succeeded %d, denied %d\n", ok, denied);
         return 0;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n || ((!ok || !denied) && i < 10 * n); i++) {
         if (reading) {
             char text[64] = {0};
             int fd = open(buf, O_RDONLY);
