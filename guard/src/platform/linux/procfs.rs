@@ -782,7 +782,7 @@ pub fn facts_with_tgid(tid: i32) -> QuickFacts {
 }
 
 #[cfg(all(test, target_os = "linux"))]
-mod task_dir_tests {
+pub(crate) mod task_dir_tests {
     use super::*;
     use std::process::{Command, Stdio};
 
@@ -811,24 +811,49 @@ mod task_dir_tests {
         assert_eq!(dir.comm(), "");
     }
 
+    /// A thread of the test process that waits until dropped: a task that is not a leader.
+    pub(crate) struct ParkedThread {
+        pub tid: i32,
+        done: Option<std::sync::mpsc::Sender<()>>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl ParkedThread {
+        pub(crate) fn start() -> ParkedThread {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (done, parked) = std::sync::mpsc::channel::<()>();
+            let handle = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let _ = parked.recv();
+            });
+            ParkedThread {
+                tid: rx.recv().unwrap(),
+                done: Some(done),
+                handle: Some(handle),
+            }
+        }
+    }
+
+    impl Drop for ParkedThread {
+        fn drop(&mut self) {
+            drop(self.done.take());
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
     #[test]
     fn a_thread_is_alive_until_it_ends() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            let _ = done_rx.recv();
-        });
-        let tid = rx.recv().unwrap();
-        let dir = TaskDir::open(tid).unwrap();
+        let thread = ParkedThread::start();
+        let dir = TaskDir::open(thread.tid).unwrap();
         // A thread has files of its own; its process has more than one thread.
         let facts = dir.facts();
         assert_eq!(facts.ppid, Some(std::os::unix::process::parent_id() as i32));
         assert!(facts.threads > 1, "{facts:?}");
         assert!(dir.is_alive());
-        done_tx.send(()).unwrap();
-        thread.join().unwrap();
+        drop(thread);
         assert!(!dir.is_alive());
     }
 }

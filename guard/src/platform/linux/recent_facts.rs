@@ -175,16 +175,9 @@ mod tests {
     #[test]
     fn remembers_a_process_by_its_leader_and_not_its_other_threads() {
         let recent = RecentFacts::default();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            let _ = done_rx.recv();
-        });
-        let tid = rx.recv().unwrap();
+        let thread = procfs::task_dir_tests::ParkedThread::start();
         // The thread's facts are read, not kept; the leader of the same (threaded) process is.
-        assert!(!recent.get(tid).exe.as_os_str().is_empty());
+        assert!(!recent.get(thread.tid).exe.as_os_str().is_empty());
         assert_eq!(recent.len(), 0);
         assert!(!recent
             .get(std::process::id() as i32)
@@ -192,7 +185,5 @@ mod tests {
             .as_os_str()
             .is_empty());
         assert_eq!(recent.len(), 1);
-        done_tx.send(()).unwrap();
-        thread.join().unwrap();
     }
 }
