@@ -2,7 +2,10 @@
 # A file-heavy agent workload, timed unsupervised, under `agent-guard run` (the embedded default
 # policy, whose secret zones are hidden behind the supervisor's FUSE mounts; the same with every
 # open supervised instead, the fall-back; and a policy without secret zones, where only writes
-# are), and under bubblewrap (Claude Code's Linux sandbox) when installed.
+# are), and under bubblewrap (Claude Code's Linux sandbox) when installed. It also times the
+# floor of the mechanism: the same seccomp filter served by a supervisor that answers every
+# notification at once and judges nothing (examples/notify_floor.rs; it enforces nothing), so the
+# share of the overhead that is the kernel's round trip itself is measured in the same run.
 # Prints the median wall time of each and its ratio to the unsupervised run, all measured in
 # this one run. The workload: unpack a C project (200 files), build it with make -j2, git
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
@@ -14,8 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
-cargo build --release -q -p agent-guard --bin agent-guard
+cargo build --release -q -p agent-guard --bin agent-guard --example notify_floor
 AG="$PWD/target/release/agent-guard"
+FLOOR="$PWD/target/release/examples/notify_floor"
 root=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}")
 trap 'rm -rf "$root"' EXIT
 home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
@@ -68,6 +72,7 @@ run_once() {
              "$AG" run --agent bench -- bash -c "$workload" ;;
     guard-reads) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
              AGENT_GUARD_SUPERVISE_READS=1 "$AG" run --agent bench -- bash -c "$workload" ;;
+    floor) HOME="$home" TARBALL="$root/proj.tar.gz" "$FLOOR" -- bash -c "$workload" ;;
     guard-writes) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
              "$AG" run --policy "$nosecrets" --agent bench -- bash -c "$workload" ;;
     # The benchmark's own directory is bound again: under BENCH_DIR=/dev/shm, --dev would hide it.
@@ -82,7 +87,7 @@ run_once() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-modes=(native guard guard-reads guard-writes)
+modes=(native floor guard guard-reads guard-writes)
 command -v bwrap > /dev/null && bwrap --bind / / --dev /dev --proc /proc true 2>/dev/null && modes+=(bwrap)
 declare -A times
 n=${#modes[@]}
@@ -102,6 +107,7 @@ for m in "${modes[@]}"; do
   t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
   case $m in
     native) label="unsupervised";;
+    floor) label="notification round trips alone (judges nothing)";;
     guard) label="agent-guard run, default policy (secrets hidden)";;
     guard-reads) label="agent-guard run, default policy (reads supervised)";;
     guard-writes) label="agent-guard run, no secret zones (writes only)";;

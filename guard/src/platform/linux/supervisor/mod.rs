@@ -20,6 +20,9 @@
 //! (see `handler`). It never needs privileges: everything works as an ordinary user with
 //! `no_new_privs`.
 
+/// Not an API: the benchmark's floor (enforces nothing; see the module).
+#[doc(hidden)]
+pub mod bench_support;
 mod filter;
 mod handler;
 mod late_roots;
