@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use super::filter::{program, FilterOptions};
+use super::filter::{install, program, FilterOptions};
 use super::notify::{Listener, Response};
 
 /// Run `cmd` under the filter, answer every notification with CONTINUE, and return its exit
@@ -32,10 +32,6 @@ pub fn run_answering_everything(cmd: &[OsString]) -> io::Result<i32> {
     let prog = program(FilterOptions {
         supervise_reads: false,
     });
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
     let (mut up, mut down) = ([0; 2], [0; 2]);
     // SAFETY: plain pipe creation into valid arrays.
     if unsafe {
@@ -54,13 +50,7 @@ pub fn run_answering_everything(cmd: &[OsString]) -> io::Result<i32> {
         // SAFETY: raw syscalls on valid buffers; the child ends in execvp or _exit.
         unsafe {
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            let fd = libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
-                    | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-                &fprog as *const libc::sock_fprog,
-            ) as i32;
+            let fd = install(&prog);
             // The parent copies the listener (pidfd_getfd) before we exec: it is close-on-exec.
             libc::write(up[1], (&fd as *const i32).cast(), 4);
             let mut go = 0u8;
@@ -111,15 +101,9 @@ pub fn run_answering_everything(cmd: &[OsString]) -> io::Result<i32> {
     };
     for _ in 0..2 {
         let listener = listener.clone();
-        std::thread::spawn(move || loop {
-            match listener.recv() {
-                Ok(n) => {
-                    let _ = listener.send(n.id, Response::Continue);
-                }
-                // ENOENT with a hung-up listener: no supervised task is left.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && listener.hung_up() => return,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::ENOENT)) => {}
-                Err(_) => return,
+        std::thread::spawn(move || {
+            while let Some(n) = listener.next() {
+                let _ = listener.send(n.id, Response::Continue);
             }
         });
     }

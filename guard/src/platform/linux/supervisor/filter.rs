@@ -7,6 +7,8 @@
 //! It must never allow a syscall that the supervisor is meant to judge: a missed syscall here is a
 //! silent bypass, so the table is the single place the supervised set is written down.
 
+use std::os::fd::RawFd;
+
 use libc::{c_long, sock_filter};
 
 /// `SECCOMP_RET_*` actions (linux/seccomp.h).
@@ -169,6 +171,35 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_symlink, Rule::Notify),
     ]);
     table
+}
+
+/// Install `prog` on the calling thread with a listener for its notifications, and return the
+/// listener fd (-1 with errno set on failure). Makes raw syscalls only, so a child may call it
+/// between fork and exec; `PR_SET_NO_NEW_PRIVS` must be set first.
+///
+/// # Safety
+/// Only syscalls on `prog`, which stays valid for the call.
+pub unsafe fn install(prog: &[sock_filter]) -> RawFd {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut sock_filter,
+    };
+    let install = |flags: libc::c_ulong| {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    let mut fd = install(
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    );
+    if fd < 0 && *libc::__errno_location() == libc::EINVAL {
+        // Before 5.19: no killable wait; a signal may then restart a notified call.
+        fd = install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    }
+    fd as RawFd
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {

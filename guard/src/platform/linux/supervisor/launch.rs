@@ -556,31 +556,13 @@ unsafe fn child_exec(plan: &ExecPlan, sock: RawFd, other: RawFd, helper_pair: [R
     } else {
         &plan.filter
     };
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
-    let install = |flags: libc::c_ulong| {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    let mut fd = install(
-        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-    );
-    if fd < 0 && errno() == libc::EINVAL {
-        // Before 5.19: no killable wait; a signal may then restart a notified call.
-        fd = install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
-    }
+    let fd = filter::install(filter);
     if fd < 0 {
         report(1, errno());
     }
     // The listener, then the FUSE fds of the mounted roots.
     let mut all = [-1 as RawFd; message::MAX_FDS];
-    all[0] = fd as RawFd;
+    all[0] = fd;
     all[1..=mounted].copy_from_slice(&fuse_fds[..mounted]);
     if !message::send(sock, MSG_LISTENER, i64::from(hidden), &all[..=mounted]) {
         report(2, errno());
@@ -701,15 +683,7 @@ fn serve(listener: &Listener, handler: &Handler) {
             super::handler::PRIVATE_FS.with(|p| p.set(true));
         }
     }
-    loop {
-        let n = match listener.recv() {
-            Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && listener.hung_up() => return,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::ENOENT)) => {
-                continue
-            }
-            Err(_) => return,
-        };
+    while let Some(n) = listener.next() {
         let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             handler.handle(listener, &n)
         }))

@@ -78,6 +78,19 @@ impl Listener {
         })
     }
 
+    /// The next notification, retrying what `recv` reports as retryable; `None` once no task is
+    /// left to notify (see `hung_up`) or the listener fails: the worker then stops.
+    pub fn next(&self) -> Option<Notification> {
+        loop {
+            match self.recv() {
+                Ok(n) => return Some(n),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && self.hung_up() => return None,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::ENOENT)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Whether no task uses the filter any more: every supervised process has exited, and none
     /// can come (only a supervised process can start another). RECV then fails at once with
     /// `ENOENT` instead of blocking, so a worker must stop rather than retry.
