@@ -2,6 +2,7 @@
 //! The latency target (100 ms) is measured by the reload benchmark; here a generous liveness
 //! bound only guards against a reload that never comes.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -92,6 +93,30 @@ fn reloads_on_write_rename_and_keeps_last_good_on_corruption() {
     assert!(
         errors.recv_timeout(Duration::from_millis(500)).is_err(),
         "the same error is reported once"
+    );
+
+    // A writer that stalls between truncating and writing (preempted, or a slow editor) is not
+    // reported half done: the empty file never surfaces as an error, the finished one does.
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&file)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    writer
+        .write_all(br#"{"mode": "enforce", "protected_zones": ["also/relative"]}"#)
+        .unwrap();
+    drop(writer);
+    let error = errors
+        .recv_timeout(LIVENESS)
+        .expect("the new error is reported");
+    assert!(
+        error.contains("also/relative"),
+        "reported half written: {error}"
+    );
+    assert!(
+        errors.recv_timeout(Duration::from_millis(500)).is_err(),
+        "one report for one change"
     );
 
     // Fixed again: picked up.

@@ -4,14 +4,16 @@
 //! *directory*, so a file replaced by rename (as editors and `mv` do) is seen like one written in
 //! place. Each change is validated; a valid policy is swapped in atomically ([`ArcSwap`]) so
 //! deciders never block or see half a policy; an invalid one keeps the last good policy and its
-//! error is reported once (until the file changes again).
+//! error is reported once (until the file changes again), after the file has been quiet for a
+//! moment, so a version caught half-written is never reported.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::{load_file, LoadContext, Policy, PolicyError};
@@ -49,11 +51,9 @@ impl LivePolicy {
     }
 
     /// Swap in `file` if it is a valid policy now; say nothing if it is not (yet).
-    /// Returns whether the policy changed.
-    fn try_swap(&self, file: &Path, ctx: &LoadContext) -> bool {
-        let Ok(policy) = load_file(file, ctx) else {
-            return false;
-        };
+    /// Returns whether the policy changed, or `None` if the file is not valid now.
+    fn try_swap(&self, file: &Path, ctx: &LoadContext) -> Option<bool> {
+        let policy = load_file(file, ctx).ok()?;
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         let changed = policy.version != self.current.load().version;
         self.current.store(Arc::new(policy));
@@ -62,7 +62,7 @@ impl LivePolicy {
             status.reloads += 1;
             status.last_reload = Some(SystemTime::now());
         }
-        changed
+        Some(changed)
     }
 
     /// Load `file` again; swap it in if valid, keep the current policy if not.
@@ -93,16 +93,19 @@ impl LivePolicy {
     }
 }
 
-/// How long a half-written file is given to settle before its error is reported.
-const SETTLE: Duration = Duration::from_millis(30);
+/// How long the file must stay quiet before an invalid version's error is reported: a write in
+/// place (truncate, then write) is seen half done, and a writer can be preempted between the two.
+/// Only the report waits; a valid version is swapped in at the first event that shows it.
+const SETTLE: Duration = Duration::from_millis(200);
 
-/// Keeps the watch alive; dropping it stops watching.
+/// Keeps the watch alive; dropping it stops watching (and ends the reload thread).
 pub struct PolicyWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
 /// Watch `file` and reload `live` when it changes. `on_event` is told about each reload: `Ok(true)`
-/// for a new policy, `Err` for an invalid file (once per distinct error).
+/// for a new policy, `Err` for an invalid file (once per distinct error, after the file has been
+/// quiet for [`SETTLE`], so a half-written file is never reported).
 pub fn watch(
     live: Arc<LivePolicy>,
     file: PathBuf,
@@ -113,43 +116,66 @@ pub fn watch(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let name = file.file_name().map(|n| n.to_os_string());
-    let watched = file.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(event) = res else { return };
-        let closed_after_write = matches!(
-            event.kind,
-            EventKind::Access(AccessKind::Close(AccessMode::Write))
-        );
-        if event.kind.is_access() && !closed_after_write {
-            return;
-        }
-        let ours = event
-            .paths
-            .iter()
-            .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
-        if !ours || !watched.exists() {
-            return;
-        }
-        // A write in place (truncate, then write) is seen half done. Where the kernel reports
-        // the writer's close (inotify), a data change is only tried quietly and the close
-        // settles it; elsewhere, a failing file gets a moment before its error is reported.
-        // The last good policy stays in force meanwhile.
-        if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) && cfg!(target_os = "linux")
-        {
-            if live.try_swap(&watched, &ctx) {
-                on_event(Ok(true));
-            }
-            return;
-        }
-        if !closed_after_write && load_file(&watched, &ctx).is_err() {
-            std::thread::sleep(SETTLE);
-        }
-        match live.reload(&watched, &ctx) {
-            Ok(false) => {}
-            other => on_event(other),
-        }
-    })?;
+    let (events, received) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(events)?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    std::thread::Builder::new()
+        .name("policy-reload".into())
+        .spawn(move || reload_loop(&received, &live, &file, &ctx, on_event))
+        .map_err(notify::Error::io)?;
     Ok(PolicyWatcher { _watcher: watcher })
+}
+
+/// Serve the watcher's events until it is dropped. Every event that touches the file tries it
+/// quietly; a failing file is reloaded for real (and its error reported) once no event has come
+/// for [`SETTLE`].
+fn reload_loop(
+    received: &mpsc::Receiver<notify::Result<notify::Event>>,
+    live: &LivePolicy,
+    file: &Path,
+    ctx: &LoadContext,
+    on_event: impl Fn(Result<bool, PolicyError>),
+) {
+    let name = file.file_name();
+    let mut report_at: Option<Instant> = None;
+    loop {
+        let next = match report_at {
+            Some(at) => received.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => received.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(Ok(event)) => {
+                // Opens and reads change nothing; a writer's close does (it may be the only event
+                // left once a burst is over).
+                let closed_after_write = matches!(
+                    event.kind,
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                );
+                if event.kind.is_access() && !closed_after_write {
+                    continue;
+                }
+                if !event.paths.iter().any(|p| p.file_name() == name) || !file.exists() {
+                    continue;
+                }
+                match live.try_swap(file, ctx) {
+                    Some(changed) => {
+                        report_at = None;
+                        if changed {
+                            on_event(Ok(true));
+                        }
+                    }
+                    None => report_at = Some(Instant::now() + SETTLE),
+                }
+            }
+            Ok(Err(_)) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                report_at = None;
+                match live.reload(file, ctx) {
+                    Ok(false) => {}
+                    other => on_event(other),
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
