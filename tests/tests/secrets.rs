@@ -243,3 +243,48 @@ fn reads_elsewhere_are_left_to_the_kernel_when_the_zone_is_hidden() {
     assert!(stdout(&out).contains("readme"), "{}", text(&out));
     assert!(text(&out).contains(EPERM), "{}", text(&out));
 }
+
+#[test]
+fn a_task_the_supervisor_does_not_act_for_still_moves_files_between_directories() {
+    // The hidden view puts the agent in a Landlock domain for its ptrace rule. A domain that
+    // does not handle Landlock's REFER right refuses every rename or link into another
+    // directory with EXDEV. The supervisor performs those calls itself, outside the domain,
+    // except for a task whose credentials differ from a root supervisor's (it would lend it
+    // ours): that task's rename is let through, and must work as it does for the human.
+    let root_user = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root_user {
+        eprintln!("skipped: only a root supervisor lets a task with other credentials act itself");
+        return;
+    }
+    let s = Sandbox::new();
+    let shared = tempfile::tempdir().unwrap();
+    for dir in ["a", "b"] {
+        std::fs::create_dir(shared.path().join(dir)).unwrap();
+    }
+    std::fs::write(shared.path().join("a/f"), "moved\n").unwrap();
+    let open = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    for p in ["", "a", "b", "a/f"] {
+        open(&shared.path().join(p));
+    }
+    let script = format!(
+        "grep -o fuse.agent-guard /proc/self/mountinfo; \
+         setpriv --reuid=65534 --regid=65534 --clear-groups \
+         perl -e 'rename(\"{0}/a/f\", \"{0}/b/f\") or die \"rename: $!\\n\"; \
+                  link(\"{0}/b/f\", \"{0}/a/g\") or die \"link: $!\\n\"'",
+        shared.path().display()
+    );
+    let out = run(&s, &[], &script);
+    assert!(hidden(&out), "the zone was not hidden: {}", text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("b/f")).unwrap(),
+        "moved\n"
+    );
+    assert!(shared.path().join("a/g").exists(), "{}", text(&out));
+}

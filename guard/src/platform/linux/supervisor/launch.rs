@@ -652,12 +652,31 @@ unsafe fn write_file(path: &std::ffi::CStr, bytes: &[u8]) -> bool {
 /// `/proc/PID/root`, `cwd`, `fd/*`, `mem`) only processes in the same domain or below, so the
 /// agent cannot look at the file system through the human's processes, outside our mounts.
 ///
+/// A domain that does not handle `REFER` (ABI 2+) refuses every link or rename into another
+/// directory with EXDEV. The supervisor performs those calls itself, outside the domain, but the
+/// ones it lets through (a task whose credentials differ from a root supervisor's) would fail; so
+/// `REFER` is handled and granted beneath `/`, which leaves every move possible. (Under ABI 1,
+/// Linux 5.13 to 5.18, a domain always refuses them; only those let-through calls are affected.)
+///
 /// # Safety
-/// Async-signal-safe: used in the forked child after `PR_SET_NO_NEW_PRIVS`.
+/// Async-signal-safe: used in the forked child after `PR_SET_NO_NEW_PRIVS`, in its final mount
+/// namespace (the rule holds for what is beneath that namespace's `/`).
 unsafe fn enter_landlock_domain() -> bool {
     const LANDLOCK_ACCESS_FS_MAKE_BLOCK: u64 = 1 << 11;
+    const LANDLOCK_ACCESS_FS_REFER: u64 = 1 << 13;
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let refer = if super::secret_view::landlock_abi() >= 2 {
+        LANDLOCK_ACCESS_FS_REFER
+    } else {
+        0
+    };
     // The ABI 1 layout (handled_access_fs only), which every Landlock kernel accepts.
-    let handled: u64 = LANDLOCK_ACCESS_FS_MAKE_BLOCK;
+    let handled: u64 = LANDLOCK_ACCESS_FS_MAKE_BLOCK | refer;
     let ruleset = libc::syscall(
         libc::SYS_landlock_create_ruleset,
         &handled as *const u64,
@@ -667,8 +686,28 @@ unsafe fn enter_landlock_domain() -> bool {
     if ruleset < 0 {
         return false;
     }
-    let done = libc::syscall(libc::SYS_landlock_restrict_self, ruleset as RawFd, 0u32) == 0;
-    libc::close(ruleset as RawFd);
+    let ruleset = ruleset as RawFd;
+    let mut done = true;
+    if refer != 0 {
+        let root = libc::open(c"/".as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        let rule = PathBeneath {
+            allowed_access: refer,
+            parent_fd: root,
+        };
+        done = root >= 0
+            && libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &rule as *const PathBeneath,
+                0u32,
+            ) == 0;
+        if root >= 0 {
+            libc::close(root);
+        }
+    }
+    done = done && libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) == 0;
+    libc::close(ruleset);
     done
 }
 
