@@ -144,6 +144,11 @@ fn default_policy_is_useful() {
     assert!(home.excepts(Path::new("/home/u/src/app/target/debug/app")));
     assert!(home.excepts(Path::new("/home/u/src/app/target")));
     assert!(home.excepts(Path::new("/home/u/.claude/todos/x.json")));
+    // cargo's cache tracker is SQLite with a rollback journal it deletes after every write: a
+    // denied delete made every `cargo build` print "disk I/O error" and left a hot journal.
+    assert!(home.excepts(Path::new("/home/u/.cargo/.global-cache-journal")));
+    assert!(!home.excepts(Path::new("/home/u/.cargo/bin/cargo-foo")));
+    assert!(!home.excepts(Path::new("/home/u/.cargo/config.toml")));
     assert!(!home.excepts(Path::new("/home/u/src/app/src/main.rs")));
     for name in ["node", "python3", "python", "perl", "bun", "deno"] {
         assert!(
