@@ -374,6 +374,16 @@ impl EsHandler for DaemonCore {
         if event.actor.team_id.is_none() {
             event.actor.team_id = actor.signing.team_id.clone();
         }
+        // An exec rule may spare a trusted tool's own subcommand (`git stash` resetting the tree
+        // it has just saved): only then are the arguments of the process that execs read. In an
+        // AUTH_EXEC it has not exec'd yet, so they are still the tool's.
+        if event.actor.args.is_empty()
+            && crate::engine::needs_actor_args(&event, &self.runtime.policy.load())
+        {
+            if let Some(args) = inspect.process_args(actor.process.pid) {
+                event.actor.args = args.argv.into_iter().skip(1).collect();
+            }
+        }
         self.runtime
             .decide(&event, &attribution, key_of(actor.process).start)
     }

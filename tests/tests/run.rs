@@ -406,6 +406,57 @@ fn git_clean_is_an_exec_rule() {
 }
 
 #[test]
+fn git_stash_and_worktree_work_for_the_agent_and_git_reset_hard_does_not() {
+    // git stash and git worktree add exec `git reset --hard` (stash also `git clean` and `git
+    // checkout`) for themselves, after saving the tree or into a new one: the default exec rules
+    // spare them (`unless_run_by`), and only them.
+    assert!(on_path("git"), "git is required for this test");
+    let s = Sandbox::new();
+    let setup = s.human(
+        "cd proj && git init -q && git add -A && \
+         git -c user.name=t -c user.email=t@t commit -qm init",
+    );
+    assert!(setup.status.success(), "{}", text(&setup));
+    let out = s.agent(
+        "cd proj && echo edit >> README.md && echo new > untracked.txt && \
+         git stash -q -u && test ! -e untracked.txt && git diff --quiet && echo stashed && \
+         git stash pop -q && echo popped && \
+         git worktree add -q ../wt HEAD && test -f ../wt/README.md && echo worktree",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["stashed", "popped", "worktree"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "readme\nedit\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/untracked.txt")).unwrap(),
+        "new\n"
+    );
+
+    let before = s.denials().len();
+    let out = s.agent("cd proj && git reset --hard");
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "readme\nedit\n",
+        "{}",
+        text(&out)
+    );
+    let d = s.wait_denials(before + 1);
+    assert!(
+        d[before..]
+            .iter()
+            .any(|r| r["rule"] == "exec_rule" && r["process"] == "bash"),
+        "{d:#?}"
+    );
+}
+
+#[test]
 fn the_human_is_not_stopped() {
     let s = Sandbox::new();
     for script in [

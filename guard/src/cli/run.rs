@@ -187,7 +187,17 @@ impl crate::platform::linux::supervisor::Judge for AgentTree {
                 .decide_lazily(event.clone(), &Attribution::Agent(agent), |event, used| {
                     let facts = match used {
                         crate::runtime::FactsUse::Record => self.recent.get(pid),
-                        crate::runtime::FactsUse::Decision => procfs::quick_facts(pid),
+                        crate::runtime::FactsUse::Decision => {
+                            let Ok(dir) = procfs::TaskDir::open(pid) else {
+                                return 0;
+                            };
+                            // Only a denied exec gets here; its rule may spare a trusted
+                            // tool's own subcommand (`unless_run_by`), known by these.
+                            if matches!(event.action, crate::engine::Action::Exec { .. }) {
+                                event.actor.args = dir.args();
+                            }
+                            dir.facts()
+                        }
                     };
                     event.actor.exe = facts.exe;
                     event.actor.comm = facts.comm;

@@ -144,8 +144,7 @@ fn unlink_by(pid: i32, exe: &str, path: &str) -> Event {
             exe: PathBuf::from(exe),
             argv0: String::new(),
             comm: comm_of(Path::new(exe)),
-            signing_id: None,
-            team_id: None,
+            ..Actor::default()
         },
         action: Action::Unlink {
             path: PathBuf::from(path),
@@ -249,6 +248,57 @@ fn an_agents_grandchild_is_denied_and_the_humans_rm_is_allowed() {
     assert_eq!(records[0].pid, 300);
     assert_eq!(records[0].agent_pid, 100);
     assert_eq!(records[0].process, "rm");
+}
+
+#[test]
+fn git_stash_may_reset_the_tree_it_saved_and_the_agent_may_not() {
+    let f = fixture(POLICY);
+    agent_tree(&f);
+    let agent = id(100, 2);
+    let git = "/usr/bin/git";
+    let reset = || Event {
+        actor: Actor {
+            pid: 600,
+            exe: PathBuf::from(git),
+            comm: "git".into(),
+            signing_id: Some("com.apple.git".into()),
+            ..Actor::default()
+        },
+        action: Action::Exec {
+            path: PathBuf::from(git),
+            argv: args(&["git", "reset", "--hard", "-q"]),
+        },
+    };
+    // The agent runs `git stash`; the fork that execs the reset is still `git stash`, and the
+    // daemon reads that from KERN_PROCARGS2.
+    f.core
+        .on_fork(&facts(agent, id(50, 3)), &facts(id(500, 1), agent));
+    exec(
+        &f,
+        id(500, 1),
+        facts(id(500, 2), agent),
+        git,
+        &["git", "stash"],
+    );
+    f.core
+        .on_fork(&facts(id(500, 2), agent), &facts(id(600, 1), id(500, 2)));
+    f.inspector.add(600, 500, 9, git, &["git", "stash"]);
+    let verdict = f
+        .core
+        .decide(&facts(id(600, 1), id(500, 2)), &reset(), &*f.inspector);
+    assert_eq!(verdict, Verdict::Allow);
+    // The same exec from a git whose command line is not a stash (an alias run by git).
+    f.inspector.add(
+        600,
+        500,
+        9,
+        git,
+        &["git", "-c", "alias.x=reset --hard", "x"],
+    );
+    let verdict = f
+        .core
+        .decide(&facts(id(600, 1), id(500, 2)), &reset(), &*f.inspector);
+    assert!(matches!(verdict, Verdict::Deny(_)), "{verdict:?}");
 }
 
 #[test]

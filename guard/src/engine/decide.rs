@@ -18,7 +18,7 @@ use super::event::{Action, Attribution, Event};
 use super::grant::{Grant, Grants};
 use super::reason;
 use super::verdict::{Denial, RuleId, Verdict};
-use crate::policy::{Mode, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecRule, Mode, Policy, Zone, ZoneHits, ZoneKind};
 
 /// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
 pub fn decide(
@@ -72,6 +72,34 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         Action::Link { from, to } => [touch(from, true), touch(to, true)],
         Action::Signal { .. } => [None, None],
     }
+}
+
+/// The first exec rule that matches an exec `action` and `applies` to the process that execs.
+fn exec_rule<'p>(
+    action: &Action,
+    policy: &'p Policy,
+    applies: impl Fn(&ExecRule) -> bool,
+) -> Option<&'p ExecRule> {
+    let Action::Exec { path, argv } = action else {
+        return None;
+    };
+    let exe_name = basename(path);
+    let argv0_name = argv
+        .first()
+        .map(|a| basename(Path::new(a)))
+        .unwrap_or(exe_name);
+    let args = argv.get(1..).unwrap_or(&[]);
+    policy
+        .exec_rules
+        .find(&[exe_name, argv0_name], args, applies)
+}
+
+/// Whether deciding `event` needs the arguments of the process that acts ([`Actor::args`]): an
+/// exec that an exec rule with `unless_run_by` matches. Sensors read them only then.
+///
+/// [`Actor::args`]: super::event::Actor::args
+pub fn needs_actor_args(event: &Event, policy: &Policy) -> bool {
+    exec_rule(&event.action, policy, |rule| !rule.unless_run_by.is_empty()).is_some()
 }
 
 fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<Denial> {
@@ -140,14 +168,14 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     }
 
     // 5. Exec rules.
-    if let Action::Exec { path, argv } = action {
-        let exe_name = basename(path);
-        let argv0_name = argv
-            .first()
-            .map(|a| basename(Path::new(a)))
-            .unwrap_or(exe_name);
-        let args = argv.get(1..).unwrap_or(&[]);
-        if let Some(rule) = policy.exec_rules.find(&[exe_name, argv0_name], args) {
+    if let Action::Exec { path, .. } = action {
+        let applies = |rule: &ExecRule| {
+            !rule
+                .unless_run_by
+                .iter()
+                .any(|by| by.matches(&event.actor, &policy.trusted_tools))
+        };
+        if let Some(rule) = exec_rule(action, policy, applies) {
             return Some(reason::denial(
                 RuleId::ExecRule,
                 action,

@@ -252,6 +252,10 @@ pub struct Actor {
     pub argv0: String,
     /// The kernel's short process name (`comm`).
     pub comm: String,
+    /// The arguments after argv[0] as the process shows them now; before an exec, those of the
+    /// program that execs. Read by the sensor only where a rule asks (an exec rule's
+    /// `unless_run_by`), so usually empty.
+    pub args: Vec<String>,
     /// macOS code-signing identity, when the sensor has it.
     pub signing_id: Option<String>,
     pub team_id: Option<String>,

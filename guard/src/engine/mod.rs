@@ -11,7 +11,7 @@ pub mod path;
 mod reason;
 pub mod verdict;
 
-pub use decide::decide;
+pub use decide::{decide, needs_actor_args};
 pub use event::{Action, Actor, AgentInfo, Attribution, Event, OpKind, OpSet, OpenFlags};
 pub use grant::{Grant, Grants};
 pub use reason::shell_quote;

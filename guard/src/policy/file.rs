@@ -185,6 +185,13 @@ pub struct ExecRuleEntry {
     /// The rule does not apply when any argument matches one of these globs (e.g. `--dry-run`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unless: Vec<String>,
+    /// The rule does not apply to a command that a trusted tool runs for one of its own
+    /// subcommands: `"git stash"` is the trusted tool `git` (identified by its real executable)
+    /// running `stash`, which resets the working tree only after saving it. The subcommand is the
+    /// tool's first argument that is not an option; `-C DIR` and `-c KEY=VALUE` may come before
+    /// it, any other option before it means no match.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unless_run_by: Vec<String>,
     #[serde(default)]
     pub action: ExecAction,
     /// Why, in one sentence for the agent.

@@ -145,9 +145,47 @@ pub struct ExecRule {
     pub index: usize,
     pub args: Vec<GlobMatcher>,
     pub unless: Vec<GlobMatcher>,
+    /// Trusted tools whose own subcommands may run the command (see [`RunBy`]).
+    pub unless_run_by: Vec<RunBy>,
     pub reason: String,
     /// The rule as written, for messages: `git clean -f*`.
     pub display: String,
+}
+
+/// A trusted tool running one of its subcommands (`git stash`): what it execs for its own
+/// operation is not the agent's command. `tool` names an entry of `trusted_tools`, so the tool is
+/// known by its real executable, never by a name the agent could give a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunBy {
+    pub tool: String,
+    pub subcommand: String,
+}
+
+impl RunBy {
+    /// Whether `actor` (the process that execs) is this tool running this subcommand.
+    pub fn matches(&self, actor: &Actor, tools: &[TrustedTool]) -> bool {
+        subcommand_of(&actor.args) == Some(self.subcommand.as_str())
+            && tools
+                .iter()
+                .any(|t| t.name == self.tool && t.identifies(actor))
+    }
+}
+
+/// The subcommand of a git-style command line: the first argument that is not an option, after
+/// only `-C DIR` and `-c KEY=VALUE`. Any other option before it gives `None`: an option that takes
+/// the next argument as its value would otherwise pass that value off as the subcommand.
+fn subcommand_of(args: &[String]) -> Option<&str> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-C" | "-c" => {
+                args.next()?;
+            }
+            a if a.starts_with('-') => return None,
+            a => return Some(a),
+        }
+    }
+    None
 }
 
 impl ExecRules {
@@ -171,8 +209,13 @@ impl ExecRules {
     }
 
     /// The first rule that matches an exec of `program` (the basename of the executable or of
-    /// argv[0]) with `args` (argv without argv[0]).
-    pub fn find(&self, programs: &[&str], args: &[String]) -> Option<&ExecRule> {
+    /// argv[0]) with `args` (argv without argv[0]) and that `applies` (to the process that execs).
+    pub fn find(
+        &self,
+        programs: &[&str],
+        args: &[String],
+        applies: impl Fn(&ExecRule) -> bool,
+    ) -> Option<&ExecRule> {
         let mut seen: Option<&str> = None;
         for program in programs {
             if seen == Some(*program) {
@@ -182,7 +225,7 @@ impl ExecRules {
             let Some(rules) = self.by_program.get(*program) else {
                 continue;
             };
-            if let Some(rule) = rules.iter().find(|r| r.matches(args)) {
+            if let Some(rule) = rules.iter().find(|r| r.matches(args) && applies(r)) {
                 return Some(rule);
             }
         }

@@ -16,7 +16,7 @@ use super::file::{
     TrustedToolEntry,
 };
 use super::zones::{Zone, ZoneIndex, ZoneKind};
-use super::{ExecRule, ExecRules, Policy, PolicyError, TrustedTool, DEFAULT_POLICY_JSON};
+use super::{ExecRule, ExecRules, Policy, PolicyError, RunBy, TrustedTool, DEFAULT_POLICY_JSON};
 use crate::engine::path::clean;
 use crate::engine::{Grant, OpSet};
 
@@ -136,6 +136,9 @@ pub fn normalize(
     ctx: &LoadContext,
 ) -> Result<Policy, PolicyError> {
     let n = Normalizer { source, ctx };
+    // The default's exec rules name git in `unless_run_by`; a file that keeps them but trusts
+    // other tools is not wrong, git just cannot vouch there.
+    let own_exec_rules = file.exec_rules.is_some();
     let file = with_defaults(file);
     let mut warnings = Vec::new();
 
@@ -343,7 +346,7 @@ pub fn normalize(
         .into_iter()
         .enumerate()
     {
-        rules.push(n.exec_rule(i, rule)?);
+        rules.push(n.exec_rule(i, rule, &trusted_tools, own_exec_rules)?);
     }
 
     let max_override_ttl = match &file.max_override_ttl {
@@ -586,7 +589,13 @@ impl Normalizer<'_> {
             .map_err(|e| self.invalid(key, e.to_string()))
     }
 
-    fn exec_rule(&self, i: usize, rule: ExecRuleEntry) -> Result<ExecRule, PolicyError> {
+    fn exec_rule(
+        &self,
+        i: usize,
+        rule: ExecRuleEntry,
+        tools: &[TrustedTool],
+        own_rule: bool,
+    ) -> Result<ExecRule, PolicyError> {
         let key = format!("exec_rules[{i}]");
         if rule.program.is_empty() || rule.program.contains('/') {
             return Err(self.invalid(
@@ -609,6 +618,35 @@ impl Normalizer<'_> {
                 .map(|(j, a)| self.glob(a, &format!("{key}.{field}[{j}]"), false))
                 .collect()
         };
+        let mut unless_run_by = Vec::new();
+        for (j, by) in rule.unless_run_by.iter().enumerate() {
+            let field = format!("{key}.unless_run_by[{j}]");
+            let words: Vec<&str> = by.split_whitespace().collect();
+            let [tool, subcommand] = words[..] else {
+                return Err(self.invalid(
+                    field,
+                    format!(
+                        "{by:?}: expected a trusted tool and its subcommand, like \"git stash\""
+                    ),
+                ));
+            };
+            if !tools.iter().any(|t| t.name == tool) {
+                if !own_rule {
+                    continue;
+                }
+                return Err(self.invalid(
+                    field,
+                    format!(
+                        "{tool:?} is not in trusted_tools: only a tool known by its real \
+                         executable can vouch for what it runs"
+                    ),
+                ));
+            }
+            unless_run_by.push(RunBy {
+                tool: tool.to_owned(),
+                subcommand: subcommand.to_owned(),
+            });
+        }
         let display = std::iter::once(rule.program.as_str())
             .chain(rule.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -616,6 +654,7 @@ impl Normalizer<'_> {
         Ok(ExecRule {
             args: compile(&rule.args, "args")?,
             unless: compile(&rule.unless, "unless")?,
+            unless_run_by,
             program: rule.program,
             index: i,
             reason: rule.reason,

@@ -720,6 +720,18 @@ impl TaskDir {
             .unwrap_or_default()
     }
 
+    /// The task's arguments after argv[0] (`cmdline`), empty when they cannot be read.
+    pub fn args(&self) -> Vec<String> {
+        let mut argv = self
+            .read(c"cmdline")
+            .map(|bytes| parse_cmdline(&bytes))
+            .unwrap_or_default();
+        if !argv.is_empty() {
+            argv.remove(0);
+        }
+        argv
+    }
+
     /// [`QuickFacts`] of the task.
     pub fn facts(&self) -> QuickFacts {
         let exe = self.exe();

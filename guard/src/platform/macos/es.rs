@@ -638,6 +638,7 @@ fn actor_of(process: &Process<'_>, facts: &ActorFacts) -> Actor {
         comm: comm_of(&exe),
         exe,
         argv0: String::new(),
+        args: Vec::new(),
         signing_id: facts.signing.signing_id.clone(),
         team_id: facts.signing.team_id.clone(),
     }
