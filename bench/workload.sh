@@ -9,8 +9,10 @@
 # Prints the median wall time of each and its ratio to the unsupervised run, all measured in
 # this one run. The workload: unpack a C project (200 files), build it with make -j2, git
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
-# default policy), then read every file once more.
+# default policy), then read every file once more; WORKLOAD=crate does the same with a small
+# Rust crate built offline by cargo (see below).
 #   RUNS=5 bench/workload.sh
+#   WORKLOAD=crate RUNS=5 bench/workload.sh
 # BENCH_DIR=/dev/shm runs it on tmpfs: it takes the disk out of the measurement (on a no-journal
 # ext4, as on our CI machines, a create scans past every inode freed in the last minute or so,
 # which makes the native time, and so every ratio, depend on what ran just before).
@@ -25,6 +27,15 @@ trap 'rm -rf "$root"' EXIT
 home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
 echo key > "$home/.ssh/id_ed25519"
 
+# WORKLOAD=make (the default): a C project of 200 tiny files built with make -j2, syscall-bound.
+# WORKLOAD=crate: the issue's other example, a small Rust crate (regex and serde_json, both in
+# the registry cache once agent-guard is built) built offline with cargo, compile-bound. Each
+# unpacks its tree, builds it, runs git over it, deletes the build output, reads its sources.
+WORKLOAD=${WORKLOAD:-make}
+# cargo and rustup find their homes through HOME, which each run points at the throwaway home.
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+case $WORKLOAD in
+make)
 # The project: 200 C files with a few functions each, one header, a Makefile.
 for i in $(seq 1 200); do
   {
@@ -55,6 +66,39 @@ git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm ini
 git status --short > /dev/null && git diff HEAD > /dev/null
 rm -rf target
 cat src/*.c src/*.h Makefile > /dev/null'
+
+;;
+crate)
+mkdir -p "$root/src/proj/src"
+cat > "$root/src/proj/Cargo.toml" <<'TOML'
+[package]
+name = "proj"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+regex = "1"
+serde_json = "1"
+TOML
+cat > "$root/src/proj/src/main.rs" <<'RS'
+fn main() {
+    let words = regex::Regex::new(r"\w+").unwrap();
+    let n = words.find_iter("a small crate, built").count();
+    println!("{}", serde_json::json!({ "words": n }));
+}
+RS
+tar -C "$root/src" -czf "$root/proj.tar.gz" proj
+workload='set -e
+cd "$HOME/work" && rm -rf proj 2>/dev/null || true
+tar xzf "$TARBALL" && cd proj
+cargo build --offline -q
+git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
+git status --short > /dev/null && git diff HEAD > /dev/null
+rm -rf target
+cat src/*.rs Cargo.toml > /dev/null'
+;;
+*) echo "WORKLOAD is make or crate, not $WORKLOAD" >&2; exit 2;;
+esac
 
 nosecrets="$root/nosecrets.json"
 echo '{"secret_zones": []}' > "$nosecrets"
@@ -102,7 +146,7 @@ for ((r = 0; r < RUNS; r++)); do
   done
 done
 base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
-printf '%-50s %10s %8s\n' "workload (median of $RUNS)" "seconds" "ratio"
+printf '%-50s %10s %8s\n' "$WORKLOAD workload (median of $RUNS)" "seconds" "ratio"
 for m in "${modes[@]}"; do
   t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
   case $m in

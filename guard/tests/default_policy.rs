@@ -1,6 +1,6 @@
 //! The embedded default policy against what everyday tools do for themselves: an agent's
-//! `cargo build` in a new crate and its `git stash` must work, while the commands the default is
-//! there to stop still stop. Each case was found by running the tool under `agent-guard run`.
+//! `git stash` must work, while what the default is there to stop still stops. Each case was
+//! found by running the tool under `agent-guard run`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,6 @@ use agent_guard::engine::{decide, Action, Actor, Attribution, Event, Grants, Rul
 use agent_guard::policy::{self, LoadContext, Platform, Policy, PolicyError};
 
 const GIT: &str = "/usr/bin/git";
-const CARGO: &str = "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo";
 
 fn ctx() -> LoadContext {
     LoadContext {
@@ -111,55 +110,6 @@ fn git_may_reset_clean_and_check_out_for_its_own_stash_and_worktree() {
 }
 
 #[test]
-fn cargo_may_make_its_target_directory_and_keep_its_cache_tracker() {
-    let p = policy::embedded_default(&ctx());
-    // cargo makes `target` atomically: a temporary `targetXXXXXX` with CACHEDIR.TAG in it,
-    // renamed to `target` (and removed when another cargo made `target` first).
-    let temp = "/home/u/src/app/targetO5qhm9";
-    let made = Action::Rename {
-        from: PathBuf::from(temp),
-        to: PathBuf::from("/home/u/src/app/target"),
-        dest_exists: false,
-        source_is_dir: true,
-    };
-    assert_eq!(
-        verdict(&p, actor(CARGO, &["build"]), made.clone()),
-        Verdict::Allow
-    );
-    let tag = Action::Unlink {
-        path: PathBuf::from(format!("{temp}/CACHEDIR.TAG")),
-    };
-    assert_eq!(
-        verdict(&p, actor(CARGO, &["build"]), tag.clone()),
-        Verdict::Allow
-    );
-    // Anyone else moving a directory into a build directory is moving it out of the zone.
-    for exe in ["/usr/bin/mv", "/usr/bin/python3"] {
-        let v = verdict(&p, actor(exe, &[]), made.clone());
-        assert_eq!(
-            denied_by(&v),
-            Some(RuleId::ProtectedMoveOut),
-            "{exe}: {v:?}"
-        );
-        let v = verdict(&p, actor(exe, &[]), tag.clone());
-        assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{exe}: {v:?}");
-    }
-    // The cache tracker's rollback journal, deleted after every write, by any process.
-    let journal = Action::Unlink {
-        path: PathBuf::from("/home/u/.cargo/.global-cache-journal"),
-    };
-    assert_eq!(
-        verdict(&p, actor(CARGO, &["build"]), journal),
-        Verdict::Allow
-    );
-    let installed = Action::Unlink {
-        path: PathBuf::from("/home/u/.cargo/bin/cargo-foo"),
-    };
-    let v = verdict(&p, actor("/usr/bin/rm", &[]), installed);
-    assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{v:?}");
-}
-
-#[test]
 fn unless_run_by_names_a_trusted_tool_and_a_subcommand() {
     let load = |rules: &str| {
         let json = format!(r#"{{"trusted_tools": ["git"], "exec_rules": [{rules}]}}"#);
@@ -196,5 +146,42 @@ fn unless_run_by_names_a_trusted_tool_and_a_subcommand() {
         let err = load(rules).unwrap_err();
         assert!(matches!(err, PolicyError::Invalid { .. }), "{err:?}");
         assert!(err.to_string().contains(want), "{err}");
+    }
+}
+
+#[test]
+fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory() {
+    // cargo makes `target` atomically: a temporary `targetXXXXXX` renamed to `target`. Letting
+    // cargo do that inside the home was tried and withdrawn: cargo is known by executables under
+    // ~/.rustup, which the agent can write, so a copy of `mv` planted there as "cargo" could move
+    // `src`, renamed `targetABCDEF`, into `target` and delete it. The move stays denied for
+    // everyone (the known limit: `mkdir target` before the first build, see the README).
+    let p = policy::embedded_default(&ctx());
+    let planted = "/home/u/.rustup/toolchains/x/bin/cargo";
+    let real = "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo";
+    for exe in [planted, real, "/usr/bin/mv"] {
+        let v = verdict(
+            &p,
+            actor(exe, &[]),
+            Action::Rename {
+                from: PathBuf::from("/home/u/src/app/targetABCDEF"),
+                to: PathBuf::from("/home/u/src/app/target"),
+                dest_exists: false,
+                source_is_dir: true,
+            },
+        );
+        assert_eq!(
+            denied_by(&v),
+            Some(RuleId::ProtectedMoveOut),
+            "{exe}: {v:?}"
+        );
+        let v = verdict(
+            &p,
+            actor(exe, &[]),
+            Action::Unlink {
+                path: PathBuf::from("/home/u/src/app/targetABCDEF/main.rs"),
+            },
+        );
+        assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{exe}: {v:?}");
     }
 }
