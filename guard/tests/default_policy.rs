@@ -175,6 +175,9 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
             Some(RuleId::ProtectedMoveOut),
             "{exe}: {v:?}"
         );
+        // The agent is told the way through.
+        let Verdict::Deny(d) = &v else { unreachable!() };
+        assert!(d.reason.contains("mkdir it first"), "{}", d.reason);
         let v = verdict(
             &p,
             actor(exe, &[]),

@@ -43,7 +43,7 @@ pub(super) fn denial(
             "agent-guard blocked deleting {p}: it is in the protected zone {z}, where AI agents may create and edit files but not delete them; leave it in place, or request an override if the user wants it gone"
         ),
         RuleId::ProtectedMoveOut => format!(
-            "agent-guard blocked moving {p} out of the protected zone {z} (moving out, or into a cache or build directory, would let it be deleted); rename it within the zone instead, or request an override"
+            "agent-guard blocked moving {p} out of the protected zone {z} (moving out, or into a cache or build directory, would let it be deleted); rename it within the zone instead (a tool that makes its build directory by renaming a new one into place, as cargo does with target/, works once the directory exists: mkdir it first), or request an override"
         ),
         RuleId::ProtectedClobber => format!(
             "agent-guard blocked replacing the existing file {p} in the protected zone {z} with a file from outside it; write the new content into the zone first and rename it there, or request an override"
