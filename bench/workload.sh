@@ -91,6 +91,7 @@ tar -C "$root/src" -czf "$root/proj.tar.gz" proj
 workload='set -e
 cd "$HOME/work" && rm -rf proj 2>/dev/null || true
 tar xzf "$TARBALL" && cd proj
+mkdir target  # a first cargo build in a protected zone needs it (README, known limits)
 cargo build --offline -q
 git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
 git status --short > /dev/null && git diff HEAD > /dev/null
