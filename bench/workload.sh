@@ -56,20 +56,10 @@ target/%.o: src/%.c src/common.h
 target/libproj.a: $(OBJS)
 	@ar rcs $@ $(OBJS)
 MK
-tar -C "$root/src" -czf "$root/proj.tar.gz" proj
-
-workload='set -e
-cd "$HOME/work" && rm -rf proj 2>/dev/null || true
-tar xzf "$TARBALL" && cd proj
-make -s -j2
-git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
-git status --short > /dev/null && git diff HEAD > /dev/null
-rm -rf target
-cat src/*.c src/*.h Makefile > /dev/null'
-
+build='make -s -j2'
+sources='src/*.c src/*.h Makefile'
 ;;
 crate)
-mkdir -p "$root/src/proj/src"
 cat > "$root/src/proj/Cargo.toml" <<'TOML'
 [package]
 name = "proj"
@@ -87,19 +77,22 @@ fn main() {
     println!("{}", serde_json::json!({ "words": n }));
 }
 RS
-tar -C "$root/src" -czf "$root/proj.tar.gz" proj
-workload='set -e
-cd "$HOME/work" && rm -rf proj 2>/dev/null || true
-tar xzf "$TARBALL" && cd proj
-mkdir target  # a first cargo build in a protected zone needs it (README, known limits)
-cargo build --offline -q
-git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
-git status --short > /dev/null && git diff HEAD > /dev/null
-rm -rf target
-cat src/*.rs Cargo.toml > /dev/null'
+# A first cargo build in a protected zone needs target/ made first (README, known limits).
+build='mkdir target && cargo build --offline -q'
+sources='src/*.rs Cargo.toml'
 ;;
 *) echo "WORKLOAD is make or crate, not $WORKLOAD" >&2; exit 2;;
 esac
+tar -C "$root/src" -czf "$root/proj.tar.gz" proj
+
+workload='set -e
+cd "$HOME/work" && rm -rf proj 2>/dev/null || true
+tar xzf "$TARBALL" && cd proj
+'"$build"'
+git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init
+git status --short > /dev/null && git diff HEAD > /dev/null
+rm -rf target
+cat '"$sources"' > /dev/null'
 
 nosecrets="$root/nosecrets.json"
 echo '{"secret_zones": []}' > "$nosecrets"
