@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::fake_model::FakeModel;
+use crate::fake_model::{FakeModel, Told};
 
 /// Liveness bound for one client run (a few seconds normally): a hung client fails the test
 /// instead of hanging CI. Never a speed target.
@@ -222,6 +222,41 @@ impl AgentRun {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+}
+
+/// Check that the only denial so far is `op` on `path` by a process of the agent `ancestor`,
+/// and that `told` (what the model heard after the tool call) explains it: the denial's id,
+/// its reason word for word, and the command that requests an override of that path.
+/// Returns the denial record.
+pub fn assert_denial_explained(
+    home: &AgentHome,
+    told: &Told,
+    ancestor: &str,
+    op: &str,
+    path: &Path,
+) -> Value {
+    let denials = home.denials();
+    assert_eq!(
+        denials.len(),
+        1,
+        "expected one denial, of {op} {}: {denials:#?}",
+        path.display()
+    );
+    let denial = denials[0].clone();
+    assert_eq!(denial["op"], op, "{denial:#}");
+    assert_eq!(denial["path"], path.to_str().unwrap(), "{denial:#}");
+    assert_eq!(denial["ancestor"], ancestor, "{denial:#}");
+    let context = told.context.join("\n");
+    let reason = denial["reason"].as_str().unwrap();
+    let request = format!("agent-guard override request {}", path.display());
+    for expected in [denial["id"].as_str().unwrap(), reason, &request] {
+        assert!(
+            context.contains(expected),
+            "the model must be told {expected:?}; it was told:\n{}",
+            told.all()
+        );
+    }
+    denial
 }
 
 /// The tools whose calls agent-guard's hook explains (docs/closed-loop.md).

@@ -5,7 +5,7 @@
 //! model was told.
 #![cfg(target_os = "linux")]
 
-use agent_guard_e2e::agent_clients::{AgentHome, ClaudeCode};
+use agent_guard_e2e::agent_clients::{assert_denial_explained, AgentHome, ClaudeCode};
 use agent_guard_e2e::fake_model::{Api, FakeModel, Turn};
 use serde_json::{json, Value};
 
@@ -14,22 +14,6 @@ fn bash(command: &str) -> Turn {
         "Bash",
         json!({"command": command, "description": "run a command"}),
     )
-}
-
-/// The one denial of `path` for `op`, after checking it is the only denial.
-fn only_denial(home: &AgentHome, op: &str, path: &std::path::Path) -> Value {
-    let denials = home.denials();
-    assert_eq!(
-        denials.len(),
-        1,
-        "expected one denial, of {op} {}: {denials:#?}",
-        path.display()
-    );
-    let d = denials[0].clone();
-    assert_eq!(d["op"], op, "{d:#}");
-    assert_eq!(d["path"], path.to_str().unwrap(), "{d:#}");
-    assert_eq!(d["ancestor"], "claude", "{d:#}");
-    d
 }
 
 /// The model asks Bash to `rm` a file in the protected zone: the file survives, the tool result
@@ -65,25 +49,7 @@ fn denied_rm_is_explained_to_the_model() {
         told.all()
     );
 
-    let denial = only_denial(&home, "unlink", &notes);
-    let context = told.context.join("\n");
-    let reason = denial["reason"].as_str().unwrap();
-    assert!(
-        context.contains(reason),
-        "the model is told the denial's reason {reason:?}; it was told:\n{}",
-        told.all()
-    );
-    let request = format!("agent-guard override request {}", notes.display());
-    assert!(
-        context.contains(&request),
-        "the model is told the command to request an override ({request}); it was told:\n{}",
-        told.all()
-    );
-    assert!(
-        context.contains(denial["id"].as_str().unwrap()),
-        "{}",
-        told.all()
-    );
+    assert_denial_explained(&home, &told, "claude", "unlink", &notes);
 }
 
 /// A harmless command runs and its output reaches the model; the hook adds nothing.
@@ -142,12 +108,5 @@ fn denial_inside_a_successful_command_is_explained() {
     let told = model.told_after(0);
     assert_eq!(told.is_error, Some(false), "{}", told.all());
     assert!(told.result.contains("finished"), "{}", told.all());
-    let denial = only_denial(&home, "unlink", &notes);
-    assert!(
-        told.context
-            .join("\n")
-            .contains(denial["reason"].as_str().unwrap()),
-        "the model is told why: {}",
-        told.all()
-    );
+    assert_denial_explained(&home, &told, "claude", "unlink", &notes);
 }

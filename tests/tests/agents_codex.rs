@@ -12,7 +12,9 @@
 //! sandbox cannot start inside `agent-guard run` (issue 16, item 11).
 #![cfg(target_os = "linux")]
 
-use agent_guard_e2e::agent_clients::{codex_hook_trust, npm_bin, AgentHome, Codex};
+use agent_guard_e2e::agent_clients::{
+    assert_denial_explained, codex_hook_trust, npm_bin, AgentHome, Codex,
+};
 use agent_guard_e2e::fake_model::{Api, FakeModel, Turn};
 use serde_json::{json, Value};
 
@@ -50,20 +52,7 @@ fn denied_rm_is_explained_to_the_model() {
         told.all()
     );
 
-    let denials = home.denials();
-    assert_eq!(denials.len(), 1, "{denials:#?}");
-    assert_eq!(denials[0]["op"], "unlink");
-    assert_eq!(denials[0]["path"], notes.to_str().unwrap());
-    assert_eq!(denials[0]["ancestor"], "codex");
-    let context = told.context.join("\n");
-    let reason = denials[0]["reason"].as_str().unwrap();
-    assert!(
-        context.contains(reason),
-        "the model is told the denial's reason {reason:?}; it was told:\n{}",
-        told.all()
-    );
-    let request = format!("agent-guard override request {}", notes.display());
-    assert!(context.contains(&request), "{}", told.all());
+    assert_denial_explained(&home, &told, "codex", "unlink", &notes);
 }
 
 /// Without the trust entry the same hook never runs: the rm is still refused, and the model
