@@ -4,6 +4,9 @@
 //! The binary is the one `cargo test --workspace` builds for the guard crate's own integration
 //! tests (`target/debug/agent-guard`); `$AGENT_GUARD_BIN` points elsewhere.
 
+pub mod agent_clients;
+pub mod fake_model;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
