@@ -1,78 +1,63 @@
-# Evaluate nix/darwin-module.nix against a stand-in of the nix-darwin option set.
+# Evaluate nix/darwin-module.nix inside nix-darwin's real module system: nix-darwin's own
+# eval-config.nix with its whole module list and nixpkgs' lib, both from ../shared/nix-inputs;
+# only `pkgs` is a stand-in (pkgs-stub.nix).
 #
-# `nix-instantiate --eval --strict --json nix/tests/eval.nix --arg userConfig '...'` prints:
-#   ok           every option value type-checks and every path the module sets exists in nix-darwin
-#   unknown      the config paths the module sets that nix-darwin does not declare
-#   badOptions   user options whose value does not match the declared type
-#   policy       the policy.json the module renders (parsed)
-#   daemon       launchd.daemons.agent-guard.serviceConfig
-#   activation   system.activationScripts.extraActivation.text
+#   nix-instantiate --eval --strict --json nix/tests/eval.nix \
+#     --argstr buildDir /tmp/x --arg config '{ pkgs, ... }: { services.agent-guard.enable = true; }'
+#
+# prints what nix/tests/activation.py checks and runs. An option that does not exist, a value of
+# the wrong type, or a failing module is an evaluation error, as on a real system.
 {
-  userConfig ? {
-    enable = true;
-  },
+  config,
+  buildDir,
+  isDarwin ? true,
+  module ? ../darwin-module.nix,
+  inputs ? ../../../shared/nix-inputs,
 }:
 let
-  lib = import ./lib-stub.nix;
-  pkgs = import ./pkgs-stub.nix;
-  module = import ../darwin-module.nix;
-
-  # Options do not depend on config, so a first call with an empty config yields them.
-  declared = (module {
-    config = { };
-    inherit lib pkgs;
-  }).options.services.agent-guard;
-  defaults = builtins.mapAttrs (_: o: o.default) declared;
-  cfg = defaults // userConfig;
-
-  badOptions = builtins.filter (
-    name: !(declared ? ${name}) || !(declared.${name}.type.check cfg.${name})
-  ) (builtins.attrNames userConfig);
-
-  raw =
-    (module {
-      config.services.agent-guard = cfg;
-      inherit lib pkgs;
-    }).config;
-  resolved = if raw._type or null == "if" then (if raw.condition then raw.content else { }) else raw;
-
-  # The nix-darwin options this module may set ("*" = any attribute name). Everything else
-  # would be an "option does not exist" error on a real system.
-  known = [
-    [ "system" "activationScripts" "extraActivation" "text" ]
-    [ "system" "activationScripts" "postActivation" "text" ]
-    [ "system" "activationScripts" "preActivation" "text" ]
-    [ "system" "build" "*" ]
-    [ "launchd" "daemons" "*" "serviceConfig" "*" ]
-    [ "environment" "etc" "*" "text" ]
-    [ "environment" "etc" "*" "source" ]
-    [ "environment" "etc" "*" "enable" ]
-    [ "environment" "etc" "*" "copy" ]
-  ];
-  matches =
-    path: pattern:
-    builtins.length path == builtins.length pattern
-    && builtins.all (i: builtins.elemAt pattern i == "*" || builtins.elemAt pattern i == builtins.elemAt path i) (
-      builtins.genList (i: i) (builtins.length path)
-    );
-  isKnown = path: builtins.any (matches path) known;
-  # Leaf paths of the config: descend into attrsets unless a prefix is already a known leaf.
-  leaves =
-    prefix: value:
-    if isKnown prefix then
-      [ prefix ]
-    else if builtins.isAttrs value && !(value ? outPath) then
-      builtins.concatLists (builtins.map (n: leaves (prefix ++ [ n ]) value.${n}) (builtins.attrNames value))
-    else
-      [ prefix ];
-  setPaths = leaves [ ] resolved;
-  unknown = builtins.map (builtins.concatStringsSep ".") (builtins.filter (p: !(isKnown p)) setPaths);
+  lib = import (inputs + "/nixpkgs-lib/lib");
+  pkgs = import ./pkgs-stub.nix { inherit lib buildDir isDarwin; };
+  system = import (inputs + "/nix-darwin/eval-config.nix") {
+    inherit lib;
+    specialArgs = { inherit pkgs; };
+    modules = [
+      module
+      {
+        system.stateVersion = 6;
+        nixpkgs.hostPlatform = if isDarwin then "aarch64-darwin" else "x86_64-linux";
+        # A system without nix-darwin's Nix management: its checks need a nix-daemon to ask.
+        nix.enable = false;
+        # nix-darwin's manual is built from doc/, which the snapshot leaves out.
+        documentation.enable = false;
+      }
+      config
+    ];
+  };
+  c = system.config;
+  scripts = c.system.activationScripts;
+  plistName = "com.agent-guard.daemon.plist";
 in
 {
-  ok = unknown == [ ] && badOptions == [ ];
-  inherit unknown badOptions;
-  enabled = resolved != { };
-  policy = if resolved ? system then builtins.fromJSON resolved.system.build.agentGuardPolicy.text else null;
-  daemon = resolved.launchd.daemons.agent-guard.serviceConfig or null;
-  activation = resolved.system.activationScripts.extraActivation.text or "";
+  enabled = c.services.agent-guard.enable;
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+  inherit (c) warnings;
+  policy = c.system.build.agentGuardPolicy.text or null;
+  daemonPlist =
+    if c.environment.launchDaemons ? ${plistName} then c.environment.launchDaemons.${plistName}.text else null;
+  systemPackages = map (p: p.outPath or (toString p)) c.environment.systemPackages;
+  fragments = {
+    checks = scripts.checks.text;
+    extraActivation = scripts.extraActivation.text;
+    launchd = scripts.launchd.text;
+    postActivation = scripts.postActivation.text;
+  };
+  # The whole activation script nix-darwin renders (for its order and syntax).
+  script = scripts.script.text;
+  # Stand-in derivations the fragments read from: built by the harness before it runs them.
+  builds = [
+    {
+      out = c.system.build.launchd.outPath;
+      inherit (c.system.build.launchd) script;
+    }
+  ];
 }
