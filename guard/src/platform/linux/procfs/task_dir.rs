@@ -5,17 +5,18 @@
 //! A [`TaskDir`] must never read a task other than the one it was opened for: once that task is
 //! reaped, reads through it fail, even when its pid has been reused.
 
-use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 #[cfg(target_os = "linux")]
 use std::{
-    ffi::{CStr, CString},
+    ffi::{CStr, CString, OsString},
     os::fd::{AsFd, OwnedFd},
+    os::unix::ffi::OsStringExt,
 };
 
-use super::parse::{parse_cmdline, parse_stat, parse_status_tgid, split_deleted};
+use super::parse::parse_status_tgid;
+#[cfg(target_os = "linux")]
+use super::parse::{parse_cmdline, parse_stat, split_deleted};
 #[cfg(target_os = "linux")]
 use crate::platform::linux::sys::{fs, pidfd};
 
