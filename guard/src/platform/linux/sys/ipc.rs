@@ -65,6 +65,23 @@ fn decode(data: &[u8; LEN]) -> Option<(Tag, i64)> {
     Some((Tag::from_byte(data[0])?, i64::from_ne_bytes(payload)))
 }
 
+fn iovec(data: &mut [u8; LEN]) -> libc::iovec {
+    libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    }
+}
+
+/// A msghdr for the one buffer `iov`, without control data (the caller adds it). The pointer
+/// is `iov`'s: the header must not outlive it.
+fn header(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: msghdr is plain data, valid zeroed.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
 /// One message received.
 pub struct Message {
     pub tag: Tag,
@@ -83,15 +100,9 @@ pub unsafe fn send(sock: RawFd, tag: Tag, payload: i64, fds: &[RawFd]) -> bool {
         return false;
     }
     let mut data = encode(tag, payload);
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = iovec(&mut data);
     let mut cmsg_buf: CmsgBuf = [0; _];
-    // SAFETY: msghdr is plain data, valid zeroed.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = header(&mut iov);
     if !fds.is_empty() {
         let bytes = std::mem::size_of_val(fds) as u32;
         msg.msg_control = cmsg_buf.as_mut_ptr().cast();
@@ -120,15 +131,9 @@ pub unsafe fn send(sock: RawFd, tag: Tag, payload: i64, fds: &[RawFd]) -> bool {
 /// or with a tag no sender uses.
 pub fn recv(sock: RawFd) -> Option<Message> {
     let mut data = [0u8; LEN];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = iovec(&mut data);
     let mut cmsg_buf: CmsgBuf = [0; _];
-    // SAFETY: msghdr is plain data, valid zeroed.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let mut msg = header(&mut iov);
     msg.msg_control = cmsg_buf.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
     let n = loop {

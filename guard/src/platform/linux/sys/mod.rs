@@ -5,8 +5,9 @@
 //! wrappers that turn raw syscalls into `io::Result`s over owned and borrowed fds.
 //!
 //! Everything else in `platform::linux` calls these instead of `libc` directly, so its unsafe
-//! code is here and in the few places that must run between fork and exec with raw fds
-//! (`supervisor::child`, `supervisor::late_roots`, `supervisor::bench_support`).
+//! code is here and in the process plumbing, which forks, execs, handles signals and passes raw
+//! fds between fork and exec (`supervisor::{launch, supervisor_process, child, late_roots,
+//! bench_support}`); decoding, planning, resolving and emulating hold none.
 //! Nothing here decides anything: it must never choose a flag, a path or an answer for its
 //! caller, and never swallow an errno (each failure is the `io::Error` the kernel gave). The
 //! functions documented as async-signal-safe must never allocate or lock: they run in forked

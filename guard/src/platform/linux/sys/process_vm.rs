@@ -26,18 +26,19 @@ pub fn read(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Read the task's ranges `(addr, len)` one after the other into `buf` (at least as long as
-/// their sum), in one call; how many bytes were read in all. A fault stops the transfer: what
-/// was read before it still counts. At most `IOV_MAX` (1024) ranges.
-pub fn read_ranges(tid: i32, buf: &mut [u8], ranges: &[(u64, usize)]) -> io::Result<usize> {
-    assert!(buf.len() >= ranges.iter().map(|r| r.1).sum::<usize>());
+/// Read the task's ranges (`addrs[i]`, `lens[i]` bytes) one after the other into `buf` (at
+/// least as long as their sum), in one call; how many bytes were read in all. A fault stops
+/// the transfer: what was read before it still counts. At most `IOV_MAX` (1024) ranges.
+pub fn read_ranges(tid: i32, buf: &mut [u8], addrs: &[u64], lens: &[usize]) -> io::Result<usize> {
+    assert!(addrs.len() == lens.len() && buf.len() >= lens.iter().sum::<usize>());
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let remote: Vec<libc::iovec> = ranges
+    let remote: Vec<libc::iovec> = addrs
         .iter()
-        .map(|&(addr, len)| libc::iovec {
+        .zip(lens)
+        .map(|(&addr, &len)| libc::iovec {
             iov_base: addr as *mut libc::c_void,
             iov_len: len,
         })

@@ -130,9 +130,8 @@ fn read_heads(tid: i32, pointers: &[u64]) -> Vec<Option<Vec<u8>>> {
         .map(|&p| ARG_HEAD.min(PAGE - p as usize % PAGE))
         .collect();
     let mut buf = vec![0u8; lens.iter().sum()];
-    let ranges: Vec<(u64, usize)> = pointers.iter().copied().zip(lens.iter().copied()).collect();
     // At most ARGV_MAX_ARGS ranges, below IOV_MAX.
-    let n = process_vm::read_ranges(tid, &mut buf, &ranges);
+    let n = process_vm::read_ranges(tid, &mut buf, pointers, &lens);
     // A fault stops the transfer: what was read before it still counts.
     let mut read = n.unwrap_or(0);
     let mut offset = 0;
