@@ -1,6 +1,6 @@
-//! One notification in, one answer out: decode the syscall ([`call`](super::call)), plan it
-//! ([`plan`](super::plan)), ask the judge about each action, then let the kernel run the call,
-//! refuse it, or perform it here on the checked path ([`emulate`](super::emulate)).
+//! One notification in, one answer out: decode the syscall (`call`), plan it (`plan`), ask the
+//! judge about each action, then let the kernel run the call, refuse it, or perform it here on
+//! the checked path (`emulate`).
 //!
 //! This module must never answer `CONTINUE` for a call the plan emulates (the kernel would read
 //! its path again: time of check, time of use), never act on a notification whose id is no

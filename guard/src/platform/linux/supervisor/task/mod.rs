@@ -1,7 +1,7 @@
 //! What the supervisor reads of a supervised task from outside: strings and structs from its
 //! memory, its cwd and fds, its thread group and process group, its umask, terminal and
-//! credentials. All of it goes through [`TaskReader`], so that the decoder's and the planner's
-//! logic is tested against [`fake::FakeTasks`] without seccomp; [`LiveTasks`] is the real one
+//! credentials. All of it goes through [`TaskReader`], so that planning is tested against
+//! `fake::FakeTasks` without seccomp or a second process; [`LiveTasks`] is the real one
 //! (process_vm_readv and /proc).
 //!
 //! Everything here reads; nothing may write to a task. Values read from a task's memory are
