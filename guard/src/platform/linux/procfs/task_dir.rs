@@ -101,7 +101,7 @@ impl TaskDir {
             .unwrap_or_default()
     }
 
-    /// The task's arguments after argv[0] (`cmdline`), empty when they cannot be read.
+    /// The task's arguments after `argv[0]` (`cmdline`), empty when they cannot be read.
     pub fn args(&self) -> Vec<String> {
         let mut argv = self
             .read(c"cmdline")
