@@ -5,3 +5,5 @@ pub mod procfs;
 pub mod recent_facts;
 #[cfg(target_os = "linux")]
 pub mod supervisor;
+#[cfg(target_os = "linux")]
+pub(crate) mod sys;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::procfs::{self, QuickFacts, TaskDir};
+use super::sys;
 
 /// At most this many processes are remembered (each holds a directory fd of the supervisor's).
 const CAPACITY: usize = 256;
@@ -37,14 +38,8 @@ struct Entry {
 
 /// Whether `tid` is its process's leader: pidfd_open refuses any other thread.
 fn is_leader(tid: i32) -> bool {
-    // SAFETY: plain syscall on integers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: closing the fd just opened.
-    unsafe { libc::close(fd as i32) };
-    true
+    // The pidfd is closed at once.
+    sys::pidfd::open(tid).is_ok()
 }
 
 impl RecentFacts {
@@ -175,7 +170,7 @@ mod tests {
     #[test]
     fn remembers_a_process_by_its_leader_and_not_its_other_threads() {
         let recent = RecentFacts::default();
-        let thread = procfs::task_dir_tests::ParkedThread::start();
+        let thread = procfs::ParkedThread::start();
         // The thread's facts are read, not kept; the leader of the same (threaded) process is.
         assert!(!recent.get(thread.tid).exe.as_os_str().is_empty());
         assert_eq!(recent.len(), 0);

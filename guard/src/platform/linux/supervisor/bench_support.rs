@@ -8,12 +8,13 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, IntoRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use super::filter::{install, program, FilterOptions};
-use super::notify::{Listener, Response};
+use super::filter::{program, FilterOptions};
+use crate::platform::linux::sys::notify::{Listener, Response};
+use crate::platform::linux::sys::{pidfd, seccomp};
 
 /// Run `cmd` under the filter, answer every notification with CONTINUE, and return its exit
 /// status (128+signal when a signal ended it).
@@ -47,11 +48,12 @@ pub fn run_answering_everything(cmd: &[OsString]) -> io::Result<i32> {
         return Err(io::Error::last_os_error());
     }
     if child == 0 {
+        // SAFETY: prctl with integers.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        // The parent copies the listener (pidfd_getfd) before we exec: it is close-on-exec.
+        let fd: i32 = seccomp::install(&prog).map_or(-1, |fd| fd.into_raw_fd());
         // SAFETY: raw syscalls on valid buffers; the child ends in execvp or _exit.
         unsafe {
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            let fd = install(&prog);
-            // The parent copies the listener (pidfd_getfd) before we exec: it is close-on-exec.
             libc::write(up[1], (&fd as *const i32).cast(), 4);
             let mut go = 0u8;
             libc::read(down[0], (&mut go as *mut u8).cast(), 1);
@@ -72,17 +74,8 @@ pub fn run_answering_everything(cmd: &[OsString]) -> io::Result<i32> {
         if n != 4 || child_fd < 0 {
             return Err(io::Error::other("the child could not install the filter"));
         }
-        // SAFETY: plain syscalls on integers; the returned fds are new and owned here.
-        let listener = unsafe {
-            let pidfd = libc::syscall(libc::SYS_pidfd_open, child, 0) as i32;
-            let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd, child_fd, 0) as i32;
-            let err = io::Error::last_os_error();
-            libc::close(pidfd);
-            if fd < 0 {
-                return Err(err);
-            }
-            Listener::new(OwnedFd::from_raw_fd(fd))
-        };
+        let child_pidfd = pidfd::open(child)?;
+        let listener = Listener::new(pidfd::get_fd(child_pidfd.as_fd(), child_fd)?);
         listener.set_sync_wakeup()?;
         Ok(listener)
     };

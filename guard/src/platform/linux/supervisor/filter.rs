@@ -7,38 +7,13 @@
 //! It must never allow a syscall that the supervisor is meant to judge: a missed syscall here is a
 //! silent bypass, so the table is the single place the supervised set is written down.
 
-use std::os::fd::RawFd;
-
 use libc::{c_long, sock_filter};
 
-/// `SECCOMP_RET_*` actions (linux/seccomp.h).
-const RET_KILL_PROCESS: u32 = 0x8000_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-const RET_USER_NOTIF: u32 = 0x7fc0_0000;
-const RET_ALLOW: u32 = 0x7fff_0000;
-
-/// `__X32_SYSCALL_BIT`: x32 syscalls share the x86_64 audit arch, so the number must be checked.
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
-
-/// `struct seccomp_data` offsets.
-const OFF_NR: u32 = 0;
-const OFF_ARCH: u32 = 4;
-/// Low 32 bits of `args[i]` (little endian).
-const fn off_arg_lo(i: u32) -> u32 {
-    16 + 8 * i
-}
-
-// classic BPF opcodes
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+use crate::platform::linux::sys::seccomp::{
+    off_arg_lo, AUDIT_ARCH_NATIVE, BPF_JEQ_K, BPF_JGE_K, BPF_JSET_K, BPF_LD_W_ABS, BPF_RET_K,
+    FILTER_FLAG_NEW_LISTENER, OFF_ARCH, OFF_NR, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS,
+    RET_USER_NOTIF, X32_SYSCALL_BIT,
+};
 
 /// Open flags that make an open modify the file system: write access mode, create, truncate.
 /// (`O_TMPFILE` needs a write access mode; `O_APPEND` without one cannot write.)
@@ -49,10 +24,6 @@ pub const OPEN_MODIFY_MASK: u32 = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRU
 /// supervisor resolves wrong; a pid namespace would make the pids it passes to kill() mean
 /// something else than they mean to the supervisor.
 const NAMESPACE_MASK: u32 = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u32;
-
-/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: a nested listener of the agent's own would win over ours
-/// (the newest filter's USER_NOTIF takes precedence and its CONTINUE skips ours).
-const SECCOMP_NEW_LISTENER: u32 = 1 << 3;
 
 /// What the filter does with one syscall number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,11 +107,13 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
             },
         ),
         (SYS_setns, Rule::Errno(EPERM)),
+        // A nested listener of the agent's own would win over ours (the newest filter's
+        // USER_NOTIF takes precedence and its CONTINUE skips ours).
         (
             SYS_seccomp,
             Rule::ErrnoIfFlags {
                 arg: 1,
-                mask: SECCOMP_NEW_LISTENER,
+                mask: FILTER_FLAG_NEW_LISTENER,
                 errno: EPERM,
             },
         ),
@@ -171,35 +144,6 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_symlink, Rule::Notify),
     ]);
     table
-}
-
-/// Install `prog` on the calling thread with a listener for its notifications, and return the
-/// listener fd (-1 with errno set on failure). Makes raw syscalls only, so a child may call it
-/// between fork and exec; `PR_SET_NO_NEW_PRIVS` must be set first.
-///
-/// # Safety
-/// Only syscalls on `prog`, which stays valid for the call.
-pub unsafe fn install(prog: &[sock_filter]) -> RawFd {
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut sock_filter,
-    };
-    let install = |flags: libc::c_ulong| {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    let mut fd = install(
-        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-    );
-    if fd < 0 && *libc::__errno_location() == libc::EINVAL {
-        // Before 5.19: no killable wait; a signal may then restart a notified call.
-        fd = install(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
-    }
-    fd as RawFd
 }
 
 fn stmt(code: u16, k: u32) -> sock_filter {

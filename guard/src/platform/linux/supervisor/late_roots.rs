@@ -16,19 +16,16 @@
 //! (no ptrace, no /proc access to it) and among the pids the filter protects from signals.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::message;
+use super::judge::Judge;
 use super::secret_fs::SecretFs;
-use super::secret_view;
-use super::Judge;
-
-/// Helper → supervisor: its pid, then one message per root it covered (index, fd attached).
-const MSG_HELPER_PID: u8 = b'H';
-const MSG_MOUNTED: u8 = b'M';
+use crate::platform::linux::sys::fuse;
+use crate::platform::linux::sys::ipc::{self, Tag};
+use crate::platform::linux::sys::process;
 
 /// Whether the supervisor can tell when the helper is its last child (it reads
 /// `/proc/self/task/*/children`, `CONFIG_PROC_CHILDREN`). Without that, the helper would keep the
@@ -45,18 +42,23 @@ pub fn supported() -> bool {
 /// Only in the forked CMD child. The helper allocates: the child was forked from the
 /// single-threaded supervisor, so no lock can be held by a thread that does not exist.
 pub unsafe fn spawn(pending: &[PathBuf], sock: RawFd) -> bool {
-    let middle = libc::fork();
+    // SAFETY: fork in the single-threaded CMD child; the intermediate child only forks the
+    // helper and exits, the helper never returns.
+    let middle = unsafe { libc::fork() };
     if middle < 0 {
         return false;
     }
     if middle == 0 {
-        if libc::fork() == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fork() } == 0 {
             helper_main(pending, sock);
         }
-        libc::_exit(0);
+        // SAFETY: leaving the intermediate child without running anything of its parent's.
+        unsafe { libc::_exit(0) };
     }
     let mut status = 0;
-    libc::waitpid(middle, &mut status, 0);
+    // SAFETY: reaping our own child into a valid int.
+    unsafe { libc::waitpid(middle, &mut status, 0) };
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
@@ -79,10 +81,9 @@ fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
             libc::syscall(libc::SYS_close_range, 3u32, (sock - 1) as u32, 0u32);
         }
         libc::syscall(libc::SYS_close_range, (sock + 1) as u32, u32::MAX, 0u32);
-        message::send(sock, MSG_HELPER_PID, i64::from(libc::getpid()), &[]);
+        ipc::send(sock, Tag::HelperPid, i64::from(libc::getpid()), &[]);
     }
-    // SAFETY: no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = process::effective_ids();
     let mut pending: Vec<(usize, &Path)> =
         pending.iter().map(|p| p.as_path()).enumerate().collect();
     // SAFETY: a new inotify fd, owned here.
@@ -113,7 +114,7 @@ fn helper_main(pending: &[PathBuf], sock: RawFd) -> ! {
             Some(fd) => {
                 // SAFETY: fd is open (we own it).
                 let sent =
-                    unsafe { message::send(sock, MSG_MOUNTED, *index as i64, &[fd.as_raw_fd()]) };
+                    unsafe { ipc::send(sock, Tag::Mounted, *index as i64, &[fd.as_raw_fd()]) };
                 if !sent {
                     // The supervisor is gone: nothing will serve the mount; exit.
                     // SAFETY: exiting the helper.
@@ -163,24 +164,23 @@ fn cover(root: &Path, uid: u32, gid: u32) -> Option<OwnedFd> {
     let real = std::fs::canonicalize(root).ok()?;
     let meta = std::fs::metadata(&real).ok()?;
     let target = CString::new(real.as_os_str().as_bytes()).ok()?;
-    let options = secret_view::fuse_options(meta.is_dir(), uid, gid);
-    // SAFETY: valid C strings; the fd returned is new and ours.
-    unsafe { secret_view::mount_fuse(&target, &options).map(|fd| OwnedFd::from_raw_fd(fd)) }
+    let options = fuse::options(meta.is_dir(), uid, gid);
+    fuse::mount(&target, &options)
 }
 
 /// In the supervisor: the helper's pid (its first message), read before the handler is built so
 /// that the filter's signal rule protects it.
 pub fn helper_pid(sock: &OwnedFd) -> Option<i32> {
-    match message::recv(sock.as_raw_fd()) {
-        Some(m) if m.tag == MSG_HELPER_PID => Some(m.payload as i32),
+    match ipc::recv(sock.as_raw_fd()) {
+        Some(m) if m.tag == Tag::HelperPid => Some(m.payload as i32),
         _ => None,
     }
 }
 
 /// In the supervisor: serve each root the helper covers, for as long as it sends them.
 pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
-    while let Some(m) = message::recv(sock.as_raw_fd()) {
-        let (MSG_MOUNTED, Some(fd), Some(shown)) = (
+    while let Some(m) = ipc::recv(sock.as_raw_fd()) {
+        let (Tag::Mounted, Some(fd), Some(shown)) = (
             m.tag,
             m.fds.into_iter().next(),
             pending.get(m.payload as usize),
@@ -192,11 +192,7 @@ pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
             // Gone again already: dropping the fd aborts the mount's connection (opens fail).
             continue;
         };
-        super::launch::serve_secret_fs(
-            SecretFs::new(real, shown.clone(), Arc::clone(&judge)),
-            fd,
-            index as usize,
-        );
+        SecretFs::new(real, shown.clone(), Arc::clone(&judge)).serve(fd, index as usize);
     }
 }
 

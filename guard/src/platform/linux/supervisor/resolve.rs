@@ -7,46 +7,29 @@
 //! `/dev/stdin`) must mean the task, not the supervisor. It must never follow a symlink the
 //! kernel would not follow for the same call, or the judge would see the wrong file.
 
+use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::task;
+use super::call::Base;
+use super::task::{self, TaskReader};
+use crate::platform::linux::sys::openat2::{openat2, OpenHow, Resolve};
 
 /// The kernel's limit on symlinks followed in one lookup.
 const MAX_SYMLINKS: u32 = 40;
 
-/// Where a relative path starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Base {
-    /// The task's current directory (`AT_FDCWD`).
-    Cwd,
-    /// A directory fd of the task.
-    Fd(i32),
-}
-
-impl Base {
-    /// From a syscall's dirfd argument (an int in a 64-bit register).
-    pub fn from_arg(arg: u64) -> Base {
-        let fd = arg as i32;
-        if fd == libc::AT_FDCWD {
-            Base::Cwd
-        } else {
-            Base::Fd(fd)
-        }
-    }
-}
-
-/// Who asks: the thread, for its cwd, its fd table and `/proc/self`.
-#[derive(Clone, Copy, Debug)]
-pub struct Asker {
+/// Who asks: the thread, for its cwd, its fd table and `/proc/self`, read through `tasks`.
+#[derive(Clone, Copy)]
+pub struct Asker<'a> {
     pub tid: i32,
+    pub tasks: &'a dyn TaskReader,
 }
 
-impl Asker {
+impl Asker<'_> {
     /// The thread's process id, read only when a path goes through `/proc/self`.
     fn tgid(self) -> i32 {
-        task::tgid_of(self.tid).unwrap_or(self.tid)
+        self.tasks.tgid(self.tid).unwrap_or(self.tid)
     }
 }
 
@@ -55,10 +38,10 @@ fn err(errno: i32) -> io::Error {
 }
 
 /// The absolute path of the base directory.
-pub fn base_dir(asker: Asker, base: Base) -> io::Result<PathBuf> {
+pub fn base_dir(asker: Asker<'_>, base: Base) -> io::Result<PathBuf> {
     let raw = match base {
-        Base::Cwd => task::cwd(asker.tid)?,
-        Base::Fd(fd) => task::fd_target(asker.tid, fd)?,
+        Base::Cwd => asker.tasks.cwd(asker.tid)?,
+        Base::Fd(fd) => asker.tasks.fd_target(asker.tid, fd)?,
     };
     if raw.first() != Some(&b'/') {
         // A pipe, socket or anon inode: not a directory.
@@ -83,7 +66,7 @@ fn is_proc_magic(path: &Path) -> bool {
 /// also the root (`RESOLVE_IN_ROOT`): absolute paths and `..` stay beneath it.
 /// The result is absolute and clean. The final component need not exist.
 pub fn resolve(
-    asker: Asker,
+    asker: Asker<'_>,
     base: Base,
     raw: &[u8],
     follow_final: bool,
@@ -191,35 +174,21 @@ fn resolve_without_symlinks(base: &Path, raw: &[u8], follow_final: bool) -> Opti
     if full.starts_with("/proc") {
         return None;
     }
-    // struct open_how { flags, mode, resolve }: O_PATH directory, RESOLVE_NO_SYMLINKS (0x04).
-    let how: [u64; 3] = [
-        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-        0,
-        0x04,
-    ];
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: Resolve::NO_SYMLINKS,
+    };
     // The walk is made on the raw joined path, not the cleaned one: `..` after a directory is
     // only lexical when that directory is not a symlink, which RESOLVE_NO_SYMLINKS checks.
     let raw_parent = {
         let bytes = joined.as_os_str().as_bytes();
         let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'/').count();
         let cut = bytes[..end].iter().rposition(|&b| b == b'/')?;
-        std::ffi::CString::new(if cut == 0 { &b"/"[..] } else { &bytes[..cut] }).ok()?
+        CString::new(if cut == 0 { &b"/"[..] } else { &bytes[..cut] }).ok()?
     };
-    // SAFETY: raw_parent and how are valid for the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            raw_parent.as_ptr(),
-            how.as_ptr(),
-            std::mem::size_of_val(&how),
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: closing the fd just opened.
-    unsafe { libc::close(fd as i32) };
+    // The fd proves the walk; it is closed at once.
+    drop(openat2(&raw_parent, &how).ok()?);
     if follow_final {
         match std::fs::symlink_metadata(&full) {
             Ok(meta) if meta.file_type().is_symlink() => return None,
@@ -258,12 +227,15 @@ pub fn last_component(raw: &[u8]) -> (&[u8], bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::linux::supervisor::task::LiveTasks;
+    use crate::platform::linux::sys;
     use std::os::unix::fs::symlink;
 
-    fn me() -> Asker {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        Asker { tid }
+    fn me() -> Asker<'static> {
+        Asker {
+            tid: sys::process::tid(),
+            tasks: &LiveTasks,
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use super::Judge;
+use super::judge::Judge;
 use crate::engine::{Action, Actor, Event, OpenFlags as OpenIntent};
 
 /// Nothing is cached by the kernel: a file the human adds or removes in the zone shows at once,
@@ -61,6 +61,33 @@ impl SecretFs {
             judge,
             supervisor: std::process::id(),
             state: Mutex::new(state),
+        }
+    }
+
+    /// Serve the FUSE connection `fd` of the root mounted with this file system on a thread of
+    /// its own (`index` names it). It ends when the last process of the namespace is gone (the
+    /// kernel aborts the connection); should it end early, opens under the root fail: closed.
+    pub fn serve(self, fd: std::os::fd::OwnedFd, index: usize) {
+        let spawned = std::thread::Builder::new()
+            .name(format!("secret-fs-{index}"))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                match fuser::Session::from_fd(
+                    self,
+                    fd,
+                    fuser::SessionACL::Owner,
+                    Default::default(),
+                ) {
+                    Ok(session) => {
+                        let _ = session.run();
+                    }
+                    Err(e) => tracing::warn!("secret zone file system: {e}"),
+                }
+            });
+        if spawned.is_err() {
+            // The fd was dropped with the closure: the kernel aborts the connection and opens
+            // under that root fail.
+            tracing::warn!("no thread for a secret zone file system: its files cannot be opened");
         }
     }
 

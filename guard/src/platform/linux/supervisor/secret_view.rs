@@ -23,20 +23,22 @@
 //! disabled, AppArmor's `restrict_unprivileged_userns`), the child installs the filter that
 //! supervises reads instead, so a failure costs speed, never a secret.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
-use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::handler::SecretInodes;
+use super::late_roots;
+use super::secret_inodes::SecretInodes;
+use crate::platform::linux::sys::landlock::AbiVersion;
+use crate::platform::linux::sys::{fuse, ipc, process};
 
 /// Set to `1` to keep supervising reads even where secrets could be hidden (comparisons, tests).
 pub const SUPERVISE_READS_ENV: &str = "AGENT_GUARD_SUPERVISE_READS";
 
 /// The most roots hidden at once: their FUSE fds travel in one `SCM_RIGHTS` message with the
 /// listener.
-pub const MAX_HIDDEN_ROOTS: usize = 48;
+pub const MAX_HIDDEN_ROOTS: usize = ipc::MAX_FDS - 1;
 
 /// One secret zone root to cover.
 #[derive(Clone, Debug)]
@@ -133,7 +135,7 @@ pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fal
             if std::fs::symlink_metadata(shown).is_ok() {
                 return Err(Fallback::DanglingRoot(shown.clone()));
             }
-            if !super::late_roots::supported() {
+            if !late_roots::supported() {
                 return Err(Fallback::MissingRoot(shown.clone()));
             }
             hidden.pending.push(shown.clone());
@@ -151,7 +153,7 @@ pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fal
             is_dir: meta.is_dir(),
         });
     }
-    if landlock_abi() < 1 {
+    if !AbiVersion::current().is_supported() {
         return Err(Fallback::NoLandlock);
     }
     std::fs::OpenOptions::new()
@@ -160,21 +162,6 @@ pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fal
         .open("/dev/fuse")
         .map_err(Fallback::NoFuse)?;
     Ok(hidden)
-}
-
-/// The Landlock ABI version of the running kernel; 0 without Landlock.
-pub fn landlock_abi() -> i64 {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: the version query takes no attribute pointer.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    abi.max(0)
 }
 
 /// A line of /proc/self/mountinfo: the device, the directory of that file system mounted, and
@@ -253,7 +240,7 @@ pub struct ChildPlan {
     pub user_namespace: bool,
     pub uid_map: CString,
     pub gid_map: CString,
-    /// Per root: the mount target and its [`fuse_options`].
+    /// Per root: the mount target and its FUSE options ([`fuse::options`]).
     pub mounts: Vec<(CString, CString)>,
     /// The directory to enter again once the mounts are made, so that a cwd inside a secret zone
     /// is the covered one.
@@ -264,12 +251,11 @@ pub struct ChildPlan {
 
 impl ChildPlan {
     pub fn new(roots: &[HiddenRoot], pending: &[PathBuf]) -> Option<ChildPlan> {
-        // SAFETY: no preconditions.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (uid, gid) = process::effective_ids();
         let mut mounts = Vec::new();
         for root in roots {
             let target = CString::new(root.real.as_os_str().as_bytes()).ok()?;
-            mounts.push((target, fuse_options(root.is_dir, uid, gid)));
+            mounts.push((target, fuse::options(root.is_dir, uid, gid)));
         }
         let cwd = std::env::current_dir()
             .ok()
@@ -283,69 +269,6 @@ impl ChildPlan {
             pending: pending.to_vec(),
         })
     }
-}
-
-/// The FUSE mount options that follow `fd=N`: the kind of the root and whose the files are.
-pub fn fuse_options(is_dir: bool, uid: u32, gid: u32) -> CString {
-    let rootmode = if is_dir { "40000" } else { "100000" };
-    CString::new(format!(
-        ",rootmode={rootmode},user_id={uid},group_id={gid},default_permissions"
-    ))
-    .expect("no NUL in formatted numbers")
-}
-
-/// Open `/dev/fuse` and mount it at `target` with `options` (from [`fuse_options`]); the fd, or
-/// `None` (nothing left open) when either fails.
-///
-/// # Safety
-/// Async-signal-safe: used in the forked CMD child, where it may not allocate.
-pub unsafe fn mount_fuse(target: &CStr, options: &CStr) -> Option<RawFd> {
-    let fd = libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-    if fd < 0 {
-        return None;
-    }
-    // "fd=N" then the options, formatted without allocating.
-    let mut data = [0u8; 256];
-    let digits = decimal(fd);
-    let digits = &digits[..digits.iter().position(|b| *b == 0).unwrap_or(digits.len())];
-    let rest = options.to_bytes_with_nul();
-    let len = 3 + digits.len();
-    let mounted = len + rest.len() <= data.len() && {
-        data[..3].copy_from_slice(b"fd=");
-        data[3..len].copy_from_slice(digits);
-        data[len..len + rest.len()].copy_from_slice(rest);
-        libc::mount(
-            c"agent-guard".as_ptr(),
-            target.as_ptr(),
-            c"fuse.agent-guard".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            data.as_ptr().cast(),
-        ) == 0
-    };
-    if !mounted {
-        libc::close(fd);
-        return None;
-    }
-    Some(fd)
-}
-
-/// The decimal digits of a non-negative fd, NUL-padded.
-fn decimal(mut n: RawFd) -> [u8; 12] {
-    let mut digits = [0u8; 12];
-    let mut rev = [0u8; 12];
-    let mut len = 0;
-    loop {
-        rev[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        digits[i] = rev[len - 1 - i];
-    }
-    digits
 }
 
 #[cfg(test)]
@@ -377,13 +300,6 @@ mod tests {
             other_mount_of(Path::new("/srv/home copy/u/.ssh"), &mounts),
             Some(PathBuf::from("/home/u/.ssh"))
         );
-    }
-
-    #[test]
-    fn fd_numbers_are_written_in_decimal() {
-        assert_eq!(&decimal(0)[..2], b"0\0");
-        assert_eq!(&decimal(1024)[..5], b"1024\0");
-        assert_eq!(&decimal(i32::MAX)[..11], b"2147483647\0");
     }
 
     #[test]

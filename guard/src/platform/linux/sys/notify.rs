@@ -1,5 +1,9 @@
 //! The seccomp user-notification listener: receive a notification, check it is still live,
-//! answer it. Thin wrappers over the `SECCOMP_IOCTL_NOTIF_*` ioctls; no decisions here.
+//! answer it, install an fd in the notifying task. Thin wrappers over the
+//! `SECCOMP_IOCTL_NOTIF_*` ioctls (linux/seccomp.h, seccomp_unotify(2)).
+//!
+//! No decisions here: this must never answer a notification on its own (what to answer is the
+//! handler's), nor retry anything but what the kernel documents as retryable.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -27,6 +31,21 @@ pub enum Response {
     Error(i32),
     /// The syscall returns this value: the supervisor performed it itself.
     Value(i64),
+}
+
+impl Response {
+    /// The syscall fails as `error` says (`EIO` for an error that carries no errno).
+    pub fn failed(error: &io::Error) -> Response {
+        Response::Error(error.raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    /// The answer for a call performed here: its value (0), or its errno.
+    pub fn of(result: io::Result<()>) -> Response {
+        match result {
+            Ok(()) => Response::Value(0),
+            Err(e) => Response::failed(&e),
+        }
+    }
 }
 
 /// The listener fd returned by `seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)`.

@@ -1,15 +1,12 @@
-//! Reading a supervised task: strings from its memory, its cwd and fds, its thread group.
+//! Reading a supervised task's memory: path strings, an exec's argv, plain structs, each in as
+//! few `process_vm_readv` calls as the page boundaries allow.
 //!
-//! Everything here reads; nothing writes to the task. Values read from a task's memory are
-//! untrusted and may change the moment after they were read (a second thread can rewrite them),
-//! which is why the supervisor acts on its own copy (see `handler`), never re-reads.
+//! It must never read across a page it was not asked to (a string that ends just before an
+//! unmapped page is readable, and must be read), and never write to the task.
 
-use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
 
-pub use crate::platform::linux::procfs::tgid_of;
+use crate::platform::linux::sys::process_vm;
 
 /// Longest path the kernel accepts, NUL included.
 pub const PATH_MAX: usize = libc::PATH_MAX as usize;
@@ -23,20 +20,7 @@ const PAGE: usize = 4096;
 /// Read up to `buf.len()` bytes at `addr` of task `tid`. Returns how many were read (short at an
 /// unmapped page).
 fn read_mem(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: local points at buf for buf.len() bytes; remote is only read by the kernel.
-    let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    process_vm::read(tid, addr, buf)
 }
 
 /// Read a NUL-terminated string of at most `max` bytes (NUL excluded) from the task. A string
@@ -146,32 +130,10 @@ fn read_heads(tid: i32, pointers: &[u64]) -> Vec<Option<Vec<u8>>> {
         .map(|&p| ARG_HEAD.min(PAGE - p as usize % PAGE))
         .collect();
     let mut buf = vec![0u8; lens.iter().sum()];
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote: Vec<libc::iovec> = pointers
-        .iter()
-        .zip(&lens)
-        .map(|(&p, &len)| libc::iovec {
-            iov_base: p as *mut libc::c_void,
-            iov_len: len,
-        })
-        .collect();
-    // SAFETY: local covers buf; the remote iovecs are only read by the kernel, and their count
-    // (at most ARGV_MAX_ARGS) is below IOV_MAX.
-    let n = unsafe {
-        libc::process_vm_readv(
-            tid,
-            &local,
-            1,
-            remote.as_ptr(),
-            remote.len() as libc::c_ulong,
-            0,
-        )
-    };
+    // At most ARGV_MAX_ARGS ranges, below IOV_MAX.
+    let n = process_vm::read_ranges(tid, &mut buf, pointers, &lens);
     // A fault stops the transfer: what was read before it still counts.
-    let mut read = n.max(0) as usize;
+    let mut read = n.unwrap_or(0);
     let mut offset = 0;
     lens.iter()
         .map(|&len| {
@@ -186,84 +148,12 @@ fn read_heads(tid: i32, pointers: &[u64]) -> Vec<Option<Vec<u8>>> {
         .collect()
 }
 
-/// Read a plain struct of `N` bytes (e.g. `open_how`).
-pub fn read_bytes<const N: usize>(tid: i32, addr: u64) -> io::Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    if addr == 0 || read_mem(tid, addr, &mut buf)? != N {
+/// Exactly `buf.len()` bytes at `addr` (a plain struct such as `open_how`).
+pub fn read_exact(tid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+    if addr == 0 || read_mem(tid, addr, buf)? != buf.len() {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
-    Ok(buf)
-}
-
-/// The target of a /proc symlink (cwd, fd/N, exe), as bytes.
-pub fn proc_link(path: &str) -> io::Result<Vec<u8>> {
-    std::fs::read_link(path).map(|p| p.into_os_string().into_vec())
-}
-
-/// The task's current directory. Threads may have their own (CLONE_FS unshared), so this reads
-/// the thread's entry, not the process's.
-pub fn cwd(tid: i32) -> io::Result<Vec<u8>> {
-    proc_link(&format!("/proc/{tid}/cwd"))
-}
-
-/// What the task's fd `fd` points at (a path for files and directories).
-pub fn fd_target(tid: i32, fd: i32) -> io::Result<Vec<u8>> {
-    proc_link(&format!("/proc/{tid}/fd/{fd}")).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            io::Error::from_raw_os_error(libc::EBADF)
-        } else {
-            e
-        }
-    })
-}
-
-/// The pid a pidfd of the task refers to (from /proc/TID/fdinfo/FD, `Pid:`), or for a
-/// /proc/PID directory fd, that PID. None when the fd is neither.
-pub fn pidfd_target(tid: i32, fd: i32) -> Option<i32> {
-    if let Ok(text) = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")) {
-        if let Some(pid) = text.lines().find_map(|l| l.strip_prefix("Pid:")) {
-            return pid.trim().parse().ok();
-        }
-    }
-    let target = fd_target(tid, fd).ok()?;
-    let rest = target.strip_prefix(b"/proc/")?;
-    std::str::from_utf8(rest).ok()?.parse().ok()
-}
-
-/// The task's umask (/proc/TID/status, `Umask:` in octal).
-pub fn umask(tid: i32) -> Option<libc::mode_t> {
-    let text = crate::platform::linux::procfs::read_small(&format!("/proc/{tid}/status")).ok()?;
-    let value = String::from_utf8_lossy(&text);
-    let value = value.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    libc::mode_t::from_str_radix(value.trim(), 8).ok()
-}
-
-/// The device node of the task's controlling terminal, from `tty_nr` in /proc/TID/stat.
-pub fn controlling_tty(tid: i32) -> Option<PathBuf> {
-    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // state ppid pgrp session tty_nr
-    let tty_nr: u32 = rest.split_whitespace().nth(4)?.parse().ok()?;
-    if tty_nr == 0 {
-        return None;
-    }
-    let major = (tty_nr >> 8) & 0xfff;
-    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
-    match major {
-        136..=143 => Some(PathBuf::from(format!(
-            "/dev/pts/{}",
-            (major - 136) * 256 + minor
-        ))),
-        4 if minor < 64 => Some(PathBuf::from(format!("/dev/tty{minor}"))),
-        4 => Some(PathBuf::from(format!("/dev/ttyS{}", minor - 64))),
-        _ => None,
-    }
-}
-
-/// Bytes to an owned path.
-pub fn bytes_to_path(bytes: Vec<u8>) -> PathBuf {
-    PathBuf::from(OsString::from_vec(bytes))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -272,8 +162,7 @@ mod tests {
     use std::ffi::CString;
 
     fn me() -> i32 {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() }
+        crate::platform::linux::sys::process::tid()
     }
 
     /// A NULL-terminated pointer array for `args`, as a task would pass to execve.

@@ -1,0 +1,85 @@
+//! Planning: a decoded [`Call`] into a [`Plan`]: the actions to judge and what to do once they
+//! are allowed (let the kernel run the call, perform it here, or answer at once). One file per
+//! family of calls; what they share is in [`planner`].
+//!
+//! Planning reads the task (through the `TaskReader`) and the file system, and must never change
+//! either: the judge decides, the emulation acts.
+
+mod create;
+mod exec;
+mod open;
+mod planner;
+mod remove;
+mod rename_link;
+mod signal;
+
+use std::io;
+
+pub use planner::{GuardProcesses, Plan, Planner};
+
+use super::call::Call;
+use crate::platform::linux::sys::notify::Response;
+
+/// The plan for one call.
+pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
+    match call {
+        Call::Open {
+            dir,
+            path,
+            flags,
+            mode,
+        } => open::open(p, dir, path, flags, mode),
+        Call::Openat2 { dir, path, how } => open::openat2(p, dir, path, how),
+        Call::Unlink {
+            dir,
+            path,
+            remove_dir,
+        } => remove::unlink(p, dir, path, remove_dir),
+        Call::Truncate { path, length } => remove::truncate(p, path, length),
+        Call::Mkdir { dir, path, mode } => create::mkdir(p, dir, path, mode),
+        Call::Mknod {
+            dir,
+            path,
+            mode,
+            dev,
+        } => create::mknod(p, dir, path, mode, dev),
+        Call::Symlink { target, dir, link } => create::symlink(p, target, dir, link),
+        Call::Rename {
+            from_dir,
+            from,
+            to_dir,
+            to,
+            flags,
+        } => rename_link::rename(p, (from_dir, from), (to_dir, to), flags),
+        Call::Link {
+            from_dir,
+            from,
+            to_dir,
+            to,
+            flags,
+        } => rename_link::link(p, (from_dir, from), (to_dir, to), flags),
+        Call::Exec {
+            dir,
+            path,
+            argv,
+            flags,
+        } => exec::exec(p, dir, path, argv, flags),
+        Call::Kill { pid, sig } => Ok(signal::kill(p, pid, sig)),
+        Call::Tkill { tid, sig } => Ok(signal::tkill(p, tid, sig)),
+        Call::Tgkill { tgid, tid, sig } => Ok(signal::tgkill(p, tgid, tid, sig)),
+        Call::Ptrace { request, pid } => Ok(signal::ptrace(p, request, pid)),
+        Call::ProcessVmWritev { pid } | Call::PidfdOpen { pid } => Ok(signal::by_pid(p, pid)),
+        Call::PidfdGetfd { pidfd } => Ok(signal::pidfd_getfd(p, pidfd)),
+        Call::PidfdSendSignal {
+            pidfd,
+            sig,
+            info,
+            flags,
+        } => signal::pidfd_send_signal(p, pidfd, sig, info, flags),
+        // umask is notified only for the handler's cache of umasks; the rest is not supervised.
+        Call::Umask | Call::Other(_) => Ok(Plan::Answer(Response::Continue)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

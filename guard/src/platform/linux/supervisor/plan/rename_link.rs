@@ -1,0 +1,124 @@
+//! Planning the two-name calls: rename, renameat, renameat2 and link, linkat. A rename is
+//! judged as a move of the source to the destination (with what the destination holds), an
+//! exchange as two moves; a link as a new name for the source, and as a read of the secret file
+//! the source is another name of. Both are performed here on the resolved names.
+//!
+//! It must never judge a name other than the one acted on: `AT_EMPTY_PATH` links the file the
+//! fd holds, which is judged by the path that fd points at.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::planner::{is_dot_or_dotdot, Plan, Planner};
+use crate::engine::{Action, OpenFlags};
+use crate::platform::linux::supervisor::call::{Base, UserPtr};
+use crate::platform::linux::supervisor::emulate::{parent_and_name, Emulation};
+use crate::platform::linux::supervisor::resolve;
+use crate::platform::linux::supervisor::task;
+use crate::platform::linux::sys::fs;
+use crate::platform::linux::sys::notify::Response;
+
+/// rename, renameat, renameat2 (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`, ...).
+pub fn rename(
+    p: &Planner<'_>,
+    (from_dir, from): (Base, UserPtr),
+    (to_dir, to): (Base, UserPtr),
+    flags: u32,
+) -> io::Result<Plan> {
+    let old_raw = p.read_path(from)?;
+    let new_raw = p.read_path(to)?;
+    let (old_last, old_trailing) = resolve::last_component(&old_raw);
+    let (new_last, new_trailing) = resolve::last_component(&new_raw);
+    if is_dot_or_dotdot(old_last) || is_dot_or_dotdot(new_last) {
+        return Ok(Plan::Answer(Response::Error(libc::EBUSY)));
+    }
+    let from = p.resolve(from_dir, &old_raw, false)?;
+    let to = p.resolve(to_dir, &new_raw, false)?;
+    let source_is_dir = std::fs::symlink_metadata(&from)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
+    let dest = std::fs::symlink_metadata(&to).ok();
+    let mut actions = vec![Action::Rename {
+        from: from.clone(),
+        to: to.clone(),
+        dest_exists: dest.is_some(),
+        source_is_dir,
+    }];
+    if flags & libc::RENAME_EXCHANGE != 0 {
+        // An exchange is two moves: the destination's entry moves to the source too.
+        actions.push(Action::Rename {
+            from: to.clone(),
+            to: from.clone(),
+            dest_exists: true,
+            source_is_dir: dest.is_some_and(|m| m.is_dir()),
+        });
+    }
+    let (from_parent, from_name) = parent_and_name(&from, old_trailing)?;
+    let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
+    Ok(Plan::Emulate(
+        actions,
+        Emulation::Rename {
+            from_parent,
+            from_name,
+            to_parent,
+            to_name,
+            flags,
+        },
+    ))
+}
+
+/// link, linkat (`AT_SYMLINK_FOLLOW`; `AT_EMPTY_PATH` with an empty source path links the file
+/// the source fd holds).
+pub fn link(
+    p: &Planner<'_>,
+    (from_dir, from): (Base, UserPtr),
+    (to_dir, to): (Base, UserPtr),
+    flags: i32,
+) -> io::Result<Plan> {
+    let old_raw = p.read_path(from)?;
+    let new_raw = p.read_path(to)?;
+    let (new_last, new_trailing) = resolve::last_component(&new_raw);
+    if is_dot_or_dotdot(new_last) {
+        return Ok(Plan::Answer(Response::Error(libc::EEXIST)));
+    }
+    let to = p.resolve(to_dir, &new_raw, false)?;
+    let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
+    let (from, from_parent, from_name, link_flags): (PathBuf, _, _, _) =
+        if old_raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+            let fd = from_dir.raw_fd();
+            let target = task::bytes_to_path(p.tasks.fd_target(p.tid, fd)?);
+            // Linked by following the task's fd itself: the file it holds, even if renamed since.
+            let magic = format!("/proc/{}/fd/{fd}", p.tid);
+            (
+                target,
+                None,
+                fs::c_path(magic.as_bytes())?,
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        } else {
+            let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
+            let from = p.resolve(from_dir, &old_raw, follow)?;
+            let (parent, name) = parent_and_name(&from, false)?;
+            (from, Some(parent), name, 0)
+        };
+    let mut actions = vec![Action::Link {
+        from: from.clone(),
+        to,
+    }];
+    if let Some(secret) = p.secrets.alias_of(&from) {
+        actions.push(Action::Open {
+            path: secret.clone(),
+            flags: OpenFlags::READ,
+        });
+    }
+    Ok(Plan::Emulate(
+        actions,
+        Emulation::Link {
+            from_parent,
+            from_name,
+            to_parent,
+            to_name,
+            flags: link_flags,
+        },
+    ))
+}
