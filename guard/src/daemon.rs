@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engine::{Attribution, Event, Verdict};
 use crate::lineage::{
     attribute, remember, AgentMatcher, LineageError, LineageTable, PatternError, ProcessInfo,
     ProcessKey, ProcessRecord, ProcessSource,
@@ -37,6 +36,7 @@ use crate::platform::macos::{
 };
 use crate::policy::{FailMode, LoadContext, Platform, ZoneKind};
 use crate::runtime::Runtime;
+use crate::vocab::{AgentInfo, Attribution, Event, Verdict};
 
 /// Where macOS keeps user homes.
 pub const USERS_DIR: &str = "/Users";
@@ -140,7 +140,7 @@ impl DaemonCore {
     /// Whether the engine would stop `event` if its actor were an agent: only then is it worth
     /// reading a known-human actor's argv again (one `sysctl`), not on every open in a zone.
     fn agent_would_be_stopped(&self, event: &Event) -> bool {
-        let probe = Attribution::Agent(crate::engine::AgentInfo {
+        let probe = Attribution::Agent(AgentInfo {
             name: String::new(),
             pid: event.actor.pid,
         });
@@ -172,7 +172,7 @@ impl DaemonCore {
         };
         let mut state = self.lock();
         let name = state.matcher.matches(&info)?;
-        let agent = crate::engine::AgentInfo {
+        let agent = AgentInfo {
             name,
             pid: actor.process.pid,
         };
@@ -230,7 +230,7 @@ impl DaemonCore {
             comm: event.actor.comm.clone(),
         };
         let attribution = if let Some(name) = state.matcher.matches(&own) {
-            Attribution::Agent(crate::engine::AgentInfo {
+            Attribution::Agent(AgentInfo {
                 name,
                 pid: actor.process.pid,
             })
@@ -290,7 +290,7 @@ impl EsHandler for DaemonCore {
                     comm: record.comm,
                 };
                 if let Some(name) = state.matcher.matches(&info) {
-                    let agent = crate::engine::AgentInfo {
+                    let agent = AgentInfo {
                         name,
                         pid: parent.process.pid,
                     };

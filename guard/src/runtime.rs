@@ -9,19 +9,21 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{
     AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
-    EnforcementMode, Retention,
+    Retention,
 };
-use crate::engine::{decide, Action, AgentInfo, Attribution, Event, Verdict};
+use crate::engine::decide;
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
-use crate::policy::{LoadContext, Mode, Policy};
+use crate::policy::{LoadContext, Policy};
+pub use crate::vocab::time::unix_secs;
+use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
 
 /// Decision counters, for `status`.
 #[derive(Debug, Default)]
@@ -262,9 +264,10 @@ impl Runtime {
             log.log(record);
         }
         if let Some(store) = self.store.get().filter(|_| worth_storing(event, verdict)) {
-            let mode = match (policy.mode, self.config.force_audit) {
-                (Mode::Audit, _) | (_, true) => EnforcementMode::Audit,
-                (Mode::Enforce, false) => EnforcementMode::Enforce,
+            let mode = if self.config.force_audit {
+                Mode::Audit
+            } else {
+                policy.mode
             };
             store.record_decision(DecisionRecord::new(
                 event,
@@ -415,20 +418,14 @@ pub struct RuntimeStatus {
     pub audit_db: PathBuf,
 }
 
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::engine::{Actor, OpenFlags};
     use crate::policy::{LoadContext, Platform};
+    use crate::vocab::{Actor, OpenFlags};
 
     fn runtime(dir: &Path) -> Runtime {
         let ctx = LoadContext {

@@ -109,7 +109,7 @@ fn verdict_of(policy: &Policy, exe: &str, action: Action, agent: bool, now: u64)
     };
     match decide(&event, &attribution, policy, &Grants::default(), now) {
         Verdict::Allow => Want::Allow,
-        Verdict::Deny(d) => Want::Deny(d.rule),
+        Verdict::Deny(d) => Want::Deny(d.rule.clone()),
         Verdict::Audit(d) => panic!("enforce policy gave an audit verdict: {d:?}"),
     }
 }

@@ -927,8 +927,7 @@ pub fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::record::Decision;
-    use crate::engine::OpKind;
+    use crate::vocab::{Decision, OpKind, RuleId};
     use std::collections::HashSet;
     use std::os::unix::fs::symlink;
     use std::sync::atomic::AtomicUsize;
@@ -942,7 +941,7 @@ mod tests {
         DenialRecord {
             id: format!("{ms}-test-{seq}"),
             ts: ms / 1000,
-            time: crate::audit::record::rfc3339_from_millis(ms as i64),
+            time: crate::vocab::time::rfc3339_from_millis(ms as i64),
             op: OpKind::Unlink,
             path: format!("/w/{thread}/{n}"),
             dest: None,
@@ -952,7 +951,7 @@ mod tests {
             pid: 1000 + thread as i32,
             exe: "/usr/bin/rm".into(),
             agent_pid: 999,
-            rule: "protected_delete".into(),
+            rule: RuleId::ProtectedDelete,
             decision: Decision::Deny,
             reason: "Deleting files in /w is blocked for AI agents; leave the file in place or \
                      ask the user for an override."

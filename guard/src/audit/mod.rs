@@ -17,14 +17,13 @@ pub mod record;
 pub mod schema;
 pub mod store;
 
-pub use crate::duration::{parse_duration, parse_time_bound, DurationError};
 pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
-pub use record::{rfc3339_millis, Decision, DenialRecord};
+pub use record::DenialRecord;
 pub use store::{
     AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
-    DecisionRecord, EnforcementMode, ExportFormat, OverrideEvent, OverrideEventKind, Retention,
-    StoredDecision, StoredOverride, VerdictKind,
+    DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention, StoredDecision,
+    StoredOverride,
 };

@@ -1,4 +1,5 @@
-//! The denial record: one JSON object per line of `denials.jsonl` (DESIGN.md, "Denial record").
+//! The denial record: one JSON object per line of `denials.jsonl` (docs/audit.md, "The denial
+//! record").
 //!
 //! It keeps codex-es-guard's keys (`ts`, `op`, `path`, `dest`, `zone`, `process`, `ancestor`) so
 //! tools written for that log keep working, and adds what an agent needs to act on a denial
@@ -13,26 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::engine::{AgentInfo, Event, OpKind, Verdict};
-
-/// Whether the operation was refused (`deny`) or only recorded in audit mode (`audit`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// The default when reading a codex-es-guard line, which only ever recorded denials.
-    #[default]
-    Deny,
-    Audit,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Deny => "deny",
-            Decision::Audit => "audit",
-        }
-    }
-}
+use crate::vocab::time::rfc3339_millis;
+use crate::vocab::{AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
 
 /// One line of `denials.jsonl`.
 ///
@@ -69,10 +52,12 @@ pub struct DenialRecord {
     pub exe: String,
     #[serde(default)]
     pub agent_pid: i32,
-    /// The rule id (`protected_delete`, `secret_zone`, ...), stable across versions.
-    #[serde(default)]
-    pub rule: String,
-    #[serde(default)]
+    /// The rule id (`protected_delete`, `secret_zone`, ...), stable across versions; a name this
+    /// version does not know (empty in a codex-es-guard line) is kept as written.
+    #[serde(default = "no_rule")]
+    pub rule: RuleId,
+    /// `deny` or `audit` (never `allow`: allowed operations have no denial record).
+    #[serde(default = "denied")]
     pub decision: Decision,
     /// One sentence a language model can act on.
     #[serde(default)]
@@ -80,6 +65,16 @@ pub struct DenialRecord {
     /// The exact command that requests an override.
     #[serde(default)]
     pub hint: String,
+}
+
+/// The `rule` of a codex-es-guard line, which names none.
+fn no_rule() -> RuleId {
+    RuleId::Unknown(String::new())
+}
+
+/// The `decision` of a codex-es-guard line, which only ever recorded denials.
+fn denied() -> Decision {
+    Decision::Deny
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -112,7 +107,7 @@ impl DenialRecord {
             pid: actor.pid,
             exe: lossy(&actor.exe),
             agent_pid: agent.pid,
-            rule: denial.rule.as_str().to_string(),
+            rule: denial.rule.clone(),
             decision,
             reason: denial.reason.clone(),
             hint: denial.hint.clone(),
@@ -148,28 +143,10 @@ fn lossy(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-21T07:52:00.123Z`.
-/// Fixed width, so these strings also sort in time order.
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    rfc3339_from_millis(since_epoch.as_millis() as i64)
-}
-
-/// [`rfc3339_millis`] from milliseconds since the epoch.
-pub fn rfc3339_from_millis(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&format)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Action, Actor, Denial, RuleId};
+    use crate::vocab::{Action, Actor, Denial};
     use std::path::PathBuf;
 
     fn event() -> Event {
@@ -276,5 +253,20 @@ mod tests {
         assert_eq!(rec.unix_millis(), 1_718_000_000_000);
         // Without its codex-es-guard keys a line is not a denial record.
         assert!(serde_json::from_str::<DenialRecord>(r#"{"ts":1,"op":"unlink"}"#).is_err());
+    }
+
+    #[test]
+    fn a_rule_this_version_does_not_know_reads_and_writes_back_as_written() {
+        let old = r#"{"ts":1718000000,"op":"unlink","path":"/p","dest":null,"zone":"/z","process":"rm","ancestor":"claude"}"#;
+        let rec: DenialRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.rule, RuleId::Unknown(String::new()));
+        assert_eq!(serde_json::to_value(&rec).unwrap()["rule"], "");
+        let later = old.replace("\"ts\"", "\"rule\":\"a_later_rule\",\"ts\"");
+        let rec: DenialRecord = serde_json::from_str(&later).unwrap();
+        assert_eq!(rec.rule.to_string(), "a_later_rule");
+        assert_eq!(serde_json::to_value(&rec).unwrap()["rule"], "a_later_rule");
+        let known = old.replace("\"ts\"", "\"rule\":\"guard_self\",\"ts\"");
+        let rec: DenialRecord = serde_json::from_str(&known).unwrap();
+        assert_eq!(rec.rule, RuleId::GuardSelf);
     }
 }

@@ -25,83 +25,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OpenFlags, Row};
 use serde::{Deserialize, Serialize};
 
-use super::record::rfc3339_from_millis;
 use super::schema::{self, SchemaError, LATEST_VERSION};
-use crate::engine::{Action, AgentInfo, Event, OpKind, OpSet, Verdict};
-
-/// allow, deny or audit, as stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VerdictKind {
-    Allow,
-    Deny,
-    Audit,
-}
-
-impl VerdictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Allow => "allow",
-            VerdictKind::Deny => "deny",
-            VerdictKind::Audit => "audit",
-        }
-    }
-    pub fn of(verdict: &Verdict) -> VerdictKind {
-        match verdict {
-            Verdict::Allow => VerdictKind::Allow,
-            Verdict::Deny(_) => VerdictKind::Deny,
-            Verdict::Audit(_) => VerdictKind::Audit,
-        }
-    }
-}
-
-impl FromStr for VerdictKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "allow" => Ok(VerdictKind::Allow),
-            "deny" => Ok(VerdictKind::Deny),
-            "audit" => Ok(VerdictKind::Audit),
-            _ => Err(format!(
-                "unknown verdict {s:?}: expected allow, deny or audit"
-            )),
-        }
-    }
-}
-
-/// The policy's mode when the decision was made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnforcementMode {
-    Enforce,
-    Audit,
-}
-
-impl EnforcementMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EnforcementMode::Enforce => "enforce",
-            EnforcementMode::Audit => "audit",
-        }
-    }
-}
-
-impl FromStr for EnforcementMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "enforce" => Ok(EnforcementMode::Enforce),
-            "audit" => Ok(EnforcementMode::Audit),
-            _ => Err(format!("unknown mode {s:?}: expected enforce or audit")),
-        }
-    }
-}
+use crate::vocab::time::{rfc3339_from_millis, unix_millis};
+use crate::vocab::{
+    Action, AgentInfo, Decision, Event, Mode, OpKind, OpSet, RuleId, UnknownName, Verdict,
+};
 
 /// One agent-attributed decision.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,9 +53,9 @@ pub struct DecisionRecord {
     pub path: String,
     pub dest: Option<String>,
     pub zone: Option<String>,
-    pub rule: Option<String>,
-    pub verdict: VerdictKind,
-    pub mode: EnforcementMode,
+    pub rule: Option<RuleId>,
+    pub verdict: Decision,
+    pub mode: Mode,
     /// A hash of the normalized policy that decided.
     pub policy_version: String,
 }
@@ -135,7 +69,7 @@ impl DecisionRecord {
         agent: &AgentInfo,
         start_key: u64,
         verdict: &Verdict,
-        mode: EnforcementMode,
+        mode: Mode,
         policy_version: &str,
         now: SystemTime,
     ) -> DecisionRecord {
@@ -146,7 +80,7 @@ impl DecisionRecord {
                 lossy(&d.path),
                 d.dest.as_deref().map(lossy),
                 d.zone.as_deref().map(lossy),
-                Some(d.rule.as_str().to_string()),
+                Some(d.rule.clone()),
             ),
             None => {
                 let path = match &event.action {
@@ -174,7 +108,7 @@ impl DecisionRecord {
             dest,
             zone,
             rule,
-            verdict: VerdictKind::of(verdict),
+            verdict: verdict.decision(),
             mode,
             policy_version: policy_version.to_string(),
         }
@@ -205,8 +139,8 @@ impl OverrideEventKind {
 }
 
 impl FromStr for OverrideEventKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         [
             OverrideEventKind::Request,
             OverrideEventKind::Approve,
@@ -216,10 +150,10 @@ impl FromStr for OverrideEventKind {
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
-        .ok_or_else(|| {
-            format!(
-                "unknown override event {s:?}: expected request, approve, deny, revoke or expire"
-            )
+        .ok_or_else(|| UnknownName {
+            what: "override event",
+            value: s.to_string(),
+            expected: "request, approve, deny, revoke or expire",
         })
     }
 }
@@ -231,8 +165,8 @@ pub struct OverrideEvent {
     pub kind: OverrideEventKind,
     pub override_id: String,
     pub path: String,
-    /// Comma-separated operation names (`unlink,rename`).
-    pub ops: String,
+    /// Stored as the names separated by commas (`unlink,rename`).
+    pub ops: OpSet,
     /// Who acted: the requesting agent, the approving user, `agent-guard` for expiry.
     pub who: String,
     pub ttl_secs: Option<u64>,
@@ -253,17 +187,11 @@ impl OverrideEvent {
             kind,
             override_id: override_id.to_string(),
             path: path.to_string_lossy().into_owned(),
-            ops: ops.to_string(),
+            ops,
             who: who.to_string(),
             ttl_secs: ttl.map(|t| t.as_secs()),
         }
     }
-}
-
-fn unix_millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as i64
 }
 
 /// How long the audit trail is kept. `None` means no limit of that kind. (No serde here: the
@@ -758,7 +686,7 @@ impl StoreWriter {
                     d.path,
                     d.dest,
                     d.zone,
-                    d.rule,
+                    d.rule.as_ref().map(RuleId::as_str),
                     d.verdict.as_str(),
                     d.mode.as_str(),
                     d.policy_version,
@@ -771,7 +699,7 @@ impl StoreWriter {
                     o.kind.as_str(),
                     o.override_id,
                     o.path,
-                    o.ops,
+                    o.ops.to_string(),
                     o.who,
                     o.ttl_secs.map(|t| t as i64),
                 ])?;
@@ -865,7 +793,7 @@ impl StoreWriter {
 pub struct AuditQuery {
     pub agent: Option<String>,
     pub op: Option<OpKind>,
-    pub verdict: Option<VerdictKind>,
+    pub verdict: Option<Decision>,
     /// The path or anything under it, on component boundaries (`/a/proj` matches `/a/proj` and
     /// `/a/proj/x`, not `/a/project2`).
     pub path_prefix: Option<String>,
@@ -910,14 +838,16 @@ pub enum ExportFormat {
 }
 
 impl FromStr for ExportFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "jsonl" => Ok(ExportFormat::Jsonl),
             "csv" => Ok(ExportFormat::Csv),
-            _ => Err(format!(
-                "unknown export format {s:?}: expected jsonl or csv"
-            )),
+            _ => Err(UnknownName {
+                what: "export format",
+                value: s.to_string(),
+                expected: "jsonl or csv",
+            }),
         }
     }
 }
@@ -1279,17 +1209,14 @@ impl AuditReader {
     }
 }
 
-fn bad_column(idx: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        idx,
-        rusqlite::types::Type::Text,
-        Box::new(io::Error::new(io::ErrorKind::InvalidData, what)),
-    )
+fn bad_column(idx: usize, error: UnknownName) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(error))
 }
 
 fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoredDecision> {
     let time_ms: i64 = row.get(1)?;
     let op: String = row.get(7)?;
+    let rule: Option<String> = row.get(11)?;
     let verdict: String = row.get(12)?;
     let mode: String = row.get(13)?;
     Ok(StoredDecision {
@@ -1302,13 +1229,11 @@ fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoredDecision> {
             pid: row.get(4)?,
             start_key: row.get::<_, i64>(5)? as u64,
             exe: row.get(6)?,
-            op: op
-                .parse()
-                .map_err(|e: crate::engine::event::UnknownOp| bad_column(7, e.to_string()))?,
+            op: op.parse().map_err(|e| bad_column(7, e))?,
             path: row.get(8)?,
             dest: row.get(9)?,
             zone: row.get(10)?,
-            rule: row.get(11)?,
+            rule: rule.as_deref().map(RuleId::from_name),
             verdict: verdict.parse().map_err(|e| bad_column(12, e))?,
             mode: mode.parse().map_err(|e| bad_column(13, e))?,
             policy_version: row.get(14)?,
@@ -1327,7 +1252,10 @@ fn override_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOverride> {
             kind: kind.parse().map_err(|e| bad_column(2, e))?,
             override_id: row.get(3)?,
             path: row.get(4)?,
-            ops: row.get(5)?,
+            ops: {
+                let ops: String = row.get(5)?;
+                ops.parse().map_err(|e| bad_column(5, e))?
+            },
             who: row.get(6)?,
             ttl_secs: row.get::<_, Option<i64>>(7)?.map(|t| t as u64),
         },
@@ -1419,7 +1347,7 @@ fn write_decision(
                 &r.path,
                 r.dest.as_deref().unwrap_or(""),
                 r.zone.as_deref().unwrap_or(""),
-                r.rule.as_deref().unwrap_or(""),
+                r.rule.as_ref().map_or("", RuleId::as_str),
                 r.verdict.as_str(),
                 r.mode.as_str(),
                 &r.policy_version,
@@ -1448,6 +1376,7 @@ fn write_override(
         }
         ExportFormat::Csv => {
             let ttl = e.ttl_secs.map(|t| t.to_string()).unwrap_or_default();
+            let ops = e.ops.to_string();
             let fields: [&str; 21] = [
                 "override",
                 &o.event_id.to_string(),
@@ -1467,7 +1396,7 @@ fn write_override(
                 "",
                 e.kind.as_str(),
                 &e.override_id,
-                &e.ops,
+                &ops,
                 &e.who,
                 &ttl,
             ];

@@ -3,6 +3,7 @@
 use super::*;
 use crate::audit::schema::{migrate_to, user_version, V1};
 use std::collections::HashSet;
+use std::time::UNIX_EPOCH;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -14,9 +15,9 @@ fn decision(i: usize, time_ms: i64) -> DecisionRecord {
     let agents = ["claude", "codex", "cursor"];
     let ops = [OpKind::Unlink, OpKind::Open, OpKind::Rename, OpKind::Exec];
     let verdict = match i % 10 {
-        0 => VerdictKind::Deny,
-        1 => VerdictKind::Audit,
-        _ => VerdictKind::Allow,
+        0 => Decision::Deny,
+        1 => Decision::Audit,
+        _ => Decision::Allow,
     };
     let roots = ["/a/proj", "/a/project2", "/a/proj.bak", "/b"];
     DecisionRecord {
@@ -29,13 +30,13 @@ fn decision(i: usize, time_ms: i64) -> DecisionRecord {
         op: ops[i % 4],
         path: format!("{}/f{i}", roots[(i / 4) % 4]),
         dest: (ops[i % 4] == OpKind::Rename).then(|| format!("/tmp/f{i}")),
-        zone: (verdict != VerdictKind::Allow).then(|| roots[(i / 4) % 4].to_string()),
-        rule: (verdict != VerdictKind::Allow).then(|| "protected_delete".to_string()),
+        zone: (verdict != Decision::Allow).then(|| roots[(i / 4) % 4].to_string()),
+        rule: (verdict != Decision::Allow).then_some(RuleId::ProtectedDelete),
         verdict,
-        mode: if verdict == VerdictKind::Audit {
-            EnforcementMode::Audit
+        mode: if verdict == Decision::Audit {
+            Mode::Audit
         } else {
-            EnforcementMode::Enforce
+            Mode::Enforce
         },
         policy_version: "sha256:abc".into(),
     }
@@ -124,10 +125,10 @@ fn migrates_a_version_1_database_keeping_its_rows() {
     let rows = reader.query(&AuditQuery::default()).unwrap();
     assert_eq!(rows.len(), 2);
     let old = rows.iter().find(|r| r.record.time_ms == 1000).unwrap();
-    assert_eq!(old.record.mode, EnforcementMode::Enforce);
+    assert_eq!(old.record.mode, Mode::Enforce);
     assert_eq!(old.record.policy_version, "");
     assert_eq!(old.record.path, "/a/proj/x");
-    assert_eq!(old.record.verdict, VerdictKind::Deny);
+    assert_eq!(old.record.verdict, Decision::Deny);
     let overrides = reader.overrides(&AuditQuery::default()).unwrap();
     assert_eq!(overrides.len(), 1);
     assert_eq!(overrides[0].event.ttl_secs, Some(600));
@@ -192,7 +193,7 @@ fn queries_match_an_in_memory_oracle() {
             ..Default::default()
         },
         AuditQuery {
-            verdict: Some(VerdictKind::Deny),
+            verdict: Some(Decision::Deny),
             limit: Some(1000),
             ..Default::default()
         },
@@ -224,7 +225,7 @@ fn queries_match_an_in_memory_oracle() {
         },
         AuditQuery {
             agent: Some("claude".into()),
-            verdict: Some(VerdictKind::Audit),
+            verdict: Some(Decision::Audit),
             path_prefix: Some("/b".into()),
             since_ms: Some(base + 100 * STEP),
             limit: Some(7),
@@ -303,14 +304,14 @@ fn query_plans_use_indexes_and_exports_do_not_sort() {
         (
             "verdict",
             AuditQuery {
-                verdict: Some(VerdictKind::Deny),
+                verdict: Some(Decision::Deny),
                 ..Default::default()
             },
         ),
         (
             "verdict allow",
             AuditQuery {
-                verdict: Some(VerdictKind::Allow),
+                verdict: Some(Decision::Allow),
                 ..Default::default()
             },
         ),
@@ -343,7 +344,7 @@ fn query_plans_use_indexes_and_exports_do_not_sort() {
         if q.path_prefix.is_some() {
             assert!(p.contains("decisions_day_path"), "{name}: {p}");
         }
-        if q.verdict == Some(VerdictKind::Deny) {
+        if q.verdict == Some(Decision::Deny) {
             assert!(p.contains("decisions_deny_time"), "{name}: {p}");
         }
         // The inner selection must search an index, never scan the table.
@@ -372,7 +373,7 @@ fn exports_jsonl_in_the_audit_schema_and_csv_with_escaping() {
         kind: OverrideEventKind::Approve,
         override_id: "o-7".into(),
         path: "/a/proj".into(),
-        ops: "unlink,rename".into(),
+        ops: "unlink,rename".parse().unwrap(),
         who: "=HYPERLINK(\"http://evil\")".into(),
         ttl_secs: Some(600),
     });
@@ -470,7 +471,7 @@ fn retention_by_age_runs_in_the_background() {
         kind: OverrideEventKind::Expire,
         override_id: "old".into(),
         path: "/x".into(),
-        ops: "unlink".into(),
+        ops: "unlink".parse().unwrap(),
         who: "agent-guard".into(),
         ttl_secs: None,
     });
@@ -601,7 +602,7 @@ fn locked_database_and_full_queue_are_counted_not_silent() {
 
 #[test]
 fn decision_record_from_engine_types() {
-    use crate::engine::{Actor, Denial, RuleId};
+    use crate::vocab::{Actor, Denial};
     use std::path::PathBuf;
     let event = Event {
         actor: Actor {
@@ -626,7 +627,7 @@ fn decision_record_from_engine_types() {
         &agent,
         99,
         &Verdict::Allow,
-        EnforcementMode::Enforce,
+        Mode::Enforce,
         "v1",
         now,
     );
@@ -650,12 +651,15 @@ fn decision_record_from_engine_types() {
         &agent,
         99,
         &Verdict::Audit(denial),
-        EnforcementMode::Audit,
+        Mode::Audit,
         "v1",
         now,
     );
-    assert_eq!(audit.verdict, VerdictKind::Audit);
-    assert_eq!(audit.rule.as_deref(), Some("protected_move_out"));
+    assert_eq!(audit.verdict, Decision::Audit);
+    assert_eq!(
+        audit.rule.as_ref().map(RuleId::as_str),
+        Some("protected_move_out")
+    );
     assert_eq!(audit.zone.as_deref(), Some("/a/proj"));
 }
 

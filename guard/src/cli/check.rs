@@ -165,7 +165,7 @@ fn print_verdict(
     };
     if json {
         let out = serde_json::json!({
-            "decision": verdict.as_str(),
+            "decision": verdict.decision().as_str(),
             "op": event.action.kind(),
             "path": event.action.path(),
             "dest": event.action.dest(),

@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use crate::audit::{self, DenialRecord};
 use crate::paths::Locations;
+use crate::vocab::printable;
 
 /// How long `--follow` sleeps between looks at the log (see `audit::DenialFollower` for why it
 /// polls).
@@ -33,7 +34,7 @@ pub struct DenialsArgs {
 
 /// clap's value parser for `--since`; clap prefixes the message with the argument's name.
 pub fn parse_since(value: &str) -> Result<Duration, String> {
-    audit::parse_duration(value).map_err(|e| e.to_string())
+    crate::duration::parse_duration(value).map_err(|e| e.to_string())
 }
 
 /// Exit status 0; an unreadable log is an error (exit 1 from main).
@@ -121,7 +122,7 @@ pub fn human_line(r: &DenialRecord) -> String {
     }
     line.push_str(&format!(
         " [{}] by {} (pid {}) under {}: {}",
-        printable(&r.rule),
+        printable(r.rule.as_str()),
         printable(&r.process),
         r.pid,
         printable(&r.ancestor),
@@ -133,27 +134,11 @@ pub fn human_line(r: &DenialRecord) -> String {
     line
 }
 
-/// `s` with control characters (newlines, escape sequences) shown as Rust escapes.
-pub fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Decision, DenialLog, DenialLogConfig};
-    use crate::engine::OpKind;
+    use crate::audit::{DenialLog, DenialLogConfig};
+    use crate::vocab::{Decision, OpKind, RuleId};
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -176,7 +161,7 @@ mod tests {
             pid: 7,
             exe: "/bin/rm".into(),
             agent_pid: 1,
-            rule: "protected_delete".into(),
+            rule: RuleId::ProtectedDelete,
             decision: Decision::Deny,
             reason: "Deleting files in /p is blocked.".into(),
             hint: "agent-guard override request --op unlink --path /p/x".into(),
@@ -220,7 +205,7 @@ mod tests {
         let now = SystemTime::now();
         let mut recent = record("/p/recent");
         recent.id = "2-2-2".into();
-        recent.time = audit::rfc3339_millis(now);
+        recent.time = crate::vocab::time::rfc3339_millis(now);
         recent.ts = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()

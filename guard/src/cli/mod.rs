@@ -98,5 +98,5 @@ pub fn absolute(path: &Path) -> PathBuf {
             .unwrap_or_else(|_| PathBuf::from("/"))
             .join(path)
     };
-    crate::engine::path::clean(&joined)
+    crate::vocab::path::clean(&joined)
 }

@@ -12,15 +12,16 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::common::{load_policy, LoadedPolicy};
-use crate::engine::shell_quote;
 use crate::feedback::{latest_denial_of, read_denials, DenialRecord};
 use crate::overrides::{
-    self, file_request, human_duration, load_pending, now_unix, parse_ops, printable,
-    refuse_if_agent, resolve_path, rfc3339, validate, GrantStore, OverrideError, RateLimit,
-    Refusal, Request, RequestSpec, Requester, DEFAULT_TTL_SECS,
+    self, file_request, human_duration, load_pending, now_unix, parse_ops, refuse_if_agent,
+    resolve_path, validate, GrantStore, OverrideError, OverrideEventKind, RateLimit, Refusal,
+    Request, RequestSpec, Requester, DEFAULT_TTL_SECS,
 };
 use crate::paths::{process_env, Locations};
 use crate::policy::normalize::parse_duration;
+use crate::vocab::time::rfc3339_from_secs as rfc3339;
+use crate::vocab::{printable, shell_quote, RuleId};
 
 #[derive(Subcommand, Debug)]
 pub enum OverrideCommand {
@@ -94,8 +95,8 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         OverrideCommand::Request(args) => request(&args, &locations),
         OverrideCommand::List(args) => list(&args, &locations),
         OverrideCommand::Approve(args) => approve(&args, &locations),
-        OverrideCommand::Deny(args) => decide(&args, &locations, Decision::Deny),
-        OverrideCommand::Revoke(args) => decide(&args, &locations, Decision::Revoke),
+        OverrideCommand::Deny(args) => decide(&args, &locations, OverrideEventKind::Deny),
+        OverrideCommand::Revoke(args) => decide(&args, &locations, OverrideEventKind::Revoke),
     };
     match result {
         Ok(code) => Ok(code),
@@ -233,7 +234,7 @@ fn find_denial(locations: &Locations, id: &str) -> Result<DenialRecord, Failure>
             id: id.to_string(),
             file: locations.denials.clone(),
         })?;
-    if record.rule == "guard_self" {
+    if record.rule == RuleId::GuardSelf {
         return Err(OverrideError::Refused(Refusal::GuardFile(PathBuf::from(&record.path))).into());
     }
     Ok(record)
@@ -321,7 +322,7 @@ fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
                         printable(&den.id),
                         den.op,
                         printable(&den.path),
-                        printable(&den.rule),
+                        printable(den.rule.as_str()),
                         printable(&den.time),
                         printable(&den.reason)
                     );
@@ -419,22 +420,17 @@ fn approve(args: &ApproveArgs, locations: &Locations) -> Result<i32, Failure> {
     Ok(0)
 }
 
-#[derive(Clone, Copy)]
-enum Decision {
-    Deny,
-    Revoke,
-}
-
-fn decide(args: &IdArgs, locations: &Locations, decision: Decision) -> Result<i32, Failure> {
-    let command = match decision {
-        Decision::Deny => "deny",
-        Decision::Revoke => "revoke",
-    };
-    refuse_if_agent(command, &process_env)?;
+/// `override deny` or `override revoke`: a human's decision on a request or a grant.
+fn decide(
+    args: &IdArgs,
+    locations: &Locations,
+    decision: OverrideEventKind,
+) -> Result<i32, Failure> {
+    refuse_if_agent(decision.as_str(), &process_env)?;
     let store = GrantStore::new(locations.clone());
     let now = now_unix();
     match decision {
-        Decision::Deny => {
+        OverrideEventKind::Deny => {
             let request = store.deny(&args.id, now)?;
             if args.json {
                 print_json(&serde_json::to_value(&request).context("encode the request")?)?;
@@ -447,7 +443,7 @@ fn decide(args: &IdArgs, locations: &Locations, decision: Decision) -> Result<i3
                 );
             }
         }
-        Decision::Revoke => {
+        _ => {
             let grant = store.revoke(&args.id, now)?;
             if args.json {
                 print_json(&serde_json::to_value(&grant).context("encode the grant")?)?;

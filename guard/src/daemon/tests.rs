@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::engine::{Action, Actor, AgentInfo, Attribution, Event, Verdict};
 use crate::platform::macos::{BsdInfo, ProcArgs, SigningInfo};
 use crate::runtime::RuntimeConfig;
+use crate::vocab::{Action, Actor, AgentInfo, Attribution, Event, Verdict};
 
 const HOME: &str = "/Users/alice";
 const FILE: &str = "/Users/alice/src/app/main.rs";

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::events::OverrideEvent;
-use super::{check_id, files, rfc3339, OverrideError};
+use super::{check_id, files, OverrideError};
 use crate::audit::OverrideEventKind;
-use crate::engine::path::clean;
-use crate::engine::{OpKind, OpSet};
 use crate::paths::Locations;
 use crate::policy::normalize::override_too_broad;
 use crate::policy::{Policy, ZoneKind};
+use crate::vocab::path::clean;
+use crate::vocab::time::rfc3339_from_secs;
+use crate::vocab::{IoError, OpKind, OpSet};
 
 /// Longest reason accepted, in characters: one or two sentences for a human to read.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -74,7 +75,7 @@ impl Request {
     /// so this is what binds a human's approval to what was filed and listed.
     pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
         event.path == self.path
-            && event.ops == self.op_set().to_string()
+            && event.ops == self.op_set()
             && event.reason == self.reason
             && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
             && event.requested_at == self.created_at
@@ -93,11 +94,11 @@ impl Request {
     ) -> OverrideEvent {
         OverrideEvent {
             ts: now,
-            time: rfc3339(now),
+            time: rfc3339_from_secs(now),
             event: kind,
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.op_set().to_string(),
+            ops: self.op_set(),
             reason: self.reason.clone(),
             expires_at,
             denial_id: self.denial_id.clone(),
@@ -272,17 +273,17 @@ impl RateLimit {
         pending: &[Request],
         recent: &[OverrideEvent],
         now: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), RateLimited> {
         let mine: Vec<&Request> = pending
             .iter()
             .filter(|r| r.requester.rate_key() == key)
             .collect();
         if mine.len() >= self.max_pending {
-            return Err(format!(
-                "{key} already has {} pending override requests (at most {}); wait for the user to approve or deny them (`agent-guard override list`)",
-                mine.len(),
-                self.max_pending
-            ));
+            return Err(RateLimited::Pending {
+                key: key.to_string(),
+                pending: mine.len(),
+                max: self.max_pending,
+            });
         }
         let in_last_minute = |t: u64| t + 60 > now;
         let mut ids: HashSet<&str> = mine
@@ -309,14 +310,31 @@ impl RateLimit {
                 .map(|e| e.id.as_str()),
         );
         if ids.len() >= self.max_per_minute {
-            return Err(format!(
-                "{key} filed {} override requests in the last minute (at most {}); wait, and ask the user instead of retrying",
-                ids.len(),
-                self.max_per_minute
-            ));
+            return Err(RateLimited::PerMinute {
+                key: key.to_string(),
+                filed: ids.len(),
+                max: self.max_per_minute,
+            });
         }
         Ok(())
     }
+}
+
+/// Why [`RateLimit::check`] refuses one more request. Addressed to the agent that asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimited {
+    #[error("{key} already has {pending} pending override requests (at most {max}); wait for the user to approve or deny them (`agent-guard override list`)")]
+    Pending {
+        key: String,
+        pending: usize,
+        max: usize,
+    },
+    #[error("{key} filed {filed} override requests in the last minute (at most {max}); wait, and ask the user instead of retrying")]
+    PerMinute {
+        key: String,
+        filed: usize,
+        max: usize,
+    },
 }
 
 /// The file of request `id` in the spool.
@@ -368,13 +386,7 @@ pub fn load_pending(
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(OverrideError::Io {
-                path: dir.clone(),
-                what: "list the requests spool",
-                source,
-            })
-        }
+        Err(source) => return Err(IoError::at(dir, "list the requests spool")(source).into()),
     };
     let mut out = Vec::new();
     for entry in entries.flatten() {
@@ -436,9 +448,7 @@ pub fn file_request(
     files::ensure_dir(&locations.requests_dir)?;
     let pending: Vec<Request> = load_pending(locations)?.into_iter().flatten().collect();
     let recent = super::events::read_recent_events(locations, 256 * 1024).unwrap_or_default();
-    limit
-        .check(&requester.rate_key(), &pending, &recent, now)
-        .map_err(OverrideError::RateLimited)?;
+    limit.check(&requester.rate_key(), &pending, &recent, now)?;
 
     let mut request = Request {
         id: String::new(),
@@ -447,7 +457,7 @@ pub fn file_request(
         reason: spec.reason.trim().to_string(),
         ttl_secs: spec.ttl_secs,
         created_at: now,
-        time: rfc3339(now),
+        time: rfc3339_from_secs(now),
         denial_id,
         requester,
         recorded: false,
@@ -481,11 +491,8 @@ pub(super) fn write_request(locations: &Locations, request: &Request) -> Result<
         path: file.clone(),
         message: format!("cannot encode the request: {e}"),
     })?;
-    files::write_atomic(&file, &bytes).map_err(|source| OverrideError::Io {
-        path: file,
-        what: "write the override request",
-        source,
-    })
+    files::write_atomic(&file, &bytes)
+        .map_err(|source| IoError::at(&file, "write the override request")(source).into())
 }
 
 /// Remove request `id` from the spool (after a decision).
@@ -494,11 +501,7 @@ pub(super) fn remove_request(locations: &Locations, id: &str) -> Result<(), Over
     match std::fs::remove_file(&file) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(OverrideError::Io {
-            path: file,
-            what: "remove the decided request",
-            source,
-        }),
+        Err(source) => Err(IoError::at(&file, "remove the decided request")(source).into()),
     }
 }
 
@@ -556,7 +559,10 @@ mod tests {
             .iter()
             .map(|id| request(id, "b", now - 10).event(OverrideEventKind::Deny, None, now))
             .collect();
-        let err = limit.check("b", &[], &decided, now).unwrap_err();
+        let err = limit
+            .check("b", &[], &decided, now)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("in the last minute"), "{err}");
         // A minute later they do not.
         assert!(limit.check("b", &[], &decided, now + 60).is_ok());

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
 use super::request::{read_request, remove_request, write_request, Request, RequestSpec};
-use super::{check_id, files, rfc3339, OverrideError, Requester};
+use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;
-use crate::engine::{Grant, Grants, OpKind};
 use crate::paths::Locations;
 use crate::policy::Policy;
+use crate::vocab::time::rfc3339_from_secs;
+use crate::vocab::{Grant, Grants, IoError, OpKind};
 
 /// How much of the end of the audit trail an approval reads to find a request's history.
 const TRAIL_TAIL: u64 = 8 << 20;
@@ -56,7 +57,7 @@ impl StoredGrant {
         Grant {
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.ops.iter().copied().collect(),
+            ops: self.ops.iter().collect(),
             expires_at: Some(self.expires_at),
         }
     }
@@ -68,16 +69,11 @@ impl StoredGrant {
     fn event(&self, kind: OverrideEventKind, now: u64) -> OverrideEvent {
         OverrideEvent {
             ts: now,
-            time: rfc3339(now),
+            time: rfc3339_from_secs(now),
             event: kind,
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self
-                .ops
-                .iter()
-                .map(|o| o.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
+            ops: self.ops.iter().collect(),
             reason: self.reason.clone(),
             expires_at: Some(self.expires_at),
             denial_id: self.denial_id.clone(),
@@ -171,15 +167,15 @@ impl GrantStore {
                     ),
                 }
             } else {
-                OverrideError::Io {
+                OverrideError::Io(IoError {
                     path: path.clone(),
                     what,
                     source,
-                }
+                })
             }
         };
         files::ensure_dir(&self.locations.state_dir).map_err(|e| match e {
-            OverrideError::Io { source, path, what } => refused(source, &path, what),
+            OverrideError::Io(IoError { source, path, what }) => refused(source, &path, what),
             other => other,
         })?;
         let lock_path = self.lock_path();

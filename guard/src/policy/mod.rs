@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobMatcher, GlobSet};
 
-use crate::engine::{Actor, Grant};
+use crate::vocab::{Actor, Grant};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
 pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};

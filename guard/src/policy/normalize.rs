@@ -17,8 +17,8 @@ use super::file::{
 };
 use super::zones::{Zone, ZoneIndex, ZoneKind};
 use super::{ExecRule, ExecRules, Policy, PolicyError, RunBy, TrustedTool, DEFAULT_POLICY_JSON};
-use crate::engine::path::clean;
-use crate::engine::{Grant, OpSet};
+use crate::vocab::path::clean;
+use crate::vocab::{Grant, OpSet};
 
 /// Which platform's path rules apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
