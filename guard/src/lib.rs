@@ -12,8 +12,7 @@
 
 pub mod audit;
 pub mod cli;
-pub mod daemon;
-pub mod duration;
+mod duration;
 pub mod engine;
 pub mod feedback;
 pub mod lineage;
@@ -21,5 +20,5 @@ pub mod overrides;
 pub mod paths;
 pub mod platform;
 pub mod policy;
-pub mod runtime;
+mod runtime;
 pub mod vocab;

@@ -21,7 +21,7 @@ pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
-pub use record::DenialRecord;
+pub use record::{latest_denial_of, DenialRecord};
 pub use store::{
     AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
     DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention, StoredDecision,

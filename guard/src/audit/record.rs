@@ -6,6 +6,8 @@
 //! (`reason`, `hint`) and what a human needs to trace it (`id`, `time`, `pid`, `exe`, `rule`).
 //! This module only builds and formats records; it must never do I/O.
 
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::vocab::path::is_within;
 use crate::vocab::time::rfc3339_millis;
-use crate::vocab::{AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
+use crate::vocab::{printable, AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
 
 /// One line of `denials.jsonl`.
 ///
@@ -121,6 +124,53 @@ impl DenialRecord {
             .map(|t| t.unix_timestamp_nanos() / 1_000_000)
             .unwrap_or(self.ts as i128 * 1000)
     }
+
+    /// The record as one line of output: its JSON, or [`DenialRecord::human_line`].
+    pub fn write_line(&self, out: &mut dyn Write, json: bool) -> io::Result<()> {
+        if json {
+            serde_json::to_writer(&mut *out, self)?;
+            out.write_all(b"\n")
+        } else {
+            writeln!(out, "{}", self.human_line())
+        }
+    }
+
+    /// One line for a human: time, decision, op, path, rule, who, reason and the override
+    /// command, with control characters escaped (agents choose file names).
+    pub fn human_line(&self) -> String {
+        let r = self;
+        let mut line = format!(
+            "{} {} {} {}",
+            r.time,
+            r.decision.as_str().to_ascii_uppercase(),
+            r.op,
+            printable(&r.path)
+        );
+        if let Some(dest) = &r.dest {
+            line.push_str(&format!(" -> {}", printable(dest)));
+        }
+        line.push_str(&format!(
+            " [{}] by {} (pid {}) under {}: {}",
+            printable(r.rule.as_str()),
+            printable(&r.process),
+            r.pid,
+            printable(&r.ancestor),
+            printable(&r.reason)
+        ));
+        if !r.hint.is_empty() {
+            line.push_str(&format!(" Override: {}", printable(&r.hint)));
+        }
+        line
+    }
+}
+
+/// The latest denial of `path` (or below it) in `records`, to show next to a request.
+pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<&'a DenialRecord> {
+    let root = path.as_os_str().as_bytes();
+    records
+        .iter()
+        .filter(|r| is_within(r.path.as_bytes(), root))
+        .max_by_key(|r| r.unix_millis())
 }
 
 fn next_id(since_epoch: Duration) -> String {
@@ -141,6 +191,29 @@ fn process_name(event: &Event) -> String {
 
 fn lossy(path: &Path) -> String {
     path.to_string_lossy().into_owned()
+}
+
+/// A denial record as written, for tests: an unlink of `path` in the protected zone `/p`.
+#[cfg(test)]
+pub(crate) fn sample_record(path: &str) -> DenialRecord {
+    DenialRecord {
+        id: "1-1-1".into(),
+        ts: 1_718_000_000,
+        time: "2024-06-10T06:13:20.000Z".into(),
+        op: OpKind::Unlink,
+        path: path.into(),
+        dest: None,
+        zone: Some("/p".into()),
+        process: "rm".into(),
+        ancestor: "claude".into(),
+        pid: 7,
+        exe: "/bin/rm".into(),
+        agent_pid: 1,
+        rule: RuleId::ProtectedDelete,
+        decision: Decision::Deny,
+        reason: "Deleting files in /p is blocked.".into(),
+        hint: "agent-guard override request --op unlink --path /p/x".into(),
+    }
 }
 
 #[cfg(test)]
@@ -268,5 +341,21 @@ mod tests {
         let known = old.replace("\"ts\"", "\"rule\":\"guard_self\",\"ts\"");
         let rec: DenialRecord = serde_json::from_str(&known).unwrap();
         assert_eq!(rec.rule, RuleId::GuardSelf);
+    }
+    #[test]
+    fn human_line_has_the_facts_and_escapes_control_characters() {
+        let line = sample_record("/p/evil\n\x1b[2Jname").human_line();
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        for part in [
+            "2024-06-10T06:13:20.000Z",
+            "DENY",
+            "unlink",
+            "/p/evil\\n\\u{1b}[2Jname",
+            "[protected_delete]",
+            "blocked",
+            "agent-guard override request",
+        ] {
+            assert!(line.contains(part), "{part:?} missing in {line:?}");
+        }
     }
 }

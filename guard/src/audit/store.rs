@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use super::schema::{self, SchemaError, LATEST_VERSION};
 use crate::vocab::time::{rfc3339_from_millis, unix_millis};
 use crate::vocab::{
-    Action, AgentInfo, Decision, Event, Mode, OpKind, OpSet, RuleId, UnknownName, Verdict,
+    printable, Action, AgentInfo, Decision, Event, Mode, OpKind, OpSet, RuleId, UnknownName,
+    Verdict,
 };
 
 /// One agent-attributed decision.
@@ -828,6 +829,64 @@ pub struct StoredOverride {
     pub time: String,
     #[serde(flatten)]
     pub event: OverrideEvent,
+}
+
+impl StoredDecision {
+    /// The decision as one line of `audit query` output: its JSON, or a line for a human with
+    /// control characters escaped (agents choose file names).
+    pub fn write_line(&self, out: &mut dyn Write, json: bool) -> io::Result<()> {
+        if json {
+            serde_json::to_writer(&mut *out, self)?;
+            return writeln!(out);
+        }
+        let r = &self.record;
+        writeln!(
+            out,
+            "{} {} {} {}{} agent={}({}) pid={} exe={}{}{}",
+            self.time,
+            r.verdict.as_str().to_ascii_uppercase(),
+            r.op,
+            printable(&r.path),
+            r.dest
+                .as_deref()
+                .map(|x| format!(" -> {}", printable(x)))
+                .unwrap_or_default(),
+            printable(&r.agent),
+            r.agent_pid,
+            r.pid,
+            printable(&r.exe),
+            r.rule
+                .as_ref()
+                .map(|x| format!(" rule={}", printable(x.as_str())))
+                .unwrap_or_default(),
+            r.zone
+                .as_deref()
+                .map(|x| format!(" zone={}", printable(x)))
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl StoredOverride {
+    /// The override event as one line of `audit query --overrides` output.
+    pub fn write_line(&self, out: &mut dyn Write, json: bool) -> io::Result<()> {
+        if json {
+            serde_json::to_writer(&mut *out, self)?;
+            return writeln!(out);
+        }
+        let e = &self.event;
+        writeln!(
+            out,
+            "{} {} {} {} ops={} by {}{}",
+            self.time,
+            e.kind.as_str().to_ascii_uppercase(),
+            printable(&e.override_id),
+            printable(&e.path),
+            e.ops,
+            printable(&e.who),
+            e.ttl_secs.map(|t| format!(" ttl={t}s")).unwrap_or_default()
+        )
+    }
 }
 
 /// `agent-guard audit export --format`.

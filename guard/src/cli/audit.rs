@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use crate::audit::{self, AuditQuery, AuditReader, ExportFormat};
 use crate::paths::Locations;
-use crate::vocab::{printable, Decision, OpKind};
+use crate::vocab::{Decision, OpKind};
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -131,58 +131,15 @@ pub fn run(args: &AuditArgs, locations: &Locations) -> anyhow::Result<i32> {
             let stdout = io::stdout();
             let mut out = stdout.lock();
             let result = if q.overrides {
-                reader.overrides(&query)?.iter().try_for_each(|o| {
-                    if q.json {
-                        serde_json::to_writer(&mut out, o)?;
-                        writeln!(out)
-                    } else {
-                        let e = &o.event;
-                        writeln!(
-                            out,
-                            "{} {} {} {} ops={} by {}{}",
-                            o.time,
-                            e.kind.as_str().to_ascii_uppercase(),
-                            printable(&e.override_id),
-                            printable(&e.path),
-                            e.ops,
-                            printable(&e.who),
-                            e.ttl_secs.map(|t| format!(" ttl={t}s")).unwrap_or_default()
-                        )
-                    }
-                })
+                reader
+                    .overrides(&query)?
+                    .iter()
+                    .try_for_each(|o| o.write_line(&mut out, q.json))
             } else {
-                reader.query(&query)?.iter().try_for_each(|d| {
-                    if q.json {
-                        serde_json::to_writer(&mut out, d)?;
-                        writeln!(out)
-                    } else {
-                        let r = &d.record;
-                        writeln!(
-                            out,
-                            "{} {} {} {}{} agent={}({}) pid={} exe={}{}{}",
-                            d.time,
-                            r.verdict.as_str().to_ascii_uppercase(),
-                            r.op,
-                            printable(&r.path),
-                            r.dest
-                                .as_deref()
-                                .map(|x| format!(" -> {}", printable(x)))
-                                .unwrap_or_default(),
-                            printable(&r.agent),
-                            r.agent_pid,
-                            r.pid,
-                            printable(&r.exe),
-                            r.rule
-                                .as_ref()
-                                .map(|x| format!(" rule={}", printable(x.as_str())))
-                                .unwrap_or_default(),
-                            r.zone
-                                .as_deref()
-                                .map(|x| format!(" zone={}", printable(x)))
-                                .unwrap_or_default(),
-                        )
-                    }
-                })
+                reader
+                    .query(&query)?
+                    .iter()
+                    .try_for_each(|d| d.write_line(&mut out, q.json))
             };
             finish(result.and_then(|()| out.flush()))
         }

@@ -372,14 +372,3 @@ pub fn ancestors_of(
     }
     out
 }
-
-/// The latest denial of `path` (or below it) in `records`, to show next to a request.
-pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<&'a DenialRecord> {
-    use crate::vocab::path::is_within;
-    use std::os::unix::ffi::OsStrExt;
-    let root = path.as_os_str().as_bytes();
-    records
-        .iter()
-        .filter(|r| is_within(r.path.as_bytes(), root))
-        .max_by_key(|r| r.unix_millis())
-}

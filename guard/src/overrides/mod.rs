@@ -23,8 +23,11 @@
 
 mod events;
 pub(crate) mod files;
+mod listing;
 mod live;
+mod rate;
 mod request;
+mod spool;
 mod store;
 
 use std::path::PathBuf;
@@ -32,11 +35,14 @@ use std::path::PathBuf;
 pub use crate::audit::OverrideEventKind;
 use crate::vocab::IoError;
 pub use events::{read_recent_events, record_override_event, OverrideEvent};
+pub use listing::{approve_command, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
+pub use rate::{RateLimit, RateLimited};
 pub use request::{
-    file_request, load_pending, parse_ops, resolve_path, validate, RateLimit, RateLimited, Refusal,
-    Request, RequestSpec, Requester, Validated,
+    file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal, Request,
+    RequestInput, RequestSpec, Requester, Validated,
 };
+pub use spool::load_pending;
 pub use store::{GrantFile, GrantStore, StoredGrant};
 
 /// Set by the supervisor in the environment of every process of the agent's tree. Its value
@@ -73,6 +79,10 @@ pub enum OverrideError {
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]
     NoSuchDenial { id: String, file: PathBuf },
+    #[error("--denial: {0}")]
+    DenialLog(#[source] crate::audit::DenialLogError),
+    #[error("override request: expected a PATH, or --denial ID to take it from a denial record")]
+    NoPath,
     #[error("agent-guard override {command} must be run by a human, not by an agent: {detail}")]
     NotHuman {
         command: &'static str,

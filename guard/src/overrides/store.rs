@@ -11,13 +11,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
-use super::request::{read_request, remove_request, write_request, Request, RequestSpec};
+use super::request::{Request, RequestSpec};
+use super::spool::{read_request, remove_request, write_request};
 use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;
 use crate::paths::Locations;
 use crate::policy::Policy;
 use crate::vocab::time::rfc3339_from_secs;
-use crate::vocab::{Grant, Grants, IoError, OpKind};
+use crate::vocab::{Grant, Grants, IoError, OpKind, OpSet};
 
 /// How much of the end of the audit trail an approval reads to find a request's history.
 const TRAIL_TAIL: u64 = 8 << 20;
@@ -53,11 +54,15 @@ pub struct StoredGrant {
 }
 
 impl StoredGrant {
+    pub fn op_set(&self) -> OpSet {
+        self.ops.iter().collect()
+    }
+
     pub fn to_engine(&self) -> Grant {
         Grant {
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.ops.iter().collect(),
+            ops: self.op_set(),
             expires_at: Some(self.expires_at),
         }
     }
@@ -73,7 +78,7 @@ impl StoredGrant {
             event: kind,
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.ops.iter().collect(),
+            ops: self.op_set(),
             reason: self.reason.clone(),
             expires_at: Some(self.expires_at),
             denial_id: self.denial_id.clone(),

@@ -10,6 +10,7 @@
 
 pub mod file;
 pub mod normalize;
+pub mod user;
 pub mod watch;
 pub mod zones;
 
@@ -20,6 +21,7 @@ use globset::{GlobMatcher, GlobSet};
 use crate::vocab::{Actor, Grant};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
+pub use user::{load_for_user, LoadedPolicy};
 pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
 
 /// The embedded default policy (`agent-guard policy default`).
@@ -46,6 +48,10 @@ pub enum PolicyError {
         path: String,
         message: String,
     },
+    #[error(
+        "$HOME is not set to an absolute path: agent-guard needs it to expand ~ in the policy"
+    )]
+    NoHome,
 }
 
 /// A normalized, validated policy, ready for the engine.
