@@ -81,8 +81,8 @@ pub struct ExportArgs {
 }
 
 /// clap's value parser for `--since` and `--until`.
-pub fn parse_when(value: &str) -> Result<SystemTime, String> {
-    crate::duration::parse_time_bound(value, SystemTime::now()).map_err(|e| e.to_string())
+pub fn parse_when(value: &str) -> Result<SystemTime, crate::duration::DurationError> {
+    crate::duration::parse_time_bound(value, SystemTime::now())
 }
 
 impl FilterArgs {

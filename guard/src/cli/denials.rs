@@ -32,8 +32,8 @@ pub struct DenialsArgs {
 }
 
 /// clap's value parser for `--since`; clap prefixes the message with the argument's name.
-pub fn parse_since(value: &str) -> Result<Duration, String> {
-    crate::duration::parse_duration(value).map_err(|e| e.to_string())
+pub fn parse_since(value: &str) -> Result<Duration, crate::duration::DurationError> {
+    crate::duration::parse_duration(value)
 }
 
 /// Exit status 0; an unreadable log is an error (exit 1 from main).

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobMatcher, GlobSet};
 
-use crate::vocab::{Actor, Grant};
+use crate::vocab::{Actor, Grant, IoError};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
 pub use user::{load_for_user, LoadedPolicy};
@@ -30,12 +30,9 @@ pub const DEFAULT_POLICY_JSON: &str = include_str!("default.json");
 /// A policy error: which file, which key path, what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file cannot be read: `FILE: cannot read: ERROR`.
+    #[error(transparent)]
+    Read(#[from] IoError),
     #[error("{file}: {path}: {message}")]
     Syntax {
         file: PathBuf,
@@ -263,10 +260,7 @@ pub fn from_json(text: &str, source: &Path, ctx: &LoadContext) -> Result<Policy,
 
 /// Read, parse and normalize a policy file.
 pub fn load_file(file: &Path, ctx: &LoadContext) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(file).map_err(IoError::at(file, "read"))?;
     from_json(&text, file, ctx)
 }
 
