@@ -15,6 +15,28 @@ pub struct UnknownName {
     pub expected: &'static str,
 }
 
+impl UnknownName {
+    /// The one of `names` whose name (`name_of`) is `value`, else the error that says what was
+    /// expected: how every closed set of names in records and on the command line is parsed.
+    pub fn find<T: Copy>(
+        value: &str,
+        names: &[T],
+        name_of: impl Fn(T) -> &'static str,
+        what: &'static str,
+        expected: &'static str,
+    ) -> Result<T, UnknownName> {
+        names
+            .iter()
+            .copied()
+            .find(|n| name_of(*n) == value)
+            .ok_or_else(|| UnknownName {
+                what,
+                value: value.to_string(),
+                expected,
+            })
+    }
+}
+
 /// A file operation that failed: the file, what was being done, and the system's error.
 /// Displayed as `PATH: cannot WHAT: ERROR`.
 #[derive(Debug, thiserror::Error)]

@@ -122,14 +122,13 @@ impl fmt::Display for Decision {
 impl FromStr for Decision {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Decision::Allow, Decision::Deny, Decision::Audit]
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "verdict",
-                value: s.to_string(),
-                expected: "allow, deny or audit",
-            })
+        UnknownName::find(
+            s,
+            &[Decision::Allow, Decision::Deny, Decision::Audit],
+            Decision::as_str,
+            "verdict",
+            "allow, deny or audit",
+        )
     }
 }
 
@@ -157,14 +156,13 @@ impl Mode {
 impl FromStr for Mode {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Mode::Enforce, Mode::Audit]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "mode",
-                value: s.to_string(),
-                expected: "enforce or audit",
-            })
+        UnknownName::find(
+            s,
+            &[Mode::Enforce, Mode::Audit],
+            Mode::as_str,
+            "mode",
+            "enforce or audit",
+        )
     }
 }
 

@@ -187,11 +187,7 @@ fn write_decision(
 ) -> Result<(), AuditStoreError> {
     let r = &d.record;
     match format {
-        ExportFormat::Jsonl => {
-            serde_json::to_writer(&mut *out, &decision_export_json(d))
-                .map_err(|e| AuditStoreError::Output(e.into()))?;
-            out.write_all(b"\n").map_err(AuditStoreError::Output)
-        }
+        ExportFormat::Jsonl => write_json_line(&decision_export_json(d), out),
         ExportFormat::Csv => {
             let fields: [&str; 21] = [
                 "decision",
@@ -228,11 +224,7 @@ fn write_override(
 ) -> Result<(), AuditStoreError> {
     let e = &o.event;
     match format {
-        ExportFormat::Jsonl => {
-            serde_json::to_writer(&mut *out, &override_export_json(o))
-                .map_err(|e| AuditStoreError::Output(e.into()))?;
-            out.write_all(b"\n").map_err(AuditStoreError::Output)
-        }
+        ExportFormat::Jsonl => write_json_line(&override_export_json(o), out),
         ExportFormat::Csv => {
             let ttl = e.ttl_secs.map(|t| t.to_string()).unwrap_or_default();
             let ops = e.ops.to_string();
@@ -262,6 +254,11 @@ fn write_override(
             write_csv_row(&fields, out)
         }
     }
+}
+
+fn write_json_line(value: &serde_json::Value, out: &mut dyn Write) -> Result<(), AuditStoreError> {
+    serde_json::to_writer(&mut *out, value).map_err(|e| AuditStoreError::Output(e.into()))?;
+    out.write_all(b"\n").map_err(AuditStoreError::Output)
 }
 
 /// One RFC 4180 row. A field is quoted when it holds a comma, quote, CR or LF. A field that a

@@ -116,20 +116,19 @@ impl OverrideEventKind {
 impl FromStr for OverrideEventKind {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            OverrideEventKind::Request,
-            OverrideEventKind::Approve,
-            OverrideEventKind::Deny,
-            OverrideEventKind::Revoke,
-            OverrideEventKind::Expire,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| UnknownName {
-            what: "override event",
-            value: s.to_string(),
-            expected: "request, approve, deny, revoke or expire",
-        })
+        UnknownName::find(
+            s,
+            &[
+                OverrideEventKind::Request,
+                OverrideEventKind::Approve,
+                OverrideEventKind::Deny,
+                OverrideEventKind::Revoke,
+                OverrideEventKind::Expire,
+            ],
+            OverrideEventKind::as_str,
+            "override event",
+            "request, approve, deny, revoke or expire",
+        )
     }
 }
 
