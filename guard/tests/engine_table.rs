@@ -1,4 +1,5 @@
-//! The decision table of DESIGN.md, row by row, for agent and human actors.
+//! The decision table (docs/design.md, "The decision table"), row by row, for agent and human
+//! actors.
 
 use std::path::{Path, PathBuf};
 
