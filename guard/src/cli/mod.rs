@@ -11,18 +11,18 @@ use clap::{Parser, Subcommand};
 use crate::paths::process_env;
 use crate::policy::{load_for_user, LoadedPolicy};
 
-pub mod audit;
-pub mod check;
-pub mod daemon;
-pub mod demo;
-pub mod denials;
-pub mod explain;
-pub mod hook;
-pub mod instructions;
-pub mod override_cmd;
-pub mod policy;
-pub mod run;
-pub mod status;
+mod audit;
+mod check;
+mod daemon;
+mod demo;
+mod denials;
+mod explain;
+mod hook;
+mod instructions;
+mod override_cmd;
+mod policy;
+mod run;
+mod status;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
 /// operations by processes that descend from an agent, and tells the agent why.
