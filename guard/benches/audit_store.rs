@@ -7,11 +7,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use agent_guard::audit::{
-    AuditQuery, AuditReader, AuditStore, AuditStoreConfig, DecisionRecord, EnforcementMode,
-    VerdictKind,
-};
-use agent_guard::engine::OpKind;
+use agent_guard::audit::{AuditQuery, AuditReader, AuditStore, AuditStoreConfig, DecisionRecord};
+use agent_guard::vocab::{Decision, Mode, OpKind, RuleId};
 
 const AGENTS: [&str; 5] = ["claude", "codex", "cursor", "aider", "gemini"];
 const PROJECTS: usize = 200;
@@ -42,9 +39,9 @@ fn record(rng: &mut Rng, i: usize, rows: usize, start_ms: i64, span_ms: i64) -> 
         _ => OpKind::Truncate,
     };
     let verdict = match rng.below(100) {
-        0..=1 => VerdictKind::Deny,
-        2 => VerdictKind::Audit,
-        _ => VerdictKind::Allow,
+        0..=1 => Decision::Deny,
+        2 => Decision::Audit,
+        _ => Decision::Allow,
     };
     let project = rng.below(PROJECTS);
     let root = format!("/home/dev/src/project{project}");
@@ -53,7 +50,7 @@ fn record(rng: &mut Rng, i: usize, rows: usize, start_ms: i64, span_ms: i64) -> 
         rng.below(40),
         rng.below(500)
     );
-    let denied = verdict != VerdictKind::Allow;
+    let denied = verdict != Decision::Allow;
     DecisionRecord {
         time_ms: start_ms + (i as i64 * span_ms) / rows as i64,
         agent: AGENTS[rng.below(AGENTS.len())].to_string(),
@@ -71,12 +68,12 @@ fn record(rng: &mut Rng, i: usize, rows: usize, start_ms: i64, span_ms: i64) -> 
         dest: (op == OpKind::Rename).then(|| format!("{path}.tmp")),
         path,
         zone: denied.then(|| root.clone()),
-        rule: denied.then(|| "protected_delete".to_string()),
+        rule: denied.then_some(RuleId::ProtectedDelete),
         verdict,
-        mode: if verdict == VerdictKind::Audit {
-            EnforcementMode::Audit
+        mode: if verdict == Decision::Audit {
+            Mode::Audit
         } else {
-            EnforcementMode::Enforce
+            Mode::Enforce
         },
         policy_version: "sha256:3f9a1c0d2b7e".to_string(),
     }
@@ -203,7 +200,7 @@ fn main() {
         (
             "--verdict deny",
             Box::new(|_| AuditQuery {
-                verdict: Some(VerdictKind::Deny),
+                verdict: Some(Decision::Deny),
                 ..Default::default()
             }),
         ),
@@ -247,7 +244,7 @@ fn main() {
             "--agent --verdict deny --since 7d",
             Box::new(move |i| AuditQuery {
                 agent: Some(AGENTS[i % AGENTS.len()].to_string()),
-                verdict: Some(VerdictKind::Deny),
+                verdict: Some(Decision::Deny),
                 since_ms: Some(now_ms - 7 * 24 * hour),
                 ..Default::default()
             }),

@@ -1,6 +1,7 @@
-//! Where agent-guard keeps its files (DESIGN.md, "Where things live").
+//! Where agent-guard keeps its files (docs/design.md, "Where things live").
 //!
-//! Only computes locations from the environment it is given; it creates nothing.
+//! Only computes locations from the environment it is given (and [`absolute`] from the current
+//! directory); it creates nothing.
 
 use std::path::{Path, PathBuf};
 
@@ -100,6 +101,18 @@ fn user_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     }
     let home = non_empty("HOME").unwrap_or_else(|| "/".to_string());
     Path::new(&home).join(".local/state/agent-guard")
+}
+
+/// A path from the command line made absolute against the current directory and cleaned.
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    crate::vocab::path::clean(&joined)
 }
 
 /// Read the process environment; the one place `Locations::for_user` is fed from.

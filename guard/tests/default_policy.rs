@@ -52,7 +52,7 @@ fn exec(argv: &[&str]) -> Action {
 
 fn denied_by(v: &Verdict) -> Option<RuleId> {
     match v {
-        Verdict::Deny(d) => Some(d.rule),
+        Verdict::Deny(d) => Some(d.rule.clone()),
         _ => None,
     }
 }

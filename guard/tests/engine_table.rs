@@ -1,4 +1,5 @@
-//! The decision table of DESIGN.md, row by row, for agent and human actors.
+//! The decision table (docs/design.md, "The decision table"), row by row, for agent and human
+//! actors.
 
 use std::path::{Path, PathBuf};
 
@@ -109,7 +110,7 @@ fn verdict_of(policy: &Policy, exe: &str, action: Action, agent: bool, now: u64)
     };
     match decide(&event, &attribution, policy, &Grants::default(), now) {
         Verdict::Allow => Want::Allow,
-        Verdict::Deny(d) => Want::Deny(d.rule),
+        Verdict::Deny(d) => Want::Deny(d.rule.clone()),
         Verdict::Audit(d) => panic!("enforce policy gave an audit verdict: {d:?}"),
     }
 }

@@ -82,8 +82,8 @@ impl Env {
     }
 }
 
-/// A denial record as the supervisor writes it (DESIGN.md "Denial record"), with the reason and
-/// hint the engine really produces for an agent's unlink in a protected zone.
+/// A denial record as the supervisor writes it (docs/audit.md, "The denial record"), with the
+/// reason and hint the engine really produces for an agent's unlink in a protected zone.
 fn unlink_denial(id: &str, path: &str, ts: u64, agent_pid: i64, decision: &str) -> Value {
     let ctx = LoadContext {
         platform: Platform::Linux,

@@ -63,17 +63,17 @@ fn readme_policy_examples_parse() {
 
 #[test]
 fn design_policy_example_parses() {
-    let design = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/DESIGN.md");
-    let text =
-        std::fs::read_to_string(design).expect("../shared/DESIGN.md is beside the repository");
+    let design = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/design.md");
+    let text = std::fs::read_to_string(design).expect("docs/design.md is in the repository");
     let blocks = json_blocks(&text, |info| info.trim() == "json");
     let policies: Vec<_> = blocks
         .iter()
         .filter(|b| b.contains("protected_zones"))
         .collect();
-    assert!(!policies.is_empty(), "DESIGN.md has a policy example");
+    assert!(!policies.is_empty(), "docs/design.md has a policy example");
     for block in policies {
-        load(block).unwrap_or_else(|e| panic!("DESIGN.md example does not load: {e}\n{block}"));
+        load(block)
+            .unwrap_or_else(|e| panic!("docs/design.md example does not load: {e}\n{block}"));
     }
 }
 

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// A generous bound for things that must happen "soon": only a liveness check, never a speed
 /// target (those are in the benchmarks).
 pub const LIVENESS: Duration = Duration::from_secs(10);
@@ -157,6 +159,118 @@ impl Sandbox {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// What one attempt by the agent left behind: its output and the denial records it added.
+pub struct Attempt {
+    pub out: Output,
+    /// [`text`] of the output, for assertion messages.
+    pub text: String,
+    /// The denial records written since just before the attempt.
+    pub new: Vec<Value>,
+}
+
+/// `EPERM` as the C library spells it in error messages.
+pub const EPERM: &str = "Operation not permitted";
+
+impl Sandbox {
+    /// Run `script` as the agent and check what it left: every file in `survivors` still
+    /// exists, the output shows `marker` (when given), and at least `records` new denial records
+    /// were written (the writer is off the hot path, so they are waited for).
+    pub fn attempt(
+        &self,
+        script: &str,
+        survivors: &[&str],
+        marker: Option<&str>,
+        records: usize,
+    ) -> Attempt {
+        let before = self.denials().len();
+        let out = self.agent(script);
+        let text = text(&out);
+        for f in survivors {
+            assert!(
+                self.path(f).exists(),
+                "{f} was destroyed by {script:?}\n{text}"
+            );
+        }
+        if let Some(marker) = marker {
+            assert!(
+                text.contains(marker),
+                "{script:?} did not report {marker:?}\n{text}"
+            );
+        }
+        let denials = self.wait_denials(before + records);
+        Attempt {
+            out,
+            text,
+            new: denials[before.min(denials.len())..].to_vec(),
+        }
+    }
+
+    /// [`Sandbox::attempt`] of something that must be blocked: the files survive, the output
+    /// shows `marker`, and a new, well-formed denial with this op and rule names `path`.
+    pub fn assert_blocked_with(
+        &self,
+        script: &str,
+        survivors: &[&str],
+        op: &str,
+        rule: &str,
+        path: &Path,
+        marker: &str,
+    ) -> Value {
+        let Attempt { text: all, new, .. } = self.attempt(script, survivors, Some(marker), 1);
+        let record = new
+            .iter()
+            .find(|d| d["op"] == op && d["rule"] == rule && d["path"] == path.to_str().unwrap())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {op}/{rule} denial of {} after {script:?}; new records: {new:#?}\n{all}",
+                    path.display()
+                )
+            });
+        for key in [
+            "id",
+            "ts",
+            "time",
+            "op",
+            "path",
+            "zone",
+            "process",
+            "ancestor",
+            "pid",
+            "exe",
+            "agent_pid",
+            "rule",
+            "decision",
+            "reason",
+            "hint",
+        ] {
+            assert!(record.get(key).is_some(), "denial lacks {key}: {record}");
+        }
+        assert_eq!(record["ancestor"], "claude");
+        assert_eq!(record["decision"], "deny");
+        assert!(!record["process"].as_str().unwrap().is_empty());
+        assert!(
+            record["hint"]
+                .as_str()
+                .unwrap()
+                .starts_with("agent-guard override request")
+                || rule == "guard_self"
+        );
+        record.clone()
+    }
+
+    /// [`Sandbox::assert_blocked_with`] where the output shows EPERM.
+    pub fn assert_blocked(
+        &self,
+        script: &str,
+        survivors: &[&str],
+        op: &str,
+        rule: &str,
+        path: &Path,
+    ) -> Value {
+        self.assert_blocked_with(script, survivors, op, rule, path, EPERM)
     }
 }
 

@@ -7,24 +7,26 @@
 //!   ([`OverrideEvent`]) in SQLite for query and export by humans and security teams
 //!   ([`AuditReader`]).
 //!
-//! Both writers sit behind a bounded queue drained by their own thread: logging never blocks a
-//! sensor that is waiting to answer the kernel, and whatever cannot be queued or written is
-//! counted (`dropped`, `write_errors`) for `agent-guard status`, never lost silently. This module
+//! Both are the same queued writer (`queue`) with a sink each: a bounded queue drained by its own
+//! thread, so logging never blocks a sensor that is waiting to answer the kernel, and whatever
+//! cannot be queued or written is counted (`dropped`, `write_errors`) for `agent-guard status`,
+//! never lost silently. Each is split along write / rotate (retention) / read (query) / follow
+//! (export). This module
 //! must never be called with a lock held on the decision path and must never block it.
 
 pub mod denials;
+mod queue;
 pub mod record;
-pub mod schema;
+
 pub mod store;
 
-pub use crate::duration::{parse_duration, parse_time_bound, DurationError};
 pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
-pub use record::{rfc3339_millis, Decision, DenialRecord};
+pub use record::{latest_denial_of, DenialRecord};
 pub use store::{
     AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
-    DecisionRecord, EnforcementMode, ExportFormat, OverrideEvent, OverrideEventKind, Retention,
-    StoredDecision, StoredOverride, VerdictKind,
+    DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention, StoredDecision,
+    StoredOverride,
 };

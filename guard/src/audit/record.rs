@@ -1,10 +1,13 @@
-//! The denial record: one JSON object per line of `denials.jsonl` (DESIGN.md, "Denial record").
+//! The denial record: one JSON object per line of `denials.jsonl` (docs/audit.md, "The denial
+//! record").
 //!
 //! It keeps codex-es-guard's keys (`ts`, `op`, `path`, `dest`, `zone`, `process`, `ancestor`) so
 //! tools written for that log keep working, and adds what an agent needs to act on a denial
 //! (`reason`, `hint`) and what a human needs to trace it (`id`, `time`, `pid`, `exe`, `rule`).
 //! This module only builds and formats records; it must never do I/O.
 
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,26 +16,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::engine::{AgentInfo, Event, OpKind, Verdict};
-
-/// Whether the operation was refused (`deny`) or only recorded in audit mode (`audit`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// The default when reading a codex-es-guard line, which only ever recorded denials.
-    #[default]
-    Deny,
-    Audit,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Deny => "deny",
-            Decision::Audit => "audit",
-        }
-    }
-}
+use crate::vocab::path::is_within;
+use crate::vocab::time::rfc3339_millis;
+use crate::vocab::{printable, AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
 
 /// One line of `denials.jsonl`.
 ///
@@ -69,10 +55,12 @@ pub struct DenialRecord {
     pub exe: String,
     #[serde(default)]
     pub agent_pid: i32,
-    /// The rule id (`protected_delete`, `secret_zone`, ...), stable across versions.
-    #[serde(default)]
-    pub rule: String,
-    #[serde(default)]
+    /// The rule id (`protected_delete`, `secret_zone`, ...), stable across versions; a name this
+    /// version does not know (empty in a codex-es-guard line) is kept as written.
+    #[serde(default = "no_rule")]
+    pub rule: RuleId,
+    /// `deny` or `audit` (never `allow`: allowed operations have no denial record).
+    #[serde(default = "denied")]
     pub decision: Decision,
     /// One sentence a language model can act on.
     #[serde(default)]
@@ -80,6 +68,16 @@ pub struct DenialRecord {
     /// The exact command that requests an override.
     #[serde(default)]
     pub hint: String,
+}
+
+/// The `rule` of a codex-es-guard line, which names none.
+fn no_rule() -> RuleId {
+    RuleId::Unknown(String::new())
+}
+
+/// The `decision` of a codex-es-guard line, which only ever recorded denials.
+fn denied() -> Decision {
+    Decision::Deny
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -112,7 +110,7 @@ impl DenialRecord {
             pid: actor.pid,
             exe: lossy(&actor.exe),
             agent_pid: agent.pid,
-            rule: denial.rule.as_str().to_string(),
+            rule: denial.rule.clone(),
             decision,
             reason: denial.reason.clone(),
             hint: denial.hint.clone(),
@@ -126,6 +124,53 @@ impl DenialRecord {
             .map(|t| t.unix_timestamp_nanos() / 1_000_000)
             .unwrap_or(self.ts as i128 * 1000)
     }
+
+    /// The record as one line of output: its JSON, or [`DenialRecord::human_line`].
+    pub fn write_line(&self, out: &mut dyn Write, json: bool) -> io::Result<()> {
+        if json {
+            serde_json::to_writer(&mut *out, self)?;
+            out.write_all(b"\n")
+        } else {
+            writeln!(out, "{}", self.human_line())
+        }
+    }
+
+    /// One line for a human: time, decision, op, path, rule, who, reason and the override
+    /// command, with control characters escaped (agents choose file names).
+    pub fn human_line(&self) -> String {
+        let r = self;
+        let mut line = format!(
+            "{} {} {} {}",
+            r.time,
+            r.decision.as_str().to_ascii_uppercase(),
+            r.op,
+            printable(&r.path)
+        );
+        if let Some(dest) = &r.dest {
+            line.push_str(&format!(" -> {}", printable(dest)));
+        }
+        line.push_str(&format!(
+            " [{}] by {} (pid {}) under {}: {}",
+            printable(r.rule.as_str()),
+            printable(&r.process),
+            r.pid,
+            printable(&r.ancestor),
+            printable(&r.reason)
+        ));
+        if !r.hint.is_empty() {
+            line.push_str(&format!(" Override: {}", printable(&r.hint)));
+        }
+        line
+    }
+}
+
+/// The latest denial of `path` (or below it) in `records`, to show next to a request.
+pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<&'a DenialRecord> {
+    let root = path.as_os_str().as_bytes();
+    records
+        .iter()
+        .filter(|r| is_within(r.path.as_bytes(), root))
+        .max_by_key(|r| r.unix_millis())
 }
 
 fn next_id(since_epoch: Duration) -> String {
@@ -148,28 +193,33 @@ fn lossy(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-21T07:52:00.123Z`.
-/// Fixed width, so these strings also sort in time order.
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    rfc3339_from_millis(since_epoch.as_millis() as i64)
-}
-
-/// [`rfc3339_millis`] from milliseconds since the epoch.
-pub fn rfc3339_from_millis(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&format)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+/// A denial record as written, for tests: an unlink of `path` in the protected zone `/p`.
+#[cfg(test)]
+pub(crate) fn sample_record(path: &str) -> DenialRecord {
+    DenialRecord {
+        id: "1-1-1".into(),
+        ts: 1_718_000_000,
+        time: "2024-06-10T06:13:20.000Z".into(),
+        op: OpKind::Unlink,
+        path: path.into(),
+        dest: None,
+        zone: Some("/p".into()),
+        process: "rm".into(),
+        ancestor: "claude".into(),
+        pid: 7,
+        exe: "/bin/rm".into(),
+        agent_pid: 1,
+        rule: RuleId::ProtectedDelete,
+        decision: Decision::Deny,
+        reason: "Deleting files in /p is blocked.".into(),
+        hint: "agent-guard override request --op unlink --path /p/x".into(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Action, Actor, Denial, RuleId};
+    use crate::vocab::{Action, Actor, Denial};
     use std::path::PathBuf;
 
     fn event() -> Event {
@@ -276,5 +326,36 @@ mod tests {
         assert_eq!(rec.unix_millis(), 1_718_000_000_000);
         // Without its codex-es-guard keys a line is not a denial record.
         assert!(serde_json::from_str::<DenialRecord>(r#"{"ts":1,"op":"unlink"}"#).is_err());
+    }
+
+    #[test]
+    fn a_rule_this_version_does_not_know_reads_and_writes_back_as_written() {
+        let old = r#"{"ts":1718000000,"op":"unlink","path":"/p","dest":null,"zone":"/z","process":"rm","ancestor":"claude"}"#;
+        let rec: DenialRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.rule, RuleId::Unknown(String::new()));
+        assert_eq!(serde_json::to_value(&rec).unwrap()["rule"], "");
+        let later = old.replace("\"ts\"", "\"rule\":\"a_later_rule\",\"ts\"");
+        let rec: DenialRecord = serde_json::from_str(&later).unwrap();
+        assert_eq!(rec.rule.to_string(), "a_later_rule");
+        assert_eq!(serde_json::to_value(&rec).unwrap()["rule"], "a_later_rule");
+        let known = old.replace("\"ts\"", "\"rule\":\"guard_self\",\"ts\"");
+        let rec: DenialRecord = serde_json::from_str(&known).unwrap();
+        assert_eq!(rec.rule, RuleId::GuardSelf);
+    }
+    #[test]
+    fn human_line_has_the_facts_and_escapes_control_characters() {
+        let line = sample_record("/p/evil\n\x1b[2Jname").human_line();
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        for part in [
+            "2024-06-10T06:13:20.000Z",
+            "DENY",
+            "unlink",
+            "/p/evil\\n\\u{1b}[2Jname",
+            "[protected_delete]",
+            "blocked",
+            "agent-guard override request",
+        ] {
+            assert!(line.contains(part), "{part:?} missing in {line:?}");
+        }
     }
 }

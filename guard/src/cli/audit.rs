@@ -11,10 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
-use crate::audit::{self, AuditQuery, AuditReader, ExportFormat, VerdictKind};
-use crate::cli::denials::printable;
-use crate::engine::OpKind;
+use crate::audit::{self, AuditQuery, AuditReader, ExportFormat};
 use crate::paths::Locations;
+use crate::vocab::{Decision, OpKind};
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -41,7 +40,7 @@ pub struct FilterArgs {
     pub op: Option<OpKind>,
     /// Only this verdict: allow, deny or audit.
     #[arg(long)]
-    pub verdict: Option<VerdictKind>,
+    pub verdict: Option<Decision>,
     /// Only this path and what lies under it (component boundaries; relative to the current
     /// directory when not absolute).
     #[arg(long, value_name = "PATH")]
@@ -82,8 +81,8 @@ pub struct ExportArgs {
 }
 
 /// clap's value parser for `--since` and `--until`.
-pub fn parse_when(value: &str) -> Result<SystemTime, String> {
-    audit::parse_time_bound(value, SystemTime::now()).map_err(|e| e.to_string())
+pub fn parse_when(value: &str) -> Result<SystemTime, crate::duration::DurationError> {
+    crate::duration::parse_time_bound(value, SystemTime::now())
 }
 
 impl FilterArgs {
@@ -104,7 +103,7 @@ impl FilterArgs {
                         .join(p)
                 };
                 Some(
-                    crate::engine::path::clean(&absolute)
+                    crate::vocab::path::clean(&absolute)
                         .to_string_lossy()
                         .into_owned(),
                 )
@@ -132,58 +131,15 @@ pub fn run(args: &AuditArgs, locations: &Locations) -> anyhow::Result<i32> {
             let stdout = io::stdout();
             let mut out = stdout.lock();
             let result = if q.overrides {
-                reader.overrides(&query)?.iter().try_for_each(|o| {
-                    if q.json {
-                        serde_json::to_writer(&mut out, o)?;
-                        writeln!(out)
-                    } else {
-                        let e = &o.event;
-                        writeln!(
-                            out,
-                            "{} {} {} {} ops={} by {}{}",
-                            o.time,
-                            e.kind.as_str().to_ascii_uppercase(),
-                            printable(&e.override_id),
-                            printable(&e.path),
-                            printable(&e.ops),
-                            printable(&e.who),
-                            e.ttl_secs.map(|t| format!(" ttl={t}s")).unwrap_or_default()
-                        )
-                    }
-                })
+                reader
+                    .overrides(&query)?
+                    .iter()
+                    .try_for_each(|o| o.write_line(&mut out, q.json))
             } else {
-                reader.query(&query)?.iter().try_for_each(|d| {
-                    if q.json {
-                        serde_json::to_writer(&mut out, d)?;
-                        writeln!(out)
-                    } else {
-                        let r = &d.record;
-                        writeln!(
-                            out,
-                            "{} {} {} {}{} agent={}({}) pid={} exe={}{}{}",
-                            d.time,
-                            r.verdict.as_str().to_ascii_uppercase(),
-                            r.op,
-                            printable(&r.path),
-                            r.dest
-                                .as_deref()
-                                .map(|x| format!(" -> {}", printable(x)))
-                                .unwrap_or_default(),
-                            printable(&r.agent),
-                            r.agent_pid,
-                            r.pid,
-                            printable(&r.exe),
-                            r.rule
-                                .as_deref()
-                                .map(|x| format!(" rule={}", printable(x)))
-                                .unwrap_or_default(),
-                            r.zone
-                                .as_deref()
-                                .map(|x| format!(" zone={}", printable(x)))
-                                .unwrap_or_default(),
-                        )
-                    }
-                })
+                reader
+                    .query(&query)?
+                    .iter()
+                    .try_for_each(|d| d.write_line(&mut out, q.json))
             };
             finish(result.and_then(|()| out.flush()))
         }
@@ -233,7 +189,8 @@ fn finish(result: io::Result<()>) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditStore, AuditStoreConfig, DecisionRecord, EnforcementMode};
+    use crate::audit::{AuditStore, AuditStoreConfig, DecisionRecord};
+    use crate::vocab::{Mode, RuleId};
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -271,7 +228,7 @@ mod tests {
         let query = q.filters.to_query(Some(100)).unwrap();
         assert_eq!(query.agent.as_deref(), Some("claude"));
         assert_eq!(query.op, Some(OpKind::Unlink));
-        assert_eq!(query.verdict, Some(VerdictKind::Deny));
+        assert_eq!(query.verdict, Some(Decision::Deny));
         assert_eq!(query.path_prefix.as_deref(), Some("/a/proj"));
         assert_eq!(query.until_ms, Some(1_893_456_000_000));
         assert_eq!(query.limit, Some(5));
@@ -325,9 +282,9 @@ mod tests {
                 path: format!("/a/proj/f{i}"),
                 dest: None,
                 zone: Some("/a/proj".into()),
-                rule: Some("protected_delete".into()),
-                verdict: VerdictKind::Deny,
-                mode: EnforcementMode::Enforce,
+                rule: Some(RuleId::ProtectedDelete),
+                verdict: Decision::Deny,
+                mode: Mode::Enforce,
                 policy_version: "v".into(),
             });
         }

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 
-use super::common::load_policy;
+use super::load_policy;
 use crate::engine::{
     decide, Action, Actor, Attribution, Event, Grants, OpKind, OpenFlags, Verdict,
 };
+use crate::paths::absolute;
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -67,11 +68,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let exe = args
-        .exe
-        .clone()
-        .map(|e| super::absolute(&e))
-        .unwrap_or_default();
+    let exe = args.exe.clone().map(|e| absolute(&e)).unwrap_or_default();
     let name = exe
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -104,8 +101,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
 }
 
 fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
-    let path = super::absolute(&args.path);
-    let dest = args.dest.as_deref().map(super::absolute);
+    let path = absolute(&args.path);
+    let dest = args.dest.as_deref().map(absolute);
     let need_dest = || match &dest {
         Some(d) => Ok(d.clone()),
         None => bail!("--op {} needs --dest: the destination path", args.op),
@@ -165,7 +162,7 @@ fn print_verdict(
     };
     if json {
         let out = serde_json::json!({
-            "decision": verdict.as_str(),
+            "decision": verdict.decision().as_str(),
             "op": event.action.kind(),
             "path": event.action.path(),
             "dest": event.action.dest(),

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use crate::audit::{self, DenialRecord};
+use crate::audit;
 use crate::paths::Locations;
 
 /// How long `--follow` sleeps between looks at the log (see `audit::DenialFollower` for why it
@@ -32,8 +32,8 @@ pub struct DenialsArgs {
 }
 
 /// clap's value parser for `--since`; clap prefixes the message with the argument's name.
-pub fn parse_since(value: &str) -> Result<Duration, String> {
-    audit::parse_duration(value).map_err(|e| e.to_string())
+pub fn parse_since(value: &str) -> Result<Duration, crate::duration::DurationError> {
+    crate::duration::parse_duration(value)
 }
 
 /// Exit status 0; an unreadable log is an error (exit 1 from main).
@@ -58,7 +58,7 @@ pub fn run_to(
     if args.follow {
         let mut failure = None;
         audit::follow(path, since, FOLLOW_INTERVAL, |record| {
-            match print_record(out, record, args.json).and_then(|()| out.flush()) {
+            match record.write_line(out, args.json).and_then(|()| out.flush()) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     failure = Some(e);
@@ -84,7 +84,7 @@ pub fn run_to(
     let result = outcome
         .records
         .iter()
-        .try_for_each(|r| print_record(out, r, args.json))
+        .try_for_each(|r| r.write_line(out, args.json))
         .and_then(|()| out.flush());
     finish(result)
 }
@@ -98,89 +98,18 @@ fn finish(result: io::Result<()>) -> anyhow::Result<i32> {
     }
 }
 
-fn print_record(out: &mut dyn Write, record: &DenialRecord, json: bool) -> io::Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, record)?;
-        out.write_all(b"\n")
-    } else {
-        writeln!(out, "{}", human_line(record))
-    }
-}
-
-/// One line: time, decision, op, path, rule, who, reason and the override command.
-pub fn human_line(r: &DenialRecord) -> String {
-    let mut line = format!(
-        "{} {} {} {}",
-        r.time,
-        r.decision.as_str().to_ascii_uppercase(),
-        r.op,
-        printable(&r.path)
-    );
-    if let Some(dest) = &r.dest {
-        line.push_str(&format!(" -> {}", printable(dest)));
-    }
-    line.push_str(&format!(
-        " [{}] by {} (pid {}) under {}: {}",
-        printable(&r.rule),
-        printable(&r.process),
-        r.pid,
-        printable(&r.ancestor),
-        printable(&r.reason)
-    ));
-    if !r.hint.is_empty() {
-        line.push_str(&format!(" Override: {}", printable(&r.hint)));
-    }
-    line
-}
-
-/// `s` with control characters (newlines, escape sequences) shown as Rust escapes.
-pub fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{Decision, DenialLog, DenialLogConfig};
-    use crate::engine::OpKind;
+    use crate::audit::record::sample_record;
+    use crate::audit::DenialRecord;
+    use crate::audit::{DenialLog, DenialLogConfig};
     use clap::Parser;
 
     #[derive(Parser, Debug)]
     struct Cli {
         #[command(flatten)]
         args: DenialsArgs,
-    }
-
-    fn record(path: &str) -> DenialRecord {
-        DenialRecord {
-            id: "1-1-1".into(),
-            ts: 1_718_000_000,
-            time: "2024-06-10T06:13:20.000Z".into(),
-            op: OpKind::Unlink,
-            path: path.into(),
-            dest: None,
-            zone: Some("/p".into()),
-            process: "rm".into(),
-            ancestor: "claude".into(),
-            pid: 7,
-            exe: "/bin/rm".into(),
-            agent_pid: 1,
-            rule: "protected_delete".into(),
-            decision: Decision::Deny,
-            reason: "Deleting files in /p is blocked.".into(),
-            hint: "agent-guard override request --op unlink --path /p/x".into(),
-        }
     }
 
     #[test]
@@ -196,36 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn human_line_has_the_facts_and_escapes_control_characters() {
-        let line = human_line(&record("/p/evil\n\x1b[2Jname"));
-        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
-        for part in [
-            "2024-06-10T06:13:20.000Z",
-            "DENY",
-            "unlink",
-            "/p/evil\\n\\u{1b}[2Jname",
-            "[protected_delete]",
-            "blocked",
-            "agent-guard override request",
-        ] {
-            assert!(line.contains(part), "{part:?} missing in {line:?}");
-        }
-    }
-
-    #[test]
     fn run_reads_the_log_of_the_locations() {
         let dir = tempfile::tempdir().unwrap();
         let locations = Locations::in_state_dir(dir.path());
         let log = DenialLog::open(&locations.denials, DenialLogConfig::default()).unwrap();
         let now = SystemTime::now();
-        let mut recent = record("/p/recent");
+        let mut recent = sample_record("/p/recent");
         recent.id = "2-2-2".into();
-        recent.time = audit::rfc3339_millis(now);
+        recent.time = crate::vocab::time::rfc3339_millis(now);
         recent.ts = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        log.log(record("/p/old"));
+        log.log(sample_record("/p/old"));
         log.log(recent);
         drop(log);
         let mut args = DenialsArgs {

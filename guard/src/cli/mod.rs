@@ -4,23 +4,25 @@
 //! returns its exit code. Exit codes: 0 success (for `check`: allowed or only audited),
 //! 1 denied (`check`) or a failed operation, 2 bad input (a bad argument, an invalid policy).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
-pub mod audit;
-pub mod check;
-pub mod common;
-pub mod daemon;
-pub mod demo;
-pub mod denials;
-pub mod explain;
-pub mod hook;
-pub mod instructions;
-pub mod override_cmd;
-pub mod policy;
-pub mod run;
-pub mod status;
+use crate::paths::process_env;
+use crate::policy::{load_for_user, LoadedPolicy};
+
+mod audit;
+mod check;
+mod daemon;
+mod demo;
+mod denials;
+mod explain;
+mod hook;
+mod instructions;
+mod override_cmd;
+mod policy;
+mod run;
+mod status;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
 /// operations by processes that descend from an agent, and tells the agent why.
@@ -76,7 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(args) => audit::run(&args, &user_locations()),
         Command::Status(args) => status::run(&args),
         Command::Explain(args) => {
-            let loaded = common::load_policy(args.policy.as_deref())?;
+            let loaded = load_policy(args.policy.as_deref())?;
             explain::run(&args, &loaded.policy.agent_patterns)
         }
         Command::Override(cmd) => override_cmd::run(cmd),
@@ -89,14 +91,8 @@ fn user_locations() -> crate::paths::Locations {
     crate::paths::Locations::for_user(&crate::paths::process_env)
 }
 
-/// A path from the command line made absolute against the current directory and cleaned.
-pub fn absolute(path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .unwrap_or_else(|_| PathBuf::from("/"))
-            .join(path)
-    };
-    crate::engine::path::clean(&joined)
+/// The policy a command applies (see [`crate::policy::load_for_user`]), with its error as the
+/// edge reports it.
+fn load_policy(explicit: Option<&Path>) -> anyhow::Result<LoadedPolicy> {
+    Ok(load_for_user(explicit, &process_env)?)
 }

@@ -11,16 +11,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::common::{load_policy, LoadedPolicy};
-use crate::engine::shell_quote;
-use crate::feedback::{latest_denial_of, read_denials, DenialRecord};
+use super::load_policy;
 use crate::overrides::{
-    self, file_request, human_duration, load_pending, now_unix, parse_ops, printable,
-    refuse_if_agent, resolve_path, rfc3339, validate, GrantStore, OverrideError, RateLimit,
-    Refusal, Request, RequestSpec, Requester, DEFAULT_TTL_SECS,
+    approve_command, human_duration, now_unix, parse_ttl, refuse_if_agent, request_from,
+    GrantStore, Listing, OverrideError, Refusal, RequestInput,
 };
 use crate::paths::{process_env, Locations};
-use crate::policy::normalize::parse_duration;
+use crate::vocab::time::rfc3339_from_secs as rfc3339;
+use crate::vocab::{printable, shell_quote};
 
 #[derive(Subcommand, Debug)]
 pub enum OverrideCommand {
@@ -94,8 +92,8 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         OverrideCommand::Request(args) => request(&args, &locations),
         OverrideCommand::List(args) => list(&args, &locations),
         OverrideCommand::Approve(args) => approve(&args, &locations),
-        OverrideCommand::Deny(args) => decide(&args, &locations, Decision::Deny),
-        OverrideCommand::Revoke(args) => decide(&args, &locations, Decision::Revoke),
+        OverrideCommand::Deny(args) => deny(&args, &locations),
+        OverrideCommand::Revoke(args) => revoke(&args, &locations),
     };
     match result {
         Ok(code) => Ok(code),
@@ -126,6 +124,12 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+impl From<Refusal> for Failure {
+    fn from(e: Refusal) -> Self {
+        Failure::Refused(e.into())
+    }
+}
+
 fn exit_code(e: &OverrideError) -> i32 {
     match e {
         OverrideError::Refused(
@@ -138,14 +142,11 @@ fn exit_code(e: &OverrideError) -> i32 {
             | Refusal::ReasonControl
             | Refusal::TtlZero,
         )
-        | OverrideError::BadId { .. } => 2,
+        | OverrideError::BadId { .. }
+        | OverrideError::NoPath
+        | OverrideError::DenialLog(_) => 2,
         _ => 1,
     }
-}
-
-fn parse_ttl(ttl: Option<&str>) -> Result<Option<u64>, OverrideError> {
-    ttl.map(|t| parse_duration(t).ok_or_else(|| Refusal::BadTtl(t.to_string()).into()))
-        .transpose()
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
@@ -153,56 +154,23 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn approve_command(id: &str) -> String {
-    format!("agent-guard override approve {id}")
-}
-
 fn request(args: &RequestArgs, locations: &Locations) -> Result<i32, Failure> {
     let loaded = load_policy(args.policy.as_deref())?;
-    let denial = match &args.denial {
-        Some(id) => Some(find_denial(locations, id)?),
-        None => None,
-    };
-    let raw_path = match (&args.path, &denial) {
-        (Some(p), _) => p.clone(),
-        (None, Some(d)) => PathBuf::from(&d.path),
-        (None, None) => {
-            return Err(anyhow::anyhow!(
-                "override request: expected a PATH, or --denial ID to take it from a denial record"
-            )
-            .into())
-        }
-    };
-    let ops = match (&args.op[..], &denial) {
-        ([], Some(d)) => parse_ops(&[d.op.as_str().to_string()]),
-        (ops, _) => parse_ops(ops),
-    }
-    .map_err(OverrideError::from)?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let spec = RequestSpec {
-        path: resolve_path(&raw_path, &cwd),
-        ops,
+    let input = RequestInput {
+        path: args.path.clone(),
+        ops: args.op.clone(),
         reason: args.reason.clone(),
-        ttl_secs: parse_ttl(args.ttl.as_deref())?.unwrap_or(DEFAULT_TTL_SECS),
+        ttl: args.ttl.clone(),
+        denial: args.denial.clone(),
     };
-    let agent = process_env(overrides::AGENT_ENV).filter(|a| !a.is_empty());
-    let requester = Requester {
-        pid: std::process::id(),
-        uid: overrides::current_uid(),
-        agent: agent.clone(),
-        cwd: Some(cwd),
-    };
-    // An agent under the supervisor cannot write the audit trail (and the attempt would itself be
-    // a denial); its request is recorded by the next human command instead.
-    let request = file_request(
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let request = request_from(
+        &input,
         locations,
-        &spec,
-        denial.map(|d| d.id),
-        requester,
         &loaded.policy,
         &loaded.ctx.homes,
-        RateLimit::DEFAULT,
-        agent.is_none(),
+        &process_env,
+        &cwd,
         now_unix(),
     )?;
     if args.json {
@@ -223,173 +191,23 @@ fn request(args: &RequestArgs, locations: &Locations) -> Result<i32, Failure> {
     Ok(0)
 }
 
-fn find_denial(locations: &Locations, id: &str) -> Result<DenialRecord, Failure> {
-    let records = read_denials(&locations.denials, None).context("--denial")?;
-    let record = records
-        .into_iter()
-        .rev()
-        .find(|r| r.id == id)
-        .ok_or_else(|| OverrideError::NoSuchDenial {
-            id: id.to_string(),
-            file: locations.denials.clone(),
-        })?;
-    if record.rule == "guard_self" {
-        return Err(OverrideError::Refused(Refusal::GuardFile(PathBuf::from(&record.path))).into());
-    }
-    Ok(record)
-}
-
-/// Human housekeeping done by `list`: record requests an agent filed, drop expired grants.
-/// Skipped for an agent (it may not write the state dir); failures only cost completeness.
-fn housekeeping(store: &GrantStore, now: u64) {
-    if refuse_if_agent("list", &process_env).is_ok() {
-        let _ = store.record_pending_requests(now);
-        let _ = store.prune_expired(now);
-    }
-}
-
 fn list(args: &ListArgs, locations: &Locations) -> Result<i32, Failure> {
     let loaded = load_policy(args.policy.as_deref())?;
-    let store = GrantStore::new(locations.clone());
-    let now = now_unix();
-    housekeeping(&store, now);
-    let pending = load_pending(locations)?;
-    let denials = read_denials(&locations.denials, None).unwrap_or_default();
-    let grants = store.load()?;
-    let active: Vec<_> = grants.grants.iter().filter(|g| g.is_active(now)).collect();
-
-    let described: Vec<_> = pending
-        .iter()
-        .map(|entry| match entry {
-            Ok(r) => Ok((r, describe(r, &loaded, &denials, &store))),
-            Err(e) => Err(e),
-        })
-        .collect();
-
+    let listing = Listing::gather(
+        locations,
+        &loaded.policy,
+        &loaded.ctx.homes,
+        &process_env,
+        now_unix(),
+    )?;
     if args.json {
-        let requests: Vec<_> = described
-            .iter()
-            .map(|d| match d {
-                Ok((r, desc)) => {
-                    let mut v = serde_json::to_value(r).unwrap_or_default();
-                    v["valid"] = json!(desc.refusal.is_none());
-                    v["refusal"] = json!(desc.refusal);
-                    v["zone"] = json!(desc.zone);
-                    v["denial"] = json!(desc.denial);
-                    v["approve_command"] = json!(approve_command(&r.id));
-                    v
-                }
-                Err(e) => json!({"error": e.to_string()}),
-            })
-            .collect();
-        let grants: Vec<_> = active
-            .iter()
-            .map(|g| {
-                let mut v = serde_json::to_value(g).unwrap_or_default();
-                v["remaining_secs"] = json!(g.expires_at.saturating_sub(now));
-                v
-            })
-            .collect();
-        print_json(&json!({"requests": requests, "grants": grants}))?;
-        return Ok(0);
-    }
-
-    println!("Pending override requests: {}", described.len());
-    for d in &described {
-        match d {
-            Ok((r, desc)) => {
-                println!(
-                    "  {}  {}  {}  for {}  filed {}{}",
-                    r.id,
-                    r.op_set(),
-                    printable(&r.path.display().to_string()),
-                    human_duration(r.ttl_secs),
-                    rfc3339(r.created_at),
-                    r.requester
-                        .agent
-                        .as_deref()
-                        .map(|a| format!(" by agent {}", printable(a)))
-                        .unwrap_or_default()
-                );
-                println!("      reason: {}", printable(&r.reason));
-                if let Some((kind, root)) = &desc.zone {
-                    println!("      zone:   {kind} {root}");
-                }
-                if let Some(den) = &desc.denial {
-                    println!(
-                        "      denial: {} {} {} (rule {}) at {}: {}",
-                        printable(&den.id),
-                        den.op,
-                        printable(&den.path),
-                        printable(&den.rule),
-                        printable(&den.time),
-                        printable(&den.reason)
-                    );
-                }
-                match &desc.refusal {
-                    Some(why) => println!("      cannot be approved: {why}"),
-                    None => println!("      approve: {}", approve_command(&r.id)),
-                }
-            }
-            Err(e) => println!("  (unreadable) {}", printable(&e.to_string())),
-        }
-    }
-    println!("Active grants: {}", active.len());
-    for g in &active {
-        let ops: Vec<&str> = g.ops.iter().map(|o| o.as_str()).collect();
-        println!(
-            "  {}  {}  {}  {} left (until {})  reason: {}",
-            g.id,
-            ops.join(","),
-            printable(&g.path.display().to_string()),
-            human_duration(g.expires_at.saturating_sub(now)),
-            rfc3339(g.expires_at),
-            printable(&g.reason)
-        );
+        print_json(&listing.to_json())?;
+    } else {
+        listing
+            .write_human(&mut std::io::stdout().lock())
+            .context("writing to standard output")?;
     }
     Ok(0)
-}
-
-struct Described {
-    refusal: Option<String>,
-    zone: Option<(String, String)>,
-    denial: Option<DenialRecord>,
-}
-
-/// What a human should see next to a request: whether the current policy allows it, the zone
-/// it opens up, and the denial that caused it (named, or the latest one of that path).
-fn describe(
-    r: &Request,
-    loaded: &LoadedPolicy,
-    denials: &[DenialRecord],
-    store: &GrantStore,
-) -> Described {
-    let spec = RequestSpec {
-        path: r.path.clone(),
-        ops: r.ops.clone(),
-        reason: r.reason.clone(),
-        ttl_secs: r.ttl_secs,
-    };
-    let (refusal, zone) = match validate(&spec, &loaded.policy, &loaded.ctx.homes) {
-        Ok(v) => (
-            None,
-            v.zone
-                .map(|(k, root)| (k.as_str().to_string(), root.display().to_string())),
-        ),
-        Err(e) => (Some(e.to_string()), None),
-    };
-    // Changed since it was recorded, or an old id brought back: the same check approve makes.
-    let refusal = refusal.or_else(|| store.pending(&r.id).err().map(|e| e.to_string()));
-    let denial = match &r.denial_id {
-        Some(id) => denials.iter().rev().find(|d| &d.id == id),
-        None => latest_denial_of(denials, &r.path),
-    }
-    .cloned();
-    Described {
-        refusal,
-        zone,
-        denial,
-    }
 }
 
 fn approve(args: &ApproveArgs, locations: &Locations) -> Result<i32, Failure> {
@@ -402,11 +220,10 @@ fn approve(args: &ApproveArgs, locations: &Locations) -> Result<i32, Failure> {
     if args.json {
         print_json(&serde_json::to_value(&grant).context("encode the grant")?)?;
     } else {
-        let ops: Vec<&str> = grant.ops.iter().map(|o| o.as_str()).collect();
         println!(
             "Approved {}: {} under {} for {} (until {}).",
             grant.id,
-            ops.join(","),
+            grant.op_set(),
             printable(&grant.path.display().to_string()),
             human_duration(grant.expires_at - now),
             rfc3339(grant.expires_at)
@@ -419,46 +236,33 @@ fn approve(args: &ApproveArgs, locations: &Locations) -> Result<i32, Failure> {
     Ok(0)
 }
 
-#[derive(Clone, Copy)]
-enum Decision {
-    Deny,
-    Revoke,
+fn deny(args: &IdArgs, locations: &Locations) -> Result<i32, Failure> {
+    refuse_if_agent("deny", &process_env)?;
+    let request = GrantStore::new(locations.clone()).deny(&args.id, now_unix())?;
+    if args.json {
+        print_json(&serde_json::to_value(&request).context("encode the request")?)?;
+    } else {
+        println!(
+            "Denied {}: {} under {}.",
+            request.id,
+            request.op_set(),
+            printable(&request.path.display().to_string())
+        );
+    }
+    Ok(0)
 }
 
-fn decide(args: &IdArgs, locations: &Locations, decision: Decision) -> Result<i32, Failure> {
-    let command = match decision {
-        Decision::Deny => "deny",
-        Decision::Revoke => "revoke",
-    };
-    refuse_if_agent(command, &process_env)?;
-    let store = GrantStore::new(locations.clone());
-    let now = now_unix();
-    match decision {
-        Decision::Deny => {
-            let request = store.deny(&args.id, now)?;
-            if args.json {
-                print_json(&serde_json::to_value(&request).context("encode the request")?)?;
-            } else {
-                println!(
-                    "Denied {}: {} under {}.",
-                    request.id,
-                    request.op_set(),
-                    printable(&request.path.display().to_string())
-                );
-            }
-        }
-        Decision::Revoke => {
-            let grant = store.revoke(&args.id, now)?;
-            if args.json {
-                print_json(&serde_json::to_value(&grant).context("encode the grant")?)?;
-            } else {
-                println!(
-                    "Revoked {}: {} is protected again.",
-                    grant.id,
-                    printable(&grant.path.display().to_string())
-                );
-            }
-        }
+fn revoke(args: &IdArgs, locations: &Locations) -> Result<i32, Failure> {
+    refuse_if_agent("revoke", &process_env)?;
+    let grant = GrantStore::new(locations.clone()).revoke(&args.id, now_unix())?;
+    if args.json {
+        print_json(&serde_json::to_value(&grant).context("encode the grant")?)?;
+    } else {
+        println!(
+            "Revoked {}: {} is protected again.",
+            grant.id,
+            printable(&grant.path.display().to_string())
+        );
     }
     Ok(0)
 }

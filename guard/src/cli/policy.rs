@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::common::load_policy;
+use super::load_policy;
 use crate::policy::{self, PolicyFile, DEFAULT_POLICY_JSON};
 
 #[derive(Subcommand, Debug)]

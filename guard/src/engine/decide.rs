@@ -1,4 +1,4 @@
-//! `decide`: the decision table of DESIGN.md, in order.
+//! `decide`: the decision table (docs/design.md, "The decision table"), in order.
 //!
 //! 1. not agent-attributed → allow
 //! 2. agent-guard's own files (and signals to the guard) → deny
@@ -14,11 +14,10 @@
 
 use std::path::Path;
 
-use super::event::{Action, Attribution, Event};
-use super::grant::{Grant, Grants};
 use super::reason;
-use super::verdict::{Denial, RuleId, Verdict};
-use crate::policy::{ExecRule, Mode, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecRule, Policy, Zone, ZoneHits, ZoneKind};
+use crate::vocab::path::{is_within, match_key};
+use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
 
 /// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
 pub fn decide(
@@ -97,7 +96,7 @@ fn exec_rule<'p>(
 /// Whether deciding `event` needs the arguments of the process that acts ([`Actor::args`]): an
 /// exec that an exec rule with `unless_run_by` matches. Sensors read them only then.
 ///
-/// [`Actor::args`]: super::event::Actor::args
+/// [`Actor::args`]: crate::vocab::Actor::args
 pub fn needs_actor_args(event: &Event, policy: &Policy) -> bool {
     exec_rule(&event.action, policy, |rule| !rule.unless_run_by.is_empty()).is_some()
 }
@@ -244,7 +243,6 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
 }
 
 fn grant_covers(grant: &Grant, path: &Path, policy: &Policy) -> bool {
-    use crate::engine::path::{is_within, match_key};
     let ci = policy.case_insensitive();
     is_within(&match_key(path, ci), &match_key(&grant.path, ci))
 }

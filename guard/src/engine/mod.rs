@@ -2,17 +2,16 @@
 //! verdict.
 //!
 //! It must never do I/O, read a clock or touch a global: everything it needs is passed in, so it
-//! is tested exhaustively on any OS and benchmarked in isolation.
+//! is tested exhaustively on any OS and benchmarked in isolation. Its input and output types are
+//! the shared vocabulary ([`crate::vocab`]); they are re-exported here so that a caller of
+//! [`decide`] names them where it names the engine.
 
 pub mod decide;
-pub mod event;
-pub mod grant;
-pub mod path;
 mod reason;
-pub mod verdict;
 
+pub use crate::vocab::path;
+pub use crate::vocab::{
+    Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, OpKind, OpSet,
+    OpenFlags, RuleId, Verdict,
+};
 pub use decide::{decide, needs_actor_args};
-pub use event::{Action, Actor, AgentInfo, Attribution, Event, OpKind, OpSet, OpenFlags};
-pub use grant::{Grant, Grants};
-pub use reason::shell_quote;
-pub use verdict::{Denial, RuleId, Verdict};

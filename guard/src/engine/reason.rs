@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use super::event::{Action, OpKind};
-use super::verdict::{Denial, RuleId};
 use crate::policy::ExecRule;
+use crate::vocab::{shell_quote, Action, Denial, OpKind, RuleId};
 
 pub(super) fn denial(
     rule: RuleId,
@@ -18,7 +17,7 @@ pub(super) fn denial(
     let op = action.kind();
     let p = path.display();
     let z = zone.map(|z| z.display().to_string()).unwrap_or_default();
-    let reason = match rule {
+    let reason = match &rule {
         RuleId::GuardSelf => match action {
             Action::Signal { .. } => {
                 "agent-guard blocked a signal to its own supervisor: AI agents may not stop or trace the guard; ask the user if it must be restarted".to_string()
@@ -51,9 +50,11 @@ pub(super) fn denial(
         RuleId::ZoneRootRename => format!(
             "agent-guard blocked renaming {p}: it is, or contains, the root of the zone {z}, which must stay where it is; work inside the zone instead"
         ),
+        // The engine names only rules it knows.
+        RuleId::Unknown(name) => format!("agent-guard blocked this {op} of {p} (rule {name})"),
     };
     let dest = action.dest().map(Path::to_path_buf);
-    let hint = match (rule, action) {
+    let hint = match (&rule, action) {
         // Signals to the guard and edits of its own files are never overridable.
         (RuleId::GuardSelf, _) => {
             "ask the user: agent-guard's own files and process cannot be overridden".to_string()
@@ -82,29 +83,4 @@ fn request_command(path: &Path, op: OpKind) -> String {
         shell_quote(&path.display().to_string()),
         shell_quote("<why the user wants this>")
     )
-}
-
-/// Quote for a POSIX shell when needed, so the hint can be pasted as is.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@%".contains(&b));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_quote;
-
-    #[test]
-    fn quotes_only_when_needed() {
-        assert_eq!(shell_quote("/a/b.txt"), "/a/b.txt");
-        assert_eq!(shell_quote("/a b"), "'/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
 }

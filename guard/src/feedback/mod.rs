@@ -25,10 +25,10 @@ use serde_json::Value;
 
 pub use instructions::{instructions, AgentKind};
 
-use crate::audit::Decision;
 pub use crate::audit::DenialRecord;
-use crate::overrides::{files, printable};
+use crate::overrides::files;
 use crate::paths::Locations;
+use crate::vocab::{printable, Decision, IoError, OpKind, RuleId};
 
 /// How far back the hook looks for denials. Claude Code gives no start time for the tool call;
 /// the per-session cursor keeps a denial from being reported twice, and the window keeps the
@@ -45,13 +45,8 @@ pub enum FeedbackError {
     BadInput(String),
     #[error(transparent)]
     Log(#[from] crate::audit::DenialLogError),
-    #[error("{path}: cannot {what}: {source}")]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 /// Read denial records from `file`: all of them (rotated files included, through the audit
@@ -67,13 +62,7 @@ pub fn read_denials(
             .map(|outcome| outcome.records)
             .map_err(FeedbackError::from);
     };
-    let io = |what| {
-        move |source| FeedbackError::Io {
-            path: file.to_path_buf(),
-            what,
-            source,
-        }
-    };
+    let io = |what| IoError::at(file, what);
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -81,7 +70,7 @@ pub fn read_denials(
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io("open the denial log")(e)),
+        Err(e) => return Err(io("open the denial log")(e).into()),
     };
     let len = f.metadata().map_err(io("inspect the denial log"))?.len();
     f.seek(SeekFrom::Start(len.saturating_sub(tail)))
@@ -207,7 +196,7 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
             i + 1,
             d.op,
             target,
-            printable(&d.rule),
+            printable(d.rule.as_str()),
             if d.id.is_empty() {
                 String::new()
             } else {
@@ -246,12 +235,6 @@ pub fn hook_output(event_name: &str, context: &str) -> Value {
     })
 }
 
-/// The directory of per-session hook cursors. Agent-writable: the hook runs inside the agent's
-/// tree. Tampering with it only changes what the agent itself is told.
-pub fn cursor_dir(locations: &Locations) -> PathBuf {
-    locations.hook_cursors.clone()
-}
-
 /// Denials already reported to one session (id → unix seconds), pruned to the window.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {
@@ -274,7 +257,7 @@ fn cursor_file(locations: &Locations, session_id: &str) -> PathBuf {
         }
         format!("h{hash:016x}")
     };
-    cursor_dir(locations).join(format!("{name}.json"))
+    locations.hook_cursors.join(format!("{name}.json"))
 }
 
 fn load_cursor(file: &Path) -> Cursor {
@@ -301,20 +284,20 @@ pub fn run_hook(
     }
     let file = cursor_file(locations, &input.session_id);
     let mut cursor = load_cursor(&file);
-    let cursors = cursor_dir(locations);
+    // Agent-writable: the hook runs inside the agent's tree. Tampering with the cursors only
+    // changes what the agent itself is told.
+    let cursors = &locations.hook_cursors;
     let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
         // Only the tail can hold denials from the window; a large log is not read whole per call.
         let mut records = read_denials(&locations.denials, Some(4 << 20))?;
         // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
         // the agent about it would only make the next call write (and be denied) again.
-        records.retain(|r| !Path::new(&r.path).starts_with(&cursors));
+        records.retain(|r| !Path::new(&r.path).starts_with(cursors));
         // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
         // up the tree found no agent named in the log reaches the supervisor, which is refused
         // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
         records.retain(|r| {
-            !(r.rule == "guard_self"
-                && r.op == crate::engine::OpKind::Signal
-                && r.process == "agent-guard")
+            !(r.rule == RuleId::GuardSelf && r.op == OpKind::Signal && r.process == "agent-guard")
         });
         Ok(records)
     };
@@ -340,7 +323,7 @@ pub fn run_hook(
     for r in &selected {
         cursor.reported.insert(key_of(r), r.ts);
     }
-    if files::ensure_dir(&cursor_dir(locations)).is_ok() {
+    if files::ensure_dir(&locations.hook_cursors).is_ok() {
         if let Ok(bytes) = serde_json::to_vec(&cursor) {
             let _ = files::write_atomic(&file, &bytes);
         }
@@ -388,15 +371,4 @@ pub fn ancestors_of(
         }
     }
     out
-}
-
-/// The latest denial of `path` (or below it) in `records`, to show next to a request.
-pub fn latest_denial_of<'a>(records: &'a [DenialRecord], path: &Path) -> Option<&'a DenialRecord> {
-    use crate::engine::path::is_within;
-    use std::os::unix::ffi::OsStrExt;
-    let root = path.as_os_str().as_bytes();
-    records
-        .iter()
-        .filter(|r| is_within(r.path.as_bytes(), root))
-        .max_by_key(|r| r.unix_millis())
 }

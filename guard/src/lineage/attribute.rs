@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::matcher::{AgentMatch, AgentMatcher};
 use super::process::{LineageError, ProcessInfo, ProcessSource};
 use super::table::{LineageTable, ProcessRecord};
-use crate::engine::{AgentInfo, Attribution};
+use crate::vocab::{AgentInfo, Attribution};
 
 /// How far a live walk climbs. Real process trees are a few dozen deep at most; the bound only
 /// guarantees an end if a source reports a parent loop.

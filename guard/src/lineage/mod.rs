@@ -15,7 +15,7 @@
 //!
 //! How the pieces fit:
 //! - a platform [`ProcessSource`] reads live facts ([`ProcessInfo`]): `/proc` on Linux
-//!   ([`crate::platform::linux::procfs::ProcFs`]);
+//!   (`platform::linux::procfs::ProcFs`);
 //! - the sensor feeds fork/exec/exit events into the [`LineageTable`] (`run` calls
 //!   [`LineageTable::mark_agent`] on the command it starts, so its whole tree is the agent's);
 //!   when a fork comes from a parent the table does not know, it calls [`remember`] first;
@@ -26,7 +26,7 @@
 //! This module decides nothing about files and never touches the kernel itself; all I/O goes
 //! through [`ProcessSource`].
 //!
-//! [`Attribution`]: crate::engine::Attribution
+//! [`Attribution`]: crate::vocab::Attribution
 
 mod attribute;
 mod matcher;

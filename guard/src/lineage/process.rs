@@ -2,7 +2,7 @@
 //!
 //! This file is pure data: it never reads the system. [`ProcessSource`] is the only way lineage
 //! learns about live processes; Linux implements it with `/proc`
-//! ([`crate::platform::linux::procfs::ProcFs`]), macOS with libproc/sysctl.
+//! (`platform::linux::procfs::ProcFs`), macOS with libproc/sysctl.
 
 use std::path::{Path, PathBuf};
 

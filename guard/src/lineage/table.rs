@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::matcher::AgentMatcher;
 use super::process::{ProcessInfo, ProcessKey};
-use crate::engine::{AgentInfo, Attribution};
+use crate::vocab::{AgentInfo, Attribution};
 
 /// What a denial record says about a process (`process` / `ancestor`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -13,6 +13,7 @@ use super::files;
 use super::OverrideError;
 use crate::audit::OverrideEventKind;
 use crate::paths::Locations;
+use crate::vocab::{IoError, OpSet};
 
 /// One line of `overrides.jsonl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +26,8 @@ pub struct OverrideEvent {
     /// The request id (grants keep the id of the request they came from).
     pub id: String,
     pub path: PathBuf,
-    /// Comma-separated operations, as on the command line.
-    pub ops: String,
+    /// Written as the names separated by commas, as on the command line (`unlink,rename`).
+    pub ops: OpSet,
     pub reason: String,
     /// When the grant ends (approve, revoke, expire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,11 +63,8 @@ pub fn record_override_event(
         path: path.clone(),
         message: format!("cannot encode the event: {e}"),
     })?;
-    files::append_line(&path, &line).map_err(|source| OverrideError::Io {
-        path,
-        what: "append to the overrides audit trail",
-        source,
-    })?;
+    files::append_line(&path, &line)
+        .map_err(IoError::at(&path, "append to the overrides audit trail"))?;
     record_in_audit_store(locations, event);
     Ok(())
 }
@@ -76,11 +74,6 @@ pub fn record_override_event(
 /// reference, and a store that cannot be opened (a first run, a read-only state dir) is logged.
 fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
     use crate::audit::{AuditStore, AuditStoreConfig};
-    let ops = event
-        .ops
-        .split(',')
-        .filter_map(|op| op.trim().parse().ok())
-        .collect();
     let who = event
         .agent
         .clone()
@@ -90,8 +83,15 @@ fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
         .or_else(|| event.expires_at.map(|t| t.saturating_sub(event.ts)))
         .map(std::time::Duration::from_secs);
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(event.ts);
-    let record =
-        crate::audit::OverrideEvent::new(event.event, &event.id, &event.path, ops, &who, ttl, when);
+    let record = crate::audit::OverrideEvent::new(
+        event.event,
+        &event.id,
+        &event.path,
+        event.ops,
+        &who,
+        ttl,
+        when,
+    );
     match AuditStore::open(&locations.audit_db, AuditStoreConfig::default()) {
         Ok(store) => {
             store.record_override(record);
@@ -118,17 +118,11 @@ pub fn read_recent_events(
 }
 
 fn read_tail(path: &Path, tail_bytes: u64) -> Result<String, OverrideError> {
-    let io = |what| {
-        move |source| OverrideError::Io {
-            path: path.to_path_buf(),
-            what,
-            source,
-        }
-    };
+    let io = |what| IoError::at(path, what);
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(io("open")(e)),
+        Err(e) => return Err(io("open")(e).into()),
     };
     let len = file.metadata().map_err(io("inspect"))?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(tail_bytes)))

@@ -10,16 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::OverrideError;
+use crate::vocab::IoError;
 
 /// Largest request or grants file read; anything larger is not ours (the spool is agent-writable).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
-fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> OverrideError + 'a {
-    move |source| OverrideError::Io {
-        path: path.to_path_buf(),
-        what,
-        source,
-    }
+fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> OverrideError {
+    let at = IoError::at(path, what);
+    move |source| OverrideError::Io(at(source))
 }
 
 /// Create `dir` (and its parents) owner-only if it does not exist; refuse a symlink in its place.

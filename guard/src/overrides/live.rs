@@ -15,8 +15,8 @@ use notify::{RecursiveMode, Watcher};
 
 use super::store::GrantStore;
 use super::{now_unix, OverrideError};
-use crate::engine::Grants;
 use crate::paths::Locations;
+use crate::vocab::Grants;
 
 /// The approved overrides in force.
 pub struct LiveGrants {

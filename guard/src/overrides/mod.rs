@@ -23,19 +23,26 @@
 
 mod events;
 pub(crate) mod files;
+mod listing;
 mod live;
+mod rate;
 mod request;
+mod spool;
 mod store;
 
 use std::path::PathBuf;
 
 pub use crate::audit::OverrideEventKind;
+use crate::vocab::IoError;
 pub use events::{read_recent_events, record_override_event, OverrideEvent};
+pub use listing::{approve_command, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
+pub use rate::{RateLimit, RateLimited};
 pub use request::{
-    file_request, load_pending, parse_ops, resolve_path, validate, RateLimit, Refusal, Request,
-    RequestSpec, Requester, Validated,
+    file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal, Request,
+    RequestInput, RequestSpec, Requester, Validated,
 };
+pub use spool::load_pending;
 pub use store::{GrantFile, GrantStore, StoredGrant};
 
 /// Set by the supervisor in the environment of every process of the agent's tree. Its value
@@ -48,13 +55,8 @@ pub const DEFAULT_TTL_SECS: u64 = 600;
 /// What went wrong with an override operation. Each variant names the file, id or argument.
 #[derive(Debug, thiserror::Error)]
 pub enum OverrideError {
-    #[error("{path}: cannot {what}: {source}")]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{path}: expected a directory (a symlink or file is never used in its place)")]
     NotADirectory { path: PathBuf },
     #[error("{path}: expected a regular file")]
@@ -66,7 +68,7 @@ pub enum OverrideError {
     #[error("override request refused: {0}")]
     Refused(#[from] Refusal),
     #[error("override request refused: {0}")]
-    RateLimited(String),
+    RateLimited(#[from] RateLimited),
     #[error("no pending override request {id:?} (see `agent-guard override list`)")]
     NoSuchRequest { id: String },
     #[error("no active grant {id:?} (see `agent-guard override list`)")]
@@ -77,6 +79,10 @@ pub enum OverrideError {
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]
     NoSuchDenial { id: String, file: PathBuf },
+    #[error("--denial: {0}")]
+    DenialLog(#[source] crate::audit::DenialLogError),
+    #[error("override request: expected a PATH, or --denial ID to take it from a denial record")]
+    NoPath,
     #[error("agent-guard override {command} must be run by a human, not by an agent: {detail}")]
     NotHuman {
         command: &'static str,
@@ -90,7 +96,7 @@ pub enum OverrideError {
 pub fn prepare_state_dir(locations: &crate::paths::Locations) -> Result<(), OverrideError> {
     files::ensure_dir(&locations.state_dir)?;
     files::ensure_dir(&locations.requests_dir)?;
-    files::ensure_dir(&crate::feedback::cursor_dir(locations))
+    files::ensure_dir(&locations.hook_cursors)
 }
 
 /// Refuse early when this process says it belongs to an agent's tree (`AGENT_GUARD_AGENT`).
@@ -133,23 +139,7 @@ pub fn check_id(id: &str) -> Result<(), OverrideError> {
 
 /// Unix seconds now.
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// RFC 3339 with milliseconds, UTC, for the `time` field of records.
-pub fn rfc3339(unix_secs: u64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix_secs).unwrap_or(0))
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
+    crate::vocab::time::unix_secs(std::time::SystemTime::now())
 }
 
 /// A duration for humans: `9m 58s`, `1h 02m`, `45s`.
@@ -161,20 +151,6 @@ pub fn human_duration(secs: u64) -> String {
         s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
         s => format!("{s}s"),
     }
-}
-
-/// Text from the agent-writable spool, made safe to print on a human's terminal: control
-/// characters (escape sequences that could rewrite what the human sees) are shown escaped.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// The real uid of this process (recorded with every decision).
@@ -210,12 +186,6 @@ mod tests {
         ] {
             assert!(check_id(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn printable_escapes_terminal_control() {
-        assert_eq!(printable("a\u{1b}[2Kb\nc"), "a\\u{1b}[2Kb\\nc");
-        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
     }
 
     #[test]

@@ -1,22 +1,24 @@
-//! Override requests: validation, the rate limit, and the pending-request spool.
+//! Override requests: what an agent asks for, and its validation.
 //!
 //! A request is validated when it is filed *and again* when a human approves it
 //! ([`super::GrantStore::approve`]): the spool is agent-writable, so a file placed there by hand
 //! gets no more than one that went through `override request`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::events::OverrideEvent;
-use super::{check_id, files, rfc3339, OverrideError};
-use crate::audit::OverrideEventKind;
-use crate::engine::path::clean;
-use crate::engine::{OpKind, OpSet};
+use super::rate::RateLimit;
+use super::spool::{load_pending, new_id, request_file, write_request};
+use super::{files, OverrideError};
+use crate::audit::{DenialRecord, OverrideEventKind};
 use crate::paths::Locations;
 use crate::policy::normalize::override_too_broad;
 use crate::policy::{Policy, ZoneKind};
+use crate::vocab::path::clean;
+use crate::vocab::time::rfc3339_from_secs;
+use crate::vocab::{OpKind, OpSet, RuleId};
 
 /// Longest reason accepted, in characters: one or two sentences for a human to read.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -74,7 +76,7 @@ impl Request {
     /// so this is what binds a human's approval to what was filed and listed.
     pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
         event.path == self.path
-            && event.ops == self.op_set().to_string()
+            && event.ops == self.op_set()
             && event.reason == self.reason
             && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
             && event.requested_at == self.created_at
@@ -93,11 +95,11 @@ impl Request {
     ) -> OverrideEvent {
         OverrideEvent {
             ts: now,
-            time: rfc3339(now),
+            time: rfc3339_from_secs(now),
             event: kind,
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.op_set().to_string(),
+            ops: self.op_set(),
             reason: self.reason.clone(),
             expires_at,
             denial_id: self.denial_id.clone(),
@@ -247,174 +249,6 @@ pub fn validate(
     })
 }
 
-/// How many requests one agent may have: pending at once, and filed per minute.
-///
-/// A courtesy against an agent stuck in a loop, not a security boundary: the spool is
-/// agent-writable, so a determined agent can drop files there directly. What protects the user
-/// is that nothing in the spool takes effect without a human's approval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    pub max_pending: usize,
-    pub max_per_minute: usize,
-}
-
-impl RateLimit {
-    pub const DEFAULT: RateLimit = RateLimit {
-        max_pending: 5,
-        max_per_minute: 3,
-    };
-
-    /// Whether `key` may file one more request, given the pending requests and the recent
-    /// audit events (requests already decided still count toward the minute).
-    pub fn check(
-        &self,
-        key: &str,
-        pending: &[Request],
-        recent: &[OverrideEvent],
-        now: u64,
-    ) -> Result<(), String> {
-        let mine: Vec<&Request> = pending
-            .iter()
-            .filter(|r| r.requester.rate_key() == key)
-            .collect();
-        if mine.len() >= self.max_pending {
-            return Err(format!(
-                "{key} already has {} pending override requests (at most {}); wait for the user to approve or deny them (`agent-guard override list`)",
-                mine.len(),
-                self.max_pending
-            ));
-        }
-        let in_last_minute = |t: u64| t + 60 > now;
-        let mut ids: HashSet<&str> = mine
-            .iter()
-            .filter(|r| in_last_minute(r.created_at))
-            .map(|r| r.id.as_str())
-            .collect();
-        ids.extend(
-            recent
-                .iter()
-                .filter(|e| {
-                    e.agent
-                        .clone()
-                        .unwrap_or_else(|| format!("uid:{}", e.by_uid))
-                        == key
-                        && in_last_minute(e.requested_at)
-                        && matches!(
-                            e.event,
-                            OverrideEventKind::Request
-                                | OverrideEventKind::Approve
-                                | OverrideEventKind::Deny
-                        )
-                })
-                .map(|e| e.id.as_str()),
-        );
-        if ids.len() >= self.max_per_minute {
-            return Err(format!(
-                "{key} filed {} override requests in the last minute (at most {}); wait, and ask the user instead of retrying",
-                ids.len(),
-                self.max_per_minute
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The file of request `id` in the spool.
-///
-/// The spool directory itself must be a real directory: if an agent could replace it with a
-/// symlink, a human's command would read, rewrite and remove files wherever it points.
-/// (`O_NOFOLLOW` only guards the last component of a path.)
-pub(super) fn request_file(locations: &Locations, id: &str) -> Result<PathBuf, OverrideError> {
-    check_id(id)?;
-    let dir = &locations.requests_dir;
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink() || !m.is_dir()) {
-        return Err(OverrideError::NotADirectory { path: dir.clone() });
-    }
-    Ok(dir.join(format!("{id}.json")))
-}
-
-/// Read one request file; `Ok(None)` when it does not exist. The id inside must match the name.
-pub(super) fn read_request(
-    locations: &Locations,
-    id: &str,
-) -> Result<Option<Request>, OverrideError> {
-    let path = request_file(locations, id)?;
-    let Some(bytes) = files::read_regular(&path)? else {
-        return Ok(None);
-    };
-    let request: Request =
-        serde_json::from_slice(&bytes).map_err(|e| OverrideError::Malformed {
-            path: path.clone(),
-            message: format!("not an override request: {e}"),
-        })?;
-    if request.id != id {
-        return Err(OverrideError::Malformed {
-            path,
-            message: format!("holds request {:?}, not {id:?}", request.id),
-        });
-    }
-    Ok(Some(request))
-}
-
-/// Every pending request, oldest first; files that are not valid requests are returned as
-/// errors so `list` can show them (the spool is agent-writable).
-pub fn load_pending(
-    locations: &Locations,
-) -> Result<Vec<Result<Request, OverrideError>>, OverrideError> {
-    let dir = &locations.requests_dir;
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(OverrideError::NotADirectory { path: dir.clone() });
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(OverrideError::Io {
-                path: dir.clone(),
-                what: "list the requests spool",
-                source,
-            })
-        }
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".json") else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        out.push(match read_request(locations, id) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => continue,
-            Err(e) => Err(e),
-        });
-    }
-    out.sort_by_key(|r| r.as_ref().map(|r| (r.created_at, r.id.clone())).ok());
-    Ok(out)
-}
-
-/// A new request id: `r-` and 8 hex digits, unlikely to repeat and short enough to type.
-fn new_id(path: &Path, attempt: u32) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(&nanos.to_le_bytes());
-    feed(&std::process::id().to_le_bytes());
-    feed(&attempt.to_le_bytes());
-    feed(path.as_os_str().as_encoded_bytes());
-    format!("r-{:08x}", (hash ^ (hash >> 32)) as u32)
-}
-
 /// Validate, rate-limit and spool a request. The file appears under its final name complete
 /// (written to a temporary `O_EXCL|O_NOFOLLOW` file, then renamed), so no reader sees half of it.
 ///
@@ -436,9 +270,7 @@ pub fn file_request(
     files::ensure_dir(&locations.requests_dir)?;
     let pending: Vec<Request> = load_pending(locations)?.into_iter().flatten().collect();
     let recent = super::events::read_recent_events(locations, 256 * 1024).unwrap_or_default();
-    limit
-        .check(&requester.rate_key(), &pending, &recent, now)
-        .map_err(OverrideError::RateLimited)?;
+    limit.check(&requester.rate_key(), &pending, &recent, now)?;
 
     let mut request = Request {
         id: String::new(),
@@ -447,7 +279,7 @@ pub fn file_request(
         reason: spec.reason.trim().to_string(),
         ttl_secs: spec.ttl_secs,
         created_at: now,
-        time: rfc3339(now),
+        time: rfc3339_from_secs(now),
         denial_id,
         requester,
         recorded: false,
@@ -474,37 +306,106 @@ pub fn file_request(
     Ok(request)
 }
 
-/// Write `request` to its file in the spool, atomically.
-pub(super) fn write_request(locations: &Locations, request: &Request) -> Result<(), OverrideError> {
-    let file = request_file(locations, &request.id)?;
-    let bytes = serde_json::to_vec_pretty(request).map_err(|e| OverrideError::Malformed {
-        path: file.clone(),
-        message: format!("cannot encode the request: {e}"),
-    })?;
-    files::write_atomic(&file, &bytes).map_err(|source| OverrideError::Io {
-        path: file,
-        what: "write the override request",
-        source,
-    })
+/// What `override request` was given on the command line, before anything is resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestInput {
+    /// The file or directory to open up; may be left out when `denial` names a record.
+    pub path: Option<PathBuf>,
+    /// `--op` values, each possibly a comma-separated list; empty: the denial's operation.
+    pub ops: Vec<String>,
+    pub reason: String,
+    /// `--ttl` as typed (`10m`); `None`: [`super::DEFAULT_TTL_SECS`].
+    pub ttl: Option<String>,
+    /// `--denial ID`: the denial record the request is about.
+    pub denial: Option<String>,
 }
 
-/// Remove request `id` from the spool (after a decision).
-pub(super) fn remove_request(locations: &Locations, id: &str) -> Result<(), OverrideError> {
-    let file = request_file(locations, id)?;
-    match std::fs::remove_file(&file) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(OverrideError::Io {
-            path: file,
-            what: "remove the decided request",
-            source,
-        }),
+/// File the request `input` describes, for this process: the path and operation may come from
+/// the denial record it names, a relative path is taken from `cwd`, and the requester is this
+/// process, whose agent `AGENT_GUARD_AGENT` (read through `env`) names.
+///
+/// An agent under the supervisor cannot write the audit trail (and the attempt would itself be
+/// a denial), so a request by an agent is recorded by the next human command instead.
+pub fn request_from(
+    input: &RequestInput,
+    locations: &Locations,
+    policy: &Policy,
+    homes: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+    now: u64,
+) -> Result<Request, OverrideError> {
+    let denial = match &input.denial {
+        Some(id) => Some(denial_to_override(locations, id)?),
+        None => None,
+    };
+    let raw_path = match (&input.path, &denial) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => PathBuf::from(&d.path),
+        (None, None) => return Err(OverrideError::NoPath),
+    };
+    let ops = match (&input.ops[..], &denial) {
+        ([], Some(d)) => parse_ops(&[d.op.as_str().to_string()]),
+        (ops, _) => parse_ops(ops),
+    }?;
+    let spec = RequestSpec {
+        path: resolve_path(&raw_path, cwd),
+        ops,
+        reason: input.reason.clone(),
+        ttl_secs: parse_ttl(input.ttl.as_deref())?.unwrap_or(super::DEFAULT_TTL_SECS),
+    };
+    let agent = env(super::AGENT_ENV).filter(|a| !a.is_empty());
+    let requester = Requester {
+        pid: std::process::id(),
+        uid: super::current_uid(),
+        agent: agent.clone(),
+        cwd: Some(cwd.to_path_buf()),
+    };
+    file_request(
+        locations,
+        &spec,
+        denial.map(|d| d.id),
+        requester,
+        policy,
+        homes,
+        RateLimit::DEFAULT,
+        agent.is_none(),
+        now,
+    )
+}
+
+/// A `--ttl` value in seconds.
+pub fn parse_ttl(ttl: Option<&str>) -> Result<Option<u64>, Refusal> {
+    ttl.map(|t| {
+        crate::policy::normalize::parse_duration(t).ok_or_else(|| Refusal::BadTtl(t.to_string()))
+    })
+    .transpose()
+}
+
+/// The newest denial record `id`, which a request may be about: never one of agent-guard's own
+/// files, which no override can cover.
+fn denial_to_override(locations: &Locations, id: &str) -> Result<DenialRecord, OverrideError> {
+    let records = crate::audit::read_denials(&locations.denials, None)
+        .map_err(OverrideError::DenialLog)?
+        .records;
+    let record = records
+        .into_iter()
+        .rev()
+        .find(|r| r.id == id)
+        .ok_or_else(|| OverrideError::NoSuchDenial {
+            id: id.to_string(),
+            file: locations.denials.clone(),
+        })?;
+    if record.rule == RuleId::GuardSelf {
+        return Err(Refusal::GuardFile(PathBuf::from(&record.path)).into());
     }
+    Ok(record)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overrides::RateLimit;
 
     fn request(id: &str, agent: &str, created_at: u64) -> Request {
         Request {
@@ -556,7 +457,10 @@ mod tests {
             .iter()
             .map(|id| request(id, "b", now - 10).event(OverrideEventKind::Deny, None, now))
             .collect();
-        let err = limit.check("b", &[], &decided, now).unwrap_err();
+        let err = limit
+            .check("b", &[], &decided, now)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("in the last minute"), "{err}");
         // A minute later they do not.
         assert!(limit.check("b", &[], &decided, now + 60).is_ok());

@@ -11,12 +11,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
-use super::request::{read_request, remove_request, write_request, Request, RequestSpec};
-use super::{check_id, files, rfc3339, OverrideError, Requester};
+use super::request::{Request, RequestSpec};
+use super::spool::{read_request, remove_request, write_request};
+use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;
-use crate::engine::{Grant, Grants, OpKind};
 use crate::paths::Locations;
 use crate::policy::Policy;
+use crate::vocab::time::rfc3339_from_secs;
+use crate::vocab::{Grant, Grants, IoError, OpKind, OpSet};
 
 /// How much of the end of the audit trail an approval reads to find a request's history.
 const TRAIL_TAIL: u64 = 8 << 20;
@@ -52,11 +54,15 @@ pub struct StoredGrant {
 }
 
 impl StoredGrant {
+    pub fn op_set(&self) -> OpSet {
+        self.ops.iter().collect()
+    }
+
     pub fn to_engine(&self) -> Grant {
         Grant {
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self.ops.iter().copied().collect(),
+            ops: self.op_set(),
             expires_at: Some(self.expires_at),
         }
     }
@@ -68,16 +74,11 @@ impl StoredGrant {
     fn event(&self, kind: OverrideEventKind, now: u64) -> OverrideEvent {
         OverrideEvent {
             ts: now,
-            time: rfc3339(now),
+            time: rfc3339_from_secs(now),
             event: kind,
             id: self.id.clone(),
             path: self.path.clone(),
-            ops: self
-                .ops
-                .iter()
-                .map(|o| o.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
+            ops: self.op_set(),
             reason: self.reason.clone(),
             expires_at: Some(self.expires_at),
             denial_id: self.denial_id.clone(),
@@ -171,15 +172,15 @@ impl GrantStore {
                     ),
                 }
             } else {
-                OverrideError::Io {
+                OverrideError::Io(IoError {
                     path: path.clone(),
                     what,
                     source,
-                }
+                })
             }
         };
         files::ensure_dir(&self.locations.state_dir).map_err(|e| match e {
-            OverrideError::Io { source, path, what } => refused(source, &path, what),
+            OverrideError::Io(IoError { source, path, what }) => refused(source, &path, what),
             other => other,
         })?;
         let lock_path = self.lock_path();

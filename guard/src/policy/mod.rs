@@ -10,6 +10,7 @@
 
 pub mod file;
 pub mod normalize;
+pub mod user;
 pub mod watch;
 pub mod zones;
 
@@ -17,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobMatcher, GlobSet};
 
-use crate::engine::{Actor, Grant};
+use crate::vocab::{Actor, Grant, IoError};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
+pub use user::{load_for_user, LoadedPolicy};
 pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
 
 /// The embedded default policy (`agent-guard policy default`).
@@ -28,12 +30,9 @@ pub const DEFAULT_POLICY_JSON: &str = include_str!("default.json");
 /// A policy error: which file, which key path, what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file cannot be read: `FILE: cannot read: ERROR`.
+    #[error(transparent)]
+    Read(#[from] IoError),
     #[error("{file}: {path}: {message}")]
     Syntax {
         file: PathBuf,
@@ -46,6 +45,10 @@ pub enum PolicyError {
         path: String,
         message: String,
     },
+    #[error(
+        "$HOME is not set to an absolute path: agent-guard needs it to expand ~ in the policy"
+    )]
+    NoHome,
 }
 
 /// A normalized, validated policy, ready for the engine.
@@ -257,10 +260,7 @@ pub fn from_json(text: &str, source: &Path, ctx: &LoadContext) -> Result<Policy,
 
 /// Read, parse and normalize a policy file.
 pub fn load_file(file: &Path, ctx: &LoadContext) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(file).map_err(IoError::at(file, "read"))?;
     from_json(&text, file, ctx)
 }
 

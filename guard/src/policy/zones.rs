@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use globset::GlobSet;
 use serde::Serialize;
 
-use crate::engine::path::{match_key, self_and_ancestors};
+use crate::vocab::path::{match_key, self_and_ancestors};
 
 /// The kinds of zone, in the order the engine consults them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

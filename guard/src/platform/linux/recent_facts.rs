@@ -13,7 +13,7 @@
 //!
 //! This must never feed a decision. Between an exec being judged and being performed, another
 //! thread of the same process may still put the old facts back; a record can then name the
-//! previous program, a verdict must not. Decisions read `/proc` afresh (see `cli::run`).
+//! previous program, a verdict must not. Decisions read `/proc` afresh (see `runtime::linux`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,4 +1,4 @@
-//! The decision side of the supervisor, as it sees it: the [`Judge`] trait. `cli::run`
+//! The decision side of the supervisor, as it sees it: the [`Judge`] trait. `runtime::linux`
 //! implements it over the engine; tests implement it with fixed rules.
 //!
 //! The supervisor must never decide anything itself: every supervised action goes to the judge,

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::event::OpSet;
+use super::op::OpSet;
 
 /// Permission to do `ops` under `path` (the path itself and everything below it) until
 /// `expires_at` (unix seconds; `None` = until the policy changes).

@@ -1,27 +1,37 @@
-//! The guard at run time: what a sensor holds to turn an event into a verdict and a record.
+//! The guard at run time: what a sensor holds to turn an event into a verdict and a record, and
+//! the two sensors' glue side by side.
 //!
 //! [`Runtime`] ties the pieces together: the live policy (hot reload), the live grants (approved
-//! overrides), the engine, the denial log and the audit store, and the counters `status` shows.
-//! It is shared by the Linux supervisor (`run`) and the macOS daemon. It does no kernel work
-//! itself: sensors fill the event and give it the attribution; it never blocks on I/O on the
-//! decision path (records go to bounded queues; a full queue is counted, not waited on).
+//! overrides), the engine, the denial log and the audit store, and the counters `status` shows
+//! ([`status`]). It is shared by the Linux supervisor ([`linux`]: `run`, every process of the
+//! tree is the agent) and the macOS daemon ([`macos`]: lineage from Endpoint Security's fork,
+//! exec and exit messages). It does no kernel work itself (that is `platform`): sensors fill the
+//! event and give it the attribution; it never blocks on I/O on the decision path (records go
+//! to bounded queues; a full queue is counted, not waited on).
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+// The macOS core is pure and tested on every OS; outside tests only the macOS binary uses it.
+#[cfg(any(target_os = "macos", test))]
+pub mod macos;
+pub mod status;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
 
 use crate::audit::{
     AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
-    EnforcementMode, Retention,
+    Retention,
 };
-use crate::engine::{decide, Action, AgentInfo, Attribution, Event, Verdict};
+use crate::engine::decide;
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
-use crate::policy::{LoadContext, Mode, Policy};
+use crate::policy::{LoadContext, Policy};
+pub use crate::vocab::time::unix_secs;
+use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
 
 /// Decision counters, for `status`.
 #[derive(Debug, Default)]
@@ -156,7 +166,7 @@ impl Runtime {
                 runtime.write_status();
                 runtime.record_expiries();
                 drop(runtime);
-                std::thread::sleep(STATUS_INTERVAL);
+                std::thread::sleep(status::STATUS_INTERVAL);
             })
             .ok();
     }
@@ -171,6 +181,7 @@ impl Runtime {
     }
 
     /// Decide one event by an agent-attributed (or not) process, count and record it.
+    #[cfg(any(target_os = "macos", test))]
     pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
         let policy = self.policy.load();
         let now = SystemTime::now();
@@ -191,6 +202,7 @@ impl Runtime {
     /// are then read only if the decision is stored, for its record. The commonest supervised
     /// call, a read-only open, costs no read. `facts` is told which of the two it serves: a sensor
     /// may answer [`FactsUse::Record`] from memory, never [`FactsUse::Decision`].
+    #[cfg(any(target_os = "linux", test))]
     pub fn decide_lazily(
         &self,
         mut event: Event,
@@ -262,9 +274,10 @@ impl Runtime {
             log.log(record);
         }
         if let Some(store) = self.store.get().filter(|_| worth_storing(event, verdict)) {
-            let mode = match (policy.mode, self.config.force_audit) {
-                (Mode::Audit, _) | (_, true) => EnforcementMode::Audit,
-                (Mode::Enforce, false) => EnforcementMode::Enforce,
+            let mode = if self.config.force_audit {
+                Mode::Audit
+            } else {
+                policy.mode
             };
             store.record_decision(DecisionRecord::new(
                 event,
@@ -298,63 +311,6 @@ impl Runtime {
             let _ = store.flush();
         }
     }
-
-    /// What `status` shows about this runtime.
-    pub fn status(&self) -> RuntimeStatus {
-        let policy = self.policy.load();
-        let reload = self.policy.status();
-        let c = &self.counters;
-        let (denial_drops, store_drops) = (
-            self.denials.get().map(|l| l.dropped()).unwrap_or(0),
-            self.store.get().map(|s| {
-                let st = s.stats();
-                st.dropped_queue_full + st.dropped_write_failed
-            }),
-        );
-        RuntimeStatus {
-            pid: std::process::id(),
-            started: unix_secs(self.started),
-            updated: unix_secs(SystemTime::now()),
-            mode: if self.config.force_audit {
-                Mode::Audit
-            } else {
-                policy.mode
-            },
-            policy_source: policy.source.clone(),
-            policy_version: policy.version.clone(),
-            reloads: reload.reloads,
-            last_reload: reload.last_reload.map(unix_secs),
-            last_reload_error: reload.last_error,
-            decisions: c.decisions.load(Ordering::Relaxed),
-            denials: c.denials.load(Ordering::Relaxed),
-            audits: c.audits.load(Ordering::Relaxed),
-            deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
-            dropped_denials: denial_drops,
-            dropped_audit_records: store_drops.unwrap_or(0),
-            active_grants: self.grants.current().grants.len(),
-            denials_log: self.config.locations.denials.clone(),
-            audit_db: self.config.locations.audit_db.clone(),
-        }
-    }
-
-    /// Publish the status for `agent-guard status` (atomically: temp file + rename).
-    pub fn write_status(&self) {
-        let dir = status_dir(&self.config.locations);
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join(format!("{}.json", std::process::id()));
-        let tmp = dir.join(format!(".{}.json.tmp", std::process::id()));
-        if let Ok(json) = serde_json::to_vec_pretty(&self.status()) {
-            if std::fs::write(&tmp, json).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
-        }
-    }
-
-    /// Remove this process's status file (at exit).
-    pub fn remove_status(&self) {
-        let path = status_dir(&self.config.locations).join(format!("{}.json", std::process::id()));
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// The audit trail's retention as the policy sets it.
@@ -375,6 +331,7 @@ fn worth_storing(event: &Event, verdict: &Verdict) -> bool {
 }
 
 /// Why [`Runtime::decide_lazily`] asks for the actor's facts.
+#[cfg(any(target_os = "linux", test))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FactsUse {
     /// Only for the record of a decision already made: facts remembered from an earlier call of
@@ -385,50 +342,14 @@ pub enum FactsUse {
     Decision,
 }
 
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Where running sensors publish their status.
-pub fn status_dir(locations: &Locations) -> PathBuf {
-    locations.state_dir.join("status")
-}
-
-/// A running sensor's published status.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RuntimeStatus {
-    pub pid: u32,
-    pub started: u64,
-    pub updated: u64,
-    pub mode: Mode,
-    pub policy_source: String,
-    pub policy_version: String,
-    pub reloads: u64,
-    pub last_reload: Option<u64>,
-    pub last_reload_error: Option<String>,
-    pub decisions: u64,
-    pub denials: u64,
-    pub audits: u64,
-    pub deadline_misses: u64,
-    pub dropped_denials: u64,
-    pub dropped_audit_records: u64,
-    pub active_grants: usize,
-    pub denials_log: PathBuf,
-    pub audit_db: PathBuf,
-}
-
-pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
     use std::path::{Path, PathBuf};
 
     use super::*;
-    use crate::engine::{Actor, OpenFlags};
     use crate::policy::{LoadContext, Platform};
+    use crate::vocab::{Actor, OpenFlags};
 
     fn runtime(dir: &Path) -> Runtime {
         let ctx = LoadContext {

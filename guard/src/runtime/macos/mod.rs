@@ -14,38 +14,31 @@
 //!   original parent's entries, its own names (argv\[0\] read now: Node's `process.title`) and a
 //!   live parent walk. Then the [`Runtime`] decides, counts and records.
 //!
-//! It also builds what the daemon loads the policy with ([`daemon_context`]: `~` is every user's
-//! home, [`user_homes`]) and prepares its state directory ([`prepare_state_dirs`]).
+//! [`setup`] builds what the daemon loads the policy with ([`setup::daemon_context`]: `~` is
+//! every user's home, [`setup::user_homes`]), prepares its state directory
+//! ([`setup::prepare_state_dirs`]) and, on macOS, starts it all (`setup::serve`).
 //!
 //! This module compiles and is tested on every OS: it never calls Apple's libraries itself (the
 //! inspector and the ES clients live in `platform::macos`). It must never do blocking I/O on the
 //! decision path beyond the inspector's reads for an actor the table does not know; records go
 //! to the runtime's queues.
 
+pub mod setup;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engine::{Attribution, Event, Verdict};
 use crate::lineage::{
     attribute, remember, AgentMatcher, LineageError, LineageTable, PatternError, ProcessInfo,
     ProcessKey, ProcessRecord, ProcessSource,
 };
-use crate::paths::Locations;
 use crate::platform::macos::{
     comm_of, ActorFacts, EsHandler, MutingRoots, ProcessIdentity, ProcessInspector,
 };
-use crate::policy::{FailMode, LoadContext, Platform, ZoneKind};
+use crate::policy::{FailMode, ZoneKind};
 use crate::runtime::Runtime;
-
-/// Where macOS keeps user homes.
-pub const USERS_DIR: &str = "/Users";
-/// The daemon's log directory (launchd's stdout/stderr and the denial log).
-pub const LOG_DIR: &str = "/var/log/agent-guard";
-/// The LaunchDaemon plist that starts the daemon.
-pub const LAUNCH_DAEMON_PLIST: &str = "/Library/LaunchDaemons/com.agent-guard.daemon.plist";
-/// Where the nix-darwin module installs the signed app bundle.
-pub const APP_SUPPORT_DIR: &str = "/Library/Application Support/agent-guard";
+use crate::vocab::{AgentInfo, Attribution, Event, Verdict};
 
 /// The lineage table key of a process as Endpoint Security names it. The pidversion is taken as
 /// its 32 bits, so a key of the table never has bit 63 set (see [`UNSEEN_START`]).
@@ -106,18 +99,15 @@ impl DaemonCore {
         })
     }
 
+    #[cfg(test)]
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }
 
     /// What the table holds for `process` (`None`: never seen, or exited).
+    #[cfg(test)]
     pub fn known_attribution(&self, process: ProcessIdentity) -> Option<Attribution> {
         self.lock().table.attribution(key_of(process))
-    }
-
-    /// How many processes the table holds.
-    pub fn tracked_processes(&self) -> usize {
-        self.lock().table.len()
     }
 
     /// The state, with the matcher rebuilt if the policy changed since it was built. A poisoned
@@ -140,13 +130,13 @@ impl DaemonCore {
     /// Whether the engine would stop `event` if its actor were an agent: only then is it worth
     /// reading a known-human actor's argv again (one `sysctl`), not on every open in a zone.
     fn agent_would_be_stopped(&self, event: &Event) -> bool {
-        let probe = Attribution::Agent(crate::engine::AgentInfo {
+        let probe = Attribution::Agent(AgentInfo {
             name: String::new(),
             pid: event.actor.pid,
         });
         let policy = self.runtime.policy.load();
         let grants = self.runtime.grants.current();
-        let now = crate::runtime::unix_secs(std::time::SystemTime::now());
+        let now = crate::vocab::time::unix_secs(std::time::SystemTime::now());
         crate::engine::decide(event, &probe, &policy, &grants, now) != Verdict::Allow
     }
 
@@ -172,7 +162,7 @@ impl DaemonCore {
         };
         let mut state = self.lock();
         let name = state.matcher.matches(&info)?;
-        let agent = crate::engine::AgentInfo {
+        let agent = AgentInfo {
             name,
             pid: actor.process.pid,
         };
@@ -230,7 +220,7 @@ impl DaemonCore {
             comm: event.actor.comm.clone(),
         };
         let attribution = if let Some(name) = state.matcher.matches(&own) {
-            Attribution::Agent(crate::engine::AgentInfo {
+            Attribution::Agent(AgentInfo {
                 name,
                 pid: actor.process.pid,
             })
@@ -290,7 +280,7 @@ impl EsHandler for DaemonCore {
                     comm: record.comm,
                 };
                 if let Some(name) = state.matcher.matches(&info) {
-                    let agent = crate::engine::AgentInfo {
+                    let agent = AgentInfo {
                         name,
                         pid: parent.process.pid,
                     };
@@ -460,93 +450,6 @@ impl ProcessSource for InspectorSource<'_> {
         }
         self.info(pid).map(|info| info.key)
     }
-}
-
-/// The home directories under `users_dir` (`/Users` on macOS): every directory except `Shared`
-/// and dot-directories, sorted. Symlinks are not followed: a link in `/Users` is not a home.
-pub fn user_homes(users_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(users_dir) else {
-        return Vec::new();
-    };
-    let mut homes: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            !name.starts_with('.') && name != "Shared"
-        })
-        .map(|e| e.path())
-        .collect();
-    homes.sort();
-    homes
-}
-
-/// A path and, for the directories macOS firmlinks under `/private` (`/etc`, `/var`, `/tmp`),
-/// its `/private` spelling: ES reports the real path (`/private/etc/agent-guard/policy.json`),
-/// and the policy's guard paths are taken literally, so both must be guarded.
-fn with_private_alias(path: &Path) -> Vec<PathBuf> {
-    let mut out = vec![path.to_path_buf()];
-    for top in ["/etc", "/var", "/tmp"] {
-        if let Ok(rest) = path.strip_prefix(top) {
-            out.push(Path::new("/private").join(&top[1..]).join(rest));
-        }
-    }
-    out
-}
-
-/// How the daemon loads the policy: macOS path rules, `~` = each of `homes`, the guard's own
-/// files read-only to agents, and the override requests spool writable by them.
-pub fn daemon_context(
-    homes: Vec<PathBuf>,
-    locations: &Locations,
-    policy_file: Option<&Path>,
-    binary: Option<&Path>,
-) -> LoadContext {
-    let mut guard: Vec<PathBuf> = vec![
-        PathBuf::from(crate::paths::SYSTEM_POLICY_DIR),
-        locations.state_dir.clone(),
-        PathBuf::from(LOG_DIR),
-        PathBuf::from(LAUNCH_DAEMON_PLIST),
-        PathBuf::from(APP_SUPPORT_DIR),
-        PathBuf::from("/usr/local/bin/agent-guard"),
-    ];
-    guard.extend(locations.guarded_files());
-    guard.extend(policy_file.map(Path::to_path_buf));
-    guard.extend(binary.map(Path::to_path_buf));
-    let mut guard_paths: Vec<PathBuf> = guard.iter().flat_map(|p| with_private_alias(p)).collect();
-    guard_paths.sort();
-    guard_paths.dedup();
-    LoadContext {
-        platform: Platform::MacOs,
-        homes,
-        guard_paths,
-        agent_writable: with_private_alias(&locations.requests_dir),
-        resolve_symlinks: true,
-    }
-}
-
-/// Create the daemon's state directory and the override requests spool with the modes that let
-/// every user's agent file a request and nobody tamper with another's:
-/// - the state directory `0711`: others may pass through it to the spool, not list it (its
-///   files are reached by name: the audit store and grants are created `0644`);
-/// - the spool `1777` (sticky, like `/tmp`): others may create files in it and list it, but not
-///   rename, delete or (files are `0644`) rewrite anyone else's. Not `1733` (write-only): `override
-///   request` lists the spool for its per-agent rate limit, and would fail for every user. The
-///   cost is that users can read each other's pending requests (a path and a reason).
-///
-/// Existing directories get these modes too (an old `0700` install would lock users out).
-#[cfg(unix)]
-pub fn prepare_state_dirs(locations: &Locations) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for (dir, mode) in [
-        (&locations.state_dir, 0o711),
-        (&locations.requests_dir, 0o1777),
-    ] {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,169 @@
+//! The rows of the audit trail: a [`DecisionRecord`] per agent-attributed decision and an
+//! [`OverrideEvent`] per step in an override's life. Built from the vocabulary; no I/O.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::vocab::time::unix_millis;
+use crate::vocab::{
+    Action, AgentInfo, Decision, Event, Mode, OpKind, OpSet, RuleId, UnknownName, Verdict,
+};
+
+/// One agent-attributed decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// The agent the actor is attributed to.
+    pub agent: String,
+    pub agent_pid: i32,
+    pub pid: i32,
+    /// The second half of the process key: start time on Linux, pidversion on macOS.
+    pub start_key: u64,
+    pub exe: String,
+    pub op: OpKind,
+    pub path: String,
+    pub dest: Option<String>,
+    pub zone: Option<String>,
+    pub rule: Option<RuleId>,
+    pub verdict: Decision,
+    pub mode: Mode,
+    /// A hash of the normalized policy that decided.
+    pub policy_version: String,
+}
+
+impl DecisionRecord {
+    /// The record of one decision. For a deny or audit verdict the paths, zone and rule come
+    /// from the denial (which names the side of a rename that made it deny); for an allow, from
+    /// the event.
+    pub fn new(
+        event: &Event,
+        agent: &AgentInfo,
+        start_key: u64,
+        verdict: &Verdict,
+        mode: Mode,
+        policy_version: &str,
+        now: SystemTime,
+    ) -> DecisionRecord {
+        let lossy = |p: &Path| p.to_string_lossy().into_owned();
+        let (op, path, dest, zone, rule) = match verdict.denial() {
+            Some(d) => (
+                d.op,
+                lossy(&d.path),
+                d.dest.as_deref().map(lossy),
+                d.zone.as_deref().map(lossy),
+                Some(d.rule.clone()),
+            ),
+            None => {
+                let path = match &event.action {
+                    Action::Signal { target_pid, .. } => format!("pid:{target_pid}"),
+                    action => action.path().map(lossy).unwrap_or_default(),
+                };
+                (
+                    event.action.kind(),
+                    path,
+                    event.action.dest().map(lossy),
+                    None,
+                    None,
+                )
+            }
+        };
+        DecisionRecord {
+            time_ms: unix_millis(now),
+            agent: agent.name.clone(),
+            agent_pid: agent.pid,
+            pid: event.actor.pid,
+            start_key,
+            exe: lossy(&event.actor.exe),
+            op,
+            path,
+            dest,
+            zone,
+            rule,
+            verdict: verdict.decision(),
+            mode,
+            policy_version: policy_version.to_string(),
+        }
+    }
+}
+
+/// What happened to an override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideEventKind {
+    Request,
+    Approve,
+    Deny,
+    Revoke,
+    Expire,
+}
+
+impl OverrideEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideEventKind::Request => "request",
+            OverrideEventKind::Approve => "approve",
+            OverrideEventKind::Deny => "deny",
+            OverrideEventKind::Revoke => "revoke",
+            OverrideEventKind::Expire => "expire",
+        }
+    }
+}
+
+impl FromStr for OverrideEventKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UnknownName::find(
+            s,
+            &[
+                OverrideEventKind::Request,
+                OverrideEventKind::Approve,
+                OverrideEventKind::Deny,
+                OverrideEventKind::Revoke,
+                OverrideEventKind::Expire,
+            ],
+            OverrideEventKind::as_str,
+            "override event",
+            "request, approve, deny, revoke or expire",
+        )
+    }
+}
+
+/// One step in an override's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideEvent {
+    pub time_ms: i64,
+    pub kind: OverrideEventKind,
+    pub override_id: String,
+    pub path: String,
+    /// Stored as the names separated by commas (`unlink,rename`).
+    pub ops: OpSet,
+    /// Who acted: the requesting agent, the approving user, `agent-guard` for expiry.
+    pub who: String,
+    pub ttl_secs: Option<u64>,
+}
+
+impl OverrideEvent {
+    pub fn new(
+        kind: OverrideEventKind,
+        override_id: &str,
+        path: &Path,
+        ops: OpSet,
+        who: &str,
+        ttl: Option<Duration>,
+        now: SystemTime,
+    ) -> OverrideEvent {
+        OverrideEvent {
+            time_ms: unix_millis(now),
+            kind,
+            override_id: override_id.to_string(),
+            path: path.to_string_lossy().into_owned(),
+            ops,
+            who: who.to_string(),
+            ttl_secs: ttl.map(|t| t.as_secs()),
+        }
+    }
+}

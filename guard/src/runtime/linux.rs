@@ -1,0 +1,201 @@
+//! Linux: `agent-guard run -- CMD`. Supervise CMD and every process it starts as an AI agent.
+//!
+//! Every process under the supervisor is agent-attributed, named by the agent option (default:
+//! the basename of CMD). The seccomp supervisor in `platform::linux::supervisor` does the kernel
+//! work and asks the [`Judge`]; [`AgentTree`] answers from the [`Runtime`] (policy, grants,
+//! engine, records), reading `/proc` only when the decision or its record needs it.
+//!
+//! Nothing here touches the kernel itself: that is `platform::linux`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use super::{FactsUse, Runtime, RuntimeConfig};
+use crate::overrides::{OverrideError, AGENT_ENV};
+use crate::paths::{process_env, Locations};
+use crate::platform::linux::procfs;
+use crate::platform::linux::recent_facts::RecentFacts;
+use crate::platform::linux::supervisor::{self, Judge, SupervisorConfig, SupervisorError};
+use crate::policy::{load_for_user, PolicyError, ZoneKind};
+use crate::vocab::{Action, AgentInfo, Attribution, Event, Verdict};
+
+/// How `run` was asked to supervise.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The policy file; `None`: `$AGENT_GUARD_POLICY`, `/etc/agent-guard/policy.json`, the
+    /// embedded default.
+    pub policy: Option<PathBuf>,
+    /// The agent's name in records and messages; `None`: the basename of CMD.
+    pub agent: Option<String>,
+    /// Log what would be denied, deny nothing.
+    pub audit: bool,
+}
+
+/// Why `run` could not supervise CMD.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Approved overrides exist but cannot be read.
+    #[error(transparent)]
+    Grants(#[from] OverrideError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+}
+
+impl RunError {
+    /// The exit status `run` ends with: 2 for bad input, 127 when CMD could not be started
+    /// under the supervisor (as a shell does for a command it cannot run).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Policy(_) | RunError::Grants(_) => 2,
+            RunError::Supervisor(_) => 127,
+        }
+    }
+}
+
+/// Supervise `cmd` as an agent until it and every process it started have exited. Returns
+/// CMD's exit status (128+N when a signal N killed it).
+pub fn supervise(cmd: &[OsString], options: &RunOptions) -> Result<i32, RunError> {
+    let loaded = load_for_user(options.policy.as_deref(), &process_env)?;
+    for warning in &loaded.policy.warnings {
+        eprintln!("agent-guard: warning: {warning}");
+    }
+    let locations = Locations::for_user(&process_env);
+    let agent = options.agent.clone().unwrap_or_else(|| {
+        Path::new(&cmd[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let supervise_reads = has_secret_zones(&loaded.policy);
+    let config = RuntimeConfig {
+        policy_file: loaded.file,
+        ctx: loaded.ctx,
+        locations,
+        force_audit: options.audit,
+    };
+    let runtime = Arc::new(Runtime::new(loaded.policy, config)?);
+    // The supervised tree inherits this: `override approve` refuses politely when it is set (the
+    // guard-files rule is what actually stops an agent from approving), and requests are
+    // rate-limited per agent.
+    // SAFETY: single-threaded here; no thread has been started yet that reads the environment.
+    unsafe { std::env::set_var(AGENT_ENV, format!("{agent}:{}", std::process::id())) };
+    let tree = Arc::new(AgentTree {
+        runtime,
+        agent: AgentInfo {
+            name: agent,
+            pid: 0,
+        },
+        agent_pid: OnceLock::new(),
+        recent: Default::default(),
+    });
+    if !supervise_reads {
+        // Read-only opens are left to the kernel from the start (the filter cannot change): a
+        // reload that brings secret zones can only say so.
+        let weak = Arc::downgrade(&tree.runtime);
+        tree.runtime.on_policy_reload(move || {
+            let Some(runtime) = weak.upgrade() else { return };
+            if has_secret_zones(&runtime.policy.load()) {
+                tracing::warn!(
+                    "the reloaded policy has secret zones, but this run started without any: reads are not supervised until `agent-guard run` is restarted"
+                );
+                eprintln!("agent-guard: warning: the new policy's secret zones take effect for reads only when `agent-guard run` is restarted");
+            }
+        });
+    }
+    let config = SupervisorConfig {
+        supervise_reads,
+        ..SupervisorConfig::default()
+    };
+    Ok(supervisor::run(cmd, tree, &config)?)
+}
+
+fn has_secret_zones(policy: &crate::policy::Policy) -> bool {
+    policy.zones.of_kind(ZoneKind::Secret).next().is_some()
+}
+
+/// The judge for a supervised tree: every process in it is the agent.
+struct AgentTree {
+    runtime: Arc<Runtime>,
+    /// The agent's name; its pid is [`AgentTree::agent_pid`].
+    agent: AgentInfo,
+    agent_pid: OnceLock<i32>,
+    /// Facts of the tree's processes for the records of allowed calls.
+    recent: RecentFacts,
+}
+
+impl AgentTree {
+    /// The pid of CMD, the agent itself: the supervised process whose parent is the supervisor
+    /// (this process: the judge runs in it). Found once by walking up from the first caller; a
+    /// process orphaned before that (adopted by the supervisor as subreaper) stands for itself.
+    /// The hook matches denials to its agent by this pid.
+    fn agent_pid(&self, tid: i32) -> i32 {
+        *self.agent_pid.get_or_init(|| {
+            let me = std::process::id() as i32;
+            let mut pid = procfs::facts_with_tgid(tid).tgid.unwrap_or(tid);
+            for _ in 0..64 {
+                match procfs::quick_facts(pid).ppid {
+                    Some(parent) if parent == me || parent <= 1 => return pid,
+                    Some(parent) => pid = parent,
+                    None => return pid,
+                }
+            }
+            pid
+        })
+    }
+}
+
+impl Judge for AgentTree {
+    fn judge(&self, pid: i32, event: &Event) -> Verdict {
+        let agent = AgentInfo {
+            name: self.agent.name.clone(),
+            pid: self.agent_pid(pid),
+        };
+        let verdict =
+            self.runtime
+                .decide_lazily(event.clone(), &Attribution::Agent(agent), |event, used| {
+                    let facts = match used {
+                        FactsUse::Record => self.recent.get(pid),
+                        FactsUse::Decision => {
+                            let Ok(dir) = procfs::TaskDir::open(pid) else {
+                                return 0;
+                            };
+                            // Only a denied exec gets here; its rule may spare a trusted
+                            // tool's own subcommand (`unless_run_by`), known by these.
+                            if matches!(event.action, Action::Exec { .. }) {
+                                event.actor.args = dir.args();
+                            }
+                            dir.facts()
+                        }
+                    };
+                    event.actor.exe = facts.exe;
+                    event.actor.comm = facts.comm;
+                    facts.start
+                });
+        if matches!(event.action, Action::Exec { .. }) && verdict.allows() {
+            // Judged after its record was written: the record names the program that execs.
+            self.recent.exec_allowed(pid);
+        }
+        verdict
+    }
+
+    fn secret_paths(&self) -> Vec<PathBuf> {
+        let policy = self.runtime.policy.load();
+        policy
+            .zones
+            .of_kind(ZoneKind::Secret)
+            .map(|z| z.root.clone())
+            .collect()
+    }
+
+    fn start_in_supervisor(&self) {
+        self.runtime.start_background();
+    }
+
+    fn stop_in_supervisor(&self) {
+        self.runtime.flush();
+        self.runtime.remove_status();
+    }
+}

@@ -1,0 +1,85 @@
+//! Policy reloads as the daemon sees them: fail mode and agent patterns, the muting roots, the
+//! reload hook.
+
+use super::*;
+
+#[test]
+fn fail_mode_and_agent_patterns_follow_policy_reloads() {
+    let f = fixture(POLICY);
+    assert!(!f.core.fail_closed());
+    let codex = |pidversion| {
+        f.inspector
+            .add(600, 50, 20, "/usr/local/bin/codex", &["codex"]);
+        f.core.decide(
+            &facts(id(600, pidversion), id(50, 3)),
+            &unlink_by(600, "/usr/local/bin/codex", FILE),
+            &*f.inspector,
+        )
+    };
+    assert_eq!(codex(1), Verdict::Allow, "codex is not a pattern yet");
+
+    std::fs::write(
+        &f.policy_file,
+        POLICY
+            .replace(r#"["claude"]"#, r#"["claude", "codex"]"#)
+            .replacen("{", r#"{"fail_mode": "closed","#, 1),
+    )
+    .unwrap();
+    // The fixture's watcher may have swapped the new file in already; either way, after this
+    // the new policy is in force.
+    f.core
+        .runtime()
+        .policy
+        .reload(&f.policy_file, &f.ctx)
+        .unwrap();
+    assert!(f.core.fail_closed());
+    // A new codex process (a new pidversion) is recognized by the rebuilt matcher.
+    assert!(matches!(codex(2), Verdict::Deny(_)));
+}
+
+#[test]
+fn watched_roots_are_the_zones_and_the_guard_files() {
+    let f = fixture(POLICY);
+    let roots = f.core.watched_roots();
+    assert!(roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/src")));
+    assert!(roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/.ssh")));
+    for guard in [
+        f.state.clone(),
+        f.policy_file.clone(),
+        PathBuf::from("/etc/agent-guard"),
+        PathBuf::from("/private/etc/agent-guard"),
+        PathBuf::from(LAUNCH_DAEMON_PLIST),
+        PathBuf::from(LOG_DIR),
+        PathBuf::from("/private/var/log/agent-guard"),
+    ] {
+        assert!(roots.guard_files.contains(&guard), "{guard:?} not watched");
+    }
+    assert!(!roots.zone_roots.iter().any(|r| r.starts_with("/etc")));
+}
+
+#[test]
+fn a_policy_file_change_runs_the_reload_hook_the_daemon_refreshes_muting_with() {
+    let f = fixture(POLICY);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    f.core.runtime().on_policy_reload(move || {
+        let _ = tx.lock().unwrap().send(());
+    });
+    // As nix-darwin's activation writes it: a new file renamed over the old one.
+    let tmp = f.policy_file.with_extension("new");
+    std::fs::write(&tmp, POLICY.replace("~/src", "~/work")).unwrap();
+    std::fs::rename(&tmp, &f.policy_file).unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the reload hook ran within 5 s");
+    let roots = f.core.watched_roots();
+    assert!(roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/work")));
+    assert!(!roots
+        .zone_roots
+        .contains(&PathBuf::from("/Users/alice/src")));
+}

@@ -1,0 +1,87 @@
+//! Setting the daemon up: its policy context, the homes under /Users, the spool's modes.
+
+use super::*;
+
+#[test]
+fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_requests() {
+    let locations = Locations::macos_daemon();
+    let mut ctx = daemon_context(
+        vec![PathBuf::from(HOME), PathBuf::from("/Users/bob")],
+        &locations,
+        None,
+        Some(Path::new("/opt/agent-guard/bin/agent-guard")),
+    );
+    ctx.resolve_symlinks = false;
+    let policy = crate::policy::from_json(POLICY, Path::new("test.json"), &ctx).unwrap();
+    let agent = Attribution::Agent(AgentInfo {
+        name: "claude".into(),
+        pid: 1,
+    });
+    let decide = |action: Action| {
+        let event = Event {
+            actor: unlink_by(9, "/bin/rm", "/").actor,
+            action,
+        };
+        crate::engine::decide(&event, &agent, &policy, &Default::default(), 0)
+    };
+    let unlink = |p: &str| Action::Unlink {
+        path: PathBuf::from(p),
+    };
+    for guarded in [
+        "/etc/agent-guard/policy.json",
+        "/private/etc/agent-guard/policy.json",
+        "/private/var/db/agent-guard/grants.json",
+        "/var/log/agent-guard/denials.jsonl",
+        "/private/var/log/agent-guard/daemon.log",
+        "/Library/LaunchDaemons/com.agent-guard.daemon.plist",
+        "/opt/agent-guard/bin/agent-guard",
+        "/Users/bob/src/x",
+        // APFS is case-insensitive: so is matching in the daemon's policy.
+        "/USERS/Bob/SRC/x",
+        "/PRIVATE/etc/Agent-Guard/policy.json",
+    ] {
+        assert!(
+            matches!(decide(unlink(guarded)), Verdict::Deny(_)),
+            "{guarded}"
+        );
+    }
+    for spool in [
+        "/var/db/agent-guard/requests/r1.json",
+        "/private/var/db/agent-guard/requests/r1.json",
+    ] {
+        let create = Action::Create {
+            path: PathBuf::from(spool),
+        };
+        assert_eq!(decide(create), Verdict::Allow, "{spool}");
+    }
+}
+
+#[test]
+fn user_homes_are_the_directories_under_users() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["alice", "bob", "Shared", ".hidden"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    std::fs::write(dir.path().join(".localized"), "").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+    std::os::unix::fs::symlink("/", dir.path().join("root-link")).unwrap();
+    assert_eq!(
+        user_homes(dir.path()),
+        vec![dir.path().join("alice"), dir.path().join("bob")]
+    );
+    assert!(user_homes(&dir.path().join("absent")).is_empty());
+}
+
+#[test]
+fn the_requests_spool_is_sticky_and_writable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locations = Locations::in_state_dir(&dir.path().join("db"));
+    // An older install's private state dir is opened up to traversal.
+    std::fs::create_dir(&locations.state_dir).unwrap();
+    std::fs::set_permissions(&locations.state_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    prepare_state_dirs(&locations).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&locations.state_dir), 0o711);
+    assert_eq!(mode(&locations.requests_dir), 0o1777);
+}

@@ -1,0 +1,12 @@
+//! `agent-guard run` end to end: a fake agent (`bash -c ...` under the supervisor) tries each
+//! destructive action of the issue; the file survives, the command gets EPERM, and one
+//! well-formed denial names the operation, path, process and agent. The same commands by the
+//! human succeed.
+
+mod supervision;
+mod tools;
+mod zones;
+
+use std::time::Duration;
+
+use agent_guard_e2e::{on_path, text, Sandbox, EPERM};
