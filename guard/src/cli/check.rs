@@ -117,7 +117,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             } else {
                 args.argv.clone()
             };
-            Action::Exec { path, argv }
+            Action::Exec {
+                path,
+                argv,
+                env: Vec::new(),
+            }
         }
         OpKind::Unlink => Action::Unlink { path },
         OpKind::Rmdir => Action::Rmdir { path },
@@ -146,7 +150,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             to: need_dest()?,
         },
         OpKind::Create => Action::Create { path },
-        OpKind::Signal => bail!("--op signal cannot be checked: it concerns processes, not paths"),
+        OpKind::Signal | OpKind::Trace => bail!(
+            "--op {} cannot be checked: it concerns processes, not paths",
+            args.op
+        ),
+        OpKind::Connect => Action::Connect { path, server: None },
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod file;
 pub mod normalize;
+pub mod servers;
 pub mod user;
 pub mod watch;
 pub mod zones;
@@ -21,6 +22,7 @@ use globset::{GlobMatcher, GlobSet};
 use crate::vocab::{Actor, Grant, IoError};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
+pub use servers::CommandServers;
 pub use user::{load_for_user, LoadedPolicy};
 pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
 
@@ -63,6 +65,8 @@ pub struct Policy {
     pub overrides: Vec<Grant>,
     pub trusted_tools: Vec<TrustedTool>,
     pub exec_rules: ExecRules,
+    /// Servers outside an agent's tree it may not connect to (`command_servers`).
+    pub command_servers: CommandServers,
     /// Longest lifetime of an approved override, in seconds.
     pub max_override_ttl: u64,
     /// Audit trail retention: age in seconds and size in bytes.

@@ -33,10 +33,13 @@ impl OpenFlags {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start a program. `path` is the executable being started, `argv` its arguments
-    /// (argv[0] included).
+    /// (argv[0] included), `env` the `NAME=VALUE` entries of its environment that a rule needs
+    /// (git's `GIT_CONFIG_*`, read by the sensor only when the policy asks: see
+    /// `ExecCall::needs_env`), usually none.
     Exec {
         path: PathBuf,
         argv: Vec<String>,
+        env: Vec<String>,
     },
     Unlink {
         path: PathBuf,
@@ -73,6 +76,27 @@ pub enum Action {
         target_pid: i32,
         target_is_guard: bool,
     },
+    /// A reach into a process OUTSIDE the agent's own tree: ptrace, its memory
+    /// (process_vm_readv/writev), its fds (pidfd_getfd), or the `/proc` entry `path` that would
+    /// act on it or lead around the agent's view (`mem`, `maps`, `environ`, `fd/`, `root`,
+    /// `cwd`, ...). The sensor makes this event only for a target outside the tree.
+    Trace {
+        target_pid: i32,
+        path: Option<PathBuf>,
+    },
+    /// Raw access to a device below every file system: opening a block device (`make` false),
+    /// or making any device node (`make` true).
+    Device {
+        path: PathBuf,
+        make: bool,
+    },
+    /// A connection to a local (`AF_UNIX`) socket at `path` (an abstract name is `@name`).
+    /// `server` is the real executable of the process that listens on it when that process is
+    /// outside the agent's tree; `None` when it is in the tree (or nothing listens).
+    Connect {
+        path: PathBuf,
+        server: Option<PathBuf>,
+    },
 }
 
 impl Action {
@@ -87,6 +111,10 @@ impl Action {
             Action::Link { .. } => OpKind::Link,
             Action::Create { .. } => OpKind::Create,
             Action::Signal { .. } => OpKind::Signal,
+            Action::Trace { .. } => OpKind::Trace,
+            Action::Device { make: false, .. } => OpKind::Open,
+            Action::Device { make: true, .. } => OpKind::Create,
+            Action::Connect { .. } => OpKind::Connect,
         }
     }
 
@@ -98,8 +126,11 @@ impl Action {
             | Action::Rmdir { path }
             | Action::Open { path, .. }
             | Action::Truncate { path }
-            | Action::Create { path } => Some(path),
+            | Action::Create { path }
+            | Action::Device { path, .. }
+            | Action::Connect { path, .. } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),
+            Action::Trace { path, .. } => path.as_deref(),
             Action::Signal { .. } => None,
         }
     }

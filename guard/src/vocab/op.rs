@@ -34,10 +34,14 @@ pub enum OpKind {
     Link,
     Create,
     Signal,
+    /// ptrace, memory, fds or privileged `/proc` entries of a process outside the agent's tree.
+    Trace,
+    /// A connection to a local (`AF_UNIX`) socket.
+    Connect,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 11] = [
         OpKind::Exec,
         OpKind::Unlink,
         OpKind::Rmdir,
@@ -47,6 +51,8 @@ impl OpKind {
         OpKind::Link,
         OpKind::Create,
         OpKind::Signal,
+        OpKind::Trace,
+        OpKind::Connect,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl OpKind {
             OpKind::Link => "link",
             OpKind::Create => "create",
             OpKind::Signal => "signal",
+            OpKind::Trace => "trace",
+            OpKind::Connect => "connect",
         }
     }
 
@@ -84,7 +92,7 @@ impl FromStr for OpKind {
                 what: "operation",
                 value: s.to_string(),
                 expected:
-                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal",
+                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, trace, connect",
             })
     }
 }
