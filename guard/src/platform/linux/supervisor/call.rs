@@ -133,15 +133,18 @@ pub enum Call {
         request: u32,
         pid: i32,
     },
-    ProcessVmWritev {
+    /// process_vm_readv, process_vm_writev.
+    ProcessVm {
         pid: i32,
     },
     PidfdOpen {
         pid: i32,
     },
-    /// pidfd_getfd: `pidfd` is the task's pidfd of the process whose fd it takes.
+    /// pidfd_getfd: `pidfd` is the task's pidfd of the process whose fd `fd` it takes.
     PidfdGetfd {
         pidfd: i32,
+        fd: i32,
+        flags: u32,
     },
     PidfdSendSignal {
         pidfd: i32,
@@ -302,9 +305,13 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
             request: a[0] as u32,
             pid: a[1] as i32,
         },
-        SYS_process_vm_writev => Call::ProcessVmWritev { pid: a[0] as i32 },
+        SYS_process_vm_readv | SYS_process_vm_writev => Call::ProcessVm { pid: a[0] as i32 },
         SYS_pidfd_open => Call::PidfdOpen { pid: a[0] as i32 },
-        SYS_pidfd_getfd => Call::PidfdGetfd { pidfd: a[0] as i32 },
+        SYS_pidfd_getfd => Call::PidfdGetfd {
+            pidfd: a[0] as i32,
+            fd: a[1] as i32,
+            flags: a[2] as u32,
+        },
         SYS_pidfd_send_signal => Call::PidfdSendSignal {
             pidfd: a[0] as i32,
             sig: a[1] as i32,

@@ -79,6 +79,7 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_tgkill, Rule::Notify),
         (SYS_pidfd_send_signal, Rule::Notify),
         (SYS_ptrace, Rule::Notify),
+        (SYS_process_vm_readv, Rule::Notify),
         (SYS_process_vm_writev, Rule::Notify),
         (SYS_pidfd_getfd, Rule::Notify),
         (SYS_pidfd_open, Rule::Notify),

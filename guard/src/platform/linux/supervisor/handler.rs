@@ -14,6 +14,7 @@ use super::call::{self, Call};
 use super::emulate::{Delivery, Emulator, TaskUmask};
 use super::judge::Judge;
 use super::plan::{self, GuardProcesses, Plan, Planner};
+use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
 use super::task::{LiveTasks, TaskReader};
 use super::umask_cache::UmaskCache;
@@ -48,8 +49,10 @@ impl Handler {
             secrets: &self.secrets,
             guard: &self.guard,
         };
-        let plan =
-            plan::plan(&planner, call).unwrap_or_else(|e| Plan::Answer(Response::failed(&e)));
+        let plan = plan::plan(&planner, call).unwrap_or_else(|e| match refusal_of(&e) {
+            Some(action) => Plan::Refuse(action.clone()),
+            None => Plan::Answer(Response::failed(&e)),
+        });
         let response = match plan {
             Plan::Answer(r) => r,
             Plan::Guard(target) => {
@@ -63,6 +66,18 @@ impl Handler {
                 // The record is the judge's business; the refusal is not negotiable: an audit-
                 // mode verdict must not let the agent switch the enforcement off.
                 let _ = self.judge.judge(n.tid, &event);
+                Response::Error(libc::EPERM)
+            }
+            Plan::Refuse(action) => {
+                // As for the guard: the record is the judge's, the refusal is not negotiable
+                // (the supervisor would lend its own power).
+                let _ = self.judge.judge(
+                    n.tid,
+                    &Event {
+                        actor: actor(n.tid),
+                        action,
+                    },
+                );
                 Response::Error(libc::EPERM)
             }
             Plan::Check(actions) => {

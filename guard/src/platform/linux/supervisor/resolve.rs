@@ -5,7 +5,8 @@
 //! The walk is done component by component in user space because the supervisor is another
 //! process: `/proc/self` and `/proc/thread-self` (and the symlinks into them, `/dev/fd`,
 //! `/dev/stdin`) must mean the task, not the supervisor. It must never follow a symlink the
-//! kernel would not follow for the same call, or the judge would see the wrong file.
+//! kernel would not follow for the same call, or the judge would see the wrong file; and never
+//! follow a magic link of a process outside the agent's tree (see `check_proc_link`).
 
 use std::ffi::CString;
 use std::io;
@@ -13,7 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::call::Base;
+use super::proc_rules;
+use super::refusal::refused;
 use super::task::{self, TaskReader};
+use crate::engine::Action;
 use crate::platform::linux::sys::openat2::{openat2, OpenHow, Resolve};
 
 /// The kernel's limit on symlinks followed in one lookup.
@@ -60,6 +64,22 @@ fn is_proc_magic(path: &Path) -> bool {
         .map(|c| c.as_os_str().as_bytes().iter().all(u8::is_ascii_digit))
         == Some(true);
     is_proc && is_pid
+}
+
+/// Following a link under `/proc/N` (`root`, `cwd`, `exe`, `fd/K`, `map_files/...`, `ns/...`)
+/// leads to process N's own objects: its root and cwd show the file system without the agent's
+/// mounts, its fds are files it opened. Refused for a process outside the agent's tree.
+fn check_proc_link(asker: Asker<'_>, candidate: &Path) -> io::Result<()> {
+    let Some((pid, _)) = proc_rules::split(candidate) else {
+        return Ok(());
+    };
+    if pid == asker.tid || pid == asker.tgid() || asker.tasks.in_tree(pid) {
+        return Ok(());
+    }
+    Err(refused(Action::Trace {
+        target_pid: pid,
+        path: Some(candidate.to_path_buf()),
+    }))
 }
 
 /// Resolve `raw` (the bytes the task passed) from `base`. With `in_root`, the base directory is
@@ -128,6 +148,7 @@ pub fn resolve(
             Err(e) => return Err(e),
         };
         if meta.file_type().is_symlink() {
+            check_proc_link(asker, &candidate)?;
             links += 1;
             if links > MAX_SYMLINKS {
                 return Err(err(libc::ELOOP));

@@ -83,6 +83,12 @@ pub enum Emulation {
         parent: PathBuf,
         name: CString,
     },
+    /// pidfd_getfd on our copy of the task's pidfd, the fd taken installed in the task.
+    PidfdGetfd {
+        pidfd: OwnedFd,
+        fd: i32,
+        flags: u32,
+    },
     PidfdSignal {
         /// Our copy of the task's pidfd: the file that was checked is the one used.
         fd: OwnedFd,
@@ -168,6 +174,17 @@ impl Emulator<'_> {
                 }),
             },
             Emulation::Truncate { path, length } => truncate(&path, length),
+            Emulation::PidfdGetfd { pidfd, fd, flags } => {
+                if flags != 0 {
+                    // No flag is defined: the kernel's answer.
+                    return Some(Response::Error(libc::EINVAL));
+                }
+                return match pidfd::get_fd(pidfd.as_fd(), fd) {
+                    // pidfd_getfd's fd is always close-on-exec.
+                    Ok(taken) => fd::install(&self.deliver, taken, libc::O_CLOEXEC),
+                    Err(e) => Some(Response::failed(&e)),
+                };
+            }
             Emulation::PidfdSignal {
                 fd,
                 sig,

@@ -9,6 +9,7 @@ mod create;
 mod exec;
 mod open;
 mod planner;
+mod proc;
 mod remove;
 mod rename_link;
 mod signal;
@@ -68,8 +69,9 @@ pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
         Call::Tkill { tid, sig } => Ok(signal::tkill(p, tid, sig)),
         Call::Tgkill { tgid, tid, sig } => Ok(signal::tgkill(p, tgid, tid, sig)),
         Call::Ptrace { request, pid } => Ok(signal::ptrace(p, request, pid)),
-        Call::ProcessVmWritev { pid } | Call::PidfdOpen { pid } => Ok(signal::by_pid(p, pid)),
-        Call::PidfdGetfd { pidfd } => Ok(signal::pidfd_getfd(p, pidfd)),
+        Call::ProcessVm { pid } => Ok(signal::process_vm(p, pid)),
+        Call::PidfdOpen { pid } => Ok(signal::pidfd_open(p, pid)),
+        Call::PidfdGetfd { pidfd, fd, flags } => signal::pidfd_getfd(p, pidfd, fd, flags),
         Call::PidfdSendSignal {
             pidfd,
             sig,

@@ -27,6 +27,9 @@ pub enum Plan {
     /// A signal, ptrace or /proc access aimed at the guard's own process (this pid): record it,
     /// refuse it.
     Guard(i32),
+    /// A call that would lend the supervisor's power beyond the task's own (see `refusal`):
+    /// record this action through the judge, refuse the call whatever the verdict.
+    Refuse(Action),
     /// Answer without asking the judge.
     Answer(Response),
 }
@@ -72,6 +75,11 @@ impl<'a> Planner<'a> {
     /// Resolve a path argument from `base` as the kernel would for this call.
     pub fn resolve(&self, base: Base, raw: &[u8], follow_final: bool) -> io::Result<PathBuf> {
         resolve::resolve(self.asker(), base, raw, follow_final, false)
+    }
+
+    /// Whether `pid` is the calling thread or its own process: in the tree without looking.
+    pub fn is_own(&self, pid: i32) -> bool {
+        pid == self.tid || self.tasks.tgid(self.tid) == Some(pid)
     }
 
     /// Whether `pid` (a process or a thread) belongs to one of the guard's processes.

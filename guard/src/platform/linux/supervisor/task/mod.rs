@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use super::call::UserPtr;
+use super::tree;
 use crate::platform::linux::sys;
 
 /// Reads of supervised tasks (youki's `Syscall` trait is the model: one seam, a real
@@ -48,9 +49,6 @@ pub trait TaskReader: Send + Sync {
     /// The process group of process `pid` (-1 when there is none).
     fn pgid(&self, pid: i32) -> i32;
 
-    /// The pid a pidfd (or a `/proc/PID` directory fd) of the task refers to.
-    fn pidfd_target(&self, tid: i32, fd: i32) -> Option<i32>;
-
     /// Our own copy of the task's fd `fd` (pidfd_getfd), and the pid it refers to when it is a
     /// pidfd. What is checked and what is used are then one and the same file.
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)>;
@@ -63,6 +61,10 @@ pub trait TaskReader: Send + Sync {
 
     /// The task's effective (uid, gid).
     fn effective_ids(&self, tid: i32) -> Option<(u32, u32)>;
+
+    /// Whether process or thread `pid` is in the agent's tree: it descends from the supervisor
+    /// (see `tree`). What cannot be followed up to the supervisor is outside.
+    fn in_tree(&self, pid: i32) -> bool;
 }
 
 /// The running system's tasks.
@@ -98,10 +100,6 @@ impl TaskReader for LiveTasks {
         sys::process::pgid(pid)
     }
 
-    fn pidfd_target(&self, tid: i32, fd: i32) -> Option<i32> {
-        proc::pidfd_target(tid, fd)
-    }
-
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)> {
         let tgid = self.tgid(tid).unwrap_or(tid);
         let task = sys::pidfd::open(tgid)?;
@@ -120,6 +118,10 @@ impl TaskReader for LiveTasks {
 
     fn effective_ids(&self, tid: i32) -> Option<(u32, u32)> {
         proc::effective_ids(tid)
+    }
+
+    fn in_tree(&self, pid: i32) -> bool {
+        tree::membership_of(pid) == tree::Membership::Inside
     }
 }
 
