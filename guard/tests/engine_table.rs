@@ -89,6 +89,7 @@ fn exec(path: &str, argv: &[&str]) -> Action {
     Action::Exec {
         path: p(path),
         argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
     }
 }
 

@@ -117,7 +117,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             } else {
                 args.argv.clone()
             };
-            Action::Exec { path, argv }
+            Action::Exec {
+                path,
+                argv,
+                env: Vec::new(),
+            }
         }
         OpKind::Unlink => Action::Unlink { path },
         OpKind::Rmdir => Action::Rmdir { path },

@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use super::reason;
-use crate::policy::{ExecRule, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecCall, ExecRule, Policy, Zone, ZoneHits, ZoneKind};
 use crate::vocab::path::{is_within, match_key};
 use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
 
@@ -73,13 +73,9 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
     }
 }
 
-/// The first exec rule that matches an exec `action` and `applies` to the process that execs.
-fn exec_rule<'p>(
-    action: &Action,
-    policy: &'p Policy,
-    applies: impl Fn(&ExecRule) -> bool,
-) -> Option<&'p ExecRule> {
-    let Action::Exec { path, argv } = action else {
+/// The exec as the rules see it, for an exec `action`.
+fn exec_call(action: &Action) -> Option<ExecCall<'_>> {
+    let Action::Exec { path, argv, env } = action else {
         return None;
     };
     let exe_name = basename(path);
@@ -87,10 +83,20 @@ fn exec_rule<'p>(
         .first()
         .map(|a| basename(Path::new(a)))
         .unwrap_or(exe_name);
-    let args = argv.get(1..).unwrap_or(&[]);
-    policy
-        .exec_rules
-        .find(&[exe_name, argv0_name], args, applies)
+    Some(ExecCall {
+        names: [exe_name, argv0_name],
+        argv,
+        env,
+    })
+}
+
+/// The first exec rule that matches an exec `action` and `applies` to the process that execs.
+fn exec_rule<'p>(
+    action: &Action,
+    policy: &'p Policy,
+    applies: impl Fn(&ExecRule) -> bool,
+) -> Option<&'p ExecRule> {
+    policy.exec_rules.find(&exec_call(action)?, applies)
 }
 
 /// Whether deciding `event` needs the arguments of the process that acts ([`Actor::args`]): an
@@ -99,6 +105,12 @@ fn exec_rule<'p>(
 /// [`Actor::args`]: crate::vocab::Actor::args
 pub fn needs_actor_args(event: &Event, policy: &Policy) -> bool {
     exec_rule(&event.action, policy, |rule| !rule.unless_run_by.is_empty()).is_some()
+}
+
+/// Whether deciding `event` needs the exec's environment (`Action::Exec::env`): git may read an
+/// alias from it. Sensors read it only then.
+pub fn needs_exec_env(event: &Event, policy: &Policy) -> bool {
+    !policy.exec_rules.is_empty() && exec_call(&event.action).is_some_and(|c| c.needs_env())
 }
 
 fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<Denial> {

@@ -33,10 +33,13 @@ impl OpenFlags {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start a program. `path` is the executable being started, `argv` its arguments
-    /// (argv[0] included).
+    /// (argv[0] included), `env` the `NAME=VALUE` entries of its environment that a rule needs
+    /// (git's `GIT_CONFIG_*`, read by the sensor only when the policy asks: see
+    /// `ExecCall::needs_env`), usually none.
     Exec {
         path: PathBuf,
         argv: Vec<String>,
+        env: Vec<String>,
     },
     Unlink {
         path: PathBuf,

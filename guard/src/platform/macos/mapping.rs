@@ -118,6 +118,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             let mut actions = vec![Action::Exec {
                 path: clean(target),
                 argv: args.clone(),
+                env: Vec::new(),
             }];
             // For `#!` files ES's target is the interpreter; the script is what is really run,
             // and reading it is what a secret zone forbids.
@@ -425,7 +426,8 @@ mod tests {
             vec![
                 Action::Exec {
                     path: p("/bin/sh"),
-                    argv: vec!["sh".into(), "/Users/me/.ssh/run.sh".into()]
+                    argv: vec!["sh".into(), "/Users/me/.ssh/run.sh".into()],
+                    env: Vec::new(),
                 },
                 Action::Open {
                     path: p("/Users/me/.ssh/run.sh"),

@@ -319,10 +319,20 @@ impl Normalizer<'_> {
                 "expected one sentence that tells the agent why",
             ));
         }
+        // git reads its command line its own way; a git rule's option tokens are put in the
+        // canonical form commands are matched in (`-f` is `--force`), by the options of the
+        // subcommand the rule names first.
+        let git_subcommand = (rule.program == "git")
+            .then(|| rule.args.first().cloned())
+            .flatten();
+        let canonical = |pattern: &str| match &git_subcommand {
+            Some(first) => crate::git::grammar::canonical_pattern(first, pattern),
+            None => pattern.to_string(),
+        };
         let compile = |list: &[String], field: &str| -> Result<Vec<GlobMatcher>, PolicyError> {
             list.iter()
                 .enumerate()
-                .map(|(j, a)| self.glob(a, &format!("{key}.{field}[{j}]"), false))
+                .map(|(j, a)| self.glob(&canonical(a), &format!("{key}.{field}[{j}]"), false))
                 .collect()
         };
         let mut unless_run_by = Vec::new();

@@ -59,6 +59,7 @@ fn git_stash_may_reset_the_tree_it_saved_and_the_agent_may_not() {
         action: Action::Exec {
             path: PathBuf::from(git),
             argv: args(&["git", "reset", "--hard", "-q"]),
+            env: Vec::new(),
         },
     };
     // The agent runs `git stash`; the fork that execs the reset is still `git stash`, and the
