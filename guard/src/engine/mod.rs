@@ -14,4 +14,4 @@ pub use crate::vocab::{
     Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, OpKind, OpSet,
     OpenFlags, RuleId, Verdict,
 };
-pub use decide::{decide, needs_actor_args, needs_exec_env};
+pub use decide::{decide, moved_tree_probes, needs_actor_args, needs_exec_env};
