@@ -85,12 +85,56 @@ fn git_hooks_cannot_be_planted_by_any_route() {
 }
 
 #[test]
+fn a_repository_cannot_be_pointed_at_a_git_directory_the_agent_made() {
+    let s = sandbox();
+    // A git directory made elsewhere, under a name no `.git` pattern covers: its hooks are
+    // refused by name, and the repository cannot be made to use it.
+    assert_refused(
+        &s,
+        "mkdir -p $OUTSIDE/fake/hooks && printf '#!/bin/sh\\n' > $OUTSIDE/fake/hooks/post-commit",
+        &s.outside
+            .join("fake/hooks/post-commit")
+            .display()
+            .to_string(),
+    );
+    // A repository outside the protected home, so that removing its `.git` is allowed: what
+    // may not follow is a pointer in its place.
+    let pointer = s.outside.join("r/.git").display().to_string();
+    for script in [
+        "rm -rf $OUTSIDE/r/.git && echo \"gitdir: $OUTSIDE/fake\" > $OUTSIDE/r/.git",
+        "rm -rf $OUTSIDE/r/.git && ln -s $OUTSIDE/fake $OUTSIDE/r/.git",
+        "mkdir -p $OUTSIDE/g && rm -rf $OUTSIDE/r/.git && mv $OUTSIDE/g $OUTSIDE/r/.git",
+    ] {
+        let init = s.human("rm -rf $OUTSIDE/r && git init -q $OUTSIDE/r");
+        assert!(init.status.success(), "{}", text(&init));
+        assert_refused(&s, script, &pointer);
+    }
+    let before = s.denials().len();
+    let out = s.agent("cd repo && git init -q --sep=$OUTSIDE/sep .");
+    let records = s.wait_denials(before + 1);
+    assert!(
+        !out.status.success()
+            && !s.outside.join("sep").exists()
+            && records[before..].iter().any(|r| r["rule"] == "exec_rule"
+                && r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("separate git directory")),
+        "{}\n{:#?}",
+        text(&out),
+        &records[before..]
+    );
+}
+
+#[test]
 fn everyday_git_still_works_next_to_the_hooks() {
     let s = sandbox();
     let out = s.agent(
         "set -e; git init -q fresh && cd fresh && git config user.name a && git config user.email a@a \
          && git remote add origin $OUTSIDE/remote.git && echo hi > f && git add f && git commit -qm m \
-         && git clone -q . ../clone && ls .git/hooks/*.sample >/dev/null && echo ok",
+         && git clone -q . ../clone && ls .git/hooks/*.sample >/dev/null \
+         && git worktree add -q ../wt && test -f ../wt/.git && git -C ../wt status --short \
+         && git init -q $OUTSIDE/scratch && rm -rf $OUTSIDE/scratch && echo ok",
     );
     let all = text(&out);
     assert!(out.status.success() && all.contains("ok"), "{all}");

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::reason;
 use crate::policy::{ExecCall, ExecRule, PatternZone, Policy, Zone, ZoneHits, ZoneKind};
 use crate::vocab::path::{is_within, match_key};
+use crate::vocab::NodeKind;
 use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
 
 /// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
@@ -50,10 +51,18 @@ struct Touch<'a> {
 }
 
 fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2] {
+    // A glob-named read-only place guards what runs, not directories (see `PatternZone`).
+    let makes_or_removes_a_directory = matches!(
+        action,
+        Action::Create {
+            kind: NodeKind::Directory,
+            ..
+        } | Action::Rmdir { .. }
+    );
     let touch = |path: &'a Path, modifies: bool| {
         let zones = policy.zones.lookup(path);
         let protected = zones.protected.filter(|zone| !zone.excepts(path));
-        let pattern = modifies
+        let pattern = (modifies && !makes_or_removes_a_directory)
             .then(|| policy.readonly_patterns.matching(path))
             .flatten();
         Some(Touch {
@@ -70,7 +79,7 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         Action::Unlink { path }
         | Action::Rmdir { path }
         | Action::Truncate { path }
-        | Action::Create { path } => [touch(path, true), None],
+        | Action::Create { path, .. } => [touch(path, true), None],
         Action::Rename { from, to, .. } => [touch(from, true), touch(to, true)],
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.
@@ -217,7 +226,13 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         if let Some(zone) = t.zones.readonly.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::ReadonlyZone, t.path, Some(zone));
         }
-        if let Some(zone) = t.pattern {
+        let written_by_its_tool = |zone: &PatternZone| {
+            policy
+                .trusted_tools
+                .iter()
+                .any(|tool| zone.except_tools.contains(&tool.name) && tool.identifies(&event.actor))
+        };
+        if let Some(zone) = t.pattern.filter(|zone| !written_by_its_tool(zone)) {
             return Some(reason::denial(
                 RuleId::ReadonlyZone,
                 action,

@@ -99,6 +99,10 @@ pub struct ReadonlyZoneEntry {
     /// Globs (absolute, `~`-relative, or starting with `**/`) that are not read-only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<String>,
+    /// Trusted tools (names in `trusted_tools`, known by their real executable) that may write
+    /// here for the agent: git writes a worktree's `.git` file, which no one else may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except_tools: Vec<String>,
 }
 
 impl From<String> for ReadonlyZoneEntry {
@@ -106,6 +110,7 @@ impl From<String> for ReadonlyZoneEntry {
         ReadonlyZoneEntry {
             path,
             except: Vec::new(),
+            except_tools: Vec::new(),
         }
     }
 }

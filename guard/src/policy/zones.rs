@@ -274,12 +274,15 @@ pub struct PatternZones {
     entries: Vec<PatternZone>,
 }
 
-/// One glob-named read-only zone.
+/// One glob-named read-only zone. Making a directory there, or removing an empty one, is not a
+/// change it guards: a directory runs nothing, and what is put in it is judged entry by entry.
 #[derive(Clone, Debug)]
 pub struct PatternZone {
     /// The glob as normalized (`~` expanded), for messages.
     pub pattern: String,
     pub except: Option<GlobSet>,
+    /// Names of trusted tools that may write here (see `ReadonlyZoneEntry::except_tools`).
+    pub except_tools: Vec<String>,
 }
 
 impl PatternZones {

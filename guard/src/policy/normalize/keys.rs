@@ -129,16 +129,23 @@ impl Normalizer<'_> {
             }
             let except = self.glob_set(&except_patterns, &format!("{key}.except"))?;
             let object = |path: String| {
-                if except_patterns.is_empty() {
+                if except_patterns.is_empty() && entry.except_tools.is_empty() {
                     StringOr::String(path)
                 } else {
                     StringOr::Object(ReadonlyZoneEntry {
                         path,
                         except: except_patterns.clone(),
+                        except_tools: entry.except_tools.clone(),
                     })
                 }
             };
             if !entry.path.contains(['*', '?', '[', '{']) {
+                if !entry.except_tools.is_empty() {
+                    return Err(self.invalid(
+                        format!("{key}.except_tools"),
+                        "only a glob entry (like \"**/.git\") may name tools that write there",
+                    ));
+                }
                 for root in self.zone_paths(&entry.path, &key)? {
                     normalized.push(object(root.display().to_string()));
                     zones.push(Zone {
@@ -160,6 +167,7 @@ impl Normalizer<'_> {
                 patterns.push(PatternZone {
                     pattern: glob,
                     except: except.clone(),
+                    except_tools: entry.except_tools.clone(),
                 });
             }
         }

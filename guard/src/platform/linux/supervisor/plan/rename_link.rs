@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::planner::{is_dot_or_dotdot, Plan, Planner};
-use crate::engine::{Action, OpenFlags};
+use crate::engine::{Action, NodeKind, OpenFlags};
 use crate::platform::linux::supervisor::call::{Base, UserPtr};
 use crate::platform::linux::supervisor::emulate::{parent_and_name, Emulation};
 use crate::platform::linux::supervisor::resolve;
@@ -92,12 +92,21 @@ fn moved_tree_creates(p: &Planner<'_>, from: &Path, to: &Path) -> Vec<Action> {
             if creates.len() >= MOVED_TREE_LIMIT {
                 creates.push(Action::Create {
                     path: to.join(&rel).join("..."),
+                    kind: NodeKind::File,
                 });
                 return creates;
             }
             if !rel.as_os_str().is_empty() {
+                let kind = if meta.is_dir() {
+                    NodeKind::Directory
+                } else if meta.is_symlink() {
+                    NodeKind::Symlink
+                } else {
+                    NodeKind::File
+                };
                 creates.push(Action::Create {
                     path: to.join(&rel),
+                    kind,
                 });
             }
             if meta.is_dir() {

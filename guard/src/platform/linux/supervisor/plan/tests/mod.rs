@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 use super::{plan, GuardProcesses, Plan, Planner};
-use crate::engine::{Action, OpenFlags};
+use crate::engine::{Action, NodeKind, OpenFlags};
 use crate::platform::linux::supervisor::call::{decode, Base, Call, UserPtr};
 use crate::platform::linux::supervisor::emulate::Emulation;
 use crate::platform::linux::supervisor::secret_inodes::SecretInodes;
