@@ -318,6 +318,7 @@ enum OptState {
 fn parse_options(args: &[String], specs: &'static [OptSpec]) -> Option<Vec<Arg>> {
     // Option states in the order options were last touched, then the rest in order.
     let mut states: Vec<(&'static OptSpec, OptState)> = Vec::new();
+    let mut unknown = Vec::new();
     let mut rest = Vec::new();
     let mut set = |spec: &'static OptSpec, unset: bool, value: Option<String>| {
         let i = match states.iter().position(|(s, _)| std::ptr::eq(*s, spec)) {
@@ -354,7 +355,17 @@ fn parse_options(args: &[String], specs: &'static [OptSpec]) -> Option<Vec<Arg>>
             return None;
         }
         if let Some(long) = arg.strip_prefix("--") {
-            let (spec, unset, attached) = find_long(long, specs)?;
+            // An option this table does not know may be one a newer git has: assume it is a
+            // flag that git accepts, so that a stale table can make a rule match more, never
+            // less (git itself refuses what it does not know, which runs nothing).
+            let (spec, unset, attached) = match find_long(long, specs) {
+                Long::Found(found) => found,
+                Long::Ambiguous => return None,
+                Long::Unknown => {
+                    unknown.push(Arg::Option(arg.clone()));
+                    continue;
+                }
+            };
             let value = match (spec.value, unset, attached) {
                 (_, true, Some(_)) | (Value::Flag, _, Some(_)) => return None,
                 (Value::Flag, _, None) | (_, true, None) | (Value::Optional, _, None) => None,
@@ -373,7 +384,10 @@ fn parse_options(args: &[String], specs: &'static [OptSpec]) -> Option<Vec<Arg>>
             continue;
         };
         for (at, c) in shorts.char_indices() {
-            let spec = specs.iter().find(|s| s.short == Some(c))?;
+            let Some(spec) = specs.iter().find(|s| s.short == Some(c)) else {
+                unknown.push(Arg::Option(format!("-{c}")));
+                continue;
+            };
             let attached = &shorts[at + c.len_utf8()..];
             match spec.value {
                 Value::Flag => set(spec, false, None),
@@ -414,17 +428,24 @@ fn parse_options(args: &[String], specs: &'static [OptSpec]) -> Option<Vec<Arg>>
             }
         }
     }
+    out.extend(unknown);
     out.extend(rest);
     Some(out)
 }
 
+/// What git's `parse_long_opt` finds for `--NAME[=VALUE]`.
+enum Long<'a> {
+    /// The option, whether it is negated, and a value attached with `=`.
+    Found((&'static OptSpec, bool, Option<&'a str>)),
+    /// A prefix of two different options: git refuses it.
+    Ambiguous,
+    /// Not in the table.
+    Unknown,
+}
+
 /// git's `parse_long_opt`: an exact name wins; else a unique prefix (of a name or of its
-/// negation); two different candidates are ambiguous (git refuses). Returns the option, whether
-/// it is negated, and a value attached with `=`.
-fn find_long<'a>(
-    arg: &'a str,
-    specs: &'static [OptSpec],
-) -> Option<(&'static OptSpec, bool, Option<&'a str>)> {
+/// negation); two different candidates are ambiguous.
+fn find_long<'a>(arg: &'a str, specs: &'static [OptSpec]) -> Long<'a> {
     let (name, attached) = match arg.split_once('=') {
         Some((n, v)) => (n, Some(v)),
         None => (arg, None),
@@ -443,7 +464,7 @@ fn find_long<'a>(
         }
         for (form, negated) in forms {
             if form == name {
-                return Some((spec, negated, attached));
+                return Long::Found((spec, negated, attached));
             }
             if !name.is_empty() && form.starts_with(name) {
                 match abbrev {
@@ -453,10 +474,11 @@ fn find_long<'a>(
             }
         }
     }
-    if ambiguous {
-        return None;
+    match abbrev {
+        _ if ambiguous => Long::Ambiguous,
+        Some((spec, negated)) => Long::Found((spec, negated, attached)),
+        None => Long::Unknown,
     }
-    abbrev.map(|(spec, negated)| (spec, negated, attached))
 }
 
 /// A rule's pattern in the canonical form of [`GitCommand::tokens`], for the rule of a subcommand
@@ -550,6 +572,16 @@ mod tests {
             tokens("/usr/lib/git-core/git-clean -f"),
             ["clean", "--force"]
         );
+    }
+
+    #[test]
+    fn an_option_the_table_lacks_is_kept_not_refused() {
+        // A newer git may have it: the rule still sees everything else.
+        assert_eq!(
+            tokens("git clean --brand-new -fd"),
+            ["clean", "--force", "-d", "--brand-new"]
+        );
+        assert_eq!(tokens("git clean -Zf"), ["clean", "--force", "-Z"]);
     }
 
     #[test]

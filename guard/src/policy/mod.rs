@@ -24,7 +24,7 @@ pub use exec_rules::{ExecCall, ExecRule, ExecRules, RunBy};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
 pub use user::{load_for_user, LoadedPolicy};
-pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
+pub use zones::{PatternZone, PatternZones, Zone, ZoneHits, ZoneIndex, ZoneKind};
 
 /// The embedded default policy (`agent-guard policy default`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("default.json");
@@ -61,6 +61,8 @@ pub struct Policy {
     pub agent_patterns: Vec<String>,
     /// Every zone (protected, readonly, secret, and the guard's own files), indexed for lookup.
     pub zones: ZoneIndex,
+    /// Read-only zones named by globs (`**/.git/hooks/**`).
+    pub readonly_patterns: PatternZones,
     /// `temporary_overrides`, as grants with ids `policy:N`.
     pub overrides: Vec<Grant>,
     pub trusted_tools: Vec<TrustedTool>,
