@@ -149,7 +149,10 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             from: path,
             to: need_dest()?,
         },
-        OpKind::Create => Action::Create { path },
+        OpKind::Create => Action::Create {
+            path,
+            kind: crate::vocab::NodeKind::File,
+        },
         OpKind::Signal | OpKind::Trace => bail!(
             "--op {} cannot be checked: it concerns processes, not paths",
             args.op

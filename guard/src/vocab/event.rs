@@ -29,6 +29,19 @@ impl OpenFlags {
     }
 }
 
+/// What kind of entry a [`Action::Create`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Directory,
+    /// A regular file made without opening it (`mknod S_IFREG`).
+    File,
+    Symlink,
+    /// A FIFO or a socket file.
+    Special,
+    /// A character or block device node.
+    Device,
+}
+
 /// The operation with its payload. Every path is absolute and clean.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -67,8 +80,11 @@ pub enum Action {
         from: PathBuf,
         to: PathBuf,
     },
+    /// A new entry that is not a regular file opened for writing (those are `Open` with
+    /// `create`): a directory, a symlink, a device node...
     Create {
         path: PathBuf,
+        kind: NodeKind,
     },
     /// A signal (or ptrace) aimed at another process. `target_is_guard` is set by the sensor when
     /// the target is the daemon or supervisor itself.
@@ -126,7 +142,7 @@ impl Action {
             | Action::Rmdir { path }
             | Action::Open { path, .. }
             | Action::Truncate { path }
-            | Action::Create { path }
+            | Action::Create { path, .. }
             | Action::Device { path, .. }
             | Action::Connect { path, .. } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),

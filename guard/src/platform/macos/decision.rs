@@ -336,6 +336,7 @@ mod tests {
                 actor: Actor::default(),
                 action: Action::Create {
                     path: PathBuf::from("/zone/x"),
+                    kind: crate::engine::NodeKind::File,
                 },
             }]
         };

@@ -534,6 +534,8 @@ fn file_request(event: &EsEvent<'_>) -> Option<EsRequest> {
                 } => EsDestination::NewPath {
                     dir: path_of(&directory)?,
                     name: filename.to_os_string(),
+                    // The new name is the source's entry under another name.
+                    kind: super::mapping::node_kind(mode_of(&e.source())),
                 },
                 _ => return None,
             },
@@ -558,10 +560,12 @@ fn file_request(event: &EsEvent<'_>) -> Option<EsRequest> {
                 EventCreateDestinationFile::NewPath {
                     directory,
                     filename,
+                    mode,
                     ..
                 } => EsDestination::NewPath {
                     dir: path_of(&directory)?,
                     name: filename.to_os_string(),
+                    kind: super::mapping::node_kind(u32::from(mode)),
                 },
                 _ => return None,
             },

@@ -12,7 +12,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::engine::path::clean;
-use crate::engine::{Action, OpenFlags};
+use crate::engine::{Action, NodeKind, OpenFlags};
 
 use super::ProcessIdentity;
 
@@ -41,8 +41,13 @@ pub fn mode_is_dir(st_mode: u32) -> bool {
 pub enum EsDestination {
     /// An entry already exists there and would be replaced.
     ExistingFile(PathBuf),
-    /// Nothing exists yet: the directory and the name to be made in it.
-    NewPath { dir: PathBuf, name: OsString },
+    /// Nothing exists yet: the directory and the name to be made in it, and what it will be (from
+    /// the new entry's mode).
+    NewPath {
+        dir: PathBuf,
+        name: OsString,
+        kind: NodeKind,
+    },
 }
 
 /// One AUTH message in plain values. Paths are the ones ES reports (already resolved by the
@@ -146,11 +151,11 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             source_mode,
             destination,
         } => {
-            let (to, dest_exists) = destination_path(destination);
+            let (to, new_kind) = destination_path(destination);
             vec![Action::Rename {
                 from: clean(source),
                 to,
-                dest_exists,
+                dest_exists: new_kind.is_none(),
                 source_is_dir: mode_is_dir(*source_mode),
             }]
         }
@@ -170,8 +175,10 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             to: join_name(target_dir, target_name),
         }],
         EsRequest::Create { destination } => {
-            let (path, exists) = destination_path(destination);
-            if exists {
+            let (path, kind) = destination_path(destination);
+            if let Some(kind) = kind {
+                vec![Action::Create { path, kind }]
+            } else {
                 // Creating over an existing entry rewrites it: ask as a truncating write.
                 vec![Action::Open {
                     path,
@@ -181,8 +188,6 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
                         create: true,
                     },
                 }]
-            } else {
-                vec![Action::Create { path }]
             }
         }
         EsRequest::Clone {
@@ -198,6 +203,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             // ... and the creation of a new entry.
             Action::Create {
                 path: join_name(target_dir, target_name),
+                kind: NodeKind::File,
             },
         ],
         EsRequest::CopyFile {
@@ -217,6 +223,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
                 },
                 None => Action::Create {
                     path: join_name(target_dir, target_name),
+                    kind: NodeKind::File,
                 },
             };
             vec![
@@ -275,10 +282,22 @@ pub fn open_flags(fflag: i32) -> OpenFlags {
     }
 }
 
-fn destination_path(destination: &EsDestination) -> (PathBuf, bool) {
+/// The path a create names, and what a new entry will be (`None`: an existing file is replaced).
+fn destination_path(destination: &EsDestination) -> (PathBuf, Option<NodeKind>) {
     match destination {
-        EsDestination::ExistingFile(path) => (clean(path), true),
-        EsDestination::NewPath { dir, name } => (join_name(dir, name), false),
+        EsDestination::ExistingFile(path) => (clean(path), None),
+        EsDestination::NewPath { dir, name, kind } => (join_name(dir, name), Some(*kind)),
+    }
+}
+
+/// What a new entry of `mode` (`st_mode` bits, as ES reports it) is.
+pub fn node_kind(mode: u32) -> NodeKind {
+    match mode & 0o170000 {
+        0o040000 => NodeKind::Directory,
+        0o120000 => NodeKind::Symlink,
+        0o020000 | 0o060000 => NodeKind::Device,
+        0o010000 | 0o140000 => NodeKind::Special,
+        _ => NodeKind::File,
     }
 }
 
@@ -333,6 +352,7 @@ mod tests {
                 destination: EsDestination::NewPath {
                     dir: p("/Users/me/.Trash"),
                     name: "proj".into(),
+                    kind: NodeKind::Directory,
                 },
             },
             &CTX,
@@ -356,6 +376,7 @@ mod tests {
                 destination: EsDestination::NewPath {
                     dir: p("/tmp/x"),
                     name: "../../Users/me/src/f".into(),
+                    kind: NodeKind::File,
                 },
             },
             &CTX,
@@ -363,7 +384,8 @@ mod tests {
         assert_eq!(
             actions,
             vec![Action::Create {
-                path: p("/Users/me/src/f")
+                path: p("/Users/me/src/f"),
+                kind: NodeKind::File
             }]
         );
     }
@@ -492,12 +514,16 @@ mod tests {
                 &EsRequest::Create {
                     destination: EsDestination::NewPath {
                         dir: p("/ro"),
-                        name: "new".into()
+                        name: "new".into(),
+                        kind: NodeKind::Directory,
                     }
                 },
                 &CTX
             ),
-            vec![Action::Create { path: p("/ro/new") }]
+            vec![Action::Create {
+                path: p("/ro/new"),
+                kind: NodeKind::Directory
+            }]
         );
         let over = actions_for(
             &EsRequest::Create {
@@ -527,7 +553,10 @@ mod tests {
                     path: p("/Users/me/.aws/credentials"),
                     flags: OpenFlags::READ
                 },
-                Action::Create { path: p("/tmp/c") },
+                Action::Create {
+                    path: p("/tmp/c"),
+                    kind: NodeKind::File
+                },
             ]
         );
         let over = actions_for(
@@ -551,7 +580,13 @@ mod tests {
             },
             &CTX,
         );
-        assert_eq!(new[1], Action::Create { path: p("/ro/n") });
+        assert_eq!(
+            new[1],
+            Action::Create {
+                path: p("/ro/n"),
+                kind: NodeKind::File
+            }
+        );
     }
 
     #[test]
