@@ -4,7 +4,7 @@
 //!
 //! This module must never answer `CONTINUE` for a call the plan emulates (the kernel would read
 //! its path again: time of check, time of use), never act on a notification whose id is no
-//! longer valid, and never act for a task with other credentials than a root supervisor's.
+//! longer valid, and never act for a task with more than the task's own credentials.
 
 use std::sync::{Arc, RwLock};
 
@@ -18,6 +18,7 @@ use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
 use super::task::{LiveTasks, TaskReader};
 use super::umask_cache::UmaskCache;
+use crate::platform::linux::sys::creds;
 use crate::platform::linux::sys::notify::{Listener, Notification, Response};
 
 /// The per-supervisor state every worker shares.
@@ -25,10 +26,10 @@ pub struct Handler {
     pub judge: Arc<dyn Judge>,
     pub secrets: SecretInodes,
     pub guard: GuardProcesses,
-    /// The supervisor runs as root: its effective (uid, gid), which a task must have for the
-    /// supervisor to act for it (an unprivileged supervisor's tasks cannot have other
-    /// credentials, so there is nothing to check).
-    pub check_creds: Option<(u32, u32)>,
+    /// The supervisor runs as root: an emulated call is performed in the worker thread switched
+    /// to the task's credentials (`sys::creds::as_task`). An unprivileged supervisor's tasks
+    /// cannot have more than it has (no_new_privs: no set-id exec), so it acts as itself.
+    pub acts_as_task: bool,
     pub umasks: UmaskCache,
     /// Held (shared) by a worker from installing a writable fd in a task until it has closed its
     /// own copy; an exec is answered only once none is held (see `emulate`).
@@ -100,12 +101,6 @@ impl Handler {
                     Response::Error(libc::EPERM)
                 } else if !listener.id_valid(n.id) {
                     return None;
-                } else if self
-                    .check_creds
-                    .is_some_and(|ids| self.tasks.effective_ids(n.tid) != Some(ids))
-                {
-                    // Acting for a task with other credentials would lend it ours.
-                    Response::Continue
                 } else {
                     let emulator = Emulator {
                         deliver: Delivery {
@@ -119,7 +114,21 @@ impl Handler {
                         },
                     };
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    emulator.run(emulation)?
+                    if !self.acts_as_task {
+                        emulator.run(emulation)?
+                    } else {
+                        // A root supervisor acts with the task's credentials, never its own,
+                        // and never lets the kernel redo the call instead (CONTINUE would
+                        // reopen the path-swap race the emulation closes).
+                        match self.tasks.credentials(n.tid) {
+                            None => Response::Error(libc::EPERM),
+                            Some(creds) => match creds::as_task(&creds, || emulator.run(emulation))
+                            {
+                                Ok(answer) => answer?,
+                                Err(_) => Response::Error(libc::EPERM),
+                            },
+                        }
+                    }
                 }
             }
         };

@@ -185,7 +185,7 @@ impl TaskReader for FakeTasks {
     }
 
     /// Credentials are the handler's check, not planning's: a fake task has none.
-    fn effective_ids(&self, _tid: i32) -> Option<(u32, u32)> {
+    fn credentials(&self, _tid: i32) -> Option<crate::platform::linux::sys::creds::Credentials> {
         None
     }
 

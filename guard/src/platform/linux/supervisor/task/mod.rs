@@ -59,8 +59,9 @@ pub trait TaskReader: Send + Sync {
     /// The device node of the task's controlling terminal.
     fn controlling_tty(&self, tid: i32) -> Option<PathBuf>;
 
-    /// The task's effective (uid, gid).
-    fn effective_ids(&self, tid: i32) -> Option<(u32, u32)>;
+    /// What the kernel checks when the task acts on files: its fs ids, groups and effective
+    /// capabilities. `None` when they cannot be read (the task is gone).
+    fn credentials(&self, tid: i32) -> Option<sys::creds::Credentials>;
 
     /// Whether process or thread `pid` is in the agent's tree: it descends from the supervisor
     /// (see `tree`). What cannot be followed up to the supervisor is outside.
@@ -116,8 +117,8 @@ impl TaskReader for LiveTasks {
         proc::controlling_tty(tid)
     }
 
-    fn effective_ids(&self, tid: i32) -> Option<(u32, u32)> {
-        proc::effective_ids(tid)
+    fn credentials(&self, tid: i32) -> Option<sys::creds::Credentials> {
+        proc::credentials(tid)
     }
 
     fn in_tree(&self, pid: i32) -> bool {
