@@ -11,6 +11,7 @@
 
 mod connect;
 mod creds;
+mod devices;
 mod exec;
 mod links;
 mod nested;

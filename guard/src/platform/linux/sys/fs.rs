@@ -133,6 +133,60 @@ pub fn linkat(
     )
 }
 
+/// The file type bits (`st_mode & S_IFMT`) of an open file.
+pub fn file_type(file: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+    type_and_device(file).map(|(kind, _)| kind)
+}
+
+/// The file type bits and the device of the file system (`st_dev`) of an open file (`O_PATH`
+/// will do). Async-signal-safe.
+pub fn type_and_device(file: BorrowedFd<'_>) -> io::Result<(libc::mode_t, u64)> {
+    // SAFETY: zeroed stat is a valid out-buffer; the fd is borrowed and open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.st_mode & libc::S_IFMT, st.st_dev))
+}
+
+/// Call `each` with the name of every entry of the directory `dir` (opened for reading), `.`
+/// and `..` left out. Async-signal-safe: getdents64 into a buffer on the stack.
+pub fn each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: a buffer of the given length, written by the kernel.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut at = 0usize;
+        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, NUL-terminated name.
+        while at + 19 < n as usize {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen == 0 || at + reclen > n as usize {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            if let Ok(name) = CStr::from_bytes_until_nul(&buf[at + 19..at + reclen]) {
+                if name != c"." && name != c".." {
+                    each(name);
+                }
+            }
+            at += reclen;
+        }
+    }
+}
+
 pub fn ftruncate(file: BorrowedFd<'_>, length: i64) -> io::Result<()> {
     // SAFETY: a valid fd.
     zero_or_errno(unsafe { libc::ftruncate(file.as_raw_fd(), length) }.into())

@@ -66,6 +66,12 @@ fn plan(
     if let Some(refused) = proc::check(p, &path, open_flags.modifies()) {
         return Ok(refused);
     }
+    if flags & O_PATH == 0 && is_block_device(&path) {
+        // A disk read or written directly goes around every file and zone (a root agent read a
+        // secret and unlinked a file with debugfs). The emulated open checks the file it got
+        // as well (see `emulate::fd`), so a node swapped in after this look gains nothing.
+        return Ok(Plan::Refuse(Action::Device { path, make: false }));
+    }
     let mut actions = vec![Action::Open {
         path: path.clone(),
         flags: open_flags,
@@ -106,4 +112,10 @@ fn plan(
             umask_of: creates.then_some(p.tid),
         },
     ))
+}
+
+/// Whether `path` (resolved) is a block device now.
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
