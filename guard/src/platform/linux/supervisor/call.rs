@@ -108,6 +108,8 @@ pub enum Call {
         dir: Base,
         path: UserPtr,
         argv: UserPtr,
+        /// The environment array (read only when a rule needs it: see `plan::exec`).
+        envp: UserPtr,
         flags: i32,
     },
     /// truncate (ftruncate acts on an open fd and is not supervised).
@@ -276,12 +278,14 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
             dir: Base::Cwd,
             path: ptr(a[0]),
             argv: ptr(a[1]),
+            envp: ptr(a[2]),
             flags: 0,
         },
         SYS_execveat => Call::Exec {
             dir: Base::from_arg(a[0]),
             path: ptr(a[1]),
             argv: ptr(a[2]),
+            envp: ptr(a[3]),
             flags: a[4] as i32,
         },
         SYS_truncate => Call::Truncate {
@@ -436,6 +440,7 @@ mod tests {
                 dir: Base::Fd(3),
                 path: UserPtr(0x10),
                 argv: UserPtr(0x20),
+                envp: UserPtr(0x30),
                 flags: libc::AT_EMPTY_PATH
             }
         );
@@ -445,6 +450,7 @@ mod tests {
                 dir: Base::Cwd,
                 path: UserPtr(0x10),
                 argv: UserPtr(0x20),
+                envp: UserPtr(0x30),
                 flags: 0
             }
         );

@@ -50,6 +50,12 @@ impl Handler {
             secrets: &self.secrets,
             guard: &self.guard,
             moved_tree_probes: &|to| self.judge.moved_tree_probes(to),
+            needs_exec_env: &|action| {
+                self.judge.needs_exec_env(&Event {
+                    actor: actor(n.tid),
+                    action: action.clone(),
+                })
+            },
         };
         let plan = plan::plan(&planner, call).unwrap_or_else(|e| match refusal_of(&e) {
             Some(action) => Plan::Refuse(action.clone()),

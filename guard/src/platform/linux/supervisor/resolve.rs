@@ -92,6 +92,20 @@ pub fn resolve(
     follow_final: bool,
     in_root: bool,
 ) -> io::Result<PathBuf> {
+    resolve_traced(asker, base, raw, follow_final, in_root).map(|(path, _)| path)
+}
+
+/// [`resolve`], and the last /proc magic link it followed (`/proc/N/fd/K`, `cwd`, ...): the
+/// text of such a link is the kernel's name for the object, which may no longer be a path at
+/// all (`/tmp/x (deleted)`, `/memfd:x (deleted)`); the link itself still reaches the object.
+pub fn resolve_traced(
+    asker: Asker<'_>,
+    base: Base,
+    raw: &[u8],
+    follow_final: bool,
+    in_root: bool,
+) -> io::Result<(PathBuf, Option<PathBuf>)> {
+    let mut magic = None;
     if raw.is_empty() {
         return Err(err(libc::ENOENT));
     }
@@ -107,7 +121,7 @@ pub fn resolve(
     };
     if !in_root {
         if let Some(path) = resolve_without_symlinks(&cur, raw, follow_final) {
-            return Ok(path);
+            return Ok((path, None));
         }
     }
     let mut pending: std::collections::VecDeque<Vec<u8>> = split(raw).collect();
@@ -156,6 +170,9 @@ pub fn resolve(
             let target = std::fs::read_link(&candidate)?
                 .into_os_string()
                 .into_encoded_bytes();
+            if is_proc_magic(&candidate) {
+                magic = Some(candidate.clone());
+            }
             if target.first() != Some(&b'/') && is_proc_magic(&candidate) {
                 // An fd that is a pipe, socket or anon inode: the magic link is the object.
                 if last {
@@ -177,7 +194,7 @@ pub fn resolve(
         }
         cur = candidate;
     }
-    Ok(crate::engine::path::clean(&cur))
+    Ok((crate::engine::path::clean(&cur), magic))
 }
 
 /// The common case in one step: when no directory on the way is a symlink, the lexically clean

@@ -36,16 +36,6 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<OwnedF
     owned(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) })
 }
 
-/// Whether stat(2) of `path` (following symlinks) succeeds; the errno when it does not.
-pub fn stat(path: &CStr) -> io::Result<()> {
-    // SAFETY: path is a valid C string and st a buffer of the right type, read by nobody.
-    let rc = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::stat(path.as_ptr(), &mut st)
-    };
-    zero_or_errno(rc.into())
-}
-
 /// readlinkat(2) into `buf`: how many bytes were written (the text is not NUL-terminated).
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: a valid fd, C string, and buffer of the given length.
@@ -185,6 +175,16 @@ pub fn each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> io::Resul
             at += reclen;
         }
     }
+}
+
+/// pread(2): up to `buf.len()` bytes at `offset`; how many were read.
+pub fn pread(file: BorrowedFd<'_>, buf: &mut [u8], offset: i64) -> io::Result<usize> {
+    // SAFETY: a valid fd and a buffer of the given length.
+    let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 pub fn ftruncate(file: BorrowedFd<'_>, length: i64) -> io::Result<()> {

@@ -59,6 +59,8 @@ pub struct Planner<'a> {
     pub guard: &'a GuardProcesses,
     /// The judge's [`moved_tree_probes`](crate::platform::linux::supervisor::Judge::moved_tree_probes).
     pub moved_tree_probes: &'a dyn Fn(&Path) -> Vec<PathBuf>,
+    /// The judge's [`needs_exec_env`](crate::platform::linux::supervisor::Judge::needs_exec_env).
+    pub needs_exec_env: &'a dyn Fn(&crate::engine::Action) -> bool,
 }
 
 impl<'a> Planner<'a> {
@@ -72,6 +74,17 @@ impl<'a> Planner<'a> {
     /// A path argument of the call.
     pub fn read_path(&self, addr: UserPtr) -> io::Result<Vec<u8>> {
         self.tasks.read_path(self.tid, addr)
+    }
+
+    /// [`Planner::resolve`], and the last /proc magic link followed (see
+    /// [`resolve::resolve_traced`]).
+    pub fn resolve_traced(
+        &self,
+        base: Base,
+        raw: &[u8],
+        follow_final: bool,
+    ) -> io::Result<(PathBuf, Option<PathBuf>)> {
+        resolve::resolve_traced(self.asker(), base, raw, follow_final, false)
     }
 
     /// Resolve a path argument from `base` as the kernel would for this call.

@@ -145,6 +145,17 @@ impl TaskReader for FakeTasks {
             .ok_or_else(|| err(libc::EFAULT))
     }
 
+    /// Environment arrays are stored as argvs are.
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>> {
+        let all = self.read_argv(tid, addr)?;
+        Ok(all.into_iter().filter(|e| wanted(e.as_bytes())).collect())
+    }
+
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>> {
         self.cwds
             .get(&tid)

@@ -36,6 +36,15 @@ pub trait TaskReader: Send + Sync {
     /// An exec's argv (a NULL-terminated array of strings), bounded; see `memory::read_argv`.
     fn read_argv(&self, tid: i32, addr: UserPtr) -> io::Result<Vec<String>>;
 
+    /// The entries of an exec's environment array (`NAME=VALUE`) that `wanted` keeps, read
+    /// whole; `E2BIG` for an array longer than the bound (see `memory::read_env`).
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>>;
+
     /// The thread's current directory, as the kernel names it (`/proc/TID/cwd`).
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>>;
 
@@ -83,6 +92,15 @@ impl TaskReader for LiveTasks {
 
     fn read_argv(&self, tid: i32, addr: UserPtr) -> io::Result<Vec<String>> {
         memory::read_argv(tid, addr.0)
+    }
+
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>> {
+        memory::read_env(tid, addr.0, wanted)
     }
 
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>> {
