@@ -182,8 +182,18 @@ impl TaskReader for FakeTasks {
         if !self.pidfds.contains_key(&(tid, fd)) && !self.fds.contains_key(&(tid, fd)) {
             return Err(err(libc::EBADF));
         }
-        // Any open file stands for the copy: what matters is the pid it is said to refer to.
-        let copy = std::fs::File::open("/dev/null")?;
+        // A file fd is the file it names, when that exists; otherwise any open file stands for
+        // the copy (for a pidfd, what matters is the pid it is said to refer to).
+        let named = self.fds.get(&(tid, fd)).and_then(|target| {
+            std::fs::File::open(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target),
+            )
+            .ok()
+        });
+        let copy = match named {
+            Some(file) => file,
+            None => std::fs::File::open("/dev/null")?,
+        };
         Ok((copy.into(), self.pidfds.get(&(tid, fd)).copied()))
     }
 
