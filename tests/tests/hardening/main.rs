@@ -9,6 +9,7 @@
 //! it got the mode it asked for. Run the binary as root and as an unprivileged user: tests whose
 //! path differs by user say so, and skip what only one of them can show (with a line on stderr).
 
+mod bind;
 mod connect;
 mod creds;
 mod devices;

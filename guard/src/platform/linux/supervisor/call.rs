@@ -142,6 +142,17 @@ pub enum Call {
     PidfdOpen {
         pid: i32,
     },
+    /// bind, connect: the task's socket `fd` and its address (`len` bytes at `addr`).
+    Bind {
+        fd: i32,
+        addr: UserPtr,
+        len: u32,
+    },
+    Connect {
+        fd: i32,
+        addr: UserPtr,
+        len: u32,
+    },
     /// pidfd_getfd: `pidfd` is the task's pidfd of the process whose fd `fd` it takes.
     PidfdGetfd {
         pidfd: i32,
@@ -311,6 +322,16 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
         },
         SYS_process_vm_readv | SYS_process_vm_writev => Call::ProcessVm { pid: a[0] as i32 },
         SYS_pidfd_open => Call::PidfdOpen { pid: a[0] as i32 },
+        SYS_bind => Call::Bind {
+            fd: a[0] as i32,
+            addr: ptr(a[1]),
+            len: a[2] as u32,
+        },
+        SYS_connect => Call::Connect {
+            fd: a[0] as i32,
+            addr: ptr(a[1]),
+            len: a[2] as u32,
+        },
         SYS_pidfd_getfd => Call::PidfdGetfd {
             pidfd: a[0] as i32,
             fd: a[1] as i32,

@@ -96,6 +96,10 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
         (SYS_process_vm_writev, Rule::Notify),
         (SYS_pidfd_getfd, Rule::Notify),
         (SYS_pidfd_open, Rule::Notify),
+        // A local socket's name is a file (bind creates it) or a server (connect reaches it,
+        // and some servers run commands: tmux, dockerd, systemd, ...).
+        (SYS_bind, Rule::Notify),
+        (SYS_connect, Rule::Notify),
         // Only to keep the supervisor's cache of umasks (for the files it creates) fresh.
         (SYS_umask, Rule::Notify),
         // io_uring performs file operations from kernel workers, out of the filter's sight.

@@ -50,6 +50,7 @@ impl Handler {
             secrets: &self.secrets,
             guard: &self.guard,
             moved_tree_probes: &|to| self.judge.moved_tree_probes(to),
+            acts_as_task: self.acts_as_task,
             needs_exec_env: &|action| {
                 self.judge.needs_exec_env(&Event {
                     actor: actor(n.tid),

@@ -24,6 +24,7 @@ pub mod pidfd;
 pub mod process;
 pub mod process_vm;
 pub mod seccomp;
+pub mod socket;
 
 use std::io;
 

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 pub use fd::Delivery;
 pub use umask::{unshare_fs_for_this_thread, TaskUmask};
 
-use crate::platform::linux::sys::fs;
 use crate::platform::linux::sys::notify::Response;
 use crate::platform::linux::sys::openat2::{openat2, openat2_in, OpenHow, Resolve};
 use crate::platform::linux::sys::pidfd::{self, SIGINFO_SIZE};
+use crate::platform::linux::sys::{fs, socket};
 
 /// A call redone by the supervisor. Parents are absolute, resolved directories.
 #[derive(Debug)]
@@ -65,6 +65,21 @@ pub enum Emulation {
     Truncate {
         path: PathBuf,
         length: i64,
+    },
+    /// bind of our copy of the task's local socket: a path name in `parent` (opened without
+    /// following symlinks, the task's umask applied), or an abstract name or autobind as is.
+    Bind {
+        socket: OwnedFd,
+        parent: Option<PathBuf>,
+        name: socket::UnixName,
+        tid: i32,
+    },
+    /// A socket we connected for the task, installed at its fd number `fd` (replacing its
+    /// unconnected one), answered 0.
+    InstallSocket {
+        socket: OwnedFd,
+        fd: i32,
+        cloexec: bool,
     },
     /// An open, performed here and the fd installed in the task (`SECCOMP_IOCTL_NOTIF_ADDFD`).
     Open {
@@ -185,6 +200,35 @@ impl Emulator<'_> {
                 to_name,
             } => link_object(&object, task, &to_parent, &to_name),
             Emulation::Truncate { path, length } => truncate(&path, length),
+            Emulation::Bind {
+                socket,
+                parent,
+                name,
+                tid,
+            } => match (parent, &name) {
+                (Some(parent), socket::UnixName::Path(last)) => in_dir(&parent, |dir| {
+                    self.umask.around(Some(tid), || {
+                        socket::bind(socket.as_fd(), &socket::in_dir(dir, last))
+                    })
+                }),
+                _ => socket::bind(socket.as_fd(), &name),
+            },
+            Emulation::InstallSocket {
+                socket,
+                fd,
+                cloexec,
+            } => {
+                use std::os::fd::AsRawFd;
+                let deliver = &self.deliver;
+                return match deliver
+                    .listener
+                    .add_fd_at(deliver.id, socket.as_raw_fd(), fd, cloexec)
+                {
+                    Ok(()) => Some(Response::Value(0)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+                    Err(e) => Some(Response::failed(&e)),
+                };
+            }
             Emulation::PidfdGetfd { pidfd, fd, flags } => {
                 if flags != 0 {
                     // No flag is defined: the kernel's answer.
@@ -230,7 +274,7 @@ fn in_dir<T>(parent: &Path, call: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>) 
 
 /// Open a resolved directory without following any symlink in it: a symlink that appears after
 /// the check (a swapped path component) makes this fail with ELOOP instead of redirecting.
-fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
+pub fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
     let c = fs::c_path(dir.as_os_str().as_bytes())?;
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,

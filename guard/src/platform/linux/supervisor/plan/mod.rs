@@ -13,6 +13,7 @@ mod proc;
 mod remove;
 mod rename_link;
 mod signal;
+mod socket;
 
 use std::io;
 
@@ -72,6 +73,8 @@ pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
         Call::Ptrace { request, pid } => Ok(signal::ptrace(p, request, pid)),
         Call::ProcessVm { pid } => Ok(signal::process_vm(p, pid)),
         Call::PidfdOpen { pid } => Ok(signal::pidfd_open(p, pid)),
+        Call::Bind { fd, addr, len } => socket::bind(p, fd, addr, len),
+        Call::Connect { fd, addr, len } => socket::connect(p, fd, addr, len),
         Call::PidfdGetfd { pidfd, fd, flags } => signal::pidfd_getfd(p, pidfd, fd, flags),
         Call::PidfdSendSignal {
             pidfd,

@@ -61,6 +61,9 @@ pub struct Planner<'a> {
     pub moved_tree_probes: &'a dyn Fn(&Path) -> Vec<PathBuf>,
     /// The judge's [`needs_exec_env`](crate::platform::linux::supervisor::Judge::needs_exec_env).
     pub needs_exec_env: &'a dyn Fn(&crate::engine::Action) -> bool,
+    /// The supervisor is root: what planning does for the task (a connect) is done with the
+    /// task's credentials (see `sys::creds`).
+    pub acts_as_task: bool,
 }
 
 impl<'a> Planner<'a> {

@@ -197,6 +197,10 @@ impl TaskReader for FakeTasks {
         Ok((copy.into(), self.pidfds.get(&(tid, fd)).copied()))
     }
 
+    fn fd_flags(&self, _tid: i32, _fd: i32) -> io::Result<i32> {
+        Ok(0)
+    }
+
     fn umask(&self, tid: i32) -> Option<libc::mode_t> {
         self.umasks.get(&tid).copied()
     }

@@ -62,6 +62,9 @@ pub trait TaskReader: Send + Sync {
     /// pidfd. What is checked and what is used are then one and the same file.
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)>;
 
+    /// The task's fd flags of `fd` (`O_CLOEXEC` and the file's status flags: /proc/TID/fdinfo).
+    fn fd_flags(&self, tid: i32, fd: i32) -> io::Result<i32>;
+
     /// The task's umask.
     fn umask(&self, tid: i32) -> Option<libc::mode_t>;
 
@@ -125,6 +128,10 @@ impl TaskReader for LiveTasks {
         let copy = sys::pidfd::get_fd(task.as_fd(), fd)?;
         let target = proc::pidfd_target(sys::process::pid(), copy.as_raw_fd());
         Ok((copy, target))
+    }
+
+    fn fd_flags(&self, tid: i32, fd: i32) -> io::Result<i32> {
+        proc::fd_flags(tid, fd)
     }
 
     fn umask(&self, tid: i32) -> Option<libc::mode_t> {

@@ -46,6 +46,15 @@ pub fn pidfd_target(tid: i32, fd: i32) -> Option<i32> {
     std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
+/// The flags of the task's fd `fd` (/proc/TID/fdinfo/FD, `flags:` in octal).
+pub fn fd_flags(tid: i32, fd: i32) -> io::Result<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
+}
+
 /// The task's umask (/proc/TID/status, `Umask:` in octal).
 pub fn umask(tid: i32) -> Option<libc::mode_t> {
     let text = procfs::read_small(&format!("/proc/{tid}/status")).ok()?;
