@@ -146,6 +146,7 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             to: need_dest()?,
         },
         OpKind::Create => Action::Create { path },
+        OpKind::SetAttr => Action::SetAttr { path },
         OpKind::Signal => bail!("--op signal cannot be checked: it concerns processes, not paths"),
     })
 }

@@ -64,7 +64,8 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         Action::Unlink { path }
         | Action::Rmdir { path }
         | Action::Truncate { path }
-        | Action::Create { path } => [touch(path, true), None],
+        | Action::Create { path }
+        | Action::SetAttr { path } => [touch(path, true), None],
         Action::Rename { from, to, .. } => [touch(from, true), touch(to, true)],
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.

@@ -67,6 +67,11 @@ pub enum Action {
     Create {
         path: PathBuf,
     },
+    /// A change of `path`'s metadata (mode, owner, flags, ACL, extended attributes, times),
+    /// not of its contents.
+    SetAttr {
+        path: PathBuf,
+    },
     /// A signal (or ptrace) aimed at another process. `target_is_guard` is set by the sensor when
     /// the target is the daemon or supervisor itself.
     Signal {
@@ -87,6 +92,7 @@ impl Action {
             Action::Link { .. } => OpKind::Link,
             Action::Create { .. } => OpKind::Create,
             Action::Signal { .. } => OpKind::Signal,
+            Action::SetAttr { .. } => OpKind::SetAttr,
         }
     }
 
@@ -98,7 +104,8 @@ impl Action {
             | Action::Rmdir { path }
             | Action::Open { path, .. }
             | Action::Truncate { path }
-            | Action::Create { path } => Some(path),
+            | Action::Create { path }
+            | Action::SetAttr { path } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),
             Action::Signal { .. } => None,
         }
