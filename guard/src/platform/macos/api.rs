@@ -45,6 +45,45 @@ pub enum EsEventKind {
 }
 
 impl EsEventKind {
+    pub const ALL: [EsEventKind; 24] = [
+        EsEventKind::AuthExec,
+        EsEventKind::AuthSignal,
+        EsEventKind::AuthGetTask,
+        EsEventKind::AuthProcSuspendResume,
+        EsEventKind::AuthUnlink,
+        EsEventKind::AuthRename,
+        EsEventKind::AuthOpen,
+        EsEventKind::AuthTruncate,
+        EsEventKind::AuthLink,
+        EsEventKind::AuthCreate,
+        EsEventKind::AuthClone,
+        EsEventKind::AuthCopyFile,
+        EsEventKind::AuthExchangeData,
+        EsEventKind::AuthSetMode,
+        EsEventKind::AuthSetOwner,
+        EsEventKind::AuthSetFlags,
+        EsEventKind::AuthSetAcl,
+        EsEventKind::AuthSetExtAttr,
+        EsEventKind::AuthDeleteExtAttr,
+        EsEventKind::AuthUtimes,
+        EsEventKind::AuthSetAttrList,
+        EsEventKind::NotifyExec,
+        EsEventKind::NotifyFork,
+        EsEventKind::NotifyExit,
+    ];
+
+    /// Whether it is a file AUTH event, selected by target path on the file client.
+    pub fn is_file_auth(self) -> bool {
+        self.is_auth()
+            && !matches!(
+                self,
+                EsEventKind::AuthExec
+                    | EsEventKind::AuthSignal
+                    | EsEventKind::AuthGetTask
+                    | EsEventKind::AuthProcSuspendResume
+            )
+    }
+
     /// Whether ES holds the operation until the client answers.
     pub fn is_auth(self) -> bool {
         !matches!(
@@ -167,5 +206,12 @@ mod tests {
         const { assert!(!CACHE_ANSWERS) };
         assert!(EsEventKind::AuthSetAcl.is_auth());
         assert!(!EsEventKind::NotifyExec.is_auth());
+        let file: Vec<_> = EsEventKind::ALL
+            .into_iter()
+            .filter(|k| k.is_file_auth())
+            .collect();
+        assert_eq!(file.len(), 17, "{file:?}");
+        assert!(file.contains(&EsEventKind::AuthSetAcl) && file.contains(&EsEventKind::AuthOpen));
+        assert!(!file.contains(&EsEventKind::AuthExec) && !file.contains(&EsEventKind::NotifyFork));
     }
 }

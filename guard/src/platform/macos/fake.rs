@@ -186,10 +186,8 @@ impl EsClient for FakeClient {
         how: PathMute,
         events: &[EsEventKind],
     ) -> Result<(), EsCallError> {
-        self.call(
-            "mute_target_path",
-            Call::Mute(path.to_path_buf(), how, events.to_vec()),
-        )
+        let call = Call::Mute(path.to_path_buf(), how, events.to_vec());
+        self.call("mute_target_path", call)
     }
     fn unmute_target_path(
         &self,
@@ -197,10 +195,8 @@ impl EsClient for FakeClient {
         how: PathMute,
         events: &[EsEventKind],
     ) -> Result<(), EsCallError> {
-        self.call(
-            "unmute_target_path",
-            Call::Unmute(path.to_path_buf(), how, events.to_vec()),
-        )
+        let call = Call::Unmute(path.to_path_buf(), how, events.to_vec());
+        self.call("unmute_target_path", call)
     }
     fn unmute_all_target_paths(&self) -> Result<(), EsCallError> {
         self.call("unmute_all_target_paths", Call::UnmuteAllTargetPaths)

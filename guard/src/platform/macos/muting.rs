@@ -23,29 +23,16 @@ use crate::platform::macos::api::{EsEventKind, PathMute};
 use crate::vocab::path::{clean, is_within, match_key, self_and_ancestors};
 
 /// The file AUTH events the file client subscribes to.
-pub const FILE_AUTH_EVENTS: [EsEventKind; 17] = [
-    EsEventKind::AuthOpen,
-    EsEventKind::AuthUnlink,
-    EsEventKind::AuthRename,
-    EsEventKind::AuthTruncate,
-    EsEventKind::AuthLink,
-    EsEventKind::AuthCreate,
-    EsEventKind::AuthClone,
-    EsEventKind::AuthCopyFile,
-    EsEventKind::AuthExchangeData,
-    EsEventKind::AuthSetMode,
-    EsEventKind::AuthSetOwner,
-    EsEventKind::AuthSetFlags,
-    EsEventKind::AuthSetAcl,
-    EsEventKind::AuthSetExtAttr,
-    EsEventKind::AuthDeleteExtAttr,
-    EsEventKind::AuthUtimes,
-    EsEventKind::AuthSetAttrList,
-];
+pub fn file_auth_events() -> Vec<EsEventKind> {
+    EsEventKind::ALL
+        .into_iter()
+        .filter(|e| e.is_file_auth())
+        .collect()
+}
 
-/// [`FILE_AUTH_EVENTS`] without AUTH_OPEN.
+/// [`file_auth_events`] without AUTH_OPEN.
 pub fn file_events_but_open() -> Vec<EsEventKind> {
-    FILE_AUTH_EVENTS
+    file_auth_events()
         .into_iter()
         .filter(|e| *e != EsEventKind::AuthOpen)
         .collect()
@@ -278,7 +265,7 @@ mod tests {
         assert_eq!(others.len(), 2, "{others:?}"); // the prefix ~ and the literal /Users
         for m in others {
             assert!(!m.events().contains(&EsEventKind::AuthOpen));
-            assert_eq!(m.events().len(), FILE_AUTH_EVENTS.len() - 1);
+            assert_eq!(m.events().len(), file_auth_events().len() - 1);
         }
         // A root of / anywhere selects everything, opens included: no mutes at all.
         let all = selection(&[], &paths(&["/"]), true);

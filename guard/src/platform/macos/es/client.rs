@@ -24,7 +24,7 @@ use endpoint_sec_sys::{
     es_action_type_t, es_auth_result_t, es_client_t, es_delete_client, es_event_type_t,
     es_invert_muting, es_message_t, es_mute_inversion_type_t, es_mute_path_events,
     es_mute_path_type_t, es_mute_process, es_muting_inverted, es_new_client, es_release_message,
-    es_respond_auth_result, es_respond_flags_result, es_retain_message, es_subscribe,
+    es_respond_auth_result, es_respond_flags_result, es_retain_message, es_return_t, es_subscribe,
     es_unmute_all_target_paths, es_unmute_path_events, es_unsubscribe_all, MuteInvertedType,
     NewClientError,
 };
@@ -88,6 +88,41 @@ impl RealClient {
                 detail: "the client was deleted".into(),
             }),
         }
+    }
+}
+
+/// `es_mute_path_events` and `es_unmute_path_events`, which take the same arguments.
+type PathEventsFn = unsafe extern "C" fn(
+    *mut es_client_t,
+    *const std::ffi::c_char,
+    es_mute_path_type_t,
+    *const es_event_type_t,
+    usize,
+) -> es_return_t;
+
+impl RealClient {
+    fn path_events(
+        &self,
+        call: &'static str,
+        f: PathEventsFn,
+        path: &Path,
+        how: PathMute,
+        events: &[EsEventKind],
+    ) -> Result<(), EsCallError> {
+        let c_path = c_path(call, path)?;
+        let types = es_types(events);
+        // SAFETY: a live client (under the lock), a NUL-terminated path and `len` event types.
+        self.with(call, |c| unsafe {
+            f(
+                c,
+                c_path.as_ptr(),
+                path_type(how),
+                types.as_ptr(),
+                types.len(),
+            )
+        })?
+        .ok()
+        .map_err(|e| failed(call, format!("{}: {e:?}", path.display())))
     }
 }
 
@@ -214,33 +249,9 @@ pub fn es_type(kind: EsEventKind) -> es_event_type_t {
 
 /// Our kind of an ES event type, for the types the daemon subscribes to.
 pub fn kind_of(es: es_event_type_t) -> Option<EsEventKind> {
-    const ALL: [EsEventKind; 24] = [
-        EsEventKind::AuthExec,
-        EsEventKind::AuthSignal,
-        EsEventKind::AuthGetTask,
-        EsEventKind::AuthProcSuspendResume,
-        EsEventKind::AuthUnlink,
-        EsEventKind::AuthRename,
-        EsEventKind::AuthOpen,
-        EsEventKind::AuthTruncate,
-        EsEventKind::AuthLink,
-        EsEventKind::AuthCreate,
-        EsEventKind::AuthClone,
-        EsEventKind::AuthCopyFile,
-        EsEventKind::AuthExchangeData,
-        EsEventKind::AuthSetMode,
-        EsEventKind::AuthSetOwner,
-        EsEventKind::AuthSetFlags,
-        EsEventKind::AuthSetAcl,
-        EsEventKind::AuthSetExtAttr,
-        EsEventKind::AuthDeleteExtAttr,
-        EsEventKind::AuthUtimes,
-        EsEventKind::AuthSetAttrList,
-        EsEventKind::NotifyExec,
-        EsEventKind::NotifyFork,
-        EsEventKind::NotifyExit,
-    ];
-    ALL.into_iter().find(|kind| es_type(*kind) == es)
+    EsEventKind::ALL
+        .into_iter()
+        .find(|kind| es_type(*kind) == es)
 }
 
 fn es_types(events: &[EsEventKind]) -> Vec<es_event_type_t> {
@@ -327,21 +338,13 @@ impl EsClient for RealClient {
         how: PathMute,
         events: &[EsEventKind],
     ) -> Result<(), EsCallError> {
-        let call = "es_mute_path_events";
-        let c_path = c_path(call, path)?;
-        let types = es_types(events);
-        // SAFETY: a live client (under the lock), a NUL-terminated path and `len` event types.
-        self.with(call, |c| unsafe {
-            es_mute_path_events(
-                c,
-                c_path.as_ptr(),
-                path_type(how),
-                types.as_ptr(),
-                types.len(),
-            )
-        })?
-        .ok()
-        .map_err(|e| failed(call, format!("{}: {e:?}", path.display())))
+        self.path_events(
+            "es_mute_path_events",
+            es_mute_path_events,
+            path,
+            how,
+            events,
+        )
     }
 
     fn unmute_target_path(
@@ -350,21 +353,13 @@ impl EsClient for RealClient {
         how: PathMute,
         events: &[EsEventKind],
     ) -> Result<(), EsCallError> {
-        let call = "es_unmute_path_events";
-        let c_path = c_path(call, path)?;
-        let types = es_types(events);
-        // SAFETY: as in `mute_target_path`.
-        self.with(call, |c| unsafe {
-            es_unmute_path_events(
-                c,
-                c_path.as_ptr(),
-                path_type(how),
-                types.as_ptr(),
-                types.len(),
-            )
-        })?
-        .ok()
-        .map_err(|e| failed(call, format!("{}: {e:?}", path.display())))
+        self.path_events(
+            "es_unmute_path_events",
+            es_unmute_path_events,
+            path,
+            how,
+            events,
+        )
     }
 
     fn unmute_all_target_paths(&self) -> Result<(), EsCallError> {

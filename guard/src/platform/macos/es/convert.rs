@@ -113,17 +113,12 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
             source: path_of(&e.source())?,
             source_mode: mode_of(&e.source()),
             destination: match e.destination()? {
-                EventRenameDestinationFile::ExistingFile { file, .. } => {
-                    EsDestination::ExistingFile(path_of(&file)?)
-                }
+                EventRenameDestinationFile::ExistingFile { file, .. } => existing(&file)?,
                 EventRenameDestinationFile::NewPath {
                     directory,
                     filename,
                     ..
-                } => EsDestination::NewPath {
-                    dir: path_of(&directory)?,
-                    name: filename.to_os_string(),
-                },
+                } => new_path(&directory, filename)?,
                 _ => return None,
             },
         },
@@ -141,17 +136,12 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
         },
         EsEvent::AuthCreate(e) => EsRequest::Create {
             destination: match e.destination()? {
-                EventCreateDestinationFile::ExistingFile { file, .. } => {
-                    EsDestination::ExistingFile(path_of(&file)?)
-                }
+                EventCreateDestinationFile::ExistingFile { file, .. } => existing(&file)?,
                 EventCreateDestinationFile::NewPath {
                     directory,
                     filename,
                     ..
-                } => EsDestination::NewPath {
-                    dir: path_of(&directory)?,
-                    name: filename.to_os_string(),
-                },
+                } => new_path(&directory, filename)?,
                 _ => return None,
             },
         },
@@ -182,6 +172,17 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
         EsEvent::AuthUTimes(e) => metadata(&e.target())?,
         EsEvent::AuthSetAttrlist(e) => metadata(&e.target())?,
         _ => return None,
+    })
+}
+
+fn existing(file: &File<'_>) -> Option<EsDestination> {
+    Some(EsDestination::ExistingFile(path_of(file)?))
+}
+
+fn new_path(directory: &File<'_>, name: &OsStr) -> Option<EsDestination> {
+    Some(EsDestination::NewPath {
+        dir: path_of(directory)?,
+        name: name.to_os_string(),
     })
 }
 

@@ -91,21 +91,23 @@ pub fn run_daemon(
     let (process_delete_tx, process_delete_rx) = mpsc::channel::<()>();
     let (file_delete_tx, file_delete_rx) = mpsc::channel::<()>();
 
+    let client_setup = |ready, unsubscribed, delete| ClientSetup {
+        sensor: sensor.clone(),
+        token: own_token,
+        timebase,
+        ready,
+        unsubscribed,
+        delete,
+    };
     let process_thread = {
-        let (sensor, ready, unsubscribed) =
-            (sensor.clone(), ready_tx.clone(), unsubscribed_tx.clone());
-        let token = own_token;
+        let setup_process =
+            client_setup(ready_tx.clone(), unsubscribed_tx.clone(), process_delete_rx);
         thread::Builder::new()
             .name("es-process".into())
             .spawn(move || {
                 client_thread(
                     "process",
-                    ClientSetup {
-                        sensor,
-                        token,
-                        timebase,
-                        ready,
-                    },
+                    setup_process,
                     |glue| {
                         start_process_client(&**glue.client())
                             .map_err(setup("starting the process client"))
@@ -116,30 +118,22 @@ pub fn run_daemon(
                             tracing::warn!("process client: {e}");
                         }
                     },
-                    unsubscribed,
-                    process_delete_rx,
                 )
             })
             .map_err(|e| StartError::Setup(format!("spawning the process-client thread: {e}")))?
     };
     let file_thread = {
-        let (sensor, ready, unsubscribed) = (sensor.clone(), ready_tx, unsubscribed_tx);
+        let setup_file = client_setup(ready_tx, unsubscribed_tx, file_delete_rx);
         let process_stop = process_stop_tx.clone();
-        let token = own_token;
         thread::Builder::new()
             .name("es-file".into())
             .spawn(move || {
                 let muting = RefCell::new(None);
                 let stopped_by = Cell::new(None);
-                let handler = sensor.handler().clone();
+                let handler = setup_file.sensor.handler().clone();
                 client_thread(
                     "file",
-                    ClientSetup {
-                        sensor,
-                        token,
-                        timebase,
-                        ready,
-                    },
+                    setup_file,
                     |glue| {
                         let selection = current_selection(&*handler);
                         let started = FileMuting::start(&**glue.client(), &selection)
@@ -151,8 +145,6 @@ pub fn run_daemon(
                         serve_file_client(glue, &rx, &*handler, &muting, &stopped_by);
                         let _ = process_stop.send(());
                     },
-                    unsubscribed,
-                    file_delete_rx,
                 );
                 let _ = process_stop.send(());
                 stopped_by.get()
@@ -250,29 +242,33 @@ fn serve_file_client(
     }
 }
 
-/// What every client thread needs to make its client.
+/// What every client thread needs to make its client, and to tell the main thread how it goes.
 struct ClientSetup {
     sensor: Arc<Sensor>,
     token: AuditToken,
     timebase: Timebase,
     ready: Ready,
+    /// Told once the client is unsubscribed after a stop.
+    unsubscribed: Sender<&'static str>,
+    /// Closed when the client may be deleted (every message it delivered is answered).
+    delete: Receiver<()>,
 }
 
 /// Make a client whose messages go to its glue, `start` it, report, `serve` until a stop, say
-/// so on `unsubscribed`, wait for `delete`, and delete the client on this thread.
+/// so, wait for the go-ahead, and delete the client on this thread.
 fn client_thread(
     which: &'static str,
     setup: ClientSetup,
     start: impl FnOnce(&Arc<Glue>) -> Result<(), StartError>,
     serve: impl FnOnce(&Arc<Glue>),
-    unsubscribed: Sender<&'static str>,
-    delete: Receiver<()>,
 ) {
     let ClientSetup {
         sensor,
         token,
         timebase,
         ready,
+        unsubscribed,
+        delete,
     } = setup;
     let slot: Arc<OnceLock<Arc<Glue>>> = Arc::default();
     let handler_slot = slot.clone();

@@ -6,14 +6,14 @@
 use std::collections::BTreeSet;
 
 use crate::platform::macos::api::{EsCallError, EsClient, EsEventKind};
-use crate::platform::macos::muting::{Mute, MutingSelection, FILE_AUTH_EVENTS};
+use crate::platform::macos::muting::{file_auth_events, Mute, MutingSelection};
 
 /// What the file client subscribes to: the file AUTH events (selected by target path), and the
 /// lineage's fork and exit, which have no target path and so are always delivered. The process
 /// client delivers them too, in its own order: each client's judgments see the forks and exits
 /// that came before them on the same client (a fork never overtakes the events of its child).
 pub fn file_events() -> Vec<EsEventKind> {
-    let mut events = FILE_AUTH_EVENTS.to_vec();
+    let mut events = file_auth_events();
     events.extend([EsEventKind::NotifyFork, EsEventKind::NotifyExit]);
     events
 }
