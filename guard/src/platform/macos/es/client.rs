@@ -11,6 +11,7 @@
 //! - a message answered later is retained (`es_retain_message`) by [`RetainedMessage`] and
 //!   released when dropped.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -144,16 +145,20 @@ pub struct ClientOwner {
 
 impl ClientOwner {
     /// `es_new_client` with `handler` called for every message (on ES's queue, one at a time).
-    /// A panic in the handler is caught: it must not unwind into ES.
+    /// The handler sets the flag it is given once the message is in the glue's hands (which
+    /// answers it whatever happens next). An AUTH message it did not hand over (it panicked
+    /// first, or had no glue yet) is allowed here rather than left for ES to kill the client
+    /// over.
     pub fn new(
         own_token: AuditToken,
-        handler: impl Fn(NonNull<es_message_t>) + 'static,
+        handler: impl Fn(NonNull<es_message_t>, &Cell<bool>) + 'static,
     ) -> Result<ClientOwner, NewClientError> {
         let block: RcBlock<dyn Fn(NonNull<es_client_t>, NonNull<es_message_t>)> = RcBlock::new(
             move |client: NonNull<es_client_t>, message: NonNull<es_message_t>| {
-                if catch_unwind(AssertUnwindSafe(|| handler(message))).is_err() {
-                    // The glue answers every AUTH message before anything that could panic;
-                    // should that fail, allow rather than leave ES to kill the client.
+                let handed_over = Cell::new(false);
+                // A panic must not unwind into ES; what it left unanswered is answered below.
+                let _ = catch_unwind(AssertUnwindSafe(|| handler(message, &handed_over)));
+                if !handed_over.get() {
                     // SAFETY: both pointers are the live ones ES passed to this call.
                     unsafe { answer_unhandled(client, message) };
                 }
@@ -190,7 +195,8 @@ impl Drop for ClientOwner {
     }
 }
 
-/// The last resort of the handler block: allow an AUTH message the glue did not take.
+/// The last resort of the handler block: allow an AUTH message the glue did not take (a
+/// notification needs nothing).
 ///
 /// # Safety
 /// `client` and `message` must be the live pointers ES passed to the handler block.

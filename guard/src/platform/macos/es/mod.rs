@@ -272,15 +272,19 @@ fn client_thread(
     } = setup;
     let slot: Arc<OnceLock<Arc<Glue>>> = Arc::default();
     let handler_slot = slot.clone();
-    let owner = ClientOwner::new(token, move |raw| {
+    let owner = ClientOwner::new(token, move |raw, handed_over| {
+        let Some(glue) = handler_slot.get() else {
+            // Subscribed only after the glue is set, so this cannot happen; if it did, the
+            // block allows an AUTH message.
+            return;
+        };
         // SAFETY: `raw` is the message ES passed to the handler block, live for this call.
         let retained = unsafe { client::RetainedMessage::retain(raw) };
         // SAFETY: as above; endpoint-sec's view retains it again for its own lifetime.
         let view = unsafe { Message::from_raw(raw) };
-        let Some(glue) = handler_slot.get() else {
-            return; // subscribed only after the glue is set: cannot happen
-        };
         if let Some(incoming) = convert::incoming(&view, retained, timebase) {
+            // The glue puts an AUTH message under its PendingAuth first thing.
+            handed_over.set(true);
             glue.on_message(incoming);
         }
     });

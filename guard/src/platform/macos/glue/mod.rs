@@ -167,54 +167,69 @@ impl<C: EsClient> ClientGlue<C> {
 
     /// Handle one message on the ES thread. Returns once it is answered or handed to a worker.
     pub fn on_message(&self, m: Incoming<C::Message>) {
-        let dropped = self.seq.lock().unwrap_or_else(|e| e.into_inner()).note(
-            m.kind,
-            m.seq_num,
-            m.global_seq_num,
-        );
-        if dropped > 0 {
-            self.sensor.counters.dropped_events(dropped);
-            tracing::warn!(dropped, kind = ?m.kind, "Endpoint Security dropped events");
-        }
         let handler = &self.sensor.handler;
         match m.body {
-            Body::Fork { child } => handler.on_fork(&m.process, &child, m.at_ns),
-            Body::Exec { target, argv } => handler.on_exec(&target, &argv, m.at_ns),
-            Body::Exit => handler.on_exit(&m.process, m.at_ns),
+            Body::Fork { child } => {
+                self.note_seq(m.kind, m.seq_num, m.global_seq_num);
+                handler.on_fork(&m.process, &child, m.at_ns)
+            }
+            Body::Exec { target, argv } => {
+                self.note_seq(m.kind, m.seq_num, m.global_seq_num);
+                handler.on_exec(&target, &argv, m.at_ns)
+            }
+            Body::Exit => {
+                self.note_seq(m.kind, m.seq_num, m.global_seq_num);
+                handler.on_exit(&m.process, m.at_ns)
+            }
             Body::Auth {
                 message,
                 plan,
                 instigator,
                 request,
             } => {
+                // The message is in a PendingAuth before anything else is done with it: from
+                // here on, whatever happens, dropping it answers it.
+                let is_open = match &request {
+                    Ok(request) => request.is_open(),
+                    Err(unreadable) => unreadable.is_open,
+                };
+                let pending = Arc::new(PendingAuth::new(
+                    self.client.clone(),
+                    message,
+                    is_open,
+                    handler.fail_closed(),
+                    self.sensor.counters.clone(),
+                    self.sensor.in_flight.clone(),
+                ));
+                self.note_seq(m.kind, m.seq_num, m.global_seq_num);
                 let actor = instigator.unwrap_or(m.process);
-                self.authorize(actor, m.at_ns, message, plan, request);
+                self.authorize(pending, actor, m.at_ns, plan, request);
             }
+        }
+    }
+
+    fn note_seq(&self, kind: EsEventKind, seq: Option<u64>, global: Option<u64>) {
+        let dropped = self
+            .seq
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(kind, seq, global);
+        if dropped > 0 {
+            self.sensor.counters.dropped_events(dropped);
+            tracing::warn!(dropped, ?kind, "Endpoint Security dropped events");
         }
     }
 
     fn authorize(
         &self,
+        pending: Arc<PendingAuth<C>>,
         actor: ActorFacts,
         at_ns: u64,
-        message: C::Message,
         plan: DeadlinePlan,
         request: Result<EsRequest, Unreadable>,
     ) {
         let sensor = &self.sensor;
         let handler = &sensor.handler;
-        let is_open = match &request {
-            Ok(request) => request.is_open(),
-            Err(unreadable) => unreadable.is_open,
-        };
-        let pending = Arc::new(PendingAuth::new(
-            self.client.clone(),
-            message,
-            is_open,
-            handler.fail_closed(),
-            sensor.counters.clone(),
-            sensor.in_flight.clone(),
-        ));
         if sensor.stopping.load(Ordering::Acquire) {
             if handler.known(&actor, at_ns) == Known::Agent {
                 pending.mark_agent();
