@@ -47,6 +47,7 @@ fn exec(argv: &[&str]) -> Action {
     Action::Exec {
         path: PathBuf::from(GIT),
         argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
     }
 }
 

@@ -35,6 +35,10 @@ pub(super) fn denial(
                 .unwrap_or(("this command", "the policy forbids it"));
             format!("agent-guard blocked `{display}`: {why}")
         }
+        // A glob names the places the user's own tools run later without reading them.
+        RuleId::ReadonlyZone if z.contains('*') => format!(
+            "agent-guard blocked this {op} of {p}: files matching {z} are read-only for AI agents, because the user's own tools run them later without the user reading them; read it if you need to, and ask the user to make the change"
+        ),
         RuleId::ReadonlyZone => format!(
             "agent-guard blocked this {op} of {p}: {z} is read-only for AI agents; read it if you need to, and ask the user to make the change"
         ),

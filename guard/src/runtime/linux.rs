@@ -190,6 +190,10 @@ impl Judge for AgentTree {
             .collect()
     }
 
+    fn moved_tree_probes(&self, to: &Path) -> Vec<PathBuf> {
+        crate::engine::moved_tree_probes(&self.runtime.policy.load(), to)
+    }
+
     fn start_in_supervisor(&self) {
         self.runtime.start_background();
     }

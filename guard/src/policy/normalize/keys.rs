@@ -4,17 +4,17 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use globset::{GlobMatcher, GlobSet};
+use globset::{GlobMatcher, GlobSet, GlobSetBuilder};
 
 use super::override_too_broad;
 use super::paths::Normalizer;
 use super::Platform;
 use super::{parse_duration, parse_rfc3339, DEFAULT_MAX_OVERRIDE_TTL, INTERPRETERS};
 use crate::policy::file::{
-    ExecRuleEntry, Expiry, OverrideEntry, PolicyFile, ProtectedZoneEntry, RetentionEntry, StringOr,
-    TrustedToolEntry,
+    ExecRuleEntry, Expiry, OverrideEntry, PolicyFile, ProtectedZoneEntry, ReadonlyZoneEntry,
+    RetentionEntry, StringOr, TrustedToolEntry,
 };
-use crate::policy::zones::{Zone, ZoneIndex, ZoneKind};
+use crate::policy::zones::{PatternZone, PatternZones, Zone, ZoneIndex, ZoneKind};
 use crate::policy::{ExecRule, PolicyError, RunBy, TrustedTool};
 use crate::vocab::path::clean;
 use crate::vocab::{Grant, OpSet};
@@ -99,7 +99,7 @@ impl Normalizer<'_> {
         Ok(normalized)
     }
 
-    /// `readonly_zones` and `secret_zones`: plain roots.
+    /// `secret_zones`: plain roots.
     pub(super) fn plain_zones(
         &self,
         list: &Option<Vec<String>>,
@@ -119,6 +119,79 @@ impl Normalizer<'_> {
             }
         }
         Ok(normalized)
+    }
+
+    /// `readonly_zones`: roots (with carve-outs) go to the zone index; entries that are globs
+    /// (`**/.git/hooks/**`, `~/.local/lib/python*/site-packages/*.pth`) become pattern zones.
+    pub(super) fn readonly_zones(
+        &self,
+        file: &PolicyFile,
+        zones: &mut Vec<Zone>,
+    ) -> Result<(Vec<StringOr<ReadonlyZoneEntry>>, PatternZones), PolicyError> {
+        let mut normalized = Vec::new();
+        let mut builder = GlobSetBuilder::new();
+        let mut owner = Vec::new();
+        let mut patterns = Vec::new();
+        let entries = file.readonly_zones.clone().unwrap_or_default();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let entry: ReadonlyZoneEntry = entry.into_object();
+            let key = format!("readonly_zones[{i}]");
+            let mut except_patterns = Vec::new();
+            for (j, pattern) in entry.except.iter().enumerate() {
+                except_patterns.extend(self.glob_patterns(pattern, &format!("{key}.except[{j}]"))?);
+            }
+            let except = self.glob_set(&except_patterns, &format!("{key}.except"))?;
+            let object = |path: String| {
+                if except_patterns.is_empty() && entry.except_tools.is_empty() {
+                    StringOr::String(path)
+                } else {
+                    StringOr::Object(ReadonlyZoneEntry {
+                        path,
+                        except: except_patterns.clone(),
+                        except_tools: entry.except_tools.clone(),
+                    })
+                }
+            };
+            if !entry.path.contains(['*', '?', '[', '{']) {
+                if !entry.except_tools.is_empty() {
+                    return Err(self.invalid(
+                        format!("{key}.except_tools"),
+                        "only a glob entry (like \"**/.git\") may name tools that write there",
+                    ));
+                }
+                for root in self.zone_paths(&entry.path, &key)? {
+                    normalized.push(object(root.display().to_string()));
+                    zones.push(Zone {
+                        kind: ZoneKind::Readonly,
+                        root,
+                        except: except.clone(),
+                    });
+                }
+                continue;
+            }
+            for glob in self.glob_patterns(&entry.path, &format!("{key}.path"))? {
+                builder.add(
+                    self.glob(&glob, &format!("{key}.path"), false)?
+                        .glob()
+                        .clone(),
+                );
+                owner.push(patterns.len());
+                normalized.push(object(glob.clone()));
+                patterns.push(PatternZone {
+                    pattern: glob,
+                    except: except.clone(),
+                    except_tools: entry.except_tools.clone(),
+                });
+            }
+        }
+        let set = if patterns.is_empty() {
+            None
+        } else {
+            Some(builder.build().map_err(|e| {
+                self.invalid("readonly_zones", format!("the globs do not compile: {e}"))
+            })?)
+        };
+        Ok((normalized, PatternZones::new(set, owner, patterns)))
     }
 
     /// `temporary_overrides`: grants with ids `policy:N`, never over `/`, a home or a zone root.
@@ -391,10 +464,20 @@ impl Normalizer<'_> {
                 "expected one sentence that tells the agent why",
             ));
         }
+        // git reads its command line its own way; a git rule's option tokens are put in the
+        // canonical form commands are matched in (`-f` is `--force`), by the options of the
+        // subcommand the rule names first.
+        let git_subcommand = (rule.program == "git")
+            .then(|| rule.args.first().cloned())
+            .flatten();
+        let canonical = |pattern: &str| match &git_subcommand {
+            Some(first) => crate::git::grammar::canonical_pattern(first, pattern),
+            None => pattern.to_string(),
+        };
         let compile = |list: &[String], field: &str| -> Result<Vec<GlobMatcher>, PolicyError> {
             list.iter()
                 .enumerate()
-                .map(|(j, a)| self.glob(a, &format!("{key}.{field}[{j}]"), false))
+                .map(|(j, a)| self.glob(&canonical(a), &format!("{key}.{field}[{j}]"), false))
                 .collect()
         };
         let mut unless_run_by = Vec::new();

@@ -19,7 +19,7 @@ use crate::platform::macos::api::EsEventKind;
 use crate::platform::macos::deadline::{self, Timebase};
 use crate::platform::macos::facts::{ActorFacts, ProcessIdentity, SigningInfo};
 use crate::platform::macos::glue::{Body, Incoming, Unreadable};
-use crate::platform::macos::mapping::{EsDestination, EsRequest};
+use crate::platform::macos::mapping::{node_kind, EsDestination, EsRequest};
 use crate::platform::macos::sys;
 
 use super::client::{kind_of, RetainedMessage};
@@ -114,11 +114,12 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
             source_mode: mode_of(&e.source()),
             destination: match e.destination()? {
                 EventRenameDestinationFile::ExistingFile { file, .. } => existing(&file)?,
+                // The new name is the source's entry under another name.
                 EventRenameDestinationFile::NewPath {
                     directory,
                     filename,
                     ..
-                } => new_path(&directory, filename)?,
+                } => new_path(&directory, filename, mode_of(&e.source()))?,
                 _ => return None,
             },
         },
@@ -140,8 +141,9 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
                 EventCreateDestinationFile::NewPath {
                     directory,
                     filename,
+                    mode,
                     ..
-                } => new_path(&directory, filename)?,
+                } => new_path(&directory, filename, u32::from(mode))?,
                 _ => return None,
             },
         },
@@ -179,10 +181,11 @@ fn existing(file: &File<'_>) -> Option<EsDestination> {
     Some(EsDestination::ExistingFile(path_of(file)?))
 }
 
-fn new_path(directory: &File<'_>, name: &OsStr) -> Option<EsDestination> {
+fn new_path(directory: &File<'_>, name: &OsStr, mode: u32) -> Option<EsDestination> {
     Some(EsDestination::NewPath {
         dir: path_of(directory)?,
         name: name.to_os_string(),
+        kind: node_kind(mode),
     })
 }
 

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use crate::platform::macos::facts::ProcessIdentity;
 use crate::vocab::path::clean;
-use crate::vocab::{Action, OpenFlags};
+use crate::vocab::{Action, NodeKind, OpenFlags};
 
-pub use request::{fflag, mode_is_dir, EsDestination, EsRequest};
+pub use request::{fflag, mode_is_dir, node_kind, EsDestination, EsRequest};
 
 /// What the mapping needs to know about the daemon itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             let mut actions = vec![Action::Exec {
                 path: clean(target),
                 argv: exec_argv(target, args, program.as_deref()),
+                env: Vec::new(),
             }];
             // For `#!` files ES's target is the interpreter; the script is what is really run,
             // and reading it is what a secret zone forbids.
@@ -73,11 +74,11 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             source_mode,
             destination,
         } => {
-            let (to, dest_exists) = destination_path(destination);
+            let (to, new_kind) = destination_path(destination);
             vec![Action::Rename {
                 from: clean(source),
                 to,
-                dest_exists,
+                dest_exists: new_kind.is_none(),
                 source_is_dir: mode_is_dir(*source_mode),
             }]
         }
@@ -97,18 +98,17 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             to: join_name(target_dir, target_name),
         }],
         EsRequest::Create { destination } => {
-            let (path, exists) = destination_path(destination);
-            if exists {
+            let (path, kind) = destination_path(destination);
+            match kind {
+                Some(kind) => vec![Action::Create { path, kind }],
                 // Creating over an existing entry rewrites it: ask as a truncating write.
-                vec![Action::Open {
+                None => vec![Action::Open {
                     path,
                     flags: OpenFlags {
                         create: true,
                         ..REWRITE
                     },
-                }]
-            } else {
-                vec![Action::Create { path }]
+                }],
             }
         }
         EsRequest::Clone {
@@ -124,6 +124,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
             // ... and the creation of a new entry.
             Action::Create {
                 path: join_name(target_dir, target_name),
+                kind: NodeKind::File,
             },
         ],
         EsRequest::CopyFile {
@@ -139,6 +140,7 @@ pub fn actions_for(request: &EsRequest, ctx: &MappingContext) -> Vec<Action> {
                 },
                 None => Action::Create {
                     path: join_name(target_dir, target_name),
+                    kind: NodeKind::File,
                 },
             };
             vec![
@@ -220,10 +222,11 @@ pub fn open_flags(fflag: i32) -> OpenFlags {
     }
 }
 
-fn destination_path(destination: &EsDestination) -> (PathBuf, bool) {
+/// The path a create names, and what a new entry will be (`None`: an existing file is replaced).
+fn destination_path(destination: &EsDestination) -> (PathBuf, Option<NodeKind>) {
     match destination {
-        EsDestination::ExistingFile(path) => (clean(path), true),
-        EsDestination::NewPath { dir, name } => (join_name(dir, name), false),
+        EsDestination::ExistingFile(path) => (clean(path), None),
+        EsDestination::NewPath { dir, name, kind } => (join_name(dir, name), Some(*kind)),
     }
 }
 

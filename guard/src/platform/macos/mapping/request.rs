@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::platform::macos::facts::ProcessIdentity;
+use crate::vocab::NodeKind;
 
 /// `fflag` bits of AUTH_OPEN. ES reports the kernel's file flags (`FFLAGS(oflag)`, i.e. the
 /// `open(2)` flags plus one), so read-only is `FREAD` and write is `FWRITE`, while the creation
@@ -32,8 +33,24 @@ pub fn mode_is_dir(st_mode: u32) -> bool {
 pub enum EsDestination {
     /// An entry already exists there and would be replaced.
     ExistingFile(PathBuf),
-    /// Nothing exists yet: the directory and the name to be made in it.
-    NewPath { dir: PathBuf, name: OsString },
+    /// Nothing exists yet: the directory and the name to be made in it, and what it will be (from
+    /// the new entry's mode).
+    NewPath {
+        dir: PathBuf,
+        name: OsString,
+        kind: NodeKind,
+    },
+}
+
+/// What a new entry of `mode` (`st_mode` bits, as ES reports it) is.
+pub fn node_kind(mode: u32) -> NodeKind {
+    match mode & S_IFMT {
+        S_IFDIR => NodeKind::Directory,
+        0o120000 => NodeKind::Symlink,
+        0o020000 | 0o060000 => NodeKind::Device,
+        0o010000 | 0o140000 => NodeKind::Special,
+        _ => NodeKind::File,
+    }
 }
 
 /// One AUTH message in plain values.

@@ -1,6 +1,7 @@
 //! The mapping of each ES request kind to the engine's questions.
 
 use super::*;
+use crate::vocab::NodeKind;
 
 const GUARD: ProcessIdentity = ProcessIdentity {
     pid: 77,
@@ -44,6 +45,7 @@ fn rename_to_new_path_joins_dir_and_name() {
             destination: EsDestination::NewPath {
                 dir: p("/Users/me/.Trash"),
                 name: "proj".into(),
+                kind: NodeKind::Directory,
             },
         },
         &CTX,
@@ -67,6 +69,7 @@ fn a_hostile_filename_cannot_climb_out_of_its_directory_unseen() {
             destination: EsDestination::NewPath {
                 dir: p("/tmp/x"),
                 name: "../../Users/me/src/f".into(),
+                kind: NodeKind::File,
             },
         },
         &CTX,
@@ -74,7 +77,8 @@ fn a_hostile_filename_cannot_climb_out_of_its_directory_unseen() {
     assert_eq!(
         actions,
         vec![Action::Create {
-            path: p("/Users/me/src/f")
+            path: p("/Users/me/src/f"),
+            kind: NodeKind::File
         }]
     );
 }
@@ -138,7 +142,8 @@ fn exec_keeps_args_and_asks_about_the_script() {
         vec![
             Action::Exec {
                 path: p("/bin/sh"),
-                argv: vec!["sh".into(), "/Users/me/.ssh/run.sh".into()]
+                argv: vec!["sh".into(), "/Users/me/.ssh/run.sh".into()],
+                env: Vec::new(),
             },
             Action::Open {
                 path: p("/Users/me/.ssh/run.sh"),
@@ -204,12 +209,16 @@ fn truncate_link_and_create() {
             &EsRequest::Create {
                 destination: EsDestination::NewPath {
                     dir: p("/ro"),
-                    name: "new".into()
+                    name: "new".into(),
+                    kind: NodeKind::Directory,
                 }
             },
             &CTX
         ),
-        vec![Action::Create { path: p("/ro/new") }]
+        vec![Action::Create {
+            path: p("/ro/new"),
+            kind: NodeKind::Directory
+        }]
     );
     let over = actions_for(
         &EsRequest::Create {
@@ -239,7 +248,10 @@ fn clone_and_copyfile_read_the_source_and_write_the_target() {
                 path: p("/Users/me/.aws/credentials"),
                 flags: OpenFlags::READ
             },
-            Action::Create { path: p("/tmp/c") },
+            Action::Create {
+                path: p("/tmp/c"),
+                kind: NodeKind::File
+            },
         ]
     );
     let over = actions_for(
@@ -263,7 +275,13 @@ fn clone_and_copyfile_read_the_source_and_write_the_target() {
         },
         &CTX,
     );
-    assert_eq!(new[1], Action::Create { path: p("/ro/n") });
+    assert_eq!(
+        new[1],
+        Action::Create {
+            path: p("/ro/n"),
+            kind: NodeKind::File
+        }
+    );
 }
 
 #[test]
@@ -392,7 +410,7 @@ fn exec_of(target: &str, argv: &[&str], program: Option<&str>) -> Vec<String> {
         &CTX,
     );
     match &actions[..] {
-        [Action::Exec { argv, path }] => {
+        [Action::Exec { argv, path, .. }] => {
             assert_eq!(path, &p(target), "the real executable stays in the record");
             argv.clone()
         }
@@ -424,4 +442,13 @@ fn a_renamed_platform_binary_is_asked_about_as_the_program_it_is() {
     assert_eq!(exec_of("/tmp/x", &["x", "list"], None), vec!["x", "list"]);
     // No argv at all (execve with an empty argv): the program name is the only argument.
     assert_eq!(exec_of("/tmp/x", &[], Some("launchctl")), vec!["launchctl"]);
+}
+
+#[test]
+fn a_new_entry_is_what_its_mode_says() {
+    assert_eq!(node_kind(S_IFDIR | 0o755), NodeKind::Directory);
+    assert_eq!(node_kind(0o120777), NodeKind::Symlink);
+    assert_eq!(node_kind(0o020666), NodeKind::Device);
+    assert_eq!(node_kind(0o140755), NodeKind::Special);
+    assert_eq!(node_kind(S_IFREG | 0o644), NodeKind::File);
 }

@@ -40,6 +40,7 @@ fn git_stash_may_reset_the_tree_it_saved_and_the_agent_may_not() {
     let reset = Action::Exec {
         path: PathBuf::from(git),
         argv: args(&["git", "reset", "--hard", "-q"]),
+        env: Vec::new(),
     };
     let apple_git = SigningInfo {
         signing_id: Some("com.apple.git".into()),

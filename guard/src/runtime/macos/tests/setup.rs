@@ -51,6 +51,7 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
     ] {
         let create = Action::Create {
             path: PathBuf::from(spool),
+            kind: crate::engine::NodeKind::File,
         };
         assert_eq!(decide(create), Verdict::Allow, "{spool}");
     }
