@@ -270,7 +270,7 @@ impl<C: EsClient> ClientGlue<C> {
                     at_ns,
                     events,
                 });
-                if sensor.pool.submit(job).is_err() {
+                if sensor.pool.submit_background(job).is_err() {
                     sensor.counters.dropped_record();
                 }
             }

@@ -23,6 +23,8 @@ type Queue = Receiver<Box<dyn Job>>;
 struct Shared {
     queue: Mutex<Queue>,
     name: String,
+    /// Jobs submitted and not yet taken by a worker.
+    queued: AtomicUsize,
     live: AtomicUsize,
     replaced: AtomicU64,
     /// Notified when a worker exits, for [`WorkerPool::shutdown`].
@@ -32,6 +34,7 @@ struct Shared {
 /// The workers and their queue.
 pub struct WorkerPool {
     jobs: Mutex<Option<SyncSender<Box<dyn Job>>>>,
+    capacity: usize,
     shared: Arc<Shared>,
 }
 
@@ -42,6 +45,7 @@ impl WorkerPool {
         let shared = Arc::new(Shared {
             queue: Mutex::new(rx),
             name: name.to_string(),
+            queued: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
             exited: (Mutex::new(()), Condvar::new()),
@@ -51,6 +55,7 @@ impl WorkerPool {
         }
         Ok(WorkerPool {
             jobs: Mutex::new(Some(tx)),
+            capacity,
             shared,
         })
     }
@@ -62,9 +67,23 @@ impl WorkerPool {
         let Some(tx) = jobs.as_ref() else {
             return Err(job);
         };
-        tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+        // Counted before the send, so that a worker never takes a job not yet counted.
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        tx.try_send(job).map_err(|e| {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+            }
         })
+    }
+
+    /// [`WorkerPool::submit`] for work that answers nobody (a record): refused while half the
+    /// queue is taken, so that it never crowds out a decision.
+    pub fn submit_background(&self, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
+        if self.shared.queued.load(Ordering::Acquire) >= self.capacity / 2 {
+            return Err(job);
+        }
+        self.submit(job)
     }
 
     /// Workers alive now.
@@ -114,6 +133,7 @@ fn work(shared: Arc<Shared>) {
         let Ok(mut job) = next else {
             break; // the pool stopped and the queue is empty
         };
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
         if catch_unwind(AssertUnwindSafe(|| job.run())).is_ok() {
             continue;
         }
@@ -276,5 +296,42 @@ mod tests {
         // A stopped pool takes nothing.
         assert!(pool.shutdown(Duration::from_secs(5)));
         assert!(pool.submit(probe(4, false, &done)).is_err());
+    }
+
+    #[test]
+    fn background_work_never_takes_the_second_half_of_the_queue() {
+        let pool = WorkerPool::start("test-pool", 1, 4).unwrap();
+        let (done, results) = mpsc::channel();
+        let gate = Arc::new(Gate::default());
+        pool.submit(gated(1, &gate, 2, &done))
+            .map_err(|_| ())
+            .unwrap();
+        while *gate.inside.lock().unwrap() == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        // The worker is busy; the queue (4) takes two background jobs, then only decisions.
+        pool.submit_background(probe(2, false, &done))
+            .map_err(|_| ())
+            .unwrap();
+        pool.submit_background(probe(3, false, &done))
+            .map_err(|_| ())
+            .unwrap();
+        assert!(pool.submit_background(probe(4, false, &done)).is_err());
+        pool.submit(probe(5, false, &done)).map_err(|_| ()).unwrap();
+        pool.submit(probe(6, false, &done)).map_err(|_| ()).unwrap();
+        assert!(pool.submit(probe(7, false, &done)).is_err(), "now full");
+        gate.meet(2, Duration::ZERO);
+        let mut got: Vec<u32> = (0..5)
+            .map(|_| {
+                results
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3, 5, 6]);
+        // Drained: background work is taken again.
+        assert!(pool.submit_background(probe(8, false, &done)).is_ok());
     }
 }
