@@ -21,6 +21,9 @@ use crate::vocab::time::rfc3339_from_secs as rfc3339;
 /// The pending requests and active grants at `now`.
 pub struct Listing {
     pub requests: Vec<Result<(Request, Described), OverrideError>>,
+    /// Spool files past the rate limit ([`super::RateLimit::admit`]): not shown in full and
+    /// not approvable until earlier requests are decided.
+    pub held: Vec<(Request, String)>,
     pub grants: Vec<StoredGrant>,
     pub now: u64,
 }
@@ -62,17 +65,23 @@ impl Listing {
             .map(|outcome| outcome.records)
             .unwrap_or_default();
         let grants = store.load()?;
-        let requests = pending
+        let (readable, unreadable): (Vec<_>, Vec<_>) = pending.into_iter().partition(Result::is_ok);
+        let (shown, held) =
+            super::RateLimit::DEFAULT.admit(readable.into_iter().flatten().collect());
+        let mut requests: Vec<Result<(Request, Described), OverrideError>> = shown
             .into_iter()
-            .map(|entry| {
-                entry.map(|r| {
-                    let described = describe(&r, policy, homes, &denials, &store);
-                    (r, described)
-                })
+            .map(|r| {
+                let described = describe(&r, policy, homes, &denials, &store);
+                Ok((r, described))
             })
             .collect();
+        requests.extend(unreadable.into_iter().filter_map(Result::err).map(Err));
         Ok(Listing {
             requests,
+            held: held
+                .into_iter()
+                .map(|(r, why)| (r, why.to_string()))
+                .collect(),
             grants: grants
                 .grants
                 .into_iter()
@@ -110,7 +119,16 @@ impl Listing {
                 v
             })
             .collect();
-        json!({"requests": requests, "grants": grants})
+        let held: Vec<Value> = self
+            .held
+            .iter()
+            .map(|(r, why)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["held_back"] = json!(why);
+                v
+            })
+            .collect();
+        json!({"requests": requests, "held": held, "grants": grants})
     }
 
     /// The listing for a human: a few lines per request, one per grant.
@@ -120,6 +138,23 @@ impl Listing {
             match d {
                 Ok((r, desc)) => write_request(out, r, desc)?,
                 Err(e) => writeln!(out, "  (unreadable) {}", printable(&e.to_string()))?,
+            }
+        }
+        if !self.held.is_empty() {
+            writeln!(
+                out,
+                "Held back by the rate limit: {} (shown once earlier requests are decided)",
+                self.held.len()
+            )?;
+            for (r, why) in &self.held {
+                writeln!(
+                    out,
+                    "  {}  {}  {}: {}",
+                    r.id,
+                    r.op_set(),
+                    printable(&r.path.display().to_string()),
+                    printable(why)
+                )?;
             }
         }
         writeln!(out, "Active grants: {}", self.grants.len())?;
@@ -142,17 +177,13 @@ impl Listing {
 fn write_request(out: &mut dyn Write, r: &Request, desc: &Described) -> io::Result<()> {
     writeln!(
         out,
-        "  {}  {}  {}  for {}  filed {}{}",
+        "  {}  {}  {}  for {}  filed {} by {}",
         r.id,
         r.op_set(),
         printable(&r.path.display().to_string()),
         human_duration(r.ttl_secs),
-        rfc3339(r.created_at),
-        r.requester
-            .agent
-            .as_deref()
-            .map(|a| format!(" by agent {}", printable(a)))
-            .unwrap_or_default()
+        rfc3339(r.arrived_at),
+        printable(&r.requester.rate_key())
     )?;
     writeln!(out, "      reason: {}", printable(&r.reason))?;
     if let Some((kind, root)) = &desc.zone {

@@ -39,8 +39,8 @@ pub use listing::{approve_command, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
 pub use request::{
-    file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal, Request,
-    RequestInput, RequestSpec, Requester, Validated,
+    file_request, parse_ops, parse_ttl, rate_key, request_from, resolve_path, validate, Refusal,
+    Request, RequestInput, RequestSpec, Requester, Validated,
 };
 pub use spool::load_pending;
 pub use store::{GrantFile, GrantStore, StoredGrant};
@@ -75,6 +75,8 @@ pub enum OverrideError {
     NoSuchGrant { id: String },
     #[error("override request {id} cannot be decided: {why}; ask the agent to file a new request")]
     Tampered { id: String, why: String },
+    #[error("override request {id} is held back by the rate limit ({why}); decide the earlier requests first")]
+    HeldBack { id: String, why: String },
     #[error("{id:?} is not an override id: expected r- and hex digits, like r-1a2b3c4d")]
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]

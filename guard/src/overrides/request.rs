@@ -36,11 +36,19 @@ pub struct Requester {
 }
 
 impl Requester {
-    /// The key the rate limit counts by: the agent, or the user when no agent is named.
+    /// The key the rate limit counts by: the agent the request names. Every request in the
+    /// spool counts as an agent's, one that names none included: the spool is agent-writable,
+    /// so no file in it can claim a human's origin (or a human's freedom from the limit).
     pub fn rate_key(&self) -> String {
-        self.agent
-            .clone()
-            .unwrap_or_else(|| format!("uid:{}", self.uid))
+        rate_key(self.agent.as_deref())
+    }
+}
+
+/// The rate-limit key of a request naming `agent` (see [`Requester::rate_key`]).
+pub fn rate_key(agent: Option<&str>) -> String {
+    match agent.filter(|a| !a.is_empty()) {
+        Some(agent) => format!("agent {agent}"),
+        None => "an agent that gave no name".to_string(),
     }
 }
 
@@ -63,11 +71,16 @@ pub struct Request {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
     pub requester: Requester,
-    /// The `request` event is already in the audit trail. An agent under the supervisor cannot
-    /// write the trail, so its requests are recorded by the next human command that lists or
-    /// decides them.
+    /// What the filing command says about the `request` event being in the audit trail. Only
+    /// the trail itself is believed (an agent writes this file): humans' commands look the id
+    /// up there, and record the request when it is missing.
     #[serde(default)]
     pub recorded: bool,
+    /// When the file appeared in the spool (unix seconds, its inode change time, which the
+    /// kernel sets and the file's writer cannot): the rate limit orders requests by it, never
+    /// by the `created_at` the file claims.
+    #[serde(skip)]
+    pub arrived_at: u64,
 }
 
 impl Request {
@@ -156,7 +169,7 @@ pub enum Refusal {
     EmptyReason,
     #[error("--reason: {0} characters is more than the {MAX_REASON_CHARS} allowed; say why in one or two sentences")]
     ReasonTooLong(usize),
-    #[error("--reason: control characters (escape sequences, newlines) are not allowed")]
+    #[error("--reason: control characters (escape sequences, newlines) and invisible ones (bidirectional overrides, zero-width spaces) are not allowed")]
     ReasonControl,
 }
 
@@ -237,7 +250,10 @@ pub fn validate(
     if chars > MAX_REASON_CHARS {
         return Err(Refusal::ReasonTooLong(chars));
     }
-    if reason.chars().any(char::is_control) {
+    if reason
+        .chars()
+        .any(|c| c.is_control() || crate::vocab::is_invisible(c))
+    {
         return Err(Refusal::ReasonControl);
     }
     let zone = [ZoneKind::Secret, ZoneKind::Readonly, ZoneKind::Protected]
@@ -283,6 +299,7 @@ pub fn file_request(
         denial_id,
         requester,
         recorded: false,
+        arrived_at: now,
     };
     for attempt in 0.. {
         let id = new_id(&spec.path, attempt);
@@ -424,6 +441,7 @@ mod tests {
                 cwd: None,
             },
             recorded: false,
+            arrived_at: created_at,
         }
     }
 
@@ -450,20 +468,20 @@ mod tests {
             request("r-1", "a", now - 600),
             request("r-2", "a", now - 500),
         ];
-        assert!(limit.check("a", &pending, &[], now).is_err());
-        assert!(limit.check("b", &pending, &[], now).is_ok());
+        assert!(limit.check("agent a", &pending, &[], now).is_err());
+        assert!(limit.check("agent b", &pending, &[], now).is_ok());
         // Two requests of b decided within the minute still count toward it.
         let decided: Vec<OverrideEvent> = ["r-3", "r-4"]
             .iter()
             .map(|id| request(id, "b", now - 10).event(OverrideEventKind::Deny, None, now))
             .collect();
         let err = limit
-            .check("b", &[], &decided, now)
+            .check("agent b", &[], &decided, now)
             .unwrap_err()
             .to_string();
         assert!(err.contains("in the last minute"), "{err}");
         // A minute later they do not.
-        assert!(limit.check("b", &[], &decided, now + 60).is_ok());
+        assert!(limit.check("agent b", &[], &decided, now + 60).is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
 use super::request::{Request, RequestSpec};
-use super::spool::{read_request, remove_request, write_request};
+use super::spool::{read_request, remove_request};
 use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;
 use crate::paths::Locations;
@@ -204,6 +204,19 @@ impl GrantStore {
     pub fn pending(&self, id: &str) -> Result<Request, OverrideError> {
         let request = read_request(&self.locations, id)?
             .ok_or_else(|| OverrideError::NoSuchRequest { id: id.to_string() })?;
+        // Held to the rate limit like every spool file: a request dropped into the spool past
+        // the limit is not shown, so it cannot be approved either.
+        let all: Vec<Request> = super::load_pending(&self.locations)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let (_, held) = super::RateLimit::DEFAULT.admit(all);
+        if let Some((_, why)) = held.iter().find(|(r, _)| r.id == id) {
+            return Err(OverrideError::HeldBack {
+                id: id.to_string(),
+                why: why.to_string(),
+            });
+        }
         let history: Vec<OverrideEvent> = super::read_recent_events(&self.locations, TRAIL_TAIL)?
             .into_iter()
             .filter(|e| e.id == id)
@@ -347,22 +360,36 @@ impl GrantStore {
     /// write the audit trail, and mark them recorded. Run by humans' commands and the supervisor.
     pub fn record_pending_requests(&self, now: u64) -> Result<usize, OverrideError> {
         let mut recorded = 0;
-        for request in super::load_pending(&self.locations)?.into_iter().flatten() {
-            if request.recorded {
+        let pending: Vec<Request> = super::load_pending(&self.locations)?
+            .into_iter()
+            .flatten()
+            .collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // The trail says what was recorded, never the agent-written file's `recorded` flag: a
+        // file claiming it would otherwise never be bound to what the human saw.
+        let in_trail = self.recorded_requests()?;
+        for request in pending {
+            if in_trail.contains(&request.id) {
                 continue;
             }
             record_override_event(
                 &self.locations,
                 &request.event(OverrideEventKind::Request, None, now),
             )?;
-            let marked = Request {
-                recorded: true,
-                ..request
-            };
-            write_request(&self.locations, &marked)?;
             recorded += 1;
         }
         Ok(recorded)
+    }
+
+    /// The ids whose `request` event is in the recent audit trail.
+    fn recorded_requests(&self) -> Result<std::collections::HashSet<String>, OverrideError> {
+        Ok(super::read_recent_events(&self.locations, TRAIL_TAIL)?
+            .into_iter()
+            .filter(|e| e.event == OverrideEventKind::Request)
+            .map(|e| e.id)
+            .collect())
     }
 
     fn record_decided(
@@ -374,7 +401,10 @@ impl GrantStore {
     ) {
         // The audit trail must not make a decision fail after the grant is published; a
         // request the trail has not seen yet is recorded first, so the trail stays complete.
-        if !request.recorded {
+        let in_trail = self
+            .recorded_requests()
+            .is_ok_and(|ids| ids.contains(&request.id));
+        if !in_trail {
             let _ = record_override_event(
                 &self.locations,
                 &request.event(OverrideEventKind::Request, None, request.created_at),
