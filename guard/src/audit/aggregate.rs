@@ -1,0 +1,232 @@
+//! Repeated denials of one agent session folded into one record with a count, so that a flood
+//! of denials (an agent looping over `unlink`, 150 000 in 8 seconds) cannot push the records
+//! that matter out of `denials.jsonl`'s rotation or the audit trail's retention.
+//!
+//! How: denials are keyed by session (the agent's pid), rule, operation, decision and a path
+//! pattern (the parent directory, `/home/me/src/app/*`). The first denial of a key is written
+//! in full at once (the hook explains it to the agent right away); the following ones within
+//! [`AGGREGATION_WINDOW_MS`] are only counted, and when the window ends one summary record says
+//! how many there were, when, and the pattern. A session that spreads its denials over more
+//! than [`MAX_KEYS_PER_SESSION`] directories in one window is folded by zone instead
+//! (`/home/me/src/**`), so the number of records a session can cause is bounded by rules,
+//! operations and zones, not by the names it makes up.
+//!
+//! Plain data: the caller passes the time in and writes what comes out. It must never do I/O.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::record::DenialRecord;
+use super::store::DecisionRecord;
+use crate::vocab::time::rfc3339_from_millis;
+use crate::vocab::{Decision, OpKind, RuleId};
+
+/// How long repeats of a first denial are counted before their summary is written.
+pub const AGGREGATION_WINDOW_MS: i64 = 10_000;
+
+/// Distinct directory patterns one session may have open in a window before its denials are
+/// folded by zone.
+pub const MAX_KEYS_PER_SESSION: usize = 32;
+
+/// What a summary record stands for: the denials after the first of its key within a window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeated {
+    /// How many denials this record stands for.
+    pub count: u64,
+    /// The paths they were about: a directory's entries (`/a/b/*`) or a zone (`/a/**`).
+    pub pattern: String,
+    /// RFC 3339 times of the first and last of them.
+    pub first: String,
+    pub last: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    agent_pid: i32,
+    agent: String,
+    rule: RuleId,
+    op: OpKind,
+    decision: Decision,
+    pattern: String,
+}
+
+struct Open {
+    /// When the key's first denial was written; the window ends `AGGREGATION_WINDOW_MS` later.
+    started_ms: i64,
+    count: u64,
+    first_ms: i64,
+    last_ms: i64,
+    /// The last repeat's records, the summaries' templates.
+    last: Option<(DenialRecord, Option<DecisionRecord>)>,
+    /// Whether this key counts against the session's directory budget.
+    fine: bool,
+}
+
+/// One window's summary: the denial log's record and the audit trail's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub denial: DenialRecord,
+    pub decision: Option<DecisionRecord>,
+}
+
+/// The aggregation state of one sensor.
+#[derive(Default)]
+pub struct DenialAggregator {
+    open: HashMap<Key, Open>,
+    /// Fine (per-directory) keys open per session.
+    fine_keys: HashMap<i32, usize>,
+    /// Summaries of windows that `offer` closed because a new one of their key began.
+    pending: Vec<Summary>,
+}
+
+impl DenialAggregator {
+    pub fn new() -> DenialAggregator {
+        DenialAggregator::default()
+    }
+
+    /// Offer one denial (with its audit row, if the trail keeps one) at `now_ms`. Returns
+    /// whether to write it now: `true` for the first of its key in a window, `false` when it
+    /// was counted into an open window. Summaries of windows that ended come out of
+    /// [`DenialAggregator::due`].
+    pub fn offer(
+        &mut self,
+        denial: &DenialRecord,
+        decision: Option<&DecisionRecord>,
+        now_ms: i64,
+    ) -> bool {
+        let fine = self.key(denial, true);
+        let key = if self.open.contains_key(&fine)
+            || self.fine_keys.get(&denial.agent_pid).copied().unwrap_or(0) < MAX_KEYS_PER_SESSION
+        {
+            fine
+        } else {
+            self.key(denial, false)
+        };
+        if let Some(open) = self.open.get_mut(&key) {
+            if now_ms < open.started_ms + AGGREGATION_WINDOW_MS {
+                if open.count == 0 {
+                    open.first_ms = now_ms;
+                }
+                open.count += 1;
+                open.last_ms = now_ms;
+                open.last = Some((denial.clone(), decision.cloned()));
+                return false;
+            }
+        }
+        // A new window (the old one, if any, is summarized by `due`, which runs first in a
+        // sensor's tick; closing it here keeps the count whole if it did not).
+        let is_fine = key.pattern == fine_pattern(&denial.path);
+        if let Some(old) = self.open.remove(&key) {
+            self.close_key(&key, &old);
+            if let Some(summary) = summarize(&key, old) {
+                self.pending.push(summary);
+            }
+        }
+        if is_fine {
+            *self.fine_keys.entry(denial.agent_pid).or_default() += 1;
+        }
+        self.open.insert(
+            key,
+            Open {
+                started_ms: now_ms,
+                count: 0,
+                first_ms: now_ms,
+                last_ms: now_ms,
+                last: None,
+                fine: is_fine,
+            },
+        );
+        true
+    }
+
+    /// Summaries of the windows that ended by `now_ms` (and of those closed early by a new
+    /// window of their key), oldest first.
+    pub fn due(&mut self, now_ms: i64) -> Vec<Summary> {
+        let ended: Vec<Key> = self
+            .open
+            .iter()
+            .filter(|(_, o)| now_ms >= o.started_ms + AGGREGATION_WINDOW_MS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = std::mem::take(&mut self.pending);
+        for key in ended {
+            if let Some(open) = self.open.remove(&key) {
+                self.close_key(&key, &open);
+                out.extend(summarize(&key, open));
+            }
+        }
+        out.sort_by_key(|s| s.denial.unix_millis());
+        out
+    }
+
+    /// Every summary still open (shutdown).
+    pub fn drain(&mut self) -> Vec<Summary> {
+        self.due(i64::MAX)
+    }
+
+    /// Denials counted and not yet summarized.
+    pub fn counted(&self) -> u64 {
+        self.open.values().map(|o| o.count).sum()
+    }
+
+    fn close_key(&mut self, key: &Key, open: &Open) {
+        if open.fine {
+            if let Some(n) = self.fine_keys.get_mut(&key.agent_pid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.fine_keys.remove(&key.agent_pid);
+                }
+            }
+        }
+    }
+
+    fn key(&self, d: &DenialRecord, fine: bool) -> Key {
+        Key {
+            agent_pid: d.agent_pid,
+            agent: d.ancestor.clone(),
+            rule: d.rule.clone(),
+            op: d.op,
+            decision: d.decision,
+            pattern: if fine {
+                fine_pattern(&d.path)
+            } else {
+                coarse_pattern(d)
+            },
+        }
+    }
+}
+
+/// `/a/b/c` → `/a/b/*`.
+fn fine_pattern(path: &str) -> String {
+    match Path::new(path).parent() {
+        Some(parent) if parent.as_os_str().len() > 1 => format!("{}/*", parent.display()),
+        _ => "/*".to_string(),
+    }
+}
+
+/// The zone's subtree (`/a/**`), or everything (`/**`) for denials without a zone.
+fn coarse_pattern(d: &DenialRecord) -> String {
+    match &d.zone {
+        Some(zone) if zone != "/" => format!("{zone}/**"),
+        _ => "/**".to_string(),
+    }
+}
+
+fn summarize(key: &Key, open: Open) -> Option<Summary> {
+    let (mut denial, mut decision) = open.last?;
+    let repeated = Repeated {
+        count: open.count,
+        pattern: key.pattern.clone(),
+        first: rfc3339_from_millis(open.first_ms),
+        last: rfc3339_from_millis(open.last_ms),
+    };
+    denial.repeated = Some(repeated);
+    if let Some(d) = decision.as_mut() {
+        d.count = open.count;
+        d.path = key.pattern.clone();
+        d.dest = None;
+    }
+    Some(Summary { denial, decision })
+}
