@@ -86,23 +86,24 @@ impl DenialAggregator {
         DenialAggregator::default()
     }
 
-    /// Offer one denial (with its audit row, if the trail keeps one) at `now_ms`. Returns
-    /// whether to write it now: `true` for the first of its key in a window, `false` when it
-    /// was counted into an open window. Summaries of windows that ended come out of
-    /// [`DenialAggregator::due`].
+    /// Offer one denial (with its audit row, if the trail keeps one) at `now_ms`. Hands them
+    /// back to be written now when it is the first of its key in a window; keeps them (as the
+    /// template of the window's summary) when it was counted into an open window. Summaries of
+    /// windows that ended come out of [`DenialAggregator::due`]. No copy is made either way:
+    /// under a flood this runs for every denied call.
     pub fn offer(
         &mut self,
-        denial: &DenialRecord,
-        decision: Option<&DecisionRecord>,
+        denial: DenialRecord,
+        decision: Option<DecisionRecord>,
         now_ms: i64,
-    ) -> bool {
-        let fine = self.key(denial, true);
+    ) -> Option<(DenialRecord, Option<DecisionRecord>)> {
+        let fine = self.key(&denial, true);
         let key = if self.open.contains_key(&fine)
             || self.fine_keys.get(&denial.agent_pid).copied().unwrap_or(0) < MAX_KEYS_PER_SESSION
         {
             fine
         } else {
-            self.key(denial, false)
+            self.key(&denial, false)
         };
         if let Some(open) = self.open.get_mut(&key) {
             if now_ms < open.started_ms + AGGREGATION_WINDOW_MS {
@@ -111,8 +112,8 @@ impl DenialAggregator {
                 }
                 open.count += 1;
                 open.last_ms = now_ms;
-                open.last = Some((denial.clone(), decision.cloned()));
-                return false;
+                open.last = Some((denial, decision));
+                return None;
             }
         }
         // A new window (the old one, if any, is summarized by `due`, which runs first in a
@@ -138,7 +139,7 @@ impl DenialAggregator {
                 fine: is_fine,
             },
         );
-        true
+        Some((denial, decision))
     }
 
     /// Summaries of the windows that ended by `now_ms` (and of those closed early by a new
@@ -229,4 +230,106 @@ fn summarize(key: &Key, open: Open) -> Option<Summary> {
         d.dest = None;
     }
     Some(Summary { denial, decision })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::record::sample_record;
+
+    fn denial(path: &str, agent_pid: i32) -> DenialRecord {
+        DenialRecord {
+            path: path.into(),
+            agent_pid,
+            ..sample_record(path)
+        }
+    }
+
+    #[test]
+    fn repeats_in_a_window_become_one_summary_with_their_count() {
+        let mut agg = DenialAggregator::new();
+        assert!(
+            agg.offer(denial("/p/a/1", 1), None, 0).is_some(),
+            "the first is written"
+        );
+        for i in 2..=1000 {
+            assert!(agg
+                .offer(denial(&format!("/p/a/{i}"), 1), None, i)
+                .is_none());
+        }
+        // Another directory, session or rule is its own key.
+        assert!(agg.offer(denial("/p/b/1", 1), None, 5).is_some());
+        assert!(agg.offer(denial("/p/a/1", 2), None, 5).is_some());
+        assert!(agg.due(AGGREGATION_WINDOW_MS - 1).is_empty());
+        assert_eq!(agg.counted(), 999);
+        let due = agg.due(AGGREGATION_WINDOW_MS);
+        assert_eq!(due.len(), 1, "the keys with repeats: {due:?}");
+        let rep = due[0].denial.repeated.clone().unwrap();
+        assert_eq!(rep.count, 999);
+        assert_eq!(rep.pattern, "/p/a/*");
+        assert_eq!(due[0].denial.path, "/p/a/1000");
+        // The next one after the window is written in full again.
+        assert!(agg
+            .offer(denial("/p/a/x", 1), None, AGGREGATION_WINDOW_MS + 1)
+            .is_some());
+    }
+
+    #[test]
+    fn a_session_spreading_over_many_directories_is_folded_by_zone() {
+        let mut agg = DenialAggregator::new();
+        let mut written = 0;
+        for i in 0..100_000 {
+            if agg
+                .offer(denial(&format!("/p/d{i}/f"), 1), None, i / 100)
+                .is_some()
+            {
+                written += 1;
+            }
+        }
+        // One per directory up to the budget, then one for the zone.
+        assert_eq!(written, MAX_KEYS_PER_SESSION + 1);
+        let summaries = agg.drain();
+        let total: u64 = summaries
+            .iter()
+            .map(|s| s.denial.repeated.as_ref().unwrap().count)
+            .sum();
+        assert_eq!(total + written as u64, 100_000);
+        assert!(summaries
+            .iter()
+            .any(|s| s.denial.repeated.as_ref().unwrap().pattern == "/p/**"));
+    }
+
+    #[test]
+    fn the_audit_row_of_a_summary_counts_and_names_the_pattern() {
+        use crate::vocab::{Decision, Mode};
+        let row = DecisionRecord {
+            time_ms: 0,
+            agent: "claude".into(),
+            agent_pid: 1,
+            pid: 2,
+            start_key: 3,
+            exe: "/bin/rm".into(),
+            op: OpKind::Unlink,
+            path: "/p/a/2".into(),
+            dest: None,
+            zone: Some("/p".into()),
+            rule: Some(RuleId::ProtectedDelete),
+            verdict: Decision::Deny,
+            mode: Mode::Enforce,
+            policy_version: "v".into(),
+            argv: None,
+            count: 1,
+        };
+        let mut agg = DenialAggregator::new();
+        assert!(agg
+            .offer(denial("/p/a/1", 1), Some(row.clone()), 0)
+            .is_some());
+        assert!(agg
+            .offer(denial("/p/a/2", 1), Some(row.clone()), 1)
+            .is_none());
+        assert!(agg.offer(denial("/p/a/3", 1), Some(row), 2).is_none());
+        let s = agg.drain().pop().unwrap();
+        let d = s.decision.unwrap();
+        assert_eq!((d.count, d.path.as_str()), (2, "/p/a/*"));
+    }
 }

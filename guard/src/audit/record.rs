@@ -161,6 +161,14 @@ impl DenialRecord {
         if let Some(dest) = &r.dest {
             line.push_str(&format!(" -> {}", printable(dest)));
         }
+        if let Some(rep) = &r.repeated {
+            line.push_str(&format!(
+                " and {} more like it under {} until {}",
+                rep.count,
+                printable(&rep.pattern),
+                printable(&rep.last)
+            ));
+        }
         line.push_str(&format!(
             " [{}] by {} (pid {}) under {}: {}",
             printable(r.rule.as_str()),

@@ -187,10 +187,17 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
         }
     );
     for (i, d) in shown.iter().enumerate() {
-        let target = match &d.dest {
+        let mut target = match &d.dest {
             Some(dest) => format!("{} -> {}", printable(&d.path), printable(dest)),
             None => printable(&d.path),
         };
+        if let Some(rep) = &d.repeated {
+            target.push_str(&format!(
+                " (and {} more like it under {})",
+                rep.count,
+                printable(&rep.pattern)
+            ));
+        }
         text.push_str(&format!(
             "{}. {} {} (rule {}{}): {}\n",
             i + 1,

@@ -250,9 +250,8 @@ impl StoreSink {
                 id += 1;
                 decisions += 1;
             }
-            let mut id = next("overrides")?;
             let mut insert = tx.prepare_cached(INSERT_OVERRIDE)?;
-            for o in &batch.overrides {
+            for (id, o) in (next("overrides")?..).zip(&batch.overrides) {
                 let head = &mut heads[2];
                 let mut values = override_values(id, o);
                 let hash = chain::row_hash(head.head_hash.as_deref(), &values);
@@ -260,7 +259,6 @@ impl StoreSink {
                 insert.execute(params_from_iter(values))?;
                 head.head_id = id;
                 head.head_hash = Some(hash);
-                id += 1;
                 overrides += 1;
             }
         }

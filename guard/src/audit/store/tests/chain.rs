@@ -209,3 +209,85 @@ fn a_flood_never_pushes_a_denial_out_before_its_age() {
     assert_eq!(s.stats().allowed_dropped_full, 500);
     assert_eq!(breaks(&verify(&path)), Vec::<String>::new());
 }
+
+/// The second attack: two million denials and the retention tick. Folded by the
+/// aggregator as the runtime folds them, written through the real store whose retention runs
+/// by itself every 20 ms under a size limit: the marker denial and every denied call's count
+/// survive, and the chains hold.
+#[test]
+fn two_million_denials_and_the_retention_tick_keep_the_marker() {
+    use crate::audit::record::sample_record;
+    use crate::audit::DenialAggregator;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let now = now_ms();
+    let s = AuditStore::open(
+        &path,
+        AuditStoreConfig {
+            retention: Retention {
+                max_age: Some(Duration::from_secs(30 * 86_400)),
+                max_bytes: Some(256 * 1024),
+            },
+            retention_interval: Duration::from_millis(20),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut marker = decision(0, now - 60_000);
+    marker.path = "/a/proj/MARKER".into();
+    s.record_decision(marker);
+    for i in 0..5_000 {
+        s.record_decision(allowed(i, now - 50_000 + i as i64));
+    }
+    let mut agg = DenialAggregator::new();
+    let row = decision(0, now);
+    const N: i64 = 2_000_000;
+    // Two million denials in 8 seconds, over 500 directories.
+    for i in 0..N {
+        let t = now + i * 8_000 / N;
+        let path = format!("/a/proj/d{}/f{i}", i % 500);
+        let mut d = sample_record(&path);
+        d.agent_pid = 100;
+        let mut r = row.clone();
+        r.time_ms = t;
+        r.path = path;
+        if let Some((_, Some(r))) = agg.offer(d, Some(r), t) {
+            s.record_decision(r);
+        }
+        if i % 100_000 == 0 {
+            for summary in agg.due(t) {
+                s.record_decision(summary.decision.unwrap());
+            }
+        }
+    }
+    for summary in agg.drain() {
+        s.record_decision(summary.decision.unwrap());
+    }
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.flush().unwrap();
+    assert!(
+        s.stats().retention_deleted > 0,
+        "the tick ran: {:?}",
+        s.stats()
+    );
+    let conn = Connection::open(&path).unwrap();
+    let marker: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM decisions WHERE path = '/a/proj/MARKER'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(marker, 1, "the marker denial was removed");
+    let (rows, calls): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(count) FROM decisions WHERE agent_pid = 100 AND path != '/a/proj/MARKER'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(calls, N, "every denied call is counted");
+    assert!(rows < 5_000, "{rows} rows for one session's flood");
+    assert_eq!(breaks(&verify(&path)), Vec::<String>::new());
+}
