@@ -26,6 +26,10 @@ use crate::vocab::{Decision, OpKind, RuleId};
 /// How long repeats of a first denial are counted before their summary is written.
 pub const AGGREGATION_WINDOW_MS: i64 = 10_000;
 
+/// Denials of one key written in full in a window before the rest are counted: an agent that
+/// retries a denied command once or twice gets each explained as usual.
+pub const FULL_PER_WINDOW: u64 = 3;
+
 /// Distinct directory patterns one session may have open in a window before its denials are
 /// folded by zone.
 pub const MAX_KEYS_PER_SESSION: usize = 32;
@@ -55,6 +59,8 @@ struct Key {
 struct Open {
     /// When the key's first denial was written; the window ends `AGGREGATION_WINDOW_MS` later.
     started_ms: i64,
+    /// Denials of the window written in full (at most [`FULL_PER_WINDOW`]).
+    written: u64,
     count: u64,
     first_ms: i64,
     last_ms: i64,
@@ -106,6 +112,10 @@ impl DenialAggregator {
             self.key(&denial, false)
         };
         if let Some(open) = self.open.get_mut(&key) {
+            if now_ms < open.started_ms + AGGREGATION_WINDOW_MS && open.written < FULL_PER_WINDOW {
+                open.written += 1;
+                return Some((denial, decision));
+            }
             if now_ms < open.started_ms + AGGREGATION_WINDOW_MS {
                 if open.count == 0 {
                     open.first_ms = now_ms;
@@ -132,6 +142,7 @@ impl DenialAggregator {
             key,
             Open {
                 started_ms: now_ms,
+                written: 1,
                 count: 0,
                 first_ms: now_ms,
                 last_ms: now_ms,
@@ -248,24 +259,23 @@ mod tests {
     #[test]
     fn repeats_in_a_window_become_one_summary_with_their_count() {
         let mut agg = DenialAggregator::new();
-        assert!(
-            agg.offer(denial("/p/a/1", 1), None, 0).is_some(),
-            "the first is written"
-        );
-        for i in 2..=1000 {
-            assert!(agg
-                .offer(denial(&format!("/p/a/{i}"), 1), None, i)
-                .is_none());
+        for i in 1..=FULL_PER_WINDOW as i64 {
+            let first = agg.offer(denial(&format!("/p/a/{i}"), 1), None, i - 1);
+            assert!(first.is_some(), "the first are written");
+        }
+        for i in FULL_PER_WINDOW as i64 + 1..=1000 {
+            let counted = agg.offer(denial(&format!("/p/a/{i}"), 1), None, i);
+            assert!(counted.is_none(), "{i}");
         }
         // Another directory, session or rule is its own key.
         assert!(agg.offer(denial("/p/b/1", 1), None, 5).is_some());
         assert!(agg.offer(denial("/p/a/1", 2), None, 5).is_some());
         assert!(agg.due(AGGREGATION_WINDOW_MS - 1).is_empty());
-        assert_eq!(agg.counted(), 999);
+        assert_eq!(agg.counted(), 1000 - FULL_PER_WINDOW);
         let due = agg.due(AGGREGATION_WINDOW_MS);
         assert_eq!(due.len(), 1, "the keys with repeats: {due:?}");
         let rep = due[0].denial.repeated.clone().unwrap();
-        assert_eq!(rep.count, 999);
+        assert_eq!(rep.count, 1000 - FULL_PER_WINDOW);
         assert_eq!(rep.pattern, "/p/a/*");
         assert_eq!(due[0].denial.path, "/p/a/1000");
         // The next one after the window is written in full again.
@@ -286,8 +296,11 @@ mod tests {
                 written += 1;
             }
         }
-        // One per directory up to the budget, then one for the zone.
-        assert_eq!(written, MAX_KEYS_PER_SESSION + 1);
+        // One per directory (each has one denial) up to the budget, then a few for the zone.
+        assert_eq!(
+            written as u64,
+            MAX_KEYS_PER_SESSION as u64 + FULL_PER_WINDOW
+        );
         let summaries = agg.drain();
         let total: u64 = summaries
             .iter()
@@ -321,13 +334,15 @@ mod tests {
             count: 1,
         };
         let mut agg = DenialAggregator::new();
+        for i in 0..FULL_PER_WINDOW as i64 {
+            assert!(agg
+                .offer(denial("/p/a/0", 1), Some(row.clone()), i)
+                .is_some());
+        }
         assert!(agg
-            .offer(denial("/p/a/1", 1), Some(row.clone()), 0)
-            .is_some());
-        assert!(agg
-            .offer(denial("/p/a/2", 1), Some(row.clone()), 1)
+            .offer(denial("/p/a/2", 1), Some(row.clone()), 10)
             .is_none());
-        assert!(agg.offer(denial("/p/a/3", 1), Some(row), 2).is_none());
+        assert!(agg.offer(denial("/p/a/3", 1), Some(row), 20).is_none());
         let s = agg.drain().pop().unwrap();
         let d = s.decision.unwrap();
         assert_eq!((d.count, d.path.as_str()), (2, "/p/a/*"));

@@ -149,6 +149,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     let covered = |g: &Grant| {
         g.is_active(now)
             && g.ops.contains(op)
+            && g.covers_args(action)
             && paths().any(|t| grant_covers(g, t.path, policy))
             && paths().all(|t| !t.zones.any_policy_zone() || grant_covers(g, t.path, policy))
     };

@@ -39,6 +39,40 @@ pub struct Described {
     pub denial: Option<DenialRecord>,
 }
 
+/// What a request or grant covers, as the engine will match it, for a human: `unlink under
+/// /a/b`, or for an exec the whole command (`exec /usr/bin/git clean -fdx (exactly this
+/// command)`). `widened` says an exec grant without arguments was widened to any.
+pub fn describe_scope(
+    ops: &crate::vocab::OpSet,
+    path: &std::path::Path,
+    args: Option<&[String]>,
+    widened: bool,
+) -> String {
+    let path_text = printable(&crate::vocab::shell_quote(&path.display().to_string()));
+    match args {
+        Some(args) => {
+            let command: Vec<String> = std::iter::once(path_text.clone())
+                .chain(
+                    args.iter()
+                        .map(|a| printable(&crate::vocab::shell_quote(a))),
+                )
+                .collect();
+            let others = ops
+                .iter()
+                .filter(|op| *op != crate::vocab::OpKind::Exec)
+                .map(|op| op.as_str())
+                .collect::<Vec<_>>();
+            let mut text = format!("exec `{}` (exactly this command)", command.join(" "));
+            if !others.is_empty() {
+                text.push_str(&format!(" and {} under {path_text}", others.join(",")));
+            }
+            text
+        }
+        None if widened => format!("{ops} of {path_text} with ANY arguments"),
+        None => format!("{ops} under {path_text}"),
+    }
+}
+
 /// The command that approves request `id`, as the agent is told to ask for it.
 pub fn approve_command(id: &str) -> String {
     format!("agent-guard override approve {id}")
@@ -161,10 +195,14 @@ impl Listing {
         for g in &self.grants {
             writeln!(
                 out,
-                "  {}  {}  {}  {} left (until {})  reason: {}",
+                "  {}  {}  {} left (until {})  reason: {}",
                 g.id,
-                g.op_set(),
-                printable(&g.path.display().to_string()),
+                describe_scope(
+                    &g.op_set(),
+                    &g.path,
+                    g.args.as_deref(),
+                    g.op_set().contains(crate::vocab::OpKind::Exec)
+                ),
                 human_duration(g.expires_at.saturating_sub(self.now)),
                 rfc3339(g.expires_at),
                 printable(&g.reason)
@@ -177,10 +215,9 @@ impl Listing {
 fn write_request(out: &mut dyn Write, r: &Request, desc: &Described) -> io::Result<()> {
     writeln!(
         out,
-        "  {}  {}  {}  for {}  filed {} by {}",
+        "  {}  {}  for {}  filed {} by {}",
         r.id,
-        r.op_set(),
-        printable(&r.path.display().to_string()),
+        describe_scope(&r.op_set(), &r.path, r.args.as_deref(), false),
         human_duration(r.ttl_secs),
         rfc3339(r.arrived_at),
         printable(&r.requester.rate_key())
@@ -221,6 +258,7 @@ fn describe(
         ops: r.ops.clone(),
         reason: r.reason.clone(),
         ttl_secs: r.ttl_secs,
+        args: r.args.clone(),
     };
     let (refusal, zone) = match validate(&spec, policy, homes) {
         Ok(v) => (

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 pub use crate::audit::OverrideEventKind;
 use crate::vocab::IoError;
 pub use events::{read_recent_events, record_override_event, OverrideEvent};
-pub use listing::{approve_command, Described, Listing};
+pub use listing::{approve_command, describe_scope, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
 pub use request::{

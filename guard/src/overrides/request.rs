@@ -70,6 +70,9 @@ pub struct Request {
     /// The denial record this request is about (`--denial ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
+    /// For an exec: the exact arguments after argv[0] the override is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
     pub requester: Requester,
     /// What the filing command says about the `request` event being in the audit trail. Only
     /// the trail itself is believed (an agent writes this file): humans' commands look the id
@@ -90,6 +93,7 @@ impl Request {
     pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
         event.path == self.path
             && event.ops == self.op_set()
+            && event.args == self.args
             && event.reason == self.reason
             && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
             && event.requested_at == self.created_at
@@ -116,6 +120,7 @@ impl Request {
             reason: self.reason.clone(),
             expires_at,
             denial_id: self.denial_id.clone(),
+            args: self.args.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.created_at,
             ttl_secs: Some(self.ttl_secs),
@@ -133,6 +138,9 @@ pub struct RequestSpec {
     pub ops: Vec<OpKind>,
     pub reason: String,
     pub ttl_secs: u64,
+    /// For an exec: the arguments after argv[0]; `None` only for other operations (a
+    /// request cannot ask for a program with any arguments: a human widens it explicitly).
+    pub args: Option<Vec<String>>,
 }
 
 /// A request that passed validation, with what a human should know about it.
@@ -159,6 +167,10 @@ pub enum Refusal {
     TooBroad(String),
     #[error("{0} is one of agent-guard's own files (policy, state, logs, binary): no override can cover it; ask the user to make the change")]
     GuardFile(PathBuf),
+    #[error("--op exec: name the command's arguments after `--` (e.g. `--op exec -- clean -n`), or take them from the denial with --denial ID: an exec override covers that command only, not the whole program")]
+    ExecNeedsArgs,
+    #[error("arguments after `--` scope an exec override; add --op exec or leave them out")]
+    ArgsWithoutExec,
     #[error("--ttl: expected a positive duration like 10m")]
     TtlZero,
     #[error("--ttl {0:?}: expected a duration like 90s, 10m or 1h")]
@@ -221,6 +233,11 @@ pub fn validate(
     }
     if spec.ops.contains(&OpKind::Signal) {
         return Err(Refusal::SignalOp);
+    }
+    match (spec.ops.contains(&OpKind::Exec), &spec.args) {
+        (true, None) => return Err(Refusal::ExecNeedsArgs),
+        (false, Some(_)) => return Err(Refusal::ArgsWithoutExec),
+        _ => {}
     }
     let path = &spec.path;
     if !path.is_absolute() || clean(path) != *path {
@@ -297,6 +314,7 @@ pub fn file_request(
         created_at: now,
         time: rfc3339_from_secs(now),
         denial_id,
+        args: spec.args.clone(),
         requester,
         recorded: false,
         arrived_at: now,
@@ -335,6 +353,9 @@ pub struct RequestInput {
     pub ttl: Option<String>,
     /// `--denial ID`: the denial record the request is about.
     pub denial: Option<String>,
+    /// The arguments after `--`: for an exec, the command's arguments after argv[0]; empty:
+    /// the denial's (an exec denial records its argv).
+    pub args: Vec<String>,
 }
 
 /// File the request `input` describes, for this process: the path and operation may come from
@@ -365,11 +386,22 @@ pub fn request_from(
         ([], Some(d)) => parse_ops(&[d.op.as_str().to_string()]),
         (ops, _) => parse_ops(ops),
     }?;
+    let args = if !input.args.is_empty() {
+        Some(input.args.clone())
+    } else if ops.contains(&OpKind::Exec) {
+        denial
+            .as_ref()
+            .and_then(|d| d.argv.as_ref())
+            .map(|argv| argv.get(1..).unwrap_or(&[]).to_vec())
+    } else {
+        None
+    };
     let spec = RequestSpec {
         path: resolve_path(&raw_path, cwd),
         ops,
         reason: input.reason.clone(),
         ttl_secs: parse_ttl(input.ttl.as_deref())?.unwrap_or(super::DEFAULT_TTL_SECS),
+        args,
     };
     let agent = env(super::AGENT_ENV).filter(|a| !a.is_empty());
     let requester = Requester {
@@ -434,6 +466,7 @@ mod tests {
             created_at,
             time: String::new(),
             denial_id: None,
+            args: None,
             requester: Requester {
                 pid: 1,
                 uid: 1000,

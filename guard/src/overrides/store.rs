@@ -51,6 +51,10 @@ pub struct StoredGrant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
     pub requested_at: u64,
+    /// For an exec: the exact arguments after argv[0] it allows; `None`: any (other
+    /// operations, or an approval that widened it with `--any-args`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
 }
 
 impl StoredGrant {
@@ -64,6 +68,7 @@ impl StoredGrant {
             path: self.path.clone(),
             ops: self.op_set(),
             expires_at: Some(self.expires_at),
+            args: self.args.clone(),
         }
     }
 
@@ -82,6 +87,7 @@ impl StoredGrant {
             reason: self.reason.clone(),
             expires_at: Some(self.expires_at),
             denial_id: self.denial_id.clone(),
+            args: self.args.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.requested_at,
             ttl_secs: None,
@@ -258,10 +264,15 @@ impl GrantStore {
     /// Approve request `id`: validate it again against `policy` (the spool is agent-writable),
     /// write the grant, remove the request, record the approval. `ttl_secs` overrides the
     /// requested lifetime. Returns the grant.
+    ///
+    /// An exec grant allows exactly the requested arguments; `any_args` (the approver's explicit
+    /// choice) widens it to the program with any arguments.
+    #[allow(clippy::too_many_arguments)]
     pub fn approve(
         &self,
         id: &str,
         ttl_secs: Option<u64>,
+        any_args: bool,
         policy: &Policy,
         homes: &[PathBuf],
         now: u64,
@@ -275,6 +286,7 @@ impl GrantStore {
                 ops: request.ops.clone(),
                 reason: request.reason.clone(),
                 ttl_secs: ttl,
+                args: request.args.clone(),
             },
             policy,
             homes,
@@ -290,6 +302,7 @@ impl GrantStore {
             requester: request.requester.clone(),
             denial_id: request.denial_id.clone(),
             requested_at: request.created_at,
+            args: if any_args { None } else { request.args.clone() },
         };
         let expired = self.modify("approve", |file| {
             let expired = prune(file, now);

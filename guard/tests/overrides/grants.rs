@@ -22,6 +22,7 @@ fn grants_file_is_never_seen_half_written() {
                     ops: vec![agent_guard::engine::OpKind::Unlink],
                     reason: "bulk".into(),
                     ttl_secs: 600,
+                    args: None,
                 },
                 None,
                 Requester {
@@ -95,7 +96,14 @@ fn grants_file_is_never_seen_half_written() {
                         .filter(|id| chunk.contains(id))
                         .collect();
                     for id in &mine {
-                        match store.approve(id, None, &policy, std::slice::from_ref(&home), now()) {
+                        match store.approve(
+                            id,
+                            None,
+                            false,
+                            &policy,
+                            std::slice::from_ref(&home),
+                            now(),
+                        ) {
                             Ok(_) => chunk.retain(|c| c != id),
                             // The other approver's approvals changed what is shown.
                             Err(OverrideError::HeldBack { .. }) => {}
@@ -230,6 +238,7 @@ fn expired_grants_are_dropped_on_load_and_recorded_as_expired() {
         .approve(
             &id,
             Some(60),
+            false,
             &policy,
             std::slice::from_ref(&w.home),
             long_ago,

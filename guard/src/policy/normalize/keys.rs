@@ -153,6 +153,7 @@ impl Normalizer<'_> {
                     path,
                     ops,
                     expires_at,
+                    args: None,
                 });
             }
         }
