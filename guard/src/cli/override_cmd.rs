@@ -32,6 +32,9 @@ pub enum OverrideCommand {
     Deny(IdArgs),
     /// Withdraw an active grant before it expires (humans only).
     Revoke(IdArgs),
+    /// Where one request stands: pending, approved, denied, revoked or expired (agents may
+    /// run it; --wait waits for the decision).
+    Status(super::override_status::StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +115,7 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         OverrideCommand::Approve(args) => approve(&args, &locations),
         OverrideCommand::Deny(args) => deny(&args, &locations),
         OverrideCommand::Revoke(args) => revoke(&args, &locations),
+        OverrideCommand::Status(args) => return super::override_status::run(&args),
     };
     match result {
         Ok(code) => Ok(code),

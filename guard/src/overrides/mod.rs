@@ -28,6 +28,7 @@ mod live;
 mod rate;
 mod request;
 mod spool;
+mod status;
 mod store;
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub use request::{
     Request, RequestInput, RequestSpec, Requester, Validated,
 };
 pub use spool::load_pending;
+pub use status::{request_state, RequestState};
 pub use store::{GrantFile, GrantStore, StoredGrant};
 
 /// Set by the supervisor in the environment of every process of the agent's tree. Its value
