@@ -67,8 +67,8 @@ pub fn request_state(
     }
     let last = read_recent_events(locations, 8 << 20)?
         .into_iter()
-        .filter(|e| e.id == id)
-        .last();
+        .rev()
+        .find(|e| e.id == id);
     match last.map(|e| (e.event, e.expires_at)) {
         Some((OverrideEventKind::Deny, _)) => Ok(RequestState::Denied),
         Some((OverrideEventKind::Revoke, _)) => Ok(RequestState::Revoked),
