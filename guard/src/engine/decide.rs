@@ -183,6 +183,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     let covered = |g: &Grant| {
         g.is_active(now)
             && g.ops.contains(op)
+            && g.covers_args(action)
             && paths().any(|t| grant_covers(g, t.path, policy))
             && paths().all(|t| {
                 !(t.zones.any_policy_zone() || t.pattern.is_some())

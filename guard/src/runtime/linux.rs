@@ -198,6 +198,10 @@ impl Judge for AgentTree {
         self.runtime.start_background();
     }
 
+    fn flush_records(&self) {
+        self.runtime.flush();
+    }
+
     fn stop_in_supervisor(&self) {
         self.runtime.flush();
         self.runtime.remove_status();

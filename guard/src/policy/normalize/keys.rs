@@ -239,6 +239,7 @@ impl Normalizer<'_> {
                     path,
                     ops,
                     expires_at,
+                    args: None,
                 });
             }
         }
