@@ -132,9 +132,10 @@ fn rfc3339(ts: u64) -> String {
 }
 
 /// A record's `time` as the supervisor writes it: the moment, in milliseconds, for a denial
-/// happening now; the start of second `ts` for one in the past.
+/// happening now; the start of second `ts` for one in the past. "Now" allows for the clock's
+/// second to tick between the caller's `now()` and this one.
 fn record_time(ts: u64) -> String {
-    if ts >= now() {
+    if ts + 1 >= now() {
         agent_guard::vocab::time::rfc3339_millis(std::time::SystemTime::now())
     } else {
         rfc3339(ts)
@@ -300,11 +301,12 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
     let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
-    // A fresh denial of this agent is reported, and only it.
+    // A fresh denial of this agent is reported, and only it. Fresh means after the first call
+    // (which waited for a record, so `t` may be a second behind by now).
     env.append_denial(&unlink_denial(
         "d-d",
         "/home/dev/project/w",
-        t,
+        now(),
         me(),
         "deny",
     ));
