@@ -170,6 +170,9 @@ impl Judge for AgentTree {
                             dir.facts()
                         }
                     };
+                    // The kernel names the thread; a record names the process (a hook tells
+                    // the agent's own process from the commands it runs by this pid).
+                    event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
                     event.actor.exe = facts.exe;
                     event.actor.comm = facts.comm;
                     facts.start
