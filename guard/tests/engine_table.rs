@@ -230,6 +230,7 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         path: p("/a/proj/src"),
         ops: [OpKind::Unlink].into_iter().collect::<OpSet>(),
         expires_at: Some(100),
+        args: None,
     }]);
     let event = |action| Event {
         actor: actor("/usr/bin/rm"),
@@ -255,6 +256,7 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         path: p("/etc"),
         ops: OpSet::all(),
         expires_at: None,
+        args: None,
     }]);
     assert!(!decide(
         &event(open("/etc/agent-guard/policy.json", true)),
@@ -264,6 +266,56 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         0
     )
     .allows());
+}
+
+/// An exec override is scoped to the denied command's arguments (issue 17, item 6): approving
+/// `git clean -fdx` does not let `git clean -fdx -e keep`, `git reset --hard` or `git reflog
+/// expire` through; a human's explicit widening (`args: None`) does.
+#[test]
+fn an_exec_grant_covers_only_the_arguments_it_names() {
+    let pol = policy(
+        r#"{"ai_agent_patterns": ["claude"], "exec_rules": [
+            {"program": "git", "args": ["clean"], "reason": "no"},
+            {"program": "git", "args": ["reset", "--hard"], "reason": "no"},
+            {"program": "git", "args": ["reflog", "expire"], "reason": "no"}]}"#,
+    );
+    let scoped = Grants::new(vec![Grant {
+        id: "r-1".into(),
+        path: p("/usr/bin/git"),
+        ops: [OpKind::Exec].into_iter().collect::<OpSet>(),
+        expires_at: None,
+        args: Some(vec!["clean".into(), "-fdx".into()]),
+    }]);
+    let agent = Attribution::agent("claude", 7);
+    let run = |argv: &[&str], grants: &Grants| {
+        decide(
+            &Event {
+                actor: actor("/bin/bash"),
+                action: exec("/usr/bin/git", argv),
+            },
+            &agent,
+            &pol,
+            grants,
+            0,
+        )
+        .allows()
+    };
+    assert!(run(&["git", "clean", "-fdx"], &scoped));
+    // argv[0] is the agent's to choose; the program is the path the kernel runs.
+    assert!(run(&["/usr/bin/git", "clean", "-fdx"], &scoped));
+    for other in [
+        &["git", "clean", "-fdx", "-e", "keep"][..],
+        &["git", "clean", "-fd"],
+        &["git", "reset", "--hard"],
+        &["git", "reflog", "expire", "--all"],
+    ] {
+        assert!(!run(other, &scoped), "{other:?} must stay denied");
+    }
+    let widened = Grants::new(vec![Grant {
+        args: None,
+        ..scoped.grants[0].clone()
+    }]);
+    assert!(run(&["git", "reset", "--hard"], &widened));
 }
 
 #[test]

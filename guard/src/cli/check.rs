@@ -153,6 +153,7 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             path,
             kind: crate::vocab::NodeKind::File,
         },
+        OpKind::SetAttr => Action::SetAttr { path },
         OpKind::Signal | OpKind::Trace => bail!(
             "--op {} cannot be checked: it concerns processes, not paths",
             args.op

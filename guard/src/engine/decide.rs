@@ -84,7 +84,8 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         Action::Unlink { path }
         | Action::Rmdir { path }
         | Action::Truncate { path }
-        | Action::Create { path, .. } => [touch(path, true), None],
+        | Action::Create { path, .. }
+        | Action::SetAttr { path } => [touch(path, true), None],
         Action::Rename { from, to, .. } => [touch(from, true), touch(to, true)],
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.
@@ -194,6 +195,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     let covered = |g: &Grant| {
         g.is_active(now)
             && g.ops.contains(op)
+            && g.covers_args(action)
             && paths().any(|t| grant_covers(g, t.path, policy))
             && paths().all(|t| {
                 !(t.zones.any_policy_zone() || t.pattern.is_some())

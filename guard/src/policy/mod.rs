@@ -93,6 +93,9 @@ impl Policy {
     }
 }
 
+/// The prefix of Apple's own code-signing identifiers.
+pub const APPLE_SIGNING_PREFIX: &str = "com.apple.";
+
 /// A tool exempt from the protected-zone rules inside its scope.
 #[derive(Clone, Debug)]
 pub struct TrustedTool {
@@ -111,14 +114,17 @@ pub struct TrustedTool {
 impl TrustedTool {
     /// Whether `actor` is this tool, judged by its real executable or signing identity, never by
     /// argv[0] or comm (a copy of `rm` named `git` is not git).
+    ///
+    /// A signing identifier counts as Santa counts it: an Apple one (`com.apple.*`) alone (the
+    /// sensor reports one only for Apple's platform binaries), any other only with the team
+    /// that signed it, since any developer may sign code with any identifier.
     pub fn identifies(&self, actor: &Actor) -> bool {
         if let Some(signing_id) = &self.signing_id {
-            if actor.signing_id.as_deref() == Some(signing_id.as_str())
-                && self
-                    .team_id
-                    .as_ref()
-                    .is_none_or(|t| actor.team_id.as_ref() == Some(t))
-            {
+            let team_ok = match &self.team_id {
+                Some(team) => actor.team_id.as_ref() == Some(team),
+                None => signing_id.starts_with(APPLE_SIGNING_PREFIX),
+            };
+            if team_ok && actor.signing_id.as_deref() == Some(signing_id.as_str()) {
                 return true;
             }
         }

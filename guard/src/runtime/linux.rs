@@ -170,6 +170,9 @@ impl Judge for AgentTree {
                             dir.facts()
                         }
                     };
+                    // The kernel names the thread; a record names the process (a hook tells
+                    // the agent's own process from the commands it runs by this pid).
+                    event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
                     event.actor.exe = facts.exe;
                     event.actor.comm = facts.comm;
                     facts.start
@@ -200,6 +203,10 @@ impl Judge for AgentTree {
 
     fn start_in_supervisor(&self) {
         self.runtime.start_background();
+    }
+
+    fn flush_records(&self) {
+        self.runtime.flush();
     }
 
     fn stop_in_supervisor(&self) {

@@ -22,14 +22,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::audit::{
-    AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
-    Retention,
+    AuditStore, AuditStoreConfig, DecisionRecord, DenialAggregator, DenialLog, DenialLogConfig,
+    DenialRecord, Retention,
 };
 use crate::engine::decide;
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
 use crate::policy::{LoadContext, Policy};
+use crate::vocab::time::unix_millis;
 pub use crate::vocab::time::unix_secs;
 use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
 
@@ -41,6 +42,9 @@ pub struct Counters {
     pub audits: AtomicU64,
     /// Decisions answered by the fail mode because the deadline was near (macOS).
     pub deadline_misses: AtomicU64,
+    /// Events the kernel dropped before the sensor saw them: gaps in Endpoint Security's
+    /// sequence numbers (macOS).
+    pub dropped_events: AtomicU64,
 }
 
 /// How the runtime was started.
@@ -65,6 +69,9 @@ pub struct Runtime {
     /// that serves (the Linux supervisor is forked, and fork keeps only the calling thread).
     denials: OnceLock<DenialLog>,
     store: OnceLock<AuditStore>,
+    /// Repeated denials of a session folded into one record with a count (`audit::aggregate`):
+    /// a flood of denials cannot push the records that matter out of the logs.
+    aggregator: std::sync::Mutex<DenialAggregator>,
     watchers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     /// Called after each successful policy reload (the macOS daemon re-selects what the kernel
     /// delivers).
@@ -85,6 +92,7 @@ impl Runtime {
             started: SystemTime::now(),
             denials: OnceLock::new(),
             store: OnceLock::new(),
+            aggregator: Default::default(),
             watchers: Default::default(),
             reload_hooks: Default::default(),
             config,
@@ -163,6 +171,7 @@ impl Runtime {
             .name("agent-guard-status".into())
             .spawn(move || loop {
                 let Some(runtime) = me.upgrade() else { return };
+                runtime.write_summaries(false);
                 runtime.write_status();
                 runtime.record_expiries();
                 drop(runtime);
@@ -267,27 +276,55 @@ impl Runtime {
         policy: &Policy,
         now: SystemTime,
     ) {
-        if let (Some(log), Some(record)) = (
-            self.denials.get(),
-            DenialRecord::new(event, agent, verdict, now),
-        ) {
-            log.log(record);
-        }
-        if let Some(store) = self.store.get().filter(|_| worth_storing(event, verdict)) {
+        let denial = DenialRecord::new(event, agent, verdict, now);
+        let decision = worth_storing(event, verdict).then(|| {
             let mode = if self.config.force_audit {
                 Mode::Audit
             } else {
                 policy.mode
             };
-            store.record_decision(DecisionRecord::new(
-                event,
-                agent,
-                start_key,
-                verdict,
-                mode,
-                &policy.version,
-                now,
-            ));
+            DecisionRecord::new(event, agent, start_key, verdict, mode, &policy.version, now)
+        });
+        let (denial, decision) = match denial {
+            Some(denial) => {
+                let offered = self
+                    .aggregator
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .offer(denial, decision, unix_millis(now));
+                match offered {
+                    Some((denial, decision)) => (Some(denial), decision),
+                    // Counted into its key's window; the summary is written when it ends.
+                    None => return,
+                }
+            }
+            None => (None, decision),
+        };
+        if let (Some(log), Some(record)) = (self.denials.get(), denial) {
+            log.log(record);
+        }
+        if let (Some(store), Some(decision)) = (self.store.get(), decision) {
+            store.record_decision(decision);
+        }
+    }
+
+    /// Write the summaries of repeated denials whose window ended (all of them when `all`).
+    fn write_summaries(&self, all: bool) {
+        let summaries = {
+            let mut aggregator = self.aggregator.lock().unwrap_or_else(|e| e.into_inner());
+            if all {
+                aggregator.drain()
+            } else {
+                aggregator.due(unix_millis(SystemTime::now()))
+            }
+        };
+        for summary in summaries {
+            if let Some(log) = self.denials.get() {
+                log.log(summary.denial);
+            }
+            if let (Some(store), Some(decision)) = (self.store.get(), summary.decision) {
+                store.record_decision(decision);
+            }
         }
     }
 
@@ -304,6 +341,7 @@ impl Runtime {
 
     /// Wait until everything queued so far is written (shutdown, tests).
     pub fn flush(&self) {
+        self.write_summaries(true);
         if let Some(log) = self.denials.get() {
             log.flush();
         }

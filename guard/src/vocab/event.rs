@@ -86,6 +86,11 @@ pub enum Action {
         path: PathBuf,
         kind: NodeKind,
     },
+    /// A change of `path`'s metadata (mode, owner, flags, ACL, extended attributes, times),
+    /// not of its contents.
+    SetAttr {
+        path: PathBuf,
+    },
     /// A signal (or ptrace) aimed at another process. `target_is_guard` is set by the sensor when
     /// the target is the daemon or supervisor itself.
     Signal {
@@ -127,6 +132,7 @@ impl Action {
             Action::Link { .. } => OpKind::Link,
             Action::Create { .. } => OpKind::Create,
             Action::Signal { .. } => OpKind::Signal,
+            Action::SetAttr { .. } => OpKind::SetAttr,
             Action::Trace { .. } => OpKind::Trace,
             Action::Device { make: false, .. } => OpKind::Open,
             Action::Device { make: true, .. } => OpKind::Create,
@@ -143,6 +149,7 @@ impl Action {
             | Action::Open { path, .. }
             | Action::Truncate { path }
             | Action::Create { path, .. }
+            | Action::SetAttr { path }
             | Action::Device { path, .. }
             | Action::Connect { path, .. } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),

@@ -21,5 +21,5 @@ pub use error::{IoError, UnknownName};
 pub use event::{Action, Actor, AgentInfo, Attribution, Event, NodeKind, OpenFlags};
 pub use grant::{Grant, Grants};
 pub use op::{OpKind, OpSet};
-pub use text::{printable, shell_quote};
+pub use text::{is_invisible, printable, shell_quote};
 pub use verdict::{Decision, Denial, Mode, RuleId, Verdict};

@@ -34,6 +34,9 @@ pub enum OpKind {
     Link,
     Create,
     Signal,
+    /// A change of a file's metadata, not its contents: mode, owner, flags (`chflags uchg`),
+    /// ACL, extended attributes, times (macOS Endpoint Security reports each).
+    SetAttr,
     /// ptrace, memory, fds or privileged `/proc` entries of a process outside the agent's tree.
     Trace,
     /// A connection to a local (`AF_UNIX`) socket.
@@ -41,7 +44,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 11] = [
+    pub const ALL: [OpKind; 12] = [
         OpKind::Exec,
         OpKind::Unlink,
         OpKind::Rmdir,
@@ -51,6 +54,7 @@ impl OpKind {
         OpKind::Link,
         OpKind::Create,
         OpKind::Signal,
+        OpKind::SetAttr,
         OpKind::Trace,
         OpKind::Connect,
     ];
@@ -66,6 +70,7 @@ impl OpKind {
             OpKind::Link => "link",
             OpKind::Create => "create",
             OpKind::Signal => "signal",
+            OpKind::SetAttr => "setattr",
             OpKind::Trace => "trace",
             OpKind::Connect => "connect",
         }
@@ -92,7 +97,7 @@ impl FromStr for OpKind {
                 what: "operation",
                 value: s.to_string(),
                 expected:
-                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, trace, connect",
+                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr, trace, connect",
             })
     }
 }

@@ -62,7 +62,32 @@ CREATE INDEX decisions_audit_time   ON decisions (time_ms) WHERE verdict = 'audi
 CREATE INDEX decisions_day_path     ON decisions (time_ms / 86400000, path, time_ms);
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: the record survives an attack on it (issue 16, item 9).
+/// - `argv`: an exec's arguments as a JSON array; `count`: how many decisions a row stands for
+///   (a summary of repeated denials, `audit::aggregate`).
+/// - `hash`: a hash chain. Every row's hash is SHA-256 over the previous row's hash in its chain
+///   and the row's own values (id included), so `agent-guard audit verify` finds a row removed
+///   from the middle or altered. Three chains: the decisions that retention keeps until their
+///   age (deny and audit), the allowed decisions (the first to go when the trail is over its
+///   size), and the override events. Retention only ever removes the oldest rows of a chain;
+///   `chain_heads` keeps each chain's newest row (`head_*`) and the last row removed from its
+///   start (`anchor_*`), so a verification knows where the chain must begin and end. Rows from
+///   before version 3 have no hash and are reported as not covered.
+pub const V3: &str = "
+ALTER TABLE decisions ADD COLUMN argv TEXT;
+ALTER TABLE decisions ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE decisions ADD COLUMN hash BLOB;
+ALTER TABLE overrides ADD COLUMN hash BLOB;
+CREATE TABLE chain_heads (
+    chain       TEXT    PRIMARY KEY,
+    head_id     INTEGER NOT NULL DEFAULT 0,
+    head_hash   BLOB,
+    anchor_id   INTEGER NOT NULL DEFAULT 0,
+    anchor_hash BLOB
+);
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes and reads.
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -39,6 +39,11 @@ pub trait Judge: Send + Sync {
     /// audit writer). The judge lives in this process for as long as anything is supervised.
     fn start_in_supervisor(&self) {}
 
+    /// Called when CMD has exited, before its status goes to `run`'s caller: write out the
+    /// records queued so far, so that what the run did is in the logs when `run` returns
+    /// (processes CMD left behind may add more later).
+    fn flush_records(&self) {}
+
     /// Called once in the supervisor process after the last supervised process has exited,
     /// just before it exits (with `_exit`, so no destructor runs): flush what was queued.
     fn stop_in_supervisor(&self) {}
