@@ -154,7 +154,7 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             kind: crate::vocab::NodeKind::File,
         },
         OpKind::SetAttr => Action::SetAttr { path },
-        OpKind::Signal | OpKind::Trace => bail!(
+        OpKind::Signal | OpKind::Trace | OpKind::Namespace => bail!(
             "--op {} cannot be checked: it concerns processes, not paths",
             args.op
         ),

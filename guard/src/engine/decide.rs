@@ -94,7 +94,10 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         // use of what the zone holds.
         Action::Connect { path, .. } => [touch(path, false), None],
         // Judged by what they reach, not by where: see `containment`.
-        Action::Signal { .. } | Action::Trace { .. } | Action::Device { .. } => [None, None],
+        Action::Signal { .. }
+        | Action::Trace { .. }
+        | Action::Device { .. }
+        | Action::Namespace { .. } => [None, None],
     }
 }
 
@@ -344,6 +347,7 @@ fn containment(action: &Action) -> Option<Denial> {
                 .unwrap_or_else(|| format!("/proc/{target_pid}").into()),
         ),
         Action::Device { path, .. } => (RuleId::Device, path.clone()),
+        Action::Namespace { what } => (RuleId::NestedSandbox, format!("namespace:{what}").into()),
         _ => return None,
     };
     Some(reason::denial(rule, action, &path, None, None))

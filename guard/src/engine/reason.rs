@@ -93,6 +93,9 @@ pub(super) fn denial(
                 "agent-guard blocked connecting to {p}: {server} listens there outside your process tree and would run commands or use credentials for you that agent-guard cannot see; run the command directly instead, or ask the user"
             )
         }
+        RuleId::NestedSandbox => format!(
+            "agent-guard refused a new namespace ({p}), as a sandbox such as bwrap or `unshare` makes: inside agent-guard a nested sandbox could rename and bind files out of its sight; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
+        ),
         // The engine names only rules it knows.
         RuleId::Unknown(name) => format!("agent-guard blocked this {op} of {p} (rule {name})"),
     };
@@ -102,7 +105,7 @@ pub(super) fn denial(
         (RuleId::GuardSelf, _) => {
             "ask the user: agent-guard's own files and process cannot be overridden".to_string()
         }
-        (RuleId::OutsideProcess | RuleId::Device, _) => {
+        (RuleId::OutsideProcess | RuleId::Device | RuleId::NestedSandbox, _) => {
             "ask the user: this keeps agent-guard's own sandbox whole and cannot be overridden"
                 .to_string()
         }

@@ -118,6 +118,11 @@ pub enum Action {
         path: PathBuf,
         server: Option<PathBuf>,
     },
+    /// New namespaces (`clone`/`unshare` with user, mount or pid namespace flags: a nested
+    /// sandbox such as bwrap): `what` names them (`user,mount`).
+    Namespace {
+        what: String,
+    },
 }
 
 impl Action {
@@ -137,6 +142,7 @@ impl Action {
             Action::Device { make: false, .. } => OpKind::Open,
             Action::Device { make: true, .. } => OpKind::Create,
             Action::Connect { .. } => OpKind::Connect,
+            Action::Namespace { .. } => OpKind::Namespace,
         }
     }
 
@@ -154,7 +160,7 @@ impl Action {
             | Action::Connect { path, .. } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),
             Action::Trace { path, .. } => path.as_deref(),
-            Action::Signal { .. } => None,
+            Action::Signal { .. } | Action::Namespace { .. } => None,
         }
     }
 

@@ -41,10 +41,12 @@ pub enum OpKind {
     Trace,
     /// A connection to a local (`AF_UNIX`) socket.
     Connect,
+    /// New user, mount or pid namespaces (a nested sandbox).
+    Namespace,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 12] = [
+    pub const ALL: [OpKind; 13] = [
         OpKind::Exec,
         OpKind::Unlink,
         OpKind::Rmdir,
@@ -57,6 +59,7 @@ impl OpKind {
         OpKind::SetAttr,
         OpKind::Trace,
         OpKind::Connect,
+        OpKind::Namespace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl OpKind {
             OpKind::SetAttr => "setattr",
             OpKind::Trace => "trace",
             OpKind::Connect => "connect",
+            OpKind::Namespace => "namespace",
         }
     }
 
@@ -97,7 +101,7 @@ impl FromStr for OpKind {
                 what: "operation",
                 value: s.to_string(),
                 expected:
-                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr, trace, connect",
+                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr, trace, connect, namespace",
             })
     }
 }

@@ -142,6 +142,10 @@ pub enum Call {
     PidfdOpen {
         pid: i32,
     },
+    /// clone or unshare asking for new namespaces (the filter notifies only those).
+    Namespace {
+        flags: u64,
+    },
     /// bind, connect: the task's socket `fd` and its address (`len` bytes at `addr`).
     Bind {
         fd: i32,
@@ -322,6 +326,7 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
         },
         SYS_process_vm_readv | SYS_process_vm_writev => Call::ProcessVm { pid: a[0] as i32 },
         SYS_pidfd_open => Call::PidfdOpen { pid: a[0] as i32 },
+        SYS_clone | SYS_unshare => Call::Namespace { flags: a[0] },
         SYS_bind => Call::Bind {
             fd: a[0] as i32,
             addr: ptr(a[1]),
