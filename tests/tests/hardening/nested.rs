@@ -27,7 +27,10 @@ fn a_nested_sandbox_is_refused_with_a_record_that_says_how_to_run_both() {
         for nested in ["NESTED-USERNS", "NESTED-MOUNTNS", "NESTED-BWRAP"] {
             assert!(!stdout(&out).contains(nested), "{mode:?}: {nested}: {all}");
         }
-        assert!(stdout(&out).contains("SUBSHELL\nTHREAD\n"), "{mode:?}: {all}");
+        assert!(
+            stdout(&out).contains("SUBSHELL\nTHREAD\n"),
+            "{mode:?}: {all}"
+        );
         let new = new_denials(&s, before, 2);
         let records: Vec<_> = new
             .iter()
