@@ -140,6 +140,38 @@ fn everyday_git_still_works_next_to_the_hooks() {
     assert!(out.status.success() && all.contains("ok"), "{all}");
 }
 
+/// git may write an alias into a repository's config (`git config alias.x`), and an agent may
+/// write a config file anywhere and name it in `GIT_CONFIG_GLOBAL`. Neither hides a forbidden
+/// command: git runs an alias of a builtin as a new git process with the alias's words, and
+/// that exec meets the rules like any other. Aliases that do no harm keep working.
+#[test]
+fn a_git_alias_from_a_config_file_hides_no_forbidden_command() {
+    let s = sandbox();
+    let before = s.denials().len();
+    let out = s.agent(
+        "cd repo && touch untracked && git config alias.wipe 'clean -fdx' && git wipe; \
+         printf '[alias]\\n\\tzap = clean -fdx\\n' > $OUTSIDE/gc && GIT_CONFIG_GLOBAL=$OUTSIDE/gc git zap; \
+         git config alias.look status && git look --short >/dev/null && echo harmless-ok",
+    );
+    let all = text(&out);
+    assert!(
+        s.path("repo/untracked").exists(),
+        "an alias cleaned the work\n{all}"
+    );
+    assert!(all.contains("harmless-ok"), "{all}");
+    let records = s.wait_denials(before + 2);
+    let cleans = records[before..]
+        .iter()
+        .filter(|r| {
+            r["rule"] == "exec_rule"
+                && r["argv"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|w| w == "clean"))
+        })
+        .count();
+    assert_eq!(cleans, 2, "{:#?}", &records[before..]);
+}
+
 #[test]
 fn start_up_files_of_the_humans_tools_are_read_only() {
     let s = sandbox();
