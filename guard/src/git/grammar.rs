@@ -14,8 +14,11 @@
 //! same form ([`canonical_pattern`]), so `-f` in a rule means what `--force`, `--forc` and `-qf`
 //! mean to git. A subcommand without a table keeps its tokens as written.
 //!
-//! Pure: no I/O. What git reads from files (aliases in ~/.gitconfig or .git/config) is not seen
-//! here; agents may not write the keys that define them (see [`super::config`]).
+//! Pure: no I/O. What git reads from files (aliases in ~/.gitconfig, .git/config, a file named
+//! by `GIT_CONFIG_GLOBAL`) is not seen here, and need not be: git runs an alias of a builtin as a
+//! new git process with the alias's words (`git clean -fdx`), and that exec meets the rules in
+//! turn (tests/tests/laundering.rs shows it with the real git). A shell alias (`!cmd`) runs
+//! `cmd` through the shell, judged the same way.
 
 use super::alias::{env_aliases, global_options, split_cmdline};
 use super::options::{BUILTINS, SUBCOMMANDS};
