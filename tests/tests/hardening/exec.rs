@@ -116,6 +116,21 @@ fn a_script_runs_its_interpreter_as_the_kernel_starts_it() {
                 &format!("exec 200<{cleaner}; /dev/fd/200 -fdx ."),
             ],
         );
+        // A script nobody but the kernel can read (mode 0111): the kernel still reads its
+        // `#!` line; when the supervisor cannot (unprivileged), the exec is refused unjudged.
+        // (In the repository: git refuses a pathspec outside it, the script's own name.)
+        let hidden = s.path("proj/hidden");
+        std::fs::write(&hidden, format!("#!{} clean\n", git.trim())).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o111)).unwrap();
+        }
+        let out = agent_in(&s, mode, "cd proj && ./hidden -fdx .");
+        assert!(
+            s.path("proj/README.md").exists(),
+            "{mode:?}: an unreadable #!git script cleaned\n{}",
+            text(&out)
+        );
         let out = agent_in(&s, mode, &format!("{hello}; {py}"));
         assert!(
             stdout(&out).contains("hello from sh\nhello from python\n"),

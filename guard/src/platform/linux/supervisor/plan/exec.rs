@@ -13,7 +13,7 @@
 //! look in the supervisor's own fd table or namespace of /proc.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -146,10 +146,10 @@ fn interpreter(p: &Planner<'_>, program: &Program) -> io::Result<Option<Shebang>
     let file: OwnedFd = match program {
         Program::TaskFd(fd) => p.tasks.copy_fd(p.tid, *fd)?.0,
         Program::Path(path) | Program::Link(path) => {
-            let c = fs::c_path(path.as_os_str().as_bytes())?;
-            let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+            // Looked at first without opening it for reading: opening a device can act (a
+            // watchdog arms, a tape rewinds); only a regular file is read.
             let how = OpenHow {
-                flags: flags as u64,
+                flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
                 mode: 0,
                 resolve: match program {
                     // The link is the task's own object (checked in resolution).
@@ -157,10 +157,23 @@ fn interpreter(p: &Planner<'_>, program: &Program) -> io::Result<Option<Shebang>
                     _ => Resolve::NO_SYMLINKS,
                 },
             };
-            match openat2(&c, &how) {
-                Ok(fd) => fd,
-                // Not readable by us (or gone): the kernel will say what it says; a script
-                // nobody can read cannot be run either.
+            let Ok(handle) = openat2(&fs::c_path(path.as_os_str().as_bytes())?, &how) else {
+                // Gone, or not reachable without a symlink: the kernel will say what it says.
+                return Ok(None);
+            };
+            if fs::file_type(handle.as_fd())? != libc::S_IFREG {
+                return Ok(None);
+            }
+            let again = format!("/proc/self/fd/{}", handle.as_raw_fd());
+            let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+            match fs::open(&fs::c_path(again.as_bytes())?, flags) {
+                Ok(file) => file,
+                // A script we may not read (execute-only, for an unprivileged supervisor)
+                // could still start its interpreter (`#!/usr/bin/git clean` needs no read of
+                // the script by git): not judged, not run.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                    return Err(io::Error::from_raw_os_error(libc::EACCES))
+                }
                 Err(_) => return Ok(None),
             }
         }
