@@ -69,7 +69,8 @@ fn a_link_of_an_fd_links_the_file_that_was_judged() {
     }
 }
 
-/// The everyday use: an O_TMPFILE written then given a name, and a plain file's fd linked.
+/// The everyday use: an O_TMPFILE written then given a name (with AT_EMPTY_PATH, and through
+/// `/proc/self/fd/N` as open(2) shows), and a plain file's fd linked.
 const MATERIALIZE: &str = r#"
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -78,6 +79,11 @@ fd = os.open("scratch", os.O_TMPFILE | os.O_WRONLY, 0o644)
 os.write(fd, b"made in the dark\n")
 r = libc.linkat(fd, b"", AT_FDCWD, b"scratch/materialized", AT_EMPTY_PATH)
 print("TMPFILE", r, ctypes.get_errno())
+fd = os.open("scratch", os.O_TMPFILE | os.O_WRONLY, 0o644)
+os.write(fd, b"named through proc\n")
+AT_SYMLINK_FOLLOW = 0x400
+r = libc.linkat(AT_FDCWD, b"/proc/self/fd/%d" % fd, AT_FDCWD, b"scratch/via-proc", AT_SYMLINK_FOLLOW)
+print("PROC", r, ctypes.get_errno())
 fd = os.open("scratch/plain", os.O_RDONLY)
 r = libc.linkat(fd, b"", AT_FDCWD, b"scratch/plain-again", AT_EMPTY_PATH)
 print("PLAIN", r, ctypes.get_errno())
@@ -98,6 +104,11 @@ fn linking_an_fd_works_in_every_mode() {
         let all = text(&out);
         assert!(stdout(&out).contains("TMPFILE 0 0"), "{mode:?}: {all}");
         assert!(stdout(&out).contains("PLAIN 0 0"), "{mode:?}: {all}");
+        assert!(stdout(&out).contains("PROC 0 0"), "{mode:?}: {all}");
+        assert_eq!(
+            std::fs::read_to_string(s.path("scratch/via-proc")).unwrap(),
+            "named through proc\n"
+        );
         assert_eq!(
             std::fs::read_to_string(s.path("scratch/materialized")).unwrap(),
             "made in the dark\n"

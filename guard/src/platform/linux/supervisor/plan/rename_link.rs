@@ -191,26 +191,15 @@ pub fn link(
     let to = p.resolve(to_dir, &new_raw, false)?;
     let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
     if old_raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
-        // The object in the task's slot now, taken once: judged by its name, linked itself.
-        let (object, _) = p.tasks.copy_fd(p.tid, from_dir.raw_fd())?;
-        let from = task::bytes_to_path(fd_name(&object)?);
-        let mut actions = vec![Action::Link {
-            from: from.clone(),
-            to,
-        }];
-        actions.extend(secret_alias(p, &from));
-        return Ok(Plan::Emulate(
-            actions,
-            Emulation::LinkObject {
-                object,
-                task: p.tid,
-                to_parent,
-                to_name,
-            },
-        ));
+        return link_fd(p, from_dir.raw_fd(), to, to_parent, to_name);
     }
     let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
-    let from = p.resolve(from_dir, &old_raw, follow)?;
+    let (from, magic) = p.resolve_traced(from_dir, &old_raw, follow)?;
+    if let Some(fd) = magic.and_then(|link| own_fd_link(p, &link, &old_raw)) {
+        // `/proc/self/fd/N` followed (open(2)'s way to name an O_TMPFILE): the fd's object,
+        // as for AT_EMPTY_PATH; its name may be no path at all (`/tmp/#12 (deleted)`).
+        return link_fd(p, fd, to, to_parent, to_name);
+    }
     let (from_parent, from_name) = parent_and_name(&from, false)?;
     let mut actions = vec![Action::Link {
         from: from.clone(),
@@ -243,4 +232,46 @@ fn fd_name(file: &std::os::fd::OwnedFd) -> io::Result<Vec<u8>> {
     use std::os::unix::ffi::OsStringExt;
     std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map(|p| p.into_os_string().into_vec())
+}
+
+/// Link the object in the task's fd `fd`: taken once, judged by its name, linked itself.
+fn link_fd(
+    p: &Planner<'_>,
+    fd: i32,
+    to: std::path::PathBuf,
+    to_parent: std::path::PathBuf,
+    to_name: std::ffi::CString,
+) -> io::Result<Plan> {
+    let (object, _) = p.tasks.copy_fd(p.tid, fd)?;
+    let from = task::bytes_to_path(fd_name(&object)?);
+    let mut actions = vec![Action::Link {
+        from: from.clone(),
+        to,
+    }];
+    actions.extend(secret_alias(p, &from));
+    Ok(Plan::Emulate(
+        actions,
+        Emulation::LinkObject {
+            object,
+            task: p.tid,
+            to_parent,
+            to_name,
+        },
+    ))
+}
+
+/// The fd number when `link`, the last magic link a resolution of `raw` followed, is the
+/// calling task's own `/proc/PID/fd/N` (or `task/TID/fd/N`) and the path ended there.
+fn own_fd_link(p: &Planner<'_>, link: &Path, raw: &[u8]) -> Option<i32> {
+    let parts: Vec<&str> = link.iter().filter_map(|c| c.to_str()).collect();
+    let (pid, fd) = match parts.as_slice() {
+        ["/", "proc", pid, "fd", fd] | ["/", "proc", _, "task", pid, "fd", fd] => (*pid, *fd),
+        _ => return None,
+    };
+    let pid: i32 = pid.parse().ok()?;
+    let own = pid == p.tid || Some(pid) == p.tasks.tgid(p.tid);
+    let (last, trailing) = resolve::last_component(raw);
+    (own && !trailing && last == fd.as_bytes())
+        .then(|| fd.parse().ok())
+        .flatten()
 }
