@@ -21,4 +21,5 @@ pub mod paths;
 pub mod platform;
 pub mod policy;
 mod runtime;
+pub mod snapshots;
 pub mod vocab;

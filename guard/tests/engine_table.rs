@@ -20,6 +20,7 @@ fn ctx() -> LoadContext {
             PathBuf::from("/etc/agent-guard/policy.json"),
         ],
         agent_writable: vec![PathBuf::from("/home/u/.local/state/agent-guard/requests")],
+        unreadable: vec![],
         resolve_symlinks: false,
     }
 }

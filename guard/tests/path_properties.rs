@@ -19,6 +19,7 @@ fn build_policy() -> policy::Policy {
         homes: vec!["/home/u".into()],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     };
     policy::from_json(
@@ -87,7 +88,7 @@ proptest! {
 
     #[test]
     fn policy_parser_never_panics(text in ".{0,200}") {
-        let ctx = LoadContext { platform: Platform::Linux, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![],
+        let ctx = LoadContext { platform: Platform::Linux, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![], unreadable: vec![],
         resolve_symlinks: false };
         let _ = policy::from_json(&text, Path::new("fuzz.json"), &ctx);
     }
@@ -98,7 +99,7 @@ proptest! {
         ops in prop::collection::vec("[a-z]{0,8}", 0..3),
         expiry in "[0-9a-zT:-]{0,25}",
     ) {
-        let ctx = LoadContext { platform: Platform::MacOs, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![],
+        let ctx = LoadContext { platform: Platform::MacOs, homes: vec!["/h".into()], guard_paths: vec![], agent_writable: vec![], unreadable: vec![],
         resolve_symlinks: false };
         let json = serde_json::json!({
             "protected_zones": [{"path": zones.first().cloned().unwrap_or_default(), "except": zones}],

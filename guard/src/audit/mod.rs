@@ -27,6 +27,6 @@ pub use denials::{
 pub use record::{latest_denial_of, DenialRecord};
 pub use store::{
     AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
-    DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention, StoredDecision,
-    StoredOverride,
+    DecisionRecord, EndState, ExportFormat, KeptQuery, KeptRecord, KeptUpdate, OverrideEvent,
+    OverrideEventKind, Retention, StoredDecision, StoredKept, StoredOverride,
 };

@@ -6,20 +6,26 @@
 //! 4. secret zone → deny
 //! 5. exec rule → deny
 //! 6. readonly zone → deny
-//! 7. trusted tool within its scope → allow
-//! 8. protected zone, destructive operation → deny
+//! 7. trusted tool within its scope → allow (in zones that deny; zones that keep keep for it too)
+//! 8. protected zone, destructive operation → keep what it destroys (`on_destroy: keep`), or
+//!    deny (`on_destroy: deny`)
 //! 9. else allow
 //!
-//! Audit mode turns every deny into an audit verdict that allows.
+//! Audit mode turns every deny into an audit verdict that allows, and every keep into a
+//! would-keep (allowed, nothing kept).
 
 use std::path::Path;
 
 use super::reason;
-use crate::policy::{ExecRule, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecRule, OnDestroy, Policy, Zone, ZoneHits, ZoneKind};
 use crate::vocab::path::{is_within, match_key};
-use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
+use crate::vocab::{
+    Action, Attribution, Denial, Event, Grant, Grants, Keep, KeepItem, KeepWhat, Mode, RuleId,
+    Verdict,
+};
 
-/// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
+/// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds. A
+/// [`Verdict::Keep`] asks the sensor to keep what the operation destroys before it happens.
 pub fn decide(
     event: &Event,
     attribution: &Attribution,
@@ -27,14 +33,61 @@ pub fn decide(
     grants: &Grants,
     now: u64,
 ) -> Verdict {
+    decide_as(event, attribution, policy, grants, now, Keeping::Supported)
+}
+
+/// [`decide`] for a sensor that cannot keep anything yet: zones that keep act as zones that deny
+/// (today's answer), so no [`Verdict::Keep`] comes back.
+pub fn decide_without_keeping(
+    event: &Event,
+    attribution: &Attribution,
+    policy: &Policy,
+    grants: &Grants,
+    now: u64,
+) -> Verdict {
+    decide_as(
+        event,
+        attribution,
+        policy,
+        grants,
+        now,
+        Keeping::Unsupported,
+    )
+}
+
+/// Whether the sensor asking can carry out a [`Verdict::Keep`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keeping {
+    Supported,
+    Unsupported,
+}
+
+fn decide_as(
+    event: &Event,
+    attribution: &Attribution,
+    policy: &Policy,
+    grants: &Grants,
+    now: u64,
+    keeping: Keeping,
+) -> Verdict {
     if !attribution.is_agent() {
         return Verdict::Allow;
     }
-    match judge(event, policy, grants, now) {
-        None => Verdict::Allow,
-        Some(denial) if policy.mode == Mode::Audit => Verdict::Audit(denial),
-        Some(denial) => Verdict::Deny(denial),
+    let audit = policy.mode == Mode::Audit;
+    match judge(event, policy, grants, now, keeping) {
+        Judged::Allow => Verdict::Allow,
+        Judged::Keep(keep) if audit => Verdict::WouldKeep(keep),
+        Judged::Keep(keep) => Verdict::Keep(keep),
+        Judged::Deny(denial) if audit => Verdict::Audit(denial),
+        Judged::Deny(denial) => Verdict::Deny(denial),
     }
+}
+
+/// The table's answer before the mode is applied.
+enum Judged {
+    Allow,
+    Keep(Keep),
+    Deny(Denial),
 }
 
 /// A path the action touches, how, and the zones it lies in (one index walk per path).
@@ -101,14 +154,33 @@ pub fn needs_actor_args(event: &Event, policy: &Policy) -> bool {
     exec_rule(&event.action, policy, |rule| !rule.unless_run_by.is_empty()).is_some()
 }
 
-fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<Denial> {
+fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64, keeping: Keeping) -> Judged {
+    match refusal(event, policy, grants, now) {
+        Refusal::Deny(denial) => Judged::Deny(denial),
+        Refusal::Allow => Judged::Allow,
+        Refusal::ProtectedRules { trusted } => protected(event, policy, trusted, keeping),
+    }
+}
+
+/// Rules 2 to 7: what ends the walk before the protected zones.
+enum Refusal {
+    Deny(Denial),
+    Allow,
+    /// On to rule 8; `trusted`: the actor is a trusted tool in whose scope every protected path
+    /// of the event lies (zones that deny exempt it, zones that keep keep for it too).
+    ProtectedRules {
+        trusted: bool,
+    },
+}
+
+fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal {
     let action = &event.action;
     let op = action.kind();
     let zones = &policy.zones;
     let touched = touches(action, policy);
     let paths = || touched.iter().flatten();
     let deny = |rule, path: &Path, zone: Option<&Zone>| {
-        Some(reason::denial(
+        Refusal::Deny(reason::denial(
             rule,
             action,
             path,
@@ -128,7 +200,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         ..
     } = action
     {
-        return Some(reason::denial(
+        return Refusal::Deny(reason::denial(
             RuleId::GuardSelf,
             action,
             Path::new("/"),
@@ -136,7 +208,9 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             None,
         ));
     }
-    for t in paths().filter(|t| t.modifies) {
+    // The snapshot store may not even be read: what is in it is the human's to restore.
+    let guarded = |t: &Touch| t.modifies || t.zones.guard.is_some_and(|z| z.unreadable);
+    for t in paths().filter(|t| guarded(t)) {
         if let Some(zone) = t.zones.guard.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::GuardSelf, t.path, Some(zone));
         }
@@ -153,7 +227,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             && paths().all(|t| !t.zones.any_policy_zone() || grant_covers(g, t.path, policy))
     };
     if policy.overrides.iter().chain(&grants.grants).any(covered) {
-        return None;
+        return Refusal::Allow;
     }
 
     // 4. Secret zones: no access at all, and their roots may not be moved.
@@ -175,7 +249,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
                 .any(|by| by.matches(&event.actor, &policy.trusted_tools))
         };
         if let Some(rule) = exec_rule(action, policy, applies) {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::ExecRule,
                 action,
                 path,
@@ -197,49 +271,180 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
 
     // 7. Trusted tools inside their scope.
     let protected_paths = || paths().filter(|t| t.protected.is_some());
-    if protected_paths().next().is_some()
+    let trusted = protected_paths().next().is_some()
         && policy.trusted_tools.iter().any(|tool| {
             protected_paths().all(|t| tool.covers(t.path)) && tool.identifies(&event.actor)
-        })
-    {
-        return None;
-    }
+        });
+    Refusal::ProtectedRules { trusted }
+}
 
-    // 8. Protected zones: create, write and rename within, but nothing that destroys or moves out.
-    match (action, &touched) {
-        (Action::Unlink { path } | Action::Rmdir { path }, [Some(t), _]) => {
-            if let Some(zone) = t.protected {
-                return deny(RuleId::ProtectedDelete, path, Some(zone));
+/// One thing a destructive operation does to a protected zone (rule 8).
+struct Destruction<'a> {
+    rule: RuleId,
+    /// The path the rule is about (the denial's path, the kept item's path).
+    path: &'a Path,
+    zone: &'a Zone,
+    /// What a zone that keeps keeps; `None`: a zone that keeps lets it happen as it is (an
+    /// atomic save over a file is a replace, which keeps; a rename within the zone is not).
+    keep: Option<KeepWhat>,
+    /// Whether a zone that denies refuses it (an atomic save, a truncation, a first write and a
+    /// hard link out are allowed there, as they always were).
+    denied_there: bool,
+}
+
+/// Rule 8: protected zones. Agents may create, write and rename within a zone; what destroys or
+/// moves out is kept first where the zone keeps, refused where it denies.
+fn protected(event: &Event, policy: &Policy, trusted: bool, keeping: Keeping) -> Judged {
+    let action = &event.action;
+    let touched = touches(action, policy);
+    let deny = |rule, path: &Path, zone: &Zone| {
+        Judged::Deny(reason::denial(
+            rule,
+            action,
+            path,
+            Some(zone.root.as_path()),
+            None,
+        ))
+    };
+    // A rename of a zone's root (or an ancestor) would move the zone: refused in every zone, as
+    // a trusted tool's always was allowed.
+    if let Action::Rename { from, .. } = action {
+        if let Some(zone) = policy.zones.root_at_or_below(from, ZoneKind::Protected) {
+            if !trusted {
+                return deny(RuleId::ZoneRootRename, from, zone);
             }
         }
+    }
+    let mut keeps: Vec<(KeepItem, &Zone, RuleId)> = Vec::new();
+    for d in destructions(action, &touched) {
+        let keeps_here = d.zone.on_destroy == OnDestroy::Keep && keeping == Keeping::Supported;
+        match (keeps_here, d.keep) {
+            (true, Some(what)) => keeps.push((
+                KeepItem {
+                    path: d.path.to_path_buf(),
+                    what,
+                },
+                d.zone,
+                d.rule,
+            )),
+            (true, None) => {}
+            (false, _) if d.denied_there && !trusted => return deny(d.rule, d.path, d.zone),
+            (false, _) => {}
+        }
+    }
+    let Some((_, zone, rule)) = keeps.first() else {
+        return Judged::Allow;
+    };
+    let (zone, rule) = (zone.root.clone(), rule.clone());
+    Judged::Keep(Keep {
+        items: keeps.into_iter().map(|(item, _, _)| item).collect(),
+        zone,
+        rule,
+    })
+}
+
+/// What `action` destroys in protected zones, outside their carve-outs.
+fn destructions<'a>(action: &'a Action, touched: &[Option<Touch<'a>>; 2]) -> Vec<Destruction<'a>> {
+    let same_zone = |a: Option<&Zone>, b: &Zone| a.is_some_and(|a| std::ptr::eq(a, b));
+    let mut out = Vec::new();
+    match (action, touched) {
+        (Action::Unlink { path }, [Some(t), _]) => {
+            out.extend(t.protected.map(|zone| Destruction {
+                rule: RuleId::ProtectedDelete,
+                path,
+                zone,
+                keep: Some(KeepWhat::Entry),
+                denied_there: true,
+            }))
+        }
+        (Action::Rmdir { path }, [Some(t), _]) => out.extend(t.protected.map(|zone| Destruction {
+            rule: RuleId::ProtectedDelete,
+            path,
+            zone,
+            keep: Some(KeepWhat::Dir),
+            denied_there: true,
+        })),
         (
             Action::Rename {
                 from,
                 to,
                 dest_exists,
-                ..
+                source_is_dir,
             },
             [Some(source), Some(dest)],
         ) => {
-            if let Some((from, zone)) = moved_root(ZoneKind::Protected) {
-                return deny(RuleId::ZoneRootRename, from, Some(zone));
-            }
-            let same_zone = |a: Option<&Zone>, b: &Zone| a.is_some_and(|a| std::ptr::eq(a, b));
             if let Some(zone) = source.protected {
                 // Into a carve-out (e.g. target/) counts as out: it would be deletable there.
                 if !same_zone(dest.protected, zone) {
-                    return deny(RuleId::ProtectedMoveOut, from, Some(zone));
+                    out.push(Destruction {
+                        rule: RuleId::ProtectedMoveOut,
+                        path: from,
+                        zone,
+                        keep: Some(if *source_is_dir {
+                            KeepWhat::Tree
+                        } else {
+                            KeepWhat::Content
+                        }),
+                        denied_there: true,
+                    });
                 }
             }
-            if let Some(zone) = dest.protected {
-                if *dest_exists && !same_zone(source.protected, zone) {
-                    return deny(RuleId::ProtectedClobber, to, Some(zone));
+            if let (Some(zone), true) = (dest.protected, *dest_exists) {
+                let from_inside = same_zone(source.protected, zone);
+                out.push(Destruction {
+                    rule: if from_inside {
+                        RuleId::ProtectedReplace
+                    } else {
+                        RuleId::ProtectedClobber
+                    },
+                    path: to,
+                    zone,
+                    keep: Some(KeepWhat::Entry),
+                    denied_there: !from_inside,
+                });
+            }
+        }
+        (Action::Link { from, .. }, [Some(source), Some(dest)]) => {
+            if let Some(zone) = source.protected {
+                if !same_zone(dest.protected, zone) {
+                    out.push(Destruction {
+                        rule: RuleId::ProtectedLinkOut,
+                        path: from,
+                        zone,
+                        keep: Some(KeepWhat::Content),
+                        denied_there: false,
+                    });
                 }
             }
         }
+        (Action::Truncate { path }, [Some(t), _]) => {
+            out.extend(t.protected.map(|zone| Destruction {
+                rule: RuleId::ProtectedTruncate,
+                path,
+                zone,
+                keep: Some(KeepWhat::Content),
+                denied_there: false,
+            }))
+        }
+        (Action::Open { path, flags }, [Some(t), _]) if flags.write || flags.truncate => out
+            .extend(t.protected.map(|zone| Destruction {
+                rule: if flags.truncate {
+                    RuleId::ProtectedTruncate
+                } else {
+                    RuleId::ProtectedFirstWrite
+                },
+                path,
+                zone,
+                keep: Some(if flags.truncate {
+                    KeepWhat::Content
+                } else {
+                    KeepWhat::FirstWrite
+                }),
+                denied_there: false,
+            })),
         _ => {}
     }
-    None
+    out
 }
 
 fn grant_covers(grant: &Grant, path: &Path, policy: &Policy) -> bool {

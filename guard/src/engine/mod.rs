@@ -7,11 +7,14 @@
 //! [`decide`] names them where it names the engine.
 
 pub mod decide;
+pub mod keep;
 mod reason;
 
 pub use crate::vocab::path;
 pub use crate::vocab::{
-    Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, OpKind, OpSet,
-    OpenFlags, RuleId, Verdict,
+    Action, Actor, AgentInfo, Attribution, Decision, Denial, EntryKind, Event, Grant, Grants, Keep,
+    KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow, OpKind, OpSet, OpenFlags,
+    RuleId, Verdict,
 };
-pub use decide::{decide, needs_actor_args};
+pub use decide::{decide, decide_without_keeping, needs_actor_args};
+pub use keep::{brake, keep_refused, BrakeState};

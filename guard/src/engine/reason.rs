@@ -50,6 +50,16 @@ pub(super) fn denial(
         RuleId::ZoneRootRename => format!(
             "agent-guard blocked renaming {p}: it is, or contains, the root of the zone {z}, which must stay where it is; work inside the zone instead"
         ),
+        // Rows that keep rather than deny, and the refusals `engine::keep` words itself; named
+        // here only so that every rule has words.
+        RuleId::ProtectedReplace
+        | RuleId::ProtectedTruncate
+        | RuleId::ProtectedFirstWrite
+        | RuleId::ProtectedLinkOut
+        | RuleId::KeepFailed
+        | RuleId::DestructionBrake => format!(
+            "agent-guard blocked this {op} of {p} in the protected zone {z} (rule {rule}); request an override if the user wants it"
+        ),
         // The engine names only rules it knows.
         RuleId::Unknown(name) => format!("agent-guard blocked this {op} of {p} (rule {name})"),
     };
@@ -77,7 +87,7 @@ pub(super) fn denial(
     }
 }
 
-fn request_command(path: &Path, op: OpKind) -> String {
+pub(super) fn request_command(path: &Path, op: OpKind) -> String {
     format!(
         "agent-guard override request {} --op {op} --reason {}",
         shell_quote(&path.display().to_string()),

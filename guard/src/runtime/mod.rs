@@ -9,6 +9,7 @@
 //! event and give it the attribution; it never blocks on I/O on the decision path (records go
 //! to bounded queues; a full queue is counted, not waited on).
 
+mod keep;
 #[cfg(target_os = "linux")]
 pub mod linux;
 // The macOS core is pure and tested on every OS; outside tests only the macOS binary uses it.
@@ -25,11 +26,12 @@ use crate::audit::{
     AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
     Retention,
 };
-use crate::engine::decide;
+use crate::engine::{decide, decide_without_keeping};
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
 use crate::policy::{LoadContext, Policy};
+use crate::snapshots::{Session, StoreBudget};
 pub use crate::vocab::time::unix_secs;
 use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
 
@@ -41,6 +43,8 @@ pub struct Counters {
     pub audits: AtomicU64,
     /// Decisions answered by the fail mode because the deadline was near (macOS).
     pub deadline_misses: AtomicU64,
+    /// Paths kept in the snapshot store.
+    pub kept: AtomicU64,
 }
 
 /// How the runtime was started.
@@ -52,6 +56,9 @@ pub struct RuntimeConfig {
     pub locations: Locations,
     /// `run --audit`: every deny becomes an audit verdict, whatever the policy's mode.
     pub force_audit: bool,
+    /// The sensor keeps what agents destroy before letting it happen (answers
+    /// [`Verdict::Keep`]). A sensor that cannot yet gets the answer of zones that deny instead.
+    pub keeps: bool,
 }
 
 /// The shared decision and recording side of a sensor.
@@ -69,6 +76,12 @@ pub struct Runtime {
     /// Called after each successful policy reload (the macOS daemon re-selects what the kernel
     /// delivers).
     reload_hooks: Arc<std::sync::Mutex<Vec<ReloadHook>>>,
+    /// The snapshot store's size against its limit, shared by this sensor's sessions.
+    budget: Arc<StoreBudget>,
+    /// The agent sessions running in this sensor (never purged while they run).
+    sessions: std::sync::Mutex<Vec<Arc<Session>>>,
+    /// Hashes kept files off the decision path (`keep`).
+    hasher: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<keep::HashJob>>>,
 }
 
 type ReloadHook = Box<dyn Fn() + Send + Sync>;
@@ -79,6 +92,9 @@ impl Runtime {
     pub fn new(policy: Policy, config: RuntimeConfig) -> Result<Runtime, OverrideError> {
         let grants = LiveGrants::load(config.locations.clone())?;
         Ok(Runtime {
+            budget: Arc::new(StoreBudget::new(policy.snapshots.max_bytes)),
+            sessions: Default::default(),
+            hasher: OnceLock::new(),
             policy: LivePolicy::new(policy),
             grants,
             counters: Counters::default(),
@@ -158,15 +174,26 @@ impl Runtime {
             Err(e) => tracing::error!("approved overrides are not watched: {e}"),
         }
         drop(watchers);
+        if self.config.keeps {
+            self.start_hasher();
+        }
         let me = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("agent-guard-status".into())
-            .spawn(move || loop {
-                let Some(runtime) = me.upgrade() else { return };
-                runtime.write_status();
-                runtime.record_expiries();
-                drop(runtime);
-                std::thread::sleep(status::STATUS_INTERVAL);
+            .spawn(move || {
+                let mut next_purge = std::time::Instant::now();
+                loop {
+                    let Some(runtime) = me.upgrade() else { return };
+                    if runtime.config.keeps && std::time::Instant::now() >= next_purge {
+                        // The first round also counts what the store holds.
+                        runtime.purge_store();
+                        next_purge = std::time::Instant::now() + keep::PURGE_INTERVAL;
+                    }
+                    runtime.write_status();
+                    runtime.record_expiries();
+                    drop(runtime);
+                    std::thread::sleep(status::STATUS_INTERVAL);
+                }
             })
             .ok();
     }
@@ -180,19 +207,59 @@ impl Runtime {
             .push(Box::new(hook));
     }
 
-    /// Decide one event by an agent-attributed (or not) process, count and record it.
+    /// Decide one event by an agent-attributed (or not) process, count and record it. For a
+    /// sensor that does not keep ([`RuntimeConfig::keeps`] false): no [`Verdict::Keep`] comes
+    /// back, zones that keep answer as zones that deny.
     #[cfg(any(target_os = "macos", test))]
     pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
         let policy = self.policy.load();
         let now = SystemTime::now();
-        let verdict = decide(
-            event,
-            attribution,
-            &policy,
-            &self.grants.current(),
-            unix_secs(now),
-        );
+        let verdict = self.engine(event, attribution, &policy, now);
         self.account(event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// [`Runtime::decide`] for a sensor that keeps, in one agent session: a
+    /// [`Verdict::Keep`] (unless the session's brake is on) comes back *unrecorded*; the sensor
+    /// keeps, then reports to [`Runtime::settle`], which records and gives the final answer.
+    #[cfg(any(target_os = "macos", test))]
+    pub fn decide_in(
+        &self,
+        session: &Session,
+        event: &Event,
+        attribution: &Attribution,
+        start_key: u64,
+    ) -> Verdict {
+        let policy = self.policy.load();
+        let now = SystemTime::now();
+        let verdict = self.engine(event, attribution, &policy, now);
+        let verdict = self.apply_brake(session, event, verdict, now);
+        if matches!(verdict, Verdict::Keep(_)) {
+            return verdict;
+        }
+        self.account(event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// The engine's answer as this runtime applies it: with or without keeping (the sensor's
+    /// ability), `run --audit` turning refusals into audits and keeps into would-keeps.
+    fn engine(
+        &self,
+        event: &Event,
+        attribution: &Attribution,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Verdict {
+        let grants = self.grants.current();
+        let decide_with = if self.config.keeps {
+            decide
+        } else {
+            decide_without_keeping
+        };
+        let verdict = decide_with(event, attribution, policy, &grants, unix_secs(now));
+        match verdict {
+            Verdict::Deny(d) if self.config.force_audit => Verdict::Audit(d),
+            Verdict::Keep(k) if self.config.force_audit => Verdict::WouldKeep(k),
+            v => v,
+        }
     }
 
     /// [`Runtime::decide`] for a sensor whose facts about the actor cost reads (`/proc`): decide
@@ -202,27 +269,49 @@ impl Runtime {
     /// are then read only if the decision is stored, for its record. The commonest supervised
     /// call, a read-only open, costs no read. `facts` is told which of the two it serves: a sensor
     /// may answer [`FactsUse::Record`] from memory, never [`FactsUse::Decision`].
+    ///
+    /// In `session`, a [`Verdict::Keep`] comes back unrecorded, as from [`Runtime::decide_in`]
+    /// (a keep does not depend on the actor either: trusted tools are exempt only where zones
+    /// deny).
     #[cfg(any(target_os = "linux", test))]
     pub fn decide_lazily(
         &self,
+        session: Option<&Session>,
         mut event: Event,
         attribution: &Attribution,
         facts: impl FnOnce(&mut Event, FactsUse) -> u64,
     ) -> Verdict {
         let policy = self.policy.load();
-        let grants = self.grants.current();
         let now = SystemTime::now();
-        let bare = decide(&event, attribution, &policy, &grants, unix_secs(now));
-        if matches!(bare, Verdict::Allow) {
-            let start_key = if worth_storing(&event, &bare) {
-                facts(&mut event, FactsUse::Record)
-            } else {
-                0
-            };
-            return self.account(&event, attribution, start_key, bare, &policy, now);
+        // Read at most once, whatever needs them first.
+        let mut facts = Some(facts);
+        let mut read = |event: &mut Event, used| facts.take().map_or(0, |f| f(event, used));
+        let bare = self.engine(&event, attribution, &policy, now);
+        let (verdict, mut start_key) = match bare {
+            Verdict::Keep(_) => (bare, 0),
+            Verdict::Allow | Verdict::WouldKeep(_) => {
+                let start_key = if worth_storing(&event, &bare) {
+                    read(&mut event, FactsUse::Record)
+                } else {
+                    0
+                };
+                (bare, start_key)
+            }
+            _ => {
+                let start_key = read(&mut event, FactsUse::Decision);
+                (self.engine(&event, attribution, &policy, now), start_key)
+            }
+        };
+        let verdict = match session {
+            Some(session) => self.apply_brake(session, &event, verdict, now),
+            None => verdict,
+        };
+        match verdict {
+            Verdict::Keep(_) => return verdict,
+            // The brake's refusal of a keep: its record names the process.
+            Verdict::Deny(_) if start_key == 0 => start_key = read(&mut event, FactsUse::Record),
+            _ => {}
         }
-        let start_key = facts(&mut event, FactsUse::Decision);
-        let verdict = decide(&event, attribution, &policy, &grants, unix_secs(now));
         self.account(&event, attribution, start_key, verdict, &policy, now)
     }
 
@@ -246,11 +335,11 @@ impl Runtime {
         };
         self.counters.decisions.fetch_add(1, Ordering::Relaxed);
         match &verdict {
-            Verdict::Allow => {}
+            Verdict::Allow | Verdict::Keep(_) => {}
             Verdict::Deny(_) => {
                 self.counters.denials.fetch_add(1, Ordering::Relaxed);
             }
-            Verdict::Audit(_) => {
+            Verdict::Audit(_) | Verdict::WouldKeep(_) => {
                 self.counters.audits.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -357,6 +446,7 @@ mod tests {
             homes: vec![PathBuf::from("/h")],
             guard_paths: vec![],
             agent_writable: vec![],
+            unreadable: vec![],
             resolve_symlinks: false,
         };
         let json = r#"{"protected_zones": ["/h/p"], "secret_zones": ["/h/s"],

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::records::{DecisionRecord, OverrideEvent};
+use super::records::{DecisionRecord, KeptRecord, KeptUpdate, OverrideEvent};
 use super::schema;
 use super::{AuditStoreError, Retention};
 use crate::audit::queue::{Counters, Sink};
@@ -18,6 +18,10 @@ use crate::vocab::RuleId;
 const INSERT_DECISION: &str = "INSERT INTO decisions (time_ms, agent, agent_pid, pid, start_key, \
      exe, op, path, dest, zone, rule, verdict, mode, policy_version) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const INSERT_KEPT: &str = "INSERT OR REPLACE INTO kept (time_ms, session, seq, agent, \
+     agent_pid, pid, exe, op, rule, path, dest, kind, how, store_name, size, mode, mtime_ns, \
+     sha256, end_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+     ?16, ?17, ?18, ?19)";
 const INSERT_OVERRIDE: &str = "INSERT INTO overrides (time_ms, event, override_id, path, ops, \
      who, ttl_secs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
@@ -25,6 +29,8 @@ const INSERT_OVERRIDE: &str = "INSERT INTO overrides (time_ms, event, override_i
 pub(super) enum StoreRecord {
     Decision(Box<DecisionRecord>),
     Override(Box<OverrideEvent>),
+    Kept(Box<KeptRecord>),
+    KeptUpdate(Box<KeptUpdate>),
 }
 
 /// Requests to the writer thread other than records.
@@ -33,6 +39,8 @@ pub(super) enum StoreControl {
     SetRetention(Retention),
     /// Run retention now and answer with the rows it deleted.
     EnforceRetention(mpsc::Sender<rusqlite::Result<u64>>),
+    /// The store's entries of these sessions were purged: forget their rows.
+    ForgetSessions(Vec<String>),
 }
 
 /// The store's own counters, beside the writer's.
@@ -40,6 +48,7 @@ pub(super) enum StoreControl {
 pub(super) struct StoreStats {
     pub decisions_written: AtomicU64,
     pub overrides_written: AtomicU64,
+    pub kept_written: AtomicU64,
     pub retries: AtomicU64,
     pub batches: AtomicU64,
     pub retention_deleted: AtomicU64,
@@ -63,6 +72,8 @@ pub(super) struct StoreSink {
 struct Batch {
     decisions: Vec<DecisionRecord>,
     overrides: Vec<OverrideEvent>,
+    kept: Vec<KeptRecord>,
+    updates: Vec<KeptUpdate>,
 }
 
 impl Sink for StoreSink {
@@ -74,11 +85,15 @@ impl Sink for StoreSink {
         let mut batch = Batch {
             decisions: Vec::with_capacity(records.len()),
             overrides: Vec::new(),
+            kept: Vec::new(),
+            updates: Vec::new(),
         };
         for record in records {
             match record {
                 StoreRecord::Decision(d) => batch.decisions.push(*d),
                 StoreRecord::Override(o) => batch.overrides.push(*o),
+                StoreRecord::Kept(k) => batch.kept.push(*k),
+                StoreRecord::KeptUpdate(u) => batch.updates.push(*u),
             }
         }
         self.commit(&batch, counters);
@@ -89,6 +104,16 @@ impl Sink for StoreSink {
             StoreControl::SetRetention(retention) => self.retention = retention,
             StoreControl::EnforceRetention(ack) => {
                 let _ = ack.send(self.run_retention(counters));
+            }
+            StoreControl::ForgetSessions(sessions) => {
+                for session in sessions {
+                    if let Err(e) = self
+                        .conn
+                        .execute("DELETE FROM kept WHERE session = ?1", [&session])
+                    {
+                        counters.error(format!("forgetting the purged session {session}: {e}"));
+                    }
+                }
             }
         }
     }
@@ -128,7 +153,10 @@ impl StoreSink {
     }
 
     fn commit(&mut self, batch: &Batch, counters: &Counters<StoreStats>) {
-        let n = (batch.decisions.len() + batch.overrides.len()) as u64;
+        let n = (batch.decisions.len()
+            + batch.overrides.len()
+            + batch.kept.len()
+            + batch.updates.len()) as u64;
         if n == 0 {
             return;
         }
@@ -139,6 +167,7 @@ impl StoreSink {
                     add(&c.batches, 1);
                     add(&c.decisions_written, batch.decisions.len() as u64);
                     add(&c.overrides_written, batch.overrides.len() as u64);
+                    add(&c.kept_written, batch.kept.len() as u64);
                     add(&counters.written, n);
                     return;
                 }
@@ -194,6 +223,53 @@ impl StoreSink {
                     o.who,
                     o.ttl_secs.map(|t| t as i64),
                 ])?;
+            }
+            let mut insert = tx.prepare_cached(INSERT_KEPT)?;
+            for k in &batch.kept {
+                insert.execute(params![
+                    k.time_ms,
+                    k.session,
+                    k.seq as i64,
+                    k.agent,
+                    k.agent_pid,
+                    k.pid,
+                    k.exe,
+                    k.op.as_str(),
+                    k.rule.as_str(),
+                    k.path,
+                    k.dest,
+                    k.kind.as_str(),
+                    k.how.as_str(),
+                    k.store_name,
+                    k.size as i64,
+                    k.mode,
+                    k.mtime_ns,
+                    k.sha256,
+                    k.end_state,
+                ])?;
+            }
+            // Updates come after the rows they update (the queue keeps their order).
+            for u in &batch.updates {
+                match u {
+                    KeptUpdate::Hash {
+                        session,
+                        seq,
+                        sha256,
+                    } => tx
+                        .prepare_cached(
+                            "UPDATE kept SET sha256 = ?3 WHERE session = ?1 AND seq = ?2",
+                        )?
+                        .execute(params![session, *seq as i64, sha256])?,
+                    KeptUpdate::EndState {
+                        session,
+                        path,
+                        state,
+                    } => tx
+                        .prepare_cached(
+                            "UPDATE kept SET end_state = ?3 WHERE session = ?1 AND path = ?2",
+                        )?
+                        .execute(params![session, path, state.to_text()])?,
+                };
             }
         }
         tx.commit()

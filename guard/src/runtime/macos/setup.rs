@@ -79,6 +79,7 @@ pub fn daemon_context(
         homes,
         guard_paths,
         agent_writable: with_private_alias(&locations.requests_dir),
+        unreadable: with_private_alias(&locations.store),
         resolve_symlinks: true,
     }
 }

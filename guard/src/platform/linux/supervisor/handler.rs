@@ -8,11 +8,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::engine::{Action, Actor, Event};
+use crate::engine::{Action, Actor, Event, Keep, KeepFailure, KeepOutcome};
 
 use super::call::{self, Call};
 use super::emulate::{Delivery, Emulator, TaskUmask};
 use super::judge::Judge;
+use super::keep::Keeper;
 use super::plan::{self, GuardProcesses, Plan, Planner};
 use super::secret_inodes::SecretInodes;
 use super::task::{LiveTasks, TaskReader};
@@ -33,6 +34,8 @@ pub struct Handler {
     /// own copy; an exec is answered only once none is held (see `emulate`).
     pub installing_writable: Arc<RwLock<()>>,
     pub tasks: LiveTasks,
+    /// Where keep verdicts are carried out (the judge's session), if it keeps.
+    pub keeper: Option<Keeper>,
 }
 
 impl Handler {
@@ -67,44 +70,77 @@ impl Handler {
             }
             Plan::Check(actions) => {
                 let execs = actions.iter().any(|a| matches!(a, Action::Exec { .. }));
-                if !self.allowed(n.tid, actions) {
-                    Response::Error(libc::EPERM)
-                } else {
-                    if execs {
-                        // The file may be one the task just wrote through an fd we installed:
-                        // our copy must be closed before the kernel checks that nothing has
-                        // it open for writing (ETXTBSY). See `emulate`.
-                        drop(self.installing_writable.write());
+                match self.judged(n.tid, actions) {
+                    Err(Refused) => Response::Error(libc::EPERM),
+                    Ok(keeps) if !keeps.is_empty() => {
+                        // The kernel performs these itself (a truncate through a /proc magic
+                        // link): there is no point at which to keep first.
+                        self.cannot_keep(n.tid, &keeps, "this call cannot be kept first");
+                        Response::Error(libc::EPERM)
                     }
-                    Response::Continue
+                    Ok(_) => {
+                        if execs {
+                            // The file may be one the task just wrote through an fd we
+                            // installed: our copy must be closed before the kernel checks that
+                            // nothing has it open for writing (ETXTBSY). See `emulate`.
+                            drop(self.installing_writable.write());
+                        }
+                        Response::Continue
+                    }
                 }
             }
             Plan::Emulate(actions, emulation) => {
-                if !self.allowed(n.tid, actions) {
-                    Response::Error(libc::EPERM)
-                } else if !listener.id_valid(n.id) {
+                let Ok(keeps) = self.judged(n.tid, actions) else {
+                    return Some(Response::Error(libc::EPERM));
+                };
+                if !listener.id_valid(n.id) {
                     return None;
-                } else if self
+                }
+                if self
                     .check_creds
                     .is_some_and(|ids| self.tasks.effective_ids(n.tid) != Some(ids))
                 {
                     // Acting for a task with other credentials would lend it ours.
-                    Response::Continue
-                } else {
-                    let emulator = Emulator {
-                        deliver: Delivery {
-                            listener,
-                            id: n.id,
-                            installing_writable: &self.installing_writable,
-                        },
-                        umask: TaskUmask {
-                            cache: &self.umasks,
-                            tasks: &self.tasks,
-                        },
-                    };
-                    // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    emulator.run(emulation)?
+                    if keeps.is_empty() {
+                        return Some(Response::Continue);
+                    }
+                    self.cannot_keep(
+                        n.tid,
+                        &keeps,
+                        "the process runs with other credentials than the supervisor, which keeps only for processes that have its own",
+                    );
+                    return Some(Response::Error(libc::EPERM));
                 }
+                let emulator = Emulator {
+                    deliver: Delivery {
+                        listener,
+                        id: n.id,
+                        installing_writable: &self.installing_writable,
+                    },
+                    umask: TaskUmask {
+                        cache: &self.umasks,
+                        tasks: &self.tasks,
+                    },
+                };
+                if keeps.is_empty() {
+                    // None: nothing to answer (the task is gone, or a FIFO open answers later).
+                    return emulator.run(emulation);
+                }
+                let Some(keeper) = &self.keeper else {
+                    self.cannot_keep(n.tid, &keeps, "agent-guard has no snapshot store here");
+                    return Some(Response::Error(libc::EPERM));
+                };
+                let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
+                let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
+                let mut allowed = true;
+                for ((event, keep), outcome) in keeps.iter().zip(outcomes) {
+                    allowed &= self.judge.settle(n.tid, event, keep, outcome).allows();
+                }
+                if !allowed {
+                    // Nothing was done: a keep that fails stops the call before it happens.
+                    return Some(Response::Error(libc::EPERM));
+                }
+                response?
             }
         };
         // No last ID_VALID check: an answer to a notification whose task died meanwhile is
@@ -112,16 +148,43 @@ impl Handler {
         Some(response)
     }
 
-    fn allowed(&self, tid: i32, actions: Vec<Action>) -> bool {
-        actions.into_iter().all(|action| {
+    /// Judge each action: refused at the first the judge denies, else the keeps to carry out
+    /// with their events (unrecorded until [`Judge::settle`]).
+    fn judged(&self, tid: i32, actions: Vec<Action>) -> Result<Vec<(Event, Keep)>, Refused> {
+        let mut keeps = Vec::new();
+        for action in actions {
             let event = Event {
                 actor: actor(tid),
                 action,
             };
-            self.judge.judge(tid, &event).allows()
-        })
+            match self.judge.judge(tid, &event) {
+                crate::engine::Verdict::Keep(keep) => keeps.push((event, keep)),
+                verdict if !verdict.allows() => return Err(Refused),
+                _ => {}
+            }
+        }
+        Ok(keeps)
+    }
+
+    /// Record keeps that cannot be carried out for this call as refused.
+    fn cannot_keep(&self, tid: i32, keeps: &[(Event, Keep)], why: &'static str) {
+        for (event, keep) in keeps {
+            let path = keep
+                .items
+                .first()
+                .map(|i| i.path.clone())
+                .unwrap_or_default();
+            let outcome = KeepOutcome::Failed {
+                path,
+                failure: KeepFailure::Unsupported(why),
+            };
+            let _ = self.judge.settle(tid, event, keep, outcome);
+        }
     }
 }
+
+/// The judge refused one of the call's actions.
+struct Refused;
 
 fn actor(tid: i32) -> Actor {
     Actor {

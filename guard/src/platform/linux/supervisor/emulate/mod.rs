@@ -179,6 +179,19 @@ impl Emulator<'_> {
     }
 }
 
+impl Emulator<'_> {
+    /// Open `path` for the task with `flags` (no create), as an emulated open does, without
+    /// installing it (the keep step opens first, keeps, then installs: `supervisor::keep`).
+    pub fn open_for_task(&self, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+        fd::open_for_task(path, flags, 0)
+    }
+
+    /// Install `file` in the task as the answer to an open with `flags`.
+    pub fn install(&self, file: OwnedFd, flags: i32) -> Option<Response> {
+        fd::install_fd(&self.deliver, file, flags)
+    }
+}
+
 /// Split a resolved path into its parent and the name to act on, keeping a trailing slash the
 /// task wrote (it makes the kernel insist on a directory).
 pub fn parent_and_name(path: &Path, trailing_slash: bool) -> io::Result<(PathBuf, CString)> {
@@ -202,7 +215,7 @@ fn in_dir<T>(parent: &Path, call: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>) 
 
 /// Open a resolved directory without following any symlink in it: a symlink that appears after
 /// the check (a swapped path component) makes this fail with ELOOP instead of redirecting.
-fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
+pub(super) fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
     let c = fs::c_path(dir.as_os_str().as_bytes())?;
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
