@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_guard::engine::{decide, Action, Actor, Attribution, Event, Grants, RuleId, Verdict};
+use agent_guard::engine::{
+    decide, Action, Actor, Attribution, Event, Grants, KeepWhat, RuleId, Verdict,
+};
 use agent_guard::policy::{self, LoadContext, Platform, Policy, PolicyError};
 
 const GIT: &str = "/usr/bin/git";
@@ -151,12 +153,14 @@ fn unless_run_by_names_a_trusted_tool_and_a_subcommand() {
 }
 
 #[test]
-fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory() {
-    // cargo makes `target` atomically: a temporary `targetXXXXXX` renamed to `target`. Letting
-    // cargo do that inside the home was tried and withdrawn: cargo is known by executables under
-    // ~/.rustup, which the agent can write, so a copy of `mv` planted there as "cargo" could move
-    // `src`, renamed `targetABCDEF`, into `target` and delete it. The move stays denied for
-    // everyone (the known limit: `mkdir target` before the first build, see the README).
+fn a_directory_moved_into_a_build_directory_is_kept_whoever_moves_it() {
+    // cargo makes `target` atomically: a temporary `targetXXXXXX` renamed to `target`, a move into
+    // a carve-out. cargo is known by executables under ~/.rustup, which the agent can write, so a
+    // copy of `mv` planted there as "cargo" could move `src`, renamed `targetABCDEF`, into
+    // `target` and delete it there: trusting cargo for it was tried and withdrawn. In the
+    // default's zone that keeps, the move is allowed for everyone once the tree is copied into
+    // the store (a fresh `targetXXXXXX` is a few bytes; a tree over the limit stays put), and
+    // deleting what is in it is kept too.
     let p = policy::embedded_default(&ctx());
     let planted = "/home/u/.rustup/toolchains/x/bin/cargo";
     let real = "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo";
@@ -171,14 +175,11 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
                 source_is_dir: true,
             },
         );
-        assert_eq!(
-            denied_by(&v),
-            Some(RuleId::ProtectedMoveOut),
-            "{exe}: {v:?}"
-        );
-        // The agent is told the way through.
-        let Verdict::Deny(d) = &v else { unreachable!() };
-        assert!(d.reason.contains("mkdir it first"), "{}", d.reason);
+        let Verdict::Keep(k) = &v else {
+            panic!("{exe}: {v:?}")
+        };
+        assert_eq!(k.rule, RuleId::ProtectedMoveOut);
+        assert_eq!(k.items[0].what, KeepWhat::Tree);
         let v = verdict(
             &p,
             actor(exe, &[]),
@@ -186,6 +187,9 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
                 path: PathBuf::from("/home/u/src/app/targetABCDEF/main.rs"),
             },
         );
-        assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{exe}: {v:?}");
+        assert!(
+            matches!(&v, Verdict::Keep(k) if k.rule == RuleId::ProtectedDelete),
+            "{exe}: {v:?}"
+        );
     }
 }

@@ -94,7 +94,7 @@ fn unlink_denial(id: &str, path: &str, ts: u64, agent_pid: i64, decision: &str) 
         resolve_symlinks: false,
     };
     let policy = policy::from_json(
-        r#"{"protected_zones": ["/home/dev/project"]}"#,
+        r#"{"protected_zones": [{"path": "/home/dev/project", "on_destroy": "deny"}]}"#,
         Path::new("test.json"),
         &ctx,
     )

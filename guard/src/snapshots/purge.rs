@@ -130,7 +130,13 @@ mod tests {
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].bytes, 5);
         let later = SystemTime::now() + Duration::from_secs(3600);
-        let gone = expired(root, Duration::from_secs(60), later, &[new.clone()]).unwrap();
+        let gone = expired(
+            root,
+            Duration::from_secs(60),
+            later,
+            std::slice::from_ref(&new),
+        )
+        .unwrap();
         assert_eq!(gone.iter().map(|s| &s.id).collect::<Vec<_>>(), [&old]);
         assert!(
             expired(root, Duration::from_secs(60), SystemTime::now(), &[])

@@ -149,9 +149,7 @@ fn restore_one(
     }
     // In place when the path holds nothing, or exactly what the agent's session left there.
     let left = r.end_state.as_deref().and_then(EndState::parse);
-    let (target, why_beside) = if now == EndState::Absent {
-        (path.clone(), None)
-    } else if left == Some(now) {
+    let (target, why_beside) = if now == EndState::Absent || left == Some(now) {
         (path.clone(), None)
     } else {
         let why = match left {

@@ -205,6 +205,9 @@ pub fn serve(policy: Option<&Path>) -> Result<(), DaemonError> {
         ctx,
         locations,
         force_audit: false,
+        // Until the daemon clones before answering (docs/snapshots.md, "macOS"), zones that keep
+        // answer as zones that deny.
+        keeps: false,
     };
     let runtime = Arc::new(Runtime::new(policy, config)?);
     let core = Arc::new(DaemonCore::new(runtime.clone(), Arc::new(LiveInspector))?);
