@@ -76,6 +76,8 @@ fn record(rng: &mut Rng, i: usize, rows: usize, start_ms: i64, span_ms: i64) -> 
             Mode::Enforce
         },
         policy_version: "sha256:3f9a1c0d2b7e".to_string(),
+        argv: None,
+        count: 1,
     }
 }
 

@@ -53,6 +53,7 @@ fn main() {
                 ops: vec![OpKind::Unlink],
                 reason: "bench".into(),
                 ttl_secs: 600,
+                args: None,
             },
             None,
             Requester {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use agent_guard::engine::{
     decide, decide_without_keeping, Action, Actor, Attribution, Event, Grant, Grants, KeepWhat,
-    OpKind, OpSet, OpenFlags, RuleId, Verdict,
+    NodeKind, OpKind, OpSet, OpenFlags, RuleId, Verdict,
 };
 use agent_guard::policy::{self, LoadContext, Platform, Policy};
 
@@ -92,6 +92,7 @@ fn exec(path: &str, argv: &[&str]) -> Action {
     Action::Exec {
         path: p(path),
         argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
     }
 }
 
@@ -149,7 +150,7 @@ fn decision_table() {
         ("unlink outside every zone", rm, unlink("/tmp/x"), Want::Allow),
         ("unlink in a sibling with a shared prefix", rm, unlink("/a/project2/x"), Want::Allow),
         ("write in protected zone", rm, open("/a/proj/src/main.rs", true), Want::Allow),
-        ("create in protected zone", rm, Action::Create { path: p("/a/proj/new.rs") }, Want::Allow),
+        ("create in protected zone", rm, Action::Create { path: p("/a/proj/new.rs"), kind: NodeKind::File }, Want::Allow),
         ("truncate in protected zone", rm, Action::Truncate { path: p("/a/proj/f") }, Want::Allow),
         ("rename inside the zone (atomic save)", "/usr/bin/mv", rename("/a/proj/.f.tmp", "/a/proj/f", true), Want::Allow),
         ("rename out of the zone", "/usr/bin/mv", rename("/a/proj/f", "/tmp/f", false), Want::Deny(ProtectedMoveOut)),
@@ -182,7 +183,7 @@ fn decision_table() {
         ("truncating open keeps the content", "/usr/bin/sh", Action::Open { path: p("/a/keep/f"), flags: OpenFlags { write: true, truncate: true, create: true } }, keep(ProtectedTruncate, &[("/a/keep/f", KeepWhat::Content)])),
         ("write-open keeps the first version", "/usr/bin/sed", open("/a/keep/f", true), keep(ProtectedFirstWrite, &[("/a/keep/f", KeepWhat::FirstWrite)])),
         ("read-open keeps nothing", "/usr/bin/cat", open("/a/keep/f", false), Want::Allow),
-        ("create keeps nothing", rm, Action::Create { path: p("/a/keep/new") }, Want::Allow),
+        ("create keeps nothing", rm, Action::Create { path: p("/a/keep/new"), kind: NodeKind::File }, Want::Allow),
         ("unlink in a carve-out keeps nothing", rm, unlink("/a/keep/target/x"), Want::Allow),
         ("trusted git is kept like everyone", "/usr/bin/git", unlink("/a/keep/.git/index.lock"), keep(ProtectedDelete, &[("/a/keep/.git/index.lock", KeepWhat::Entry)])),
         ("cargo in its carve-out keeps nothing", "/usr/bin/cargo", unlink("/a/keep/target/x"), Want::Allow),
@@ -191,7 +192,7 @@ fn decision_table() {
         ("read in readonly zone", "/usr/bin/cat", open("/a/ro/f", false), Want::Allow),
         ("write-open in readonly zone", rm, open("/a/ro/f", true), Want::Deny(ReadonlyZone)),
         ("truncate in readonly zone", rm, Action::Truncate { path: p("/a/ro/f") }, Want::Deny(ReadonlyZone)),
-        ("create in readonly zone", rm, Action::Create { path: p("/a/ro/new") }, Want::Deny(ReadonlyZone)),
+        ("create in readonly zone", rm, Action::Create { path: p("/a/ro/new"), kind: NodeKind::File }, Want::Deny(ReadonlyZone)),
         ("unlink in readonly zone", rm, unlink("/a/ro/f"), Want::Deny(ReadonlyZone)),
         ("rename into readonly zone", "/usr/bin/mv", rename("/tmp/x", "/a/ro/new", false), Want::Deny(ReadonlyZone)),
         ("rename out of readonly zone", "/usr/bin/mv", rename("/a/ro/f", "/tmp/f", false), Want::Deny(ReadonlyZone)),
@@ -226,7 +227,7 @@ fn decision_table() {
         // Guard files.
         ("write the policy file", "/usr/bin/tee", open("/etc/agent-guard/policy.json", true), Want::Deny(GuardSelf)),
         ("delete a guard state file", rm, unlink("/home/u/.local/state/agent-guard/grants.json"), Want::Deny(GuardSelf)),
-        ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json") }, Want::Allow),
+        ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json"), kind: NodeKind::File }, Want::Allow),
         ("rename a request over the grants file", "/usr/bin/mv", rename("/home/u/.local/state/agent-guard/requests/r1.json", "/home/u/.local/state/agent-guard/grants.json", true), Want::Deny(GuardSelf)),
         ("read the denial log", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/denials.jsonl", false), Want::Allow),
         ("read the snapshot store", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/store/s/000001-f", false), Want::Deny(GuardSelf)),
@@ -279,6 +280,7 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         path: p("/a/proj/src"),
         ops: [OpKind::Unlink].into_iter().collect::<OpSet>(),
         expires_at: Some(100),
+        args: None,
     }]);
     let event = |action| Event {
         actor: actor("/usr/bin/rm"),
@@ -304,6 +306,7 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         path: p("/etc"),
         ops: OpSet::all(),
         expires_at: None,
+        args: None,
     }]);
     assert!(!decide(
         &event(open("/etc/agent-guard/policy.json", true)),
@@ -313,6 +316,56 @@ fn grants_allow_until_expiry_and_only_their_ops() {
         0
     )
     .allows());
+}
+
+/// An exec override is scoped to the denied command's arguments (issue 17, item 6): approving
+/// `git clean -fdx` does not let `git clean -fdx -e keep`, `git reset --hard` or `git reflog
+/// expire` through; a human's explicit widening (`args: None`) does.
+#[test]
+fn an_exec_grant_covers_only_the_arguments_it_names() {
+    let pol = policy(
+        r#"{"ai_agent_patterns": ["claude"], "exec_rules": [
+            {"program": "git", "args": ["clean"], "reason": "no"},
+            {"program": "git", "args": ["reset", "--hard"], "reason": "no"},
+            {"program": "git", "args": ["reflog", "expire"], "reason": "no"}]}"#,
+    );
+    let scoped = Grants::new(vec![Grant {
+        id: "r-1".into(),
+        path: p("/usr/bin/git"),
+        ops: [OpKind::Exec].into_iter().collect::<OpSet>(),
+        expires_at: None,
+        args: Some(vec!["clean".into(), "-fdx".into()]),
+    }]);
+    let agent = Attribution::agent("claude", 7);
+    let run = |argv: &[&str], grants: &Grants| {
+        decide(
+            &Event {
+                actor: actor("/bin/bash"),
+                action: exec("/usr/bin/git", argv),
+            },
+            &agent,
+            &pol,
+            grants,
+            0,
+        )
+        .allows()
+    };
+    assert!(run(&["git", "clean", "-fdx"], &scoped));
+    // argv[0] is the agent's to choose; the program is the path the kernel runs.
+    assert!(run(&["/usr/bin/git", "clean", "-fdx"], &scoped));
+    for other in [
+        &["git", "clean", "-fdx", "-e", "keep"][..],
+        &["git", "clean", "-fd"],
+        &["git", "reset", "--hard"],
+        &["git", "reflog", "expire", "--all"],
+    ] {
+        assert!(!run(other, &scoped), "{other:?} must stay denied");
+    }
+    let widened = Grants::new(vec![Grant {
+        args: None,
+        ..scoped.grants[0].clone()
+    }]);
+    assert!(run(&["git", "reset", "--hard"], &widened));
 }
 
 #[test]

@@ -122,10 +122,25 @@ fn unlink_denial(id: &str, path: &str, ts: u64, agent_pid: i64, decision: &str) 
     json!({
         "ts": ts, "op": "unlink", "path": path, "dest": null,
         "zone": d.zone, "process": "rm", "ancestor": "claude",
-        "id": id, "time": "2026-11-21T08:00:00.000Z", "pid": 4242, "exe": "/usr/bin/rm",
+        "id": id, "time": record_time(ts), "pid": 4242, "exe": "/usr/bin/rm",
         "agent_pid": agent_pid, "rule": d.rule, "decision": decision,
         "reason": d.reason, "hint": d.hint,
     })
+}
+
+fn rfc3339(ts: u64) -> String {
+    agent_guard::vocab::time::rfc3339_from_secs(ts)
+}
+
+/// A record's `time` as the supervisor writes it: the moment, in milliseconds, for a denial
+/// happening now; the start of second `ts` for one in the past. "Now" allows for the clock's
+/// second to tick between the caller's `now()` and this one.
+fn record_time(ts: u64) -> String {
+    if ts + 1 >= now() {
+        agent_guard::vocab::time::rfc3339_millis(std::time::SystemTime::now())
+    } else {
+        rfc3339(ts)
+    }
 }
 
 fn me() -> i64 {
@@ -136,15 +151,22 @@ fn parse_answer(stdout: &str) -> (String, String) {
     let v: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("hook output is not JSON ({e}): {stdout:?}"));
     let out = &v["hookSpecificOutput"];
-    assert_eq!(
-        v.as_object().unwrap().len(),
-        1,
-        "only hookSpecificOutput: {v}"
-    );
-    (
-        out["hookEventName"].as_str().unwrap().to_string(),
-        out["additionalContext"].as_str().unwrap().to_string(),
-    )
+    let event = out["hookEventName"].as_str().unwrap().to_string();
+    let context = out["additionalContext"].as_str().unwrap().to_string();
+    if event == "PostToolUse" {
+        // Also as a blocking reason, which Claude Code shows the model even where it drops
+        // additionalContext (anthropics/claude-code#55889).
+        assert_eq!(v["decision"], "block", "{v}");
+        assert_eq!(v["reason"], context.as_str(), "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+    } else {
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            1,
+            "only hookSpecificOutput: {v}"
+        );
+    }
+    (event, context)
 }
 
 #[test]
@@ -280,11 +302,12 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
     let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
-    // A fresh denial of this agent is reported, and only it.
+    // A fresh denial of this agent is reported, and only it. Fresh means after the first call
+    // (which waited for a record, so `t` may be a second behind by now).
     env.append_denial(&unlink_denial(
         "d-d",
         "/home/dev/project/w",
-        t,
+        now(),
         me(),
         "deny",
     ));
@@ -367,7 +390,10 @@ fn instructions_name_the_hook_and_the_loop() {
     let settings: Value = serde_json::from_str(&text[start..end]).unwrap();
     for event in ["PostToolUse", "PostToolUseFailure"] {
         let entry = &settings["hooks"][event][0];
-        assert_eq!(entry["matcher"], "Bash|Write|Edit|MultiEdit|NotebookEdit");
+        assert_eq!(
+            entry["matcher"],
+            "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob|Grep"
+        );
         assert_eq!(entry["hooks"][0]["command"], "agent-guard hook claude-code");
     }
     assert!(text.contains("agent-guard override request PATH --op OP"));
@@ -432,4 +458,93 @@ fn a_denial_logged_just_after_the_tool_call_is_still_reported() {
     assert_eq!(code, 0, "{err}");
     let (_, context) = parse_answer(&out);
     assert!(context.contains("/home/dev/project/late"), "{context}");
+}
+
+/// Only the tool call's own denials: one from before the call started (Claude Code's own lock
+/// file, half a second before a Bash call) is not reported as the call's.
+#[test]
+fn denials_before_the_tool_call_started_are_not_its_own() {
+    let env = Env::new();
+    let mut input: Value =
+        serde_json::from_slice(&data("post_tool_use_failure_bash.json")).unwrap();
+    input["duration_ms"] = json!(300);
+    let before = now() - 3;
+    let mut lock = unlink_denial("d-lock", "/home/dev/project/.lock", before, me(), "deny");
+    lock["time"] = json!(rfc3339(before));
+    env.append_denial(&lock);
+    let (code, out, err) = env.hook(input.to_string().as_bytes());
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // The call's own denial is.
+    env.append_denial(&unlink_denial(
+        "d-own",
+        "/home/dev/project/x",
+        now(),
+        me(),
+        "deny",
+    ));
+    let (code, out, err) = env.hook(input.to_string().as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(
+        context.contains("d-own") && !context.contains("d-lock"),
+        "{context}"
+    );
+}
+
+/// The agent hears what became of its override requests at its next tool call, once.
+#[test]
+fn the_agent_is_told_when_its_request_is_approved_or_denied() {
+    let env = Env::new();
+    let trail = env.state.join("overrides.jsonl");
+    let event = |id: &str, kind: &str, agent: &str| {
+        json!({"ts": now(), "time": rfc3339(now()), "event": kind, "id": id,
+            "path": "/home/dev/project/x", "ops": "unlink", "reason": "r",
+            "expires_at": now() + 600, "agent": agent, "requested_at": now(),
+            "by_uid": 0, "by_pid": 1})
+    };
+    let lines = [
+        event("r-1", "request", "claude:77"),
+        event("r-1", "approve", "claude:77"),
+        event("r-2", "deny", "claude:77"),
+        event("r-3", "approve", "codex:9"),
+    ];
+    std::fs::write(
+        &trail,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let input = data("post_tool_use_bash.json");
+    let (code, out, err) = env.hook_as(&input, Some("claude:77"));
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(
+        context.contains("APPROVED override request r-1"),
+        "{context}"
+    );
+    assert!(context.contains("DENIED override request r-2"), "{context}");
+    assert!(!context.contains("r-3"), "another agent's: {context}");
+    let (code, out, _) = env.hook_as(&input, Some("claude:77"));
+    assert_eq!((code, out.as_str()), (0, ""), "told once");
+}
+
+/// During a Bash call the agent's own process keeps working (its state and lock files); what
+/// it did is not the command's and is not reported as the call's.
+#[test]
+fn the_agents_own_process_is_not_a_bash_calls_doing() {
+    let env = Env::new();
+    let mut own = unlink_denial("d-own", "/home/dev/project/.lock", now(), me(), "deny");
+    own["pid"] = json!(me());
+    env.append_denial(&own);
+    env.append_denial(&unlink_denial(
+        "d-cmd",
+        "/home/dev/project/w",
+        now(),
+        me(),
+        "deny",
+    ));
+    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/w"), "{context}");
+    assert!(!context.contains("project/.lock"), "{context}");
 }

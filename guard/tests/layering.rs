@@ -19,11 +19,13 @@ const ANY_BELOW: &[&str] = &["*"];
 const LAYERS: &[(&str, &[&str])] = &[
     // The shared words: events, verdicts, grants, paths, records' names. Imports nothing.
     ("vocab", &[]),
+    // git's command line and config files, read as git reads them. Imports nothing.
+    ("git", &[]),
     // Durations as users type them; where the guard keeps its files.
     ("duration", &[]),
     ("paths", &["vocab"]),
     // The policy file and what it normalizes into.
-    ("policy", &["vocab", "duration", "paths"]),
+    ("policy", &["vocab", "git", "duration", "paths"]),
     // The pure decision: vocabulary in, vocabulary out, by the policy.
     ("engine", &["vocab", "policy"]),
     // Who is an agent: knows processes, not files or policies.
@@ -48,7 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Every kernel boundary. Names the vocabulary through the engine's re-exports too.
     (
         "platform",
-        &["vocab", "paths", "engine", "lineage", "snapshots"],
+        &["vocab", "git", "paths", "engine", "lineage", "snapshots"],
     ),
     // A sensor's glue: the runtime, the Linux tree, the macOS daemon core.
     ("runtime", ANY_BELOW),

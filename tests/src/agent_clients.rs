@@ -260,7 +260,7 @@ pub fn assert_denial_explained(
 }
 
 /// The tools whose calls agent-guard's hook explains (docs/closed-loop.md).
-pub const CLAUDE_HOOK_MATCHER: &str = "Bash|Write|Edit|MultiEdit|NotebookEdit";
+pub const CLAUDE_HOOK_MATCHER: &str = "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob|Grep";
 
 /// The command every hook entry runs.
 pub const HOOK_COMMAND: &str = "agent-guard hook claude-code";

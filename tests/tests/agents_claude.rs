@@ -110,3 +110,97 @@ fn denial_inside_a_successful_command_is_explained() {
     assert!(told.result.contains("finished"), "{}", told.all());
     assert_denial_explained(&home, &told, "claude", "unlink", &notes);
 }
+
+/// Claude Code's own Read tool on a secret: the hook's matcher covers Read, so the denial of
+/// the secret zone is explained to the model (issue 17, item 10).
+#[test]
+fn a_denied_read_of_a_secret_is_explained() {
+    let home = AgentHome::new();
+    let key = home.write(".ssh/id_ed25519", "PRIVATE KEY\n");
+    let model = FakeModel::start(
+        Api::AnthropicMessages,
+        vec![
+            Turn::tool("Read", json!({"file_path": key.to_str().unwrap()})),
+            Turn::text("I cannot read it."),
+        ],
+    );
+    // Claude Code's own permissions would refuse a read outside the project before it reaches
+    // the kernel: allow it, so that agent-guard is what stops it.
+    let mut claude = ClaudeCode::with_agent_guard_hook();
+    claude.settings["permissions"]["allow"] = json!(["Bash", "Read"]);
+    claude.settings["permissions"]["additionalDirectories"] = json!([home.home]);
+    let run = claude.run(&home, &model, "show me my ssh key");
+    run.assert_success();
+    let told = model.told_after(0);
+    assert!(!told.all().contains("PRIVATE KEY"), "{}", told.all());
+    let denials = home.denials();
+    let denial = denials
+        .iter()
+        .find(|d| d["rule"] == "secret_zone" && d["path"] == key.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no denial of the key: {denials:#?}"));
+    let context = told.context.join("\n");
+    assert!(
+        context.contains(denial["id"].as_str().unwrap())
+            && context.contains(denial["reason"].as_str().unwrap()),
+        "the model must be told why: {}",
+        told.all()
+    );
+}
+
+/// With the whole home protected and no carve-outs, Claude Code's own housekeeping in its
+/// state files is denied too; those denials are not the next Bash call's and are not reported
+/// to the model as its doing (issue 17, item 10).
+#[test]
+fn claude_codes_own_denials_are_not_reported_as_a_tool_calls() {
+    let home = AgentHome::with_policy(
+        r#"{"ai_agent_patterns": ["claude"], "protected_zones": ["~"], "readonly_zones": [],
+            "secret_zones": [], "exec_rules": []}"#,
+    );
+    let model = FakeModel::start(
+        Api::AnthropicMessages,
+        vec![bash("sleep 1; echo harmless"), Turn::text("done")],
+    );
+    let run = ClaudeCode::with_agent_guard_hook().run(&home, &model, "say something");
+    run.assert_success();
+    let own: Vec<Value> = home
+        .denials()
+        .into_iter()
+        .filter(|d| d["path"].as_str().unwrap_or("").contains(".claude"))
+        .collect();
+    assert!(
+        !own.is_empty(),
+        "the scenario needs Claude Code's own denials: {:#?}",
+        home.denials()
+    );
+    let told = model.told_after(0);
+    assert!(told.result.contains("harmless"), "{}", told.all());
+    assert!(
+        !told.all().contains("agent-guard"),
+        "Claude Code's own denials reported as the Bash call's: {}",
+        told.all()
+    );
+}
+
+/// A denial inside a command that exits 0 reaches the model as a PostToolUse hook's blocking
+/// reason too, not only as additionalContext (anthropics/claude-code#55889).
+#[test]
+fn a_post_tool_use_denial_is_also_a_blocking_reason() {
+    let home = AgentHome::new();
+    let notes = home.write("project/protected/notes.txt", "my notes\n");
+    let model = FakeModel::start(
+        Api::AnthropicMessages,
+        vec![
+            bash("rm -f protected/notes.txt; echo finished"),
+            Turn::text("done"),
+        ],
+    );
+    let run = ClaudeCode::with_agent_guard_hook().run(&home, &model, "clean up");
+    run.assert_success();
+    assert!(notes.exists());
+    let denial = home.denials().remove(0);
+    let reason = denial["reason"].as_str().unwrap();
+    // Every place the model was told the reason: the hook's context, and the block message.
+    let told = model.told_after(0);
+    let times = told.all().matches(reason).count();
+    assert!(times >= 2, "told {times} time(s): {}", told.all());
+}

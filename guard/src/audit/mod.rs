@@ -14,19 +14,21 @@
 //! (export). This module
 //! must never be called with a lock held on the decision path and must never block it.
 
+pub mod aggregate;
 pub mod denials;
 mod queue;
 pub mod record;
 
 pub mod store;
 
+pub use aggregate::{DenialAggregator, Repeated, Summary};
 pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
 pub use record::{latest_denial_of, DenialRecord};
 pub use store::{
-    AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError, AuditStoreStats,
-    DecisionRecord, EndState, ExportFormat, KeptQuery, KeptRecord, KeptUpdate, OverrideEvent,
-    OverrideEventKind, Retention, StoredDecision, StoredKept, StoredOverride,
+    write_verify_report, AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError,
+    AuditStoreStats, DecisionRecord, EndState, ExportFormat, KeptQuery, KeptRecord, KeptUpdate,
+    OverrideEvent, OverrideEventKind, Retention, StoredDecision, StoredKept, StoredOverride,
 };

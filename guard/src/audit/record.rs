@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::vocab::path::is_within;
 use crate::vocab::time::rfc3339_millis;
-use crate::vocab::{printable, AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
+use crate::vocab::{printable, Action, AgentInfo, Decision, Event, OpKind, RuleId, Verdict};
 
 /// One line of `denials.jsonl`.
 ///
@@ -68,6 +68,13 @@ pub struct DenialRecord {
     /// The exact command that requests an override.
     #[serde(default)]
     pub hint: String,
+    /// For an exec: the arguments the program was run with (argv, argv[0] first), as denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Set on a summary of repeated denials: this record stands for `count` more denials like
+    /// it (see `audit::aggregate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeated: Option<super::aggregate::Repeated>,
 }
 
 /// The `rule` of a codex-es-guard line, which names none.
@@ -114,6 +121,11 @@ impl DenialRecord {
             decision,
             reason: denial.reason.clone(),
             hint: denial.hint.clone(),
+            argv: match &event.action {
+                Action::Exec { argv, .. } => Some(argv.clone()),
+                _ => None,
+            },
+            repeated: None,
         })
     }
 
@@ -148,6 +160,14 @@ impl DenialRecord {
         );
         if let Some(dest) = &r.dest {
             line.push_str(&format!(" -> {}", printable(dest)));
+        }
+        if let Some(rep) = &r.repeated {
+            line.push_str(&format!(
+                " and {} more like it under {} until {}",
+                rep.count,
+                printable(&rep.pattern),
+                printable(&rep.last)
+            ));
         }
         line.push_str(&format!(
             " [{}] by {} (pid {}) under {}: {}",
@@ -213,13 +233,15 @@ pub(crate) fn sample_record(path: &str) -> DenialRecord {
         decision: Decision::Deny,
         reason: "Deleting files in /p is blocked.".into(),
         hint: "agent-guard override request --op unlink --path /p/x".into(),
+        argv: None,
+        repeated: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{Action, Actor, Denial};
+    use crate::vocab::{Actor, Denial};
     use std::path::PathBuf;
 
     fn event() -> Event {

@@ -10,7 +10,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::feedback::{agent_pid_from_env, run_hook, HookContext};
-use crate::overrides::now_unix;
 use crate::paths::{process_env, Locations};
 
 /// Largest hook input read (a Write tool call carries the whole file content).
@@ -31,12 +30,14 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
                 .read_to_end(&mut input)
                 .context("read the hook input from stdin")?;
             let locations = Locations::for_user(&process_env);
-            let agent_pid = process_env(crate::overrides::AGENT_ENV)
-                .as_deref()
-                .and_then(agent_pid_from_env);
+            let agent = process_env(crate::overrides::AGENT_ENV).filter(|a| !a.is_empty());
+            let agent_pid = agent.as_deref().and_then(agent_pid_from_env);
             let processes = process_source();
+            let now = std::time::SystemTime::now();
             let ctx = HookContext {
-                now: now_unix(),
+                now: crate::vocab::time::unix_secs(now),
+                now_ms: crate::vocab::time::unix_millis(now),
+                agent,
                 agent_pid,
                 processes: processes.as_deref(),
                 self_pid: i32::try_from(std::process::id()).unwrap_or(0),

@@ -20,6 +20,7 @@ mod explain;
 mod hook;
 mod instructions;
 mod override_cmd;
+mod override_status;
 mod policy;
 mod run;
 mod status;

@@ -13,12 +13,12 @@ use serde_json::json;
 
 use super::load_policy;
 use crate::overrides::{
-    approve_command, human_duration, now_unix, parse_ttl, refuse_if_agent, request_from,
-    GrantStore, Listing, OverrideError, Refusal, RequestInput,
+    approve_command, describe_scope, human_duration, now_unix, parse_ttl, refuse_if_agent,
+    request_from, GrantStore, Listing, OverrideError, Refusal, RequestInput,
 };
 use crate::paths::{process_env, Locations};
+use crate::vocab::printable;
 use crate::vocab::time::rfc3339_from_secs as rfc3339;
-use crate::vocab::{printable, shell_quote};
 
 #[derive(Subcommand, Debug)]
 pub enum OverrideCommand {
@@ -32,6 +32,9 @@ pub enum OverrideCommand {
     Deny(IdArgs),
     /// Withdraw an active grant before it expires (humans only).
     Revoke(IdArgs),
+    /// Where one request stands: pending, approved, denied, revoked or expired (agents may
+    /// run it; --wait waits for the decision).
+    Status(super::override_status::StatusArgs),
 }
 
 #[derive(Args, Debug)]
@@ -48,19 +51,29 @@ pub struct RequestArgs {
     /// How long the grant should last (e.g. 10m; at most the policy's max_override_ttl).
     #[arg(long)]
     pub ttl: Option<String>,
-    /// Take the path and operation from this denial record (see `agent-guard denials`).
+    /// Take the path and operation from this denial record (see `agent-guard denials`); for an
+    /// exec denial, its arguments too.
     #[arg(long)]
     pub denial: Option<String>,
+    /// The policy file (default: $AGENT_GUARD_POLICY, /etc/agent-guard/policy.json, the
+    /// embedded default).
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Print the request as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --op exec: the command's arguments after the program, exactly as it will be run
+    /// (`-- clean -n`); the override covers that command only.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
+    /// The policy file requests are checked against.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Print the requests and grants as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -72,8 +85,15 @@ pub struct ApproveArgs {
     /// Grant lifetime instead of the requested one (at most the policy's max_override_ttl).
     #[arg(long)]
     pub ttl: Option<String>,
+    /// For an exec request: allow the program with any arguments, not only the requested
+    /// command (a deliberate widening: `git clean -n` approved this way also lets
+    /// `git reset --hard` run).
+    #[arg(long)]
+    pub any_args: bool,
+    /// The policy file the request is checked against again.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Print the grant as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -82,6 +102,7 @@ pub struct ApproveArgs {
 pub struct IdArgs {
     /// The request or grant id.
     pub id: String,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -94,6 +115,7 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         OverrideCommand::Approve(args) => approve(&args, &locations),
         OverrideCommand::Deny(args) => deny(&args, &locations),
         OverrideCommand::Revoke(args) => revoke(&args, &locations),
+        OverrideCommand::Status(args) => return super::override_status::run(&args),
     };
     match result {
         Ok(code) => Ok(code),
@@ -140,7 +162,9 @@ fn exit_code(e: &OverrideError) -> i32 {
             | Refusal::EmptyReason
             | Refusal::ReasonTooLong(_)
             | Refusal::ReasonControl
-            | Refusal::TtlZero,
+            | Refusal::TtlZero
+            | Refusal::ExecNeedsArgs
+            | Refusal::ArgsWithoutExec,
         )
         | OverrideError::BadId { .. }
         | OverrideError::NoPath
@@ -162,6 +186,7 @@ fn request(args: &RequestArgs, locations: &Locations) -> Result<i32, Failure> {
         reason: args.reason.clone(),
         ttl: args.ttl.clone(),
         denial: args.denial.clone(),
+        args: args.args.clone(),
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let request = request_from(
@@ -179,10 +204,14 @@ fn request(args: &RequestArgs, locations: &Locations) -> Result<i32, Failure> {
         print_json(&value)?;
     } else {
         println!(
-            "Override request {} filed: {} under {} for {}.",
+            "Override request {} filed: {} for {}.",
             request.id,
-            request.op_set(),
-            shell_quote(&request.path.display().to_string()),
+            describe_scope(
+                &request.op_set(),
+                &request.path,
+                request.args.as_deref(),
+                false
+            ),
             human_duration(request.ttl_secs)
         );
         println!("It takes effect only when a human approves it. Ask the user to run, in their own terminal:");
@@ -216,15 +245,26 @@ fn approve(args: &ApproveArgs, locations: &Locations) -> Result<i32, Failure> {
     let ttl = parse_ttl(args.ttl.as_deref())?;
     let store = GrantStore::new(locations.clone());
     let now = now_unix();
-    let grant = store.approve(&args.id, ttl, &loaded.policy, &loaded.ctx.homes, now)?;
+    let grant = store.approve(
+        &args.id,
+        ttl,
+        args.any_args,
+        &loaded.policy,
+        &loaded.ctx.homes,
+        now,
+    )?;
     if args.json {
         print_json(&serde_json::to_value(&grant).context("encode the grant")?)?;
     } else {
         println!(
-            "Approved {}: {} under {} for {} (until {}).",
+            "Approved {}: {} for {} (until {}).",
             grant.id,
-            grant.op_set(),
-            printable(&grant.path.display().to_string()),
+            describe_scope(
+                &grant.op_set(),
+                &grant.path,
+                grant.args.as_deref(),
+                grant.op_set().contains(crate::vocab::OpKind::Exec)
+            ),
             human_duration(grant.expires_at - now),
             rfc3339(grant.expires_at)
         );

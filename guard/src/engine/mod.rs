@@ -13,8 +13,10 @@ mod reason;
 pub use crate::vocab::path;
 pub use crate::vocab::{
     Action, Actor, AgentInfo, Attribution, Decision, Denial, EntryKind, Event, Grant, Grants, Keep,
-    KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow, OpKind, OpSet, OpenFlags,
-    RuleId, Verdict,
+    KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow, NodeKind, OpKind, OpSet,
+    OpenFlags, RuleId, Verdict,
 };
-pub use decide::{decide, decide_without_keeping, needs_actor_args};
+pub use decide::{
+    decide, decide_without_keeping, moved_tree_probes, needs_actor_args, needs_exec_env,
+};
 pub use keep::{brake, keep_refused, BrakeState};

@@ -30,11 +30,21 @@ pub(super) fn denial(
             "agent-guard blocked this {op} of {p}: {z} holds credentials that AI agents may not read or use; do the task without them, or ask the user to run the step that needs them"
         ),
         RuleId::ExecRule => {
-            let (display, why) = exec_rule
-                .map(|r| (r.display.as_str(), r.reason.as_str()))
-                .unwrap_or(("this command", "the policy forbids it"));
-            format!("agent-guard blocked `{display}`: {why}")
+            // The command as it was run, not the rule's pattern: the agent and the human see
+            // what was stopped (`git clean -fdx`, not `git clean {-f*,...}`).
+            let why = exec_rule
+                .map(|r| r.reason.as_str())
+                .unwrap_or("the policy forbids it");
+            let command = match action {
+                Action::Exec { argv, .. } if !argv.is_empty() => quoted(argv),
+                _ => exec_rule.map_or("this command".to_string(), |r| r.display.clone()),
+            };
+            format!("agent-guard blocked `{command}`: {why}")
         }
+        // A glob names the places the user's own tools run later without reading them.
+        RuleId::ReadonlyZone if z.contains('*') => format!(
+            "agent-guard blocked this {op} of {p}: files matching {z} are read-only for AI agents, because the user's own tools run them later without the user reading them; read it if you need to, and ask the user to make the change"
+        ),
         RuleId::ReadonlyZone => format!(
             "agent-guard blocked this {op} of {p}: {z} is read-only for AI agents; read it if you need to, and ask the user to make the change"
         ),
@@ -69,11 +79,15 @@ pub(super) fn denial(
         (RuleId::GuardSelf, _) => {
             "ask the user: agent-guard's own files and process cannot be overridden".to_string()
         }
-        (RuleId::ExecRule, _) => format!(
-            "agent-guard override request {} --op exec --reason {}",
+        // Scoped to the denied command: its arguments follow `--`.
+        (RuleId::ExecRule, Action::Exec { argv, .. }) => format!(
+            "agent-guard override request {} --op exec --reason {} -- {}",
             shell_quote(&path.display().to_string()),
-            shell_quote("<why this command is needed>")
-        ),
+            shell_quote("<why this command is needed>"),
+            quoted(argv.get(1..).unwrap_or(&[]))
+        )
+        .trim_end()
+        .to_string(),
         _ => request_command(path, op),
     };
     Denial {
@@ -93,4 +107,13 @@ pub(super) fn request_command(path: &Path, op: OpKind) -> String {
         shell_quote(&path.display().to_string()),
         shell_quote("<why the user wants this>")
     )
+}
+
+/// Words of a command line, each quoted for a shell when needed.
+fn quoted(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -12,8 +12,9 @@ pub enum AgentKind {
     Codex,
 }
 
-/// The tools whose calls can touch files: the hook runs after each of them.
-pub const HOOK_MATCHER: &str = "Bash|Write|Edit|MultiEdit|NotebookEdit";
+/// The tools whose calls can touch files: the hook runs after each of them. Claude Code's own
+/// Read, Glob and Grep too, so that a secret zone's denial of a Read is explained.
+pub const HOOK_MATCHER: &str = "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob|Grep";
 
 /// The hooks section for Claude Code's settings.json (`~/.claude/settings.json` or
 /// `.claude/settings.json`).

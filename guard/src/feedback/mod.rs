@@ -98,6 +98,10 @@ pub struct HookInput {
     pub tool_input: Value,
     #[serde(default)]
     pub tool_use_id: Option<String>,
+    /// How long the tool call ran (Claude Code sends it): denials from before its start are
+    /// not its doing (Claude Code's own lock files, an earlier call's stragglers).
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 impl HookInput {
@@ -117,6 +121,11 @@ impl HookInput {
 /// Facts about the world the hook runs in, passed in so the selection is testable.
 pub struct HookContext<'a> {
     pub now: u64,
+    /// The same instant in milliseconds: the tool call's start is `now_ms - duration_ms`.
+    pub now_ms: i64,
+    /// `AGENT_GUARD_AGENT` as set for this agent's tree (`NAME:PID`): whose override requests
+    /// this agent filed, so it can be told what became of them.
+    pub agent: Option<String>,
     /// The pid in `AGENT_GUARD_AGENT` (`NAME:PID`), which `agent-guard run` sets for its tree.
     pub agent_pid: Option<i32>,
     /// Where to read this process's ancestors; `None`: unknown, report every agent's denials.
@@ -187,10 +196,17 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
         }
     );
     for (i, d) in shown.iter().enumerate() {
-        let target = match &d.dest {
+        let mut target = match &d.dest {
             Some(dest) => format!("{} -> {}", printable(&d.path), printable(dest)),
             None => printable(&d.path),
         };
+        if let Some(rep) = &d.repeated {
+            target.push_str(&format!(
+                " (and {} more like it under {})",
+                rep.count,
+                printable(&rep.pattern)
+            ));
+        }
         text.push_str(&format!(
             "{}. {} {} (rule {}{}): {}\n",
             i + 1,
@@ -225,21 +241,38 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
     text
 }
 
-/// The hook answer that adds `context` to the agent's context for `event_name`.
+/// The hook answer that adds `context` to the agent's context for `event_name`. After a
+/// PostToolUse it also says `decision: "block"` with the same text as `reason`: Claude Code
+/// shows a PostToolUse hook's reason to the model even where it drops additionalContext
+/// (anthropics/claude-code#55889). (PostToolUseFailure takes no decision: the call failed.)
 pub fn hook_output(event_name: &str, context: &str) -> Value {
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "hookSpecificOutput": {
             "hookEventName": event_name,
             "additionalContext": context,
         }
-    })
+    });
+    if event_name == "PostToolUse" {
+        out["decision"] = serde_json::json!("block");
+        out["reason"] = serde_json::json!(context);
+    }
+    out
 }
 
-/// Denials already reported to one session (id → unix seconds), pruned to the window.
+/// Denials and override decisions already reported to one session (key → unix seconds),
+/// pruned to the window, and when the session's last tool call ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Cursor {
     reported: BTreeMap<String, u64>,
+    /// Milliseconds: the hook's previous run in this session. Without the tool call's duration
+    /// in the input, denials from before it belong to earlier calls.
+    #[serde(default)]
+    last_call_ms: Option<i64>,
 }
+
+/// How much earlier than `now - duration_ms` a denial may be and still be the call's: the
+/// hook's own start-up and the clock reading of the record.
+pub const CALL_START_SLACK_MS: i64 = 200;
 
 fn cursor_file(locations: &Locations, session_id: &str) -> PathBuf {
     let safe = !session_id.is_empty()
@@ -301,6 +334,25 @@ pub fn run_hook(
         });
         Ok(records)
     };
+    // Only denials of this tool call: from its start on (Claude Code gives its duration), or,
+    // without one, since this session's previous hook run. Claude Code's own operations just
+    // before a call (its lock files) are not the call's.
+    let call_start = input
+        .duration_ms
+        .map(|d| ctx.now_ms - d as i64 - CALL_START_SLACK_MS)
+        .or(cursor.last_call_ms);
+    let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
+        let mut records = read()?;
+        if let Some(start) = call_start {
+            records.retain(|r| r.unix_millis() >= i128::from(start));
+        }
+        // A Bash call's operations are its command's, a child of the agent: what the agent's
+        // own process did meanwhile (its state files, its lock files) is not the call's.
+        if input.tool_name.as_deref() == Some("Bash") {
+            records.retain(|r| r.agent_pid <= 0 || r.pid != r.agent_pid);
+        }
+        Ok(records)
+    };
     let mut records = read()?;
     // The supervisor logs denials from a queue, off the hot path: when the tool's output shows
     // an EPERM but its record is not in the log yet, give the writer a moment.
@@ -314,21 +366,88 @@ pub fn run_hook(
         records = read()?;
     }
     let selected = select_denials(&records, &cursor.reported, ctx);
-    if selected.is_empty() {
-        return Ok(None);
-    }
-    let context = render_context(&selected);
+    let decided = decided_requests(locations, ctx, &cursor.reported);
     let since = ctx.now.saturating_sub(WINDOW_SECS);
     cursor.reported.retain(|_, t| *t >= since);
+    cursor.last_call_ms = Some(ctx.now_ms);
     for r in &selected {
         cursor.reported.insert(key_of(r), r.ts);
+    }
+    for (key, _) in &decided {
+        cursor.reported.insert(key.clone(), ctx.now);
     }
     if files::ensure_dir(&locations.hook_cursors).is_ok() {
         if let Ok(bytes) = serde_json::to_vec(&cursor) {
             let _ = files::write_atomic(&file, &bytes);
         }
     }
-    Ok(Some(hook_output(&input.hook_event_name, &context)))
+    if selected.is_empty() && decided.is_empty() {
+        return Ok(None);
+    }
+    let mut context = String::new();
+    for (_, line) in &decided {
+        context.push_str(line);
+        context.push('\n');
+    }
+    if !selected.is_empty() {
+        context.push_str(&render_context(&selected));
+    }
+    Ok(Some(hook_output(
+        &input.hook_event_name,
+        context.trim_end(),
+    )))
+}
+
+/// What became of this agent's override requests since the session was last told: one line
+/// each, keyed for the cursor (`override:ID:EVENT`). Only for an agent named by
+/// `AGENT_GUARD_AGENT`, whose requests carry that name.
+fn decided_requests(
+    locations: &Locations,
+    ctx: &HookContext,
+    reported: &BTreeMap<String, u64>,
+) -> Vec<(String, String)> {
+    use crate::audit::OverrideEventKind as Kind;
+    let Some(agent) = ctx.agent.as_deref() else {
+        return Vec::new();
+    };
+    let since = ctx.now.saturating_sub(WINDOW_SECS);
+    let events = crate::overrides::read_recent_events(locations, 256 * 1024).unwrap_or_default();
+    events
+        .iter()
+        .filter(|e| e.agent.as_deref() == Some(agent) && e.ts >= since)
+        .filter(|e| e.event != Kind::Request)
+        .filter_map(|e| {
+            let key = format!("override:{}:{}", e.id, e.event.as_str());
+            if reported.contains_key(&key) {
+                return None;
+            }
+            let what = crate::overrides::describe_scope(&e.ops, &e.path, e.args.as_deref(), false);
+            let until = e
+                .expires_at
+                .map(crate::vocab::time::rfc3339_from_secs)
+                .unwrap_or_default();
+            let line = match e.event {
+                Kind::Approve => format!(
+                    "agent-guard: the user APPROVED override request {} ({what}) until {until}: retry the operation now.",
+                    e.id
+                ),
+                Kind::Deny => format!(
+                    "agent-guard: the user DENIED override request {} ({what}): do not retry it; do the task another way or ask the user.",
+                    e.id
+                ),
+                Kind::Revoke => format!(
+                    "agent-guard: the user REVOKED the override {} ({what}): the operation is blocked again.",
+                    e.id
+                ),
+                Kind::Expire => format!(
+                    "agent-guard: the override {} ({what}) EXPIRED: the operation is blocked again; request a new one if the user still wants it.",
+                    e.id
+                ),
+                Kind::Request => return None,
+            };
+            Some((key, printable(&line)))
+        })
+        .collect()
 }
 
 /// How long the hook waits for a denial record when the tool's output shows an EPERM.

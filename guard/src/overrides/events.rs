@@ -35,6 +35,10 @@ pub struct OverrideEvent {
     /// The denial the request was about, if it named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
+    /// For an exec: the arguments after argv[0] the request (or grant) is for; `None` on an
+    /// approval that widened it to any arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
     /// The agent that asked (`AGENT_GUARD_AGENT` of the requester), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,

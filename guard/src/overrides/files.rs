@@ -52,6 +52,14 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 /// Read a regular file without following a symlink and refusing anything over
 /// [`MAX_FILE_BYTES`]. `Ok(None)` when it does not exist.
 pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, OverrideError> {
+    Ok(read_regular_with_meta(path)?.map(|(bytes, _)| bytes))
+}
+
+/// [`read_regular`], with the metadata of the file that was read (its inode change time is set
+/// by the kernel, never by the file's writer).
+pub fn read_regular_with_meta(
+    path: &Path,
+) -> Result<Option<(Vec<u8>, fs::Metadata)>, OverrideError> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -77,7 +85,7 @@ pub fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, OverrideError> {
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err(path, "read"))?;
-    Ok(Some(bytes))
+    Ok(Some((bytes, meta)))
 }
 
 /// A temporary name next to `path`, unique to this process and call.

@@ -21,6 +21,9 @@ use crate::vocab::time::rfc3339_from_secs as rfc3339;
 /// The pending requests and active grants at `now`.
 pub struct Listing {
     pub requests: Vec<Result<(Request, Described), OverrideError>>,
+    /// Spool files past the rate limit ([`super::RateLimit::admit`]): not shown in full and
+    /// not approvable until earlier requests are decided.
+    pub held: Vec<(Request, String)>,
     pub grants: Vec<StoredGrant>,
     pub now: u64,
 }
@@ -34,6 +37,40 @@ pub struct Described {
     pub zone: Option<(String, String)>,
     /// The denial it names, or the latest one of its path.
     pub denial: Option<DenialRecord>,
+}
+
+/// What a request or grant covers, as the engine will match it, for a human: `unlink under
+/// /a/b`, or for an exec the whole command (`exec /usr/bin/git clean -fdx (exactly this
+/// command)`). `widened` says an exec grant without arguments was widened to any.
+pub fn describe_scope(
+    ops: &crate::vocab::OpSet,
+    path: &std::path::Path,
+    args: Option<&[String]>,
+    widened: bool,
+) -> String {
+    let path_text = printable(&crate::vocab::shell_quote(&path.display().to_string()));
+    match args {
+        Some(args) => {
+            let command: Vec<String> = std::iter::once(path_text.clone())
+                .chain(
+                    args.iter()
+                        .map(|a| printable(&crate::vocab::shell_quote(a))),
+                )
+                .collect();
+            let others = ops
+                .iter()
+                .filter(|op| *op != crate::vocab::OpKind::Exec)
+                .map(|op| op.as_str())
+                .collect::<Vec<_>>();
+            let mut text = format!("exec `{}` (exactly this command)", command.join(" "));
+            if !others.is_empty() {
+                text.push_str(&format!(" and {} under {path_text}", others.join(",")));
+            }
+            text
+        }
+        None if widened => format!("{ops} of {path_text} with ANY arguments"),
+        None => format!("{ops} under {path_text}"),
+    }
 }
 
 /// The command that approves request `id`, as the agent is told to ask for it.
@@ -62,17 +99,23 @@ impl Listing {
             .map(|outcome| outcome.records)
             .unwrap_or_default();
         let grants = store.load()?;
-        let requests = pending
+        let (readable, unreadable): (Vec<_>, Vec<_>) = pending.into_iter().partition(Result::is_ok);
+        let (shown, held) =
+            super::RateLimit::DEFAULT.admit(readable.into_iter().flatten().collect());
+        let mut requests: Vec<Result<(Request, Described), OverrideError>> = shown
             .into_iter()
-            .map(|entry| {
-                entry.map(|r| {
-                    let described = describe(&r, policy, homes, &denials, &store);
-                    (r, described)
-                })
+            .map(|r| {
+                let described = describe(&r, policy, homes, &denials, &store);
+                Ok((r, described))
             })
             .collect();
+        requests.extend(unreadable.into_iter().filter_map(Result::err).map(Err));
         Ok(Listing {
             requests,
+            held: held
+                .into_iter()
+                .map(|(r, why)| (r, why.to_string()))
+                .collect(),
             grants: grants
                 .grants
                 .into_iter()
@@ -110,7 +153,16 @@ impl Listing {
                 v
             })
             .collect();
-        json!({"requests": requests, "grants": grants})
+        let held: Vec<Value> = self
+            .held
+            .iter()
+            .map(|(r, why)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["held_back"] = json!(why);
+                v
+            })
+            .collect();
+        json!({"requests": requests, "held": held, "grants": grants})
     }
 
     /// The listing for a human: a few lines per request, one per grant.
@@ -122,14 +174,35 @@ impl Listing {
                 Err(e) => writeln!(out, "  (unreadable) {}", printable(&e.to_string()))?,
             }
         }
+        if !self.held.is_empty() {
+            writeln!(
+                out,
+                "Held back by the rate limit: {} (shown once earlier requests are decided)",
+                self.held.len()
+            )?;
+            for (r, why) in &self.held {
+                writeln!(
+                    out,
+                    "  {}  {}  {}: {}",
+                    r.id,
+                    r.op_set(),
+                    printable(&r.path.display().to_string()),
+                    printable(why)
+                )?;
+            }
+        }
         writeln!(out, "Active grants: {}", self.grants.len())?;
         for g in &self.grants {
             writeln!(
                 out,
-                "  {}  {}  {}  {} left (until {})  reason: {}",
+                "  {}  {}  {} left (until {})  reason: {}",
                 g.id,
-                g.op_set(),
-                printable(&g.path.display().to_string()),
+                describe_scope(
+                    &g.op_set(),
+                    &g.path,
+                    g.args.as_deref(),
+                    g.op_set().contains(crate::vocab::OpKind::Exec)
+                ),
                 human_duration(g.expires_at.saturating_sub(self.now)),
                 rfc3339(g.expires_at),
                 printable(&g.reason)
@@ -142,17 +215,12 @@ impl Listing {
 fn write_request(out: &mut dyn Write, r: &Request, desc: &Described) -> io::Result<()> {
     writeln!(
         out,
-        "  {}  {}  {}  for {}  filed {}{}",
+        "  {}  {}  for {}  filed {} by {}",
         r.id,
-        r.op_set(),
-        printable(&r.path.display().to_string()),
+        describe_scope(&r.op_set(), &r.path, r.args.as_deref(), false),
         human_duration(r.ttl_secs),
-        rfc3339(r.created_at),
-        r.requester
-            .agent
-            .as_deref()
-            .map(|a| format!(" by agent {}", printable(a)))
-            .unwrap_or_default()
+        rfc3339(r.arrived_at),
+        printable(&r.requester.rate_key())
     )?;
     writeln!(out, "      reason: {}", printable(&r.reason))?;
     if let Some((kind, root)) = &desc.zone {
@@ -190,6 +258,7 @@ fn describe(
         ops: r.ops.clone(),
         reason: r.reason.clone(),
         ttl_secs: r.ttl_secs,
+        args: r.args.clone(),
     };
     let (refusal, zone) = match validate(&spec, policy, homes) {
         Ok(v) => (

@@ -28,6 +28,7 @@ mod live;
 mod rate;
 mod request;
 mod spool;
+mod status;
 mod store;
 
 use std::path::PathBuf;
@@ -35,14 +36,15 @@ use std::path::PathBuf;
 pub use crate::audit::OverrideEventKind;
 use crate::vocab::IoError;
 pub use events::{read_recent_events, record_override_event, OverrideEvent};
-pub use listing::{approve_command, Described, Listing};
+pub use listing::{approve_command, describe_scope, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
 pub use request::{
-    file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal, Request,
-    RequestInput, RequestSpec, Requester, Validated,
+    file_request, parse_ops, parse_ttl, rate_key, request_from, resolve_path, validate, Refusal,
+    Request, RequestInput, RequestSpec, Requester, Validated,
 };
 pub use spool::load_pending;
+pub use status::{request_state, RequestState};
 pub use store::{GrantFile, GrantStore, StoredGrant};
 
 /// Set by the supervisor in the environment of every process of the agent's tree. Its value
@@ -75,6 +77,8 @@ pub enum OverrideError {
     NoSuchGrant { id: String },
     #[error("override request {id} cannot be decided: {why}; ask the agent to file a new request")]
     Tampered { id: String, why: String },
+    #[error("override request {id} is held back by the rate limit ({why}); decide the earlier requests first")]
+    HeldBack { id: String, why: String },
     #[error("{id:?} is not an override id: expected r- and hex digits, like r-1a2b3c4d")]
     BadId { id: String },
     #[error("no denial {id:?} in {file}")]

@@ -53,10 +53,7 @@ impl RateLimit {
             recent
                 .iter()
                 .filter(|e| {
-                    e.agent
-                        .clone()
-                        .unwrap_or_else(|| format!("uid:{}", e.by_uid))
-                        == key
+                    super::request::rate_key(e.agent.as_deref()) == key
                         && in_last_minute(e.requested_at)
                         && matches!(
                             e.event,
@@ -78,6 +75,63 @@ impl RateLimit {
     }
 }
 
+impl RateLimit {
+    /// At most this many requests are shown to a human at once, whatever agents they name
+    /// (a name is only what a spool file claims).
+    pub fn max_shown(&self) -> usize {
+        self.max_pending * 4
+    }
+
+    /// Split pending requests into those a human is shown and may approve, and those the limit
+    /// holds back. `override request` checks the limit when it files, but the spool is
+    /// agent-writable and a file dropped there directly went through no check: here every file
+    /// is held to it. In order of arrival (the kernel's inode change time, which the writer
+    /// cannot set), an agent gets at most `max_pending` requests shown and at most
+    /// `max_per_minute` that arrived within one minute, and all agents together at most
+    /// [`RateLimit::max_shown`]. A held request is shown once earlier ones are decided.
+    pub fn admit(&self, mut pending: Vec<Request>) -> (Vec<Request>, Vec<(Request, RateLimited)>) {
+        pending.sort_by(|a, b| (a.arrived_at, &a.id).cmp(&(b.arrived_at, &b.id)));
+        let mut shown: Vec<Request> = Vec::new();
+        let mut held = Vec::new();
+        for request in pending {
+            let key = request.requester.rate_key();
+            let mine: Vec<&Request> = shown
+                .iter()
+                .filter(|r| r.requester.rate_key() == key)
+                .collect();
+            let in_minute = mine
+                .iter()
+                .filter(|r| r.arrived_at + 60 > request.arrived_at)
+                .count();
+            let refusal = if shown.len() >= self.max_shown() {
+                Some(RateLimited::Spool {
+                    shown: shown.len(),
+                    max: self.max_shown(),
+                })
+            } else if mine.len() >= self.max_pending {
+                Some(RateLimited::Pending {
+                    key: key.clone(),
+                    pending: mine.len(),
+                    max: self.max_pending,
+                })
+            } else if in_minute >= self.max_per_minute {
+                Some(RateLimited::PerMinute {
+                    key: key.clone(),
+                    filed: in_minute,
+                    max: self.max_per_minute,
+                })
+            } else {
+                None
+            };
+            match refusal {
+                Some(why) => held.push((request, why)),
+                None => shown.push(request),
+            }
+        }
+        (shown, held)
+    }
+}
+
 /// Why [`RateLimit::check`] refuses one more request. Addressed to the agent that asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RateLimited {
@@ -93,4 +147,6 @@ pub enum RateLimited {
         filed: usize,
         max: usize,
     },
+    #[error("{shown} override requests are already waiting for the user (at most {max}, whatever agents they name); wait for the user to decide them")]
+    Spool { shown: usize, max: usize },
 }

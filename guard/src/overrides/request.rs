@@ -36,11 +36,19 @@ pub struct Requester {
 }
 
 impl Requester {
-    /// The key the rate limit counts by: the agent, or the user when no agent is named.
+    /// The key the rate limit counts by: the agent the request names. Every request in the
+    /// spool counts as an agent's, one that names none included: the spool is agent-writable,
+    /// so no file in it can claim a human's origin (or a human's freedom from the limit).
     pub fn rate_key(&self) -> String {
-        self.agent
-            .clone()
-            .unwrap_or_else(|| format!("uid:{}", self.uid))
+        rate_key(self.agent.as_deref())
+    }
+}
+
+/// The rate-limit key of a request naming `agent` (see [`Requester::rate_key`]).
+pub fn rate_key(agent: Option<&str>) -> String {
+    match agent.filter(|a| !a.is_empty()) {
+        Some(agent) => format!("agent {agent}"),
+        None => "an agent that gave no name".to_string(),
     }
 }
 
@@ -62,12 +70,20 @@ pub struct Request {
     /// The denial record this request is about (`--denial ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
+    /// For an exec: the exact arguments after argv[0] the override is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
     pub requester: Requester,
-    /// The `request` event is already in the audit trail. An agent under the supervisor cannot
-    /// write the trail, so its requests are recorded by the next human command that lists or
-    /// decides them.
+    /// What the filing command says about the `request` event being in the audit trail. Only
+    /// the trail itself is believed (an agent writes this file): humans' commands look the id
+    /// up there, and record the request when it is missing.
     #[serde(default)]
     pub recorded: bool,
+    /// When the file appeared in the spool (unix seconds, its inode change time, which the
+    /// kernel sets and the file's writer cannot): the rate limit orders requests by it, never
+    /// by the `created_at` the file claims.
+    #[serde(skip)]
+    pub arrived_at: u64,
 }
 
 impl Request {
@@ -77,6 +93,7 @@ impl Request {
     pub fn matches_recorded(&self, event: &OverrideEvent) -> bool {
         event.path == self.path
             && event.ops == self.op_set()
+            && event.args == self.args
             && event.reason == self.reason
             && event.ttl_secs.is_none_or(|t| t == self.ttl_secs)
             && event.requested_at == self.created_at
@@ -103,6 +120,7 @@ impl Request {
             reason: self.reason.clone(),
             expires_at,
             denial_id: self.denial_id.clone(),
+            args: self.args.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.created_at,
             ttl_secs: Some(self.ttl_secs),
@@ -120,6 +138,9 @@ pub struct RequestSpec {
     pub ops: Vec<OpKind>,
     pub reason: String,
     pub ttl_secs: u64,
+    /// For an exec: the arguments after argv[0]; `None` only for other operations (a
+    /// request cannot ask for a program with any arguments: a human widens it explicitly).
+    pub args: Option<Vec<String>>,
 }
 
 /// A request that passed validation, with what a human should know about it.
@@ -146,6 +167,10 @@ pub enum Refusal {
     TooBroad(String),
     #[error("{0} is one of agent-guard's own files (policy, state, logs, binary): no override can cover it; ask the user to make the change")]
     GuardFile(PathBuf),
+    #[error("--op exec: name the command's arguments after `--` (e.g. `--op exec -- clean -n`), or take them from the denial with --denial ID: an exec override covers that command only, not the whole program")]
+    ExecNeedsArgs,
+    #[error("arguments after `--` scope an exec override; add --op exec or leave them out")]
+    ArgsWithoutExec,
     #[error("--ttl: expected a positive duration like 10m")]
     TtlZero,
     #[error("--ttl {0:?}: expected a duration like 90s, 10m or 1h")]
@@ -156,7 +181,7 @@ pub enum Refusal {
     EmptyReason,
     #[error("--reason: {0} characters is more than the {MAX_REASON_CHARS} allowed; say why in one or two sentences")]
     ReasonTooLong(usize),
-    #[error("--reason: control characters (escape sequences, newlines) are not allowed")]
+    #[error("--reason: control characters (escape sequences, newlines) and invisible ones (bidirectional overrides, zero-width spaces) are not allowed")]
     ReasonControl,
 }
 
@@ -209,6 +234,11 @@ pub fn validate(
     if spec.ops.contains(&OpKind::Signal) {
         return Err(Refusal::SignalOp);
     }
+    match (spec.ops.contains(&OpKind::Exec), &spec.args) {
+        (true, None) => return Err(Refusal::ExecNeedsArgs),
+        (false, Some(_)) => return Err(Refusal::ArgsWithoutExec),
+        _ => {}
+    }
     let path = &spec.path;
     if !path.is_absolute() || clean(path) != *path {
         return Err(Refusal::NotClean(path.clone()));
@@ -237,7 +267,10 @@ pub fn validate(
     if chars > MAX_REASON_CHARS {
         return Err(Refusal::ReasonTooLong(chars));
     }
-    if reason.chars().any(char::is_control) {
+    if reason
+        .chars()
+        .any(|c| c.is_control() || crate::vocab::is_invisible(c))
+    {
         return Err(Refusal::ReasonControl);
     }
     let zone = [ZoneKind::Secret, ZoneKind::Readonly, ZoneKind::Protected]
@@ -281,8 +314,10 @@ pub fn file_request(
         created_at: now,
         time: rfc3339_from_secs(now),
         denial_id,
+        args: spec.args.clone(),
         requester,
         recorded: false,
+        arrived_at: now,
     };
     for attempt in 0.. {
         let id = new_id(&spec.path, attempt);
@@ -318,6 +353,9 @@ pub struct RequestInput {
     pub ttl: Option<String>,
     /// `--denial ID`: the denial record the request is about.
     pub denial: Option<String>,
+    /// The arguments after `--`: for an exec, the command's arguments after argv[0]; empty:
+    /// the denial's (an exec denial records its argv).
+    pub args: Vec<String>,
 }
 
 /// File the request `input` describes, for this process: the path and operation may come from
@@ -348,11 +386,22 @@ pub fn request_from(
         ([], Some(d)) => parse_ops(&[d.op.as_str().to_string()]),
         (ops, _) => parse_ops(ops),
     }?;
+    let args = if !input.args.is_empty() {
+        Some(input.args.clone())
+    } else if ops.contains(&OpKind::Exec) {
+        denial
+            .as_ref()
+            .and_then(|d| d.argv.as_ref())
+            .map(|argv| argv.get(1..).unwrap_or(&[]).to_vec())
+    } else {
+        None
+    };
     let spec = RequestSpec {
         path: resolve_path(&raw_path, cwd),
         ops,
         reason: input.reason.clone(),
         ttl_secs: parse_ttl(input.ttl.as_deref())?.unwrap_or(super::DEFAULT_TTL_SECS),
+        args,
     };
     let agent = env(super::AGENT_ENV).filter(|a| !a.is_empty());
     let requester = Requester {
@@ -417,6 +466,7 @@ mod tests {
             created_at,
             time: String::new(),
             denial_id: None,
+            args: None,
             requester: Requester {
                 pid: 1,
                 uid: 1000,
@@ -424,6 +474,7 @@ mod tests {
                 cwd: None,
             },
             recorded: false,
+            arrived_at: created_at,
         }
     }
 
@@ -450,20 +501,20 @@ mod tests {
             request("r-1", "a", now - 600),
             request("r-2", "a", now - 500),
         ];
-        assert!(limit.check("a", &pending, &[], now).is_err());
-        assert!(limit.check("b", &pending, &[], now).is_ok());
+        assert!(limit.check("agent a", &pending, &[], now).is_err());
+        assert!(limit.check("agent b", &pending, &[], now).is_ok());
         // Two requests of b decided within the minute still count toward it.
         let decided: Vec<OverrideEvent> = ["r-3", "r-4"]
             .iter()
             .map(|id| request(id, "b", now - 10).event(OverrideEventKind::Deny, None, now))
             .collect();
         let err = limit
-            .check("b", &[], &decided, now)
+            .check("agent b", &[], &decided, now)
             .unwrap_err()
             .to_string();
         assert!(err.contains("in the last minute"), "{err}");
         // A minute later they do not.
-        assert!(limit.check("b", &[], &decided, now + 60).is_ok());
+        assert!(limit.check("agent b", &[], &decided, now + 60).is_ok());
     }
 
     #[test]

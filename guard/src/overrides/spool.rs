@@ -29,10 +29,10 @@ pub(super) fn read_request(
     id: &str,
 ) -> Result<Option<Request>, OverrideError> {
     let path = request_file(locations, id)?;
-    let Some(bytes) = files::read_regular(&path)? else {
+    let Some((bytes, meta)) = files::read_regular_with_meta(&path)? else {
         return Ok(None);
     };
-    let request: Request =
+    let mut request: Request =
         serde_json::from_slice(&bytes).map_err(|e| OverrideError::Malformed {
             path: path.clone(),
             message: format!("not an override request: {e}"),
@@ -42,6 +42,10 @@ pub(super) fn read_request(
             path,
             message: format!("holds request {:?}, not {id:?}", request.id),
         });
+    }
+    {
+        use std::os::unix::fs::MetadataExt;
+        request.arrived_at = u64::try_from(meta.ctime()).unwrap_or(0);
     }
     Ok(Some(request))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
 use super::request::{Request, RequestSpec};
-use super::spool::{read_request, remove_request, write_request};
+use super::spool::{read_request, remove_request};
 use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;
 use crate::paths::Locations;
@@ -51,6 +51,10 @@ pub struct StoredGrant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
     pub requested_at: u64,
+    /// For an exec: the exact arguments after argv[0] it allows; `None`: any (other
+    /// operations, or an approval that widened it with `--any-args`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
 }
 
 impl StoredGrant {
@@ -64,6 +68,7 @@ impl StoredGrant {
             path: self.path.clone(),
             ops: self.op_set(),
             expires_at: Some(self.expires_at),
+            args: self.args.clone(),
         }
     }
 
@@ -82,6 +87,7 @@ impl StoredGrant {
             reason: self.reason.clone(),
             expires_at: Some(self.expires_at),
             denial_id: self.denial_id.clone(),
+            args: self.args.clone(),
             agent: self.requester.agent.clone(),
             requested_at: self.requested_at,
             ttl_secs: None,
@@ -204,6 +210,19 @@ impl GrantStore {
     pub fn pending(&self, id: &str) -> Result<Request, OverrideError> {
         let request = read_request(&self.locations, id)?
             .ok_or_else(|| OverrideError::NoSuchRequest { id: id.to_string() })?;
+        // Held to the rate limit like every spool file: a request dropped into the spool past
+        // the limit is not shown, so it cannot be approved either.
+        let all: Vec<Request> = super::load_pending(&self.locations)?
+            .into_iter()
+            .flatten()
+            .collect();
+        let (_, held) = super::RateLimit::DEFAULT.admit(all);
+        if let Some((_, why)) = held.iter().find(|(r, _)| r.id == id) {
+            return Err(OverrideError::HeldBack {
+                id: id.to_string(),
+                why: why.to_string(),
+            });
+        }
         let history: Vec<OverrideEvent> = super::read_recent_events(&self.locations, TRAIL_TAIL)?
             .into_iter()
             .filter(|e| e.id == id)
@@ -245,10 +264,15 @@ impl GrantStore {
     /// Approve request `id`: validate it again against `policy` (the spool is agent-writable),
     /// write the grant, remove the request, record the approval. `ttl_secs` overrides the
     /// requested lifetime. Returns the grant.
+    ///
+    /// An exec grant allows exactly the requested arguments; `any_args` (the approver's explicit
+    /// choice) widens it to the program with any arguments.
+    #[allow(clippy::too_many_arguments)]
     pub fn approve(
         &self,
         id: &str,
         ttl_secs: Option<u64>,
+        any_args: bool,
         policy: &Policy,
         homes: &[PathBuf],
         now: u64,
@@ -262,6 +286,7 @@ impl GrantStore {
                 ops: request.ops.clone(),
                 reason: request.reason.clone(),
                 ttl_secs: ttl,
+                args: request.args.clone(),
             },
             policy,
             homes,
@@ -277,6 +302,7 @@ impl GrantStore {
             requester: request.requester.clone(),
             denial_id: request.denial_id.clone(),
             requested_at: request.created_at,
+            args: if any_args { None } else { request.args.clone() },
         };
         let expired = self.modify("approve", |file| {
             let expired = prune(file, now);
@@ -347,22 +373,36 @@ impl GrantStore {
     /// write the audit trail, and mark them recorded. Run by humans' commands and the supervisor.
     pub fn record_pending_requests(&self, now: u64) -> Result<usize, OverrideError> {
         let mut recorded = 0;
-        for request in super::load_pending(&self.locations)?.into_iter().flatten() {
-            if request.recorded {
+        let pending: Vec<Request> = super::load_pending(&self.locations)?
+            .into_iter()
+            .flatten()
+            .collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // The trail says what was recorded, never the agent-written file's `recorded` flag: a
+        // file claiming it would otherwise never be bound to what the human saw.
+        let in_trail = self.recorded_requests()?;
+        for request in pending {
+            if in_trail.contains(&request.id) {
                 continue;
             }
             record_override_event(
                 &self.locations,
                 &request.event(OverrideEventKind::Request, None, now),
             )?;
-            let marked = Request {
-                recorded: true,
-                ..request
-            };
-            write_request(&self.locations, &marked)?;
             recorded += 1;
         }
         Ok(recorded)
+    }
+
+    /// The ids whose `request` event is in the recent audit trail.
+    fn recorded_requests(&self) -> Result<std::collections::HashSet<String>, OverrideError> {
+        Ok(super::read_recent_events(&self.locations, TRAIL_TAIL)?
+            .into_iter()
+            .filter(|e| e.event == OverrideEventKind::Request)
+            .map(|e| e.id)
+            .collect())
     }
 
     fn record_decided(
@@ -374,7 +414,10 @@ impl GrantStore {
     ) {
         // The audit trail must not make a decision fail after the grant is published; a
         // request the trail has not seen yet is recorded first, so the trail stays complete.
-        if !request.recorded {
+        let in_trail = self
+            .recorded_requests()
+            .is_ok_and(|ids| ids.contains(&request.id));
+        if !in_trail {
             let _ = record_override_event(
                 &self.locations,
                 &request.event(OverrideEventKind::Request, None, request.created_at),

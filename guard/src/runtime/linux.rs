@@ -195,6 +195,9 @@ impl Judge for AgentTree {
                         dir.facts()
                     }
                 };
+                // The kernel names the thread; a record names the process (a hook tells
+                // the agent's own process from the commands it runs by this pid).
+                event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
                 event.actor.exe = facts.exe;
                 event.actor.comm = facts.comm;
                 facts.start
@@ -248,8 +251,16 @@ impl Judge for AgentTree {
             .collect()
     }
 
+    fn moved_tree_probes(&self, to: &Path) -> Vec<PathBuf> {
+        crate::engine::moved_tree_probes(&self.runtime.policy.load(), to)
+    }
+
     fn start_in_supervisor(&self) {
         self.runtime.start_background();
+    }
+
+    fn flush_records(&self) {
+        self.runtime.flush();
     }
 
     fn stop_in_supervisor(&self) {

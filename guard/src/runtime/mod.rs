@@ -23,8 +23,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::audit::{
-    AuditStore, AuditStoreConfig, DecisionRecord, DenialLog, DenialLogConfig, DenialRecord,
-    Retention,
+    AuditStore, AuditStoreConfig, DecisionRecord, DenialAggregator, DenialLog, DenialLogConfig,
+    DenialRecord, Retention,
 };
 use crate::engine::{decide, decide_without_keeping};
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
@@ -32,6 +32,7 @@ use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
 use crate::policy::{LoadContext, Policy};
 use crate::snapshots::{Session, StoreBudget};
+use crate::vocab::time::unix_millis;
 pub use crate::vocab::time::unix_secs;
 use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
 
@@ -45,6 +46,9 @@ pub struct Counters {
     pub deadline_misses: AtomicU64,
     /// Paths kept in the snapshot store.
     pub kept: AtomicU64,
+    /// Events the kernel dropped before the sensor saw them: gaps in Endpoint Security's
+    /// sequence numbers (macOS).
+    pub dropped_events: AtomicU64,
 }
 
 /// How the runtime was started.
@@ -72,6 +76,9 @@ pub struct Runtime {
     /// that serves (the Linux supervisor is forked, and fork keeps only the calling thread).
     denials: OnceLock<DenialLog>,
     store: OnceLock<AuditStore>,
+    /// Repeated denials of a session folded into one record with a count (`audit::aggregate`):
+    /// a flood of denials cannot push the records that matter out of the logs.
+    aggregator: std::sync::Mutex<DenialAggregator>,
     watchers: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>,
     /// Called after each successful policy reload (the macOS daemon re-selects what the kernel
     /// delivers).
@@ -101,6 +108,7 @@ impl Runtime {
             started: SystemTime::now(),
             denials: OnceLock::new(),
             store: OnceLock::new(),
+            aggregator: Default::default(),
             watchers: Default::default(),
             reload_hooks: Default::default(),
             config,
@@ -189,6 +197,7 @@ impl Runtime {
                         runtime.purge_store();
                         next_purge = std::time::Instant::now() + keep::PURGE_INTERVAL;
                     }
+                    runtime.write_summaries(false);
                     runtime.write_status();
                     runtime.record_expiries();
                     drop(runtime);
@@ -357,27 +366,55 @@ impl Runtime {
         policy: &Policy,
         now: SystemTime,
     ) {
-        if let (Some(log), Some(record)) = (
-            self.denials.get(),
-            DenialRecord::new(event, agent, verdict, now),
-        ) {
-            log.log(record);
-        }
-        if let Some(store) = self.store.get().filter(|_| worth_storing(event, verdict)) {
+        let denial = DenialRecord::new(event, agent, verdict, now);
+        let decision = worth_storing(event, verdict).then(|| {
             let mode = if self.config.force_audit {
                 Mode::Audit
             } else {
                 policy.mode
             };
-            store.record_decision(DecisionRecord::new(
-                event,
-                agent,
-                start_key,
-                verdict,
-                mode,
-                &policy.version,
-                now,
-            ));
+            DecisionRecord::new(event, agent, start_key, verdict, mode, &policy.version, now)
+        });
+        let (denial, decision) = match denial {
+            Some(denial) => {
+                let offered = self
+                    .aggregator
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .offer(denial, decision, unix_millis(now));
+                match offered {
+                    Some((denial, decision)) => (Some(denial), decision),
+                    // Counted into its key's window; the summary is written when it ends.
+                    None => return,
+                }
+            }
+            None => (None, decision),
+        };
+        if let (Some(log), Some(record)) = (self.denials.get(), denial) {
+            log.log(record);
+        }
+        if let (Some(store), Some(decision)) = (self.store.get(), decision) {
+            store.record_decision(decision);
+        }
+    }
+
+    /// Write the summaries of repeated denials whose window ended (all of them when `all`).
+    fn write_summaries(&self, all: bool) {
+        let summaries = {
+            let mut aggregator = self.aggregator.lock().unwrap_or_else(|e| e.into_inner());
+            if all {
+                aggregator.drain()
+            } else {
+                aggregator.due(unix_millis(SystemTime::now()))
+            }
+        };
+        for summary in summaries {
+            if let Some(log) = self.denials.get() {
+                log.log(summary.denial);
+            }
+            if let (Some(store), Some(decision)) = (self.store.get(), summary.decision) {
+                store.record_decision(decision);
+            }
         }
     }
 
@@ -394,6 +431,7 @@ impl Runtime {
 
     /// Wait until everything queued so far is written (shutdown, tests).
     pub fn flush(&self) {
+        self.write_summaries(true);
         if let Some(log) = self.denials.get() {
             log.flush();
         }

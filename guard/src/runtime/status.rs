@@ -50,6 +50,7 @@ impl Runtime {
             audits: c.audits.load(Ordering::Relaxed),
             deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
             kept: c.kept.load(Ordering::Relaxed),
+            dropped_events: c.dropped_events.load(Ordering::Relaxed),
             dropped_denials: denial_drops,
             dropped_audit_records: store_drops.unwrap_or(0),
             active_grants: self.grants.current().grants.len(),
@@ -102,6 +103,9 @@ pub struct RuntimeStatus {
     /// Paths kept in the snapshot store by this sensor.
     #[serde(default)]
     pub kept: u64,
+    /// Events the kernel dropped before the sensor saw them (macOS; absent in older files).
+    #[serde(default)]
+    pub dropped_events: u64,
     pub dropped_denials: u64,
     pub dropped_audit_records: u64,
     pub active_grants: usize,
@@ -252,8 +256,8 @@ impl StatusReport {
             )?;
             writeln!(
                 out,
-                "           {} decisions, {} denials, {} audits, {} kept, {} deadline misses; dropped: {} denial records, {} audit records",
-                r.decisions, r.denials, r.audits, r.kept, r.deadline_misses, r.dropped_denials, r.dropped_audit_records
+                "           {} decisions, {} denials, {} audits, {} kept, {} deadline misses; dropped: {} kernel events, {} denial records, {} audit records",
+                r.decisions, r.denials, r.audits, r.kept, r.deadline_misses, r.dropped_events, r.dropped_denials, r.dropped_audit_records
             )?;
         }
         Ok(())

@@ -19,11 +19,11 @@ pub mod time;
 pub mod verdict;
 
 pub use error::{IoError, UnknownName};
-pub use event::{Action, Actor, AgentInfo, Attribution, Event, OpenFlags};
+pub use event::{Action, Actor, AgentInfo, Attribution, Event, NodeKind, OpenFlags};
 pub use grant::{Grant, Grants};
 pub use keep::{
     human_bytes, EntryKind, Keep, KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow,
 };
 pub use op::{OpKind, OpSet};
-pub use text::{printable, shell_quote};
+pub use text::{is_invisible, printable, shell_quote};
 pub use verdict::{Decision, Denial, Mode, RuleId, Verdict};

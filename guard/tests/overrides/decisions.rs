@@ -196,3 +196,48 @@ fn a_store_the_kernel_will_not_let_us_write_is_reported_as_not_human() {
     );
     assert!(!w.state.join("grants.json").exists());
 }
+
+/// `override status ID [--wait DUR]`: an agent learns where its request stands (issue 17,
+/// item 5), and `--wait` returns as soon as a human decides.
+#[test]
+fn status_tells_the_agent_and_waits_for_the_decision() {
+    let w = World::new();
+    let agent = [("AGENT_GUARD_AGENT", "claude:5")];
+    let id = w.request("docs/old.md", "unlink", "claude:5");
+    let (code, out, err) = w.run_with(&["override", "status", &id], &agent);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("waiting"), "{out}");
+
+    let waiter = {
+        let mut c = w.cmd(&["override", "status", &id, "--wait", "20s", "--json"]);
+        c.env("AGENT_GUARD_AGENT", "claude:5");
+        c.stdout(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _, err) = w.run(&["override", "approve", &id]);
+    assert_eq!(code, 0, "{err}");
+    let started = Instant::now();
+    let out = waiter.wait_with_output().unwrap();
+    assert!(started.elapsed() < LIVENESS);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["id"].as_str()),
+        (Some("approved"), Some(id.as_str()))
+    );
+    assert!(v["expires_at"].as_u64().unwrap() > now());
+
+    let (code, _, _) = w.run(&["override", "revoke", &id]);
+    assert_eq!(code, 0);
+    let (code, out, _) = w.run_with(&["override", "status", &id], &agent);
+    assert_eq!((code, out.contains("revoked")), (1, true), "{out}");
+
+    let other = w.request("docs/other.md", "unlink", "claude:5");
+    w.run(&["override", "deny", &other]);
+    let (code, out, _) = w.run_with(&["override", "status", &other, "--wait", "5s"], &agent);
+    assert_eq!((code, out.contains("denied")), (1, true), "{out}");
+
+    let (code, _, err) = w.run(&["override", "status", "r-ffff"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no pending override request"), "{err}");
+}

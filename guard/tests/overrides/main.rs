@@ -7,6 +7,7 @@
 mod decisions;
 mod grants;
 mod request;
+mod spool;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use agent_guard::engine::{decide, Action, Actor, Attribution, Event, Grants, RuleId, Verdict};
 use agent_guard::overrides::{
-    file_request, watch_grants, GrantStore, LiveGrants, RateLimit, Request, RequestSpec, Requester,
+    file_request, load_pending, watch_grants, GrantStore, LiveGrants, OverrideError, RateLimit,
+    Request, RequestSpec, Requester,
 };
 use agent_guard::paths::Locations;
 use agent_guard::policy::{self, LoadContext, Platform, Policy};

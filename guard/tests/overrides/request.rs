@@ -149,6 +149,7 @@ fn rate_limit_per_minute_and_pending_per_agent() {
                 ops: vec![agent_guard::engine::OpKind::Unlink],
                 reason: "old".into(),
                 ttl_secs: 600,
+                args: None,
             },
             None,
             Requester {

@@ -3,10 +3,13 @@
 //! well-formed denial names the operation, path, process and agent. The same commands by the
 //! human succeed.
 
+mod exec_override;
+mod record;
 mod supervision;
 mod tools;
 mod zones;
 
 use std::time::Duration;
 
-use agent_guard_e2e::{on_path, text, Sandbox, EPERM};
+use agent_guard_e2e::{bin, on_path, text, Sandbox, EPERM};
+use serde_json::Value;

@@ -125,7 +125,7 @@ impl AuditReader {
 /// (timestamp, event_id, actor, action, decision, policy_id, context).
 pub fn decision_export_json(d: &StoredDecision) -> serde_json::Value {
     let r = &d.record;
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "timestamp": d.time,
         "event_id": format!("decision-{}", d.event_id),
         "actor": {
@@ -148,7 +148,14 @@ pub fn decision_export_json(d: &StoredDecision) -> serde_json::Value {
             "rule": r.rule,
             "mode": r.mode.as_str(),
         },
-    })
+    });
+    if let Some(argv) = &r.argv {
+        line["action"]["argv"] = serde_json::json!(argv);
+    }
+    if r.count != 1 {
+        line["context"]["count"] = serde_json::json!(r.count);
+    }
+    line
 }
 
 /// The JSONL export line of an override event, in the same schema.

@@ -17,6 +17,7 @@
 //! [`AuditStore::record_override`] are meant for the hot path, and they never block) and never
 //! build SQL from user input (every value is a bound parameter).
 
+pub mod chain;
 mod export;
 mod query;
 mod records;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use chain::{write_verify_report, ChainReport};
 pub use export::{decision_export_json, override_export_json, ExportFormat, CSV_HEADER};
 pub use query::{AuditQuery, AuditReader, StoredDecision, StoredOverride};
 pub use query::{KeptQuery, StoredKept};
@@ -49,9 +51,12 @@ use write::{open_for_writing, StoreControl, StoreRecord, StoreSink, StoreStats};
 pub struct Retention {
     /// Delete records older than this.
     pub max_age: Option<Duration>,
-    /// Delete the oldest decisions while the database's used pages exceed this many bytes. The
-    /// freed pages are reused, so the file stops growing at about this size; it is not shrunk.
-    /// The WAL file (checkpointed every 16 MB) comes on top.
+    /// Delete the oldest *allowed* decisions while the database's used pages exceed this many
+    /// bytes. Denials, audits and override events are never deleted to make room (only by
+    /// age): when the allowed decisions are gone and the trail is still over the size, new
+    /// allowed decisions are dropped and counted instead. The freed pages are reused, so the
+    /// file stops growing at about this size; it is not shrunk. The WAL file (checkpointed
+    /// every 16 MB) comes on top.
     pub max_bytes: Option<u64>,
 }
 
@@ -143,6 +148,9 @@ pub struct AuditStoreStats {
     pub batches: u64,
     /// Rows deleted by retention.
     pub retention_deleted: u64,
+    /// Allowed decisions not stored because the trail was full of records younger than their
+    /// age (denials, audits, override events), which retention never deletes to make room.
+    pub allowed_dropped_full: u64,
     pub last_error: Option<String>,
 }
 
@@ -190,6 +198,7 @@ impl AuditStore {
             retention: config.retention,
             retention_interval: config.retention_interval,
             next_retention: Instant::now(),
+            full: false,
         };
         let queue = WriterConfig {
             name: "audit store",
@@ -259,6 +268,7 @@ impl AuditStore {
             retries: load(&c.extra.retries),
             batches: load(&c.extra.batches),
             retention_deleted: load(&c.extra.retention_deleted),
+            allowed_dropped_full: load(&c.extra.allowed_dropped_full),
             last_error: c.last_error(),
         }
     }

@@ -144,7 +144,7 @@ const KEPT_COLUMNS: &str = "id, time_ms, session, seq, agent, agent_pid, pid, ex
 
 pub(super) const DECISION_COLUMNS: &str =
     "id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, \
-     dest, zone, rule, verdict, mode, policy_version";
+     dest, zone, rule, verdict, mode, policy_version, argv, count";
 pub(super) const OVERRIDE_COLUMNS: &str =
     "id, time_ms, event, override_id, path, ops, who, ttl_secs";
 
@@ -520,6 +520,10 @@ pub(super) fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoredDecisio
             verdict: verdict.parse().map_err(|e| bad_column(12, e))?,
             mode: mode.parse().map_err(|e| bad_column(13, e))?,
             policy_version: row.get(14)?,
+            argv: row
+                .get::<_, Option<String>>(15)?
+                .and_then(|a| serde_json::from_str(&a).ok()),
+            count: row.get::<_, i64>(16)?.max(0) as u64,
         },
     })
 }
@@ -543,4 +547,14 @@ pub(super) fn override_from_row(row: &Row<'_>) -> rusqlite::Result<StoredOverrid
             ttl_secs: row.get::<_, Option<i64>>(7)?.map(|t| t as u64),
         },
     })
+}
+
+impl AuditReader {
+    /// Walk every hash chain of the trail (`agent-guard audit verify`).
+    pub fn verify(&self) -> Result<Vec<super::chain::ChainReport>, AuditStoreError> {
+        super::chain::Chain::ALL
+            .into_iter()
+            .map(|c| super::chain::verify_chain(&self.conn, c).map_err(self.query_err()))
+            .collect()
+    }
 }

@@ -22,7 +22,7 @@ pub struct DecisionRecord {
     pub agent: String,
     pub agent_pid: i32,
     pub pid: i32,
-    /// The second half of the process key: start time on Linux, pidversion on macOS.
+    /// The second half of the process key: start time on Linux (clock ticks since boot) and on macOS (microseconds since the epoch).
     pub start_key: u64,
     pub exe: String,
     pub op: OpKind,
@@ -34,6 +34,17 @@ pub struct DecisionRecord {
     pub mode: Mode,
     /// A hash of the normalized policy that decided.
     pub policy_version: String,
+    /// For an exec: its arguments (argv[0] first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// How many decisions this row stands for: 1, or the repeats a summary of repeated denials
+    /// counts (its `path` is then their pattern; see `audit::aggregate`).
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl DecisionRecord {
@@ -94,6 +105,11 @@ impl DecisionRecord {
             verdict: verdict.decision(),
             mode,
             policy_version: policy_version.to_string(),
+            argv: match &event.action {
+                Action::Exec { argv, .. } => Some(argv.clone()),
+                _ => None,
+            },
+            count: 1,
         }
     }
 }

@@ -62,14 +62,39 @@ CREATE INDEX decisions_audit_time   ON decisions (time_ms) WHERE verdict = 'audi
 CREATE INDEX decisions_day_path     ON decisions (time_ms / 86400000, path, time_ms);
 ";
 
-/// Version 3: snapshots (issue 14). The verdicts `keep` and `would_keep` (a CHECK constraint
+/// Version 3: the record survives an attack on it (issue 16, item 9).
+/// - `argv`: an exec's arguments as a JSON array; `count`: how many decisions a row stands for
+///   (a summary of repeated denials, `audit::aggregate`).
+/// - `hash`: a hash chain. Every row's hash is SHA-256 over the previous row's hash in its chain
+///   and the row's own values (id included), so `agent-guard audit verify` finds a row removed
+///   from the middle or altered. Three chains: the decisions that retention keeps until their
+///   age (deny and audit), the allowed decisions (the first to go when the trail is over its
+///   size), and the override events. Retention only ever removes the oldest rows of a chain;
+///   `chain_heads` keeps each chain's newest row (`head_*`) and the last row removed from its
+///   start (`anchor_*`), so a verification knows where the chain must begin and end. Rows from
+///   before version 3 have no hash and are reported as not covered.
+pub const V3: &str = "
+ALTER TABLE decisions ADD COLUMN argv TEXT;
+ALTER TABLE decisions ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE decisions ADD COLUMN hash BLOB;
+ALTER TABLE overrides ADD COLUMN hash BLOB;
+CREATE TABLE chain_heads (
+    chain       TEXT    PRIMARY KEY,
+    head_id     INTEGER NOT NULL DEFAULT 0,
+    head_hash   BLOB,
+    anchor_id   INTEGER NOT NULL DEFAULT 0,
+    anchor_hash BLOB
+);
+";
+
+/// Version 4: snapshots (issue 14). The verdicts `keep` and `would_keep` (a CHECK constraint
 /// cannot be altered in place, so `decisions` is rebuilt, as SQLite's documentation describes,
-/// with its rows and indexes), and `kept`: one row per path an agent's operation destroyed and
-/// a sensor kept in the snapshot store, with its content hash (filled in after the fact, off the
+/// with its rows, ids, hashes and indexes: the hash chains of version 3 still verify), and
+/// `kept`: one row per path an agent's operation destroyed and a sensor kept in the snapshot store, with its content hash (filled in after the fact, off the
 /// decision path) and the state the session left the path in (filled in when it ends), which
 /// `agent-guard undo` compares with what is there now.
-pub const V3: &str = "
-CREATE TABLE decisions_v3 (
+pub const V4: &str = "
+CREATE TABLE decisions_v4 (
     id             INTEGER PRIMARY KEY,
     time_ms        INTEGER NOT NULL,
     agent          TEXT    NOT NULL,
@@ -85,14 +110,17 @@ CREATE TABLE decisions_v3 (
     verdict        TEXT    NOT NULL
                    CHECK (verdict IN ('allow', 'deny', 'audit', 'keep', 'would_keep')),
     mode           TEXT    NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'audit')),
-    policy_version TEXT    NOT NULL DEFAULT ''
+    policy_version TEXT    NOT NULL DEFAULT '',
+    argv           TEXT,
+    count          INTEGER NOT NULL DEFAULT 1,
+    hash           BLOB
 );
-INSERT INTO decisions_v3 (id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, dest,
-        zone, rule, verdict, mode, policy_version)
+INSERT INTO decisions_v4 (id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, dest,
+        zone, rule, verdict, mode, policy_version, argv, count, hash)
     SELECT id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, dest, zone, rule,
-        verdict, mode, policy_version FROM decisions;
+        verdict, mode, policy_version, argv, count, hash FROM decisions;
 DROP TABLE decisions;
-ALTER TABLE decisions_v3 RENAME TO decisions;
+ALTER TABLE decisions_v4 RENAME TO decisions;
 CREATE INDEX decisions_time         ON decisions (time_ms);
 CREATE INDEX decisions_agent_time   ON decisions (agent, time_ms);
 CREATE INDEX decisions_op_time      ON decisions (op, time_ms);
@@ -127,7 +155,7 @@ CREATE INDEX kept_time ON kept (time_ms);
 CREATE INDEX kept_path ON kept (path, time_ms);
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and reads.
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -6,8 +6,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags};
 
+use super::chain::{self, Chain};
 use super::records::{DecisionRecord, KeptRecord, KeptUpdate, OverrideEvent};
 use super::schema;
 use super::{AuditStoreError, Retention};
@@ -15,15 +17,57 @@ use crate::audit::queue::{Counters, Sink};
 use crate::vocab::time::unix_millis;
 use crate::vocab::RuleId;
 
-const INSERT_DECISION: &str = "INSERT INTO decisions (time_ms, agent, agent_pid, pid, start_key, \
-     exe, op, path, dest, zone, rule, verdict, mode, policy_version) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const INSERT_DECISION: &str = "INSERT INTO decisions (id, time_ms, agent, agent_pid, pid, \
+     start_key, exe, op, path, dest, zone, rule, verdict, mode, policy_version, argv, count, hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 const INSERT_KEPT: &str = "INSERT OR REPLACE INTO kept (time_ms, session, seq, agent, \
      agent_pid, pid, exe, op, rule, path, dest, kind, how, store_name, size, mode, mtime_ns, \
      sha256, end_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
      ?16, ?17, ?18, ?19)";
-const INSERT_OVERRIDE: &str = "INSERT INTO overrides (time_ms, event, override_id, path, ops, \
-     who, ttl_secs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_OVERRIDE: &str = "INSERT INTO overrides (id, time_ms, event, override_id, path, ops, \
+     who, ttl_secs, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// A decision's values in [`Chain::columns`] order, `id` first: what is inserted and hashed.
+pub(super) fn decision_values(id: i64, d: &DecisionRecord) -> Vec<Value> {
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Text(s.to_string()));
+    vec![
+        Value::Integer(id),
+        Value::Integer(d.time_ms),
+        text(&d.agent),
+        Value::Integer(i64::from(d.agent_pid)),
+        Value::Integer(i64::from(d.pid)),
+        Value::Integer(d.start_key as i64),
+        text(&d.exe),
+        text(d.op.as_str()),
+        text(&d.path),
+        opt(d.dest.as_deref()),
+        opt(d.zone.as_deref()),
+        opt(d.rule.as_ref().map(RuleId::as_str)),
+        text(d.verdict.as_str()),
+        text(d.mode.as_str()),
+        text(&d.policy_version),
+        d.argv
+            .as_ref()
+            .and_then(|a| serde_json::to_string(a).ok())
+            .map_or(Value::Null, Value::Text),
+        Value::Integer(d.count as i64),
+    ]
+}
+
+/// An override event's values in [`Chain::columns`] order.
+pub(super) fn override_values(id: i64, o: &OverrideEvent) -> Vec<Value> {
+    vec![
+        Value::Integer(id),
+        Value::Integer(o.time_ms),
+        Value::Text(o.kind.as_str().to_string()),
+        Value::Text(o.override_id.clone()),
+        Value::Text(o.path.clone()),
+        Value::Text(o.ops.to_string()),
+        Value::Text(o.who.clone()),
+        o.ttl_secs.map_or(Value::Null, |t| Value::Integer(t as i64)),
+    ]
+}
 
 /// What the queue carries to the store.
 pub(super) enum StoreRecord {
@@ -52,6 +96,9 @@ pub(super) struct StoreStats {
     pub retries: AtomicU64,
     pub batches: AtomicU64,
     pub retention_deleted: AtomicU64,
+    /// Allowed decisions not stored because the trail was over its size with only records
+    /// younger than their age left (see `retention`).
+    pub allowed_dropped_full: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -66,6 +113,10 @@ pub(super) struct StoreSink {
     pub retention: Retention,
     pub retention_interval: Duration,
     pub next_retention: Instant,
+    /// Set by retention when deleting every allowed decision did not bring the trail under its
+    /// size: new allowed decisions are then dropped (and counted) so that denials, audits and
+    /// override events, never deleted before their age, keep their room.
+    pub full: bool,
 }
 
 /// One batch, split by table.
@@ -162,13 +213,16 @@ impl StoreSink {
         }
         for attempt in 1..=self.attempts {
             match self.try_commit(batch) {
-                Ok(()) => {
+                Ok((decisions, overrides)) => {
                     let c = &counters.extra;
                     add(&c.batches, 1);
-                    add(&c.decisions_written, batch.decisions.len() as u64);
-                    add(&c.overrides_written, batch.overrides.len() as u64);
+                    add(&c.decisions_written, decisions);
+                    add(&c.overrides_written, overrides);
+                    let offered = (batch.decisions.len() + batch.overrides.len()) as u64;
+                    add(&c.allowed_dropped_full, offered - decisions - overrides);
                     add(&c.kept_written, batch.kept.len() as u64);
-                    add(&counters.written, n);
+                    let kept = (batch.kept.len() + batch.updates.len()) as u64;
+                    add(&counters.written, decisions + overrides + kept);
                     return;
                 }
                 Err(e) => {
@@ -187,42 +241,56 @@ impl StoreSink {
         add(&counters.dropped_write_failed, n);
     }
 
-    /// One transaction for the whole batch: all its rows are committed, or none.
-    fn try_commit(&mut self, batch: &Batch) -> rusqlite::Result<()> {
+    /// One transaction for the whole batch: all its rows are committed, or none. Each row gets
+    /// the next id and its link in its chain; the chains' heads are read and written inside the
+    /// transaction (under SQLite's write lock), so two supervisors sharing one trail extend the
+    /// same chains rather than forking them. Returns the rows inserted (allowed decisions are
+    /// left out while the trail is `full`).
+    fn try_commit(&mut self, batch: &Batch) -> rusqlite::Result<(u64, u64)> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut heads = [
+            chain::load_head(&tx, Chain::Kept)?,
+            chain::load_head(&tx, Chain::Allowed)?,
+            chain::load_head(&tx, Chain::Overrides)?,
+        ];
+        let (mut decisions, mut overrides) = (0u64, 0u64);
         {
+            let next = |table: &str| -> rusqlite::Result<i64> {
+                tx.query_row(
+                    &format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"),
+                    [],
+                    |r| r.get(0),
+                )
+            };
+            let mut id = next("decisions")?;
             let mut insert = tx.prepare_cached(INSERT_DECISION)?;
             for d in &batch.decisions {
-                insert.execute(params![
-                    d.time_ms,
-                    d.agent,
-                    d.agent_pid,
-                    d.pid,
-                    d.start_key as i64,
-                    d.exe,
-                    d.op.as_str(),
-                    d.path,
-                    d.dest,
-                    d.zone,
-                    d.rule.as_ref().map(RuleId::as_str),
-                    d.verdict.as_str(),
-                    d.mode.as_str(),
-                    d.policy_version,
-                ])?;
+                let allowed = d.verdict == crate::vocab::Decision::Allow;
+                if allowed && self.full {
+                    continue;
+                }
+                let head = &mut heads[usize::from(allowed)];
+                let mut values = decision_values(id, d);
+                let hash = chain::row_hash(head.head_hash.as_deref(), &values);
+                values.push(Value::Blob(hash.clone()));
+                insert.execute(params_from_iter(values))?;
+                head.head_id = id;
+                head.head_hash = Some(hash);
+                id += 1;
+                decisions += 1;
             }
             let mut insert = tx.prepare_cached(INSERT_OVERRIDE)?;
-            for o in &batch.overrides {
-                insert.execute(params![
-                    o.time_ms,
-                    o.kind.as_str(),
-                    o.override_id,
-                    o.path,
-                    o.ops.to_string(),
-                    o.who,
-                    o.ttl_secs.map(|t| t as i64),
-                ])?;
+            for (id, o) in (next("overrides")?..).zip(&batch.overrides) {
+                let head = &mut heads[2];
+                let mut values = override_values(id, o);
+                let hash = chain::row_hash(head.head_hash.as_deref(), &values);
+                values.push(Value::Blob(hash.clone()));
+                insert.execute(params_from_iter(values))?;
+                head.head_id = id;
+                head.head_hash = Some(hash);
+                overrides += 1;
             }
             let mut insert = tx.prepare_cached(INSERT_KEPT)?;
             for k in &batch.kept {
@@ -272,7 +340,11 @@ impl StoreSink {
                 };
             }
         }
-        tx.commit()
+        for (chain, head) in Chain::ALL.into_iter().zip(&heads) {
+            chain::save_head(&tx, chain, head)?;
+        }
+        tx.commit()?;
+        Ok((decisions, overrides))
     }
 }
 

@@ -44,6 +44,8 @@ fn record(thread: usize, n: usize) -> DenialRecord {
                  ask the user for an override."
             .into(),
         hint: format!("agent-guard override request --op unlink --path /w/{thread}/{n}"),
+        argv: None,
+        repeated: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the SQLite audit store against real database files, grouped by subject in the files
 //! beside this one; here are the helpers.
 
+mod chain;
 mod export;
 mod query;
 mod retention;
@@ -55,6 +56,19 @@ fn decision(i: usize, time_ms: i64) -> DecisionRecord {
             Mode::Enforce
         },
         policy_version: "sha256:abc".into(),
+        argv: None,
+        count: 1,
+    }
+}
+
+/// [`decision`] as an allowed one.
+fn allowed(i: usize, time_ms: i64) -> DecisionRecord {
+    DecisionRecord {
+        verdict: Decision::Allow,
+        mode: Mode::Enforce,
+        zone: None,
+        rule: None,
+        ..decision(i, time_ms)
     }
 }
 

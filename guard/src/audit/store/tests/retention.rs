@@ -21,6 +21,8 @@ fn retention_by_age_runs_in_the_background() {
     let now = now_ms();
     for i in 0..50 {
         s.record_decision(decision(i, now - 3 * DAY_MS));
+    }
+    for i in 0..50 {
         s.record_decision(decision(i + 50, now));
     }
     s.record_override(OverrideEvent {
@@ -58,7 +60,7 @@ fn retention_by_size_keeps_the_newest_rows_under_the_limit_and_the_file_stops_gr
     let s = store(&path);
     let now = now_ms();
     for i in 0..20_000 {
-        s.record_decision(decision(i, now - 100_000 + i as i64));
+        s.record_decision(allowed(i, now - 100_000 + i as i64));
     }
     s.flush().unwrap();
     let max_bytes = 512 * 1024;
@@ -92,7 +94,7 @@ fn retention_by_size_keeps_the_newest_rows_under_the_limit_and_the_file_stops_gr
     let mut pages = Vec::new();
     for round in 0..10 {
         for i in 0..20_000 {
-            s.record_decision(decision(i, now + round * 20_000 + i as i64));
+            s.record_decision(allowed(i, now + round * 20_000 + i as i64));
         }
         s.flush().unwrap();
         s.enforce_retention().unwrap();

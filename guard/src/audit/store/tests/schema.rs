@@ -83,6 +83,13 @@ fn migrates_a_version_1_database_keeping_its_rows() {
     let overrides = reader.overrides(&AuditQuery::default()).unwrap();
     assert_eq!(overrides.len(), 1);
     assert_eq!(overrides[0].event.ttl_secs, Some(600));
+    // Rows from before the hash chain are reported as not covered, not as a break; the new
+    // row starts the chain.
+    let reports = reader.verify().unwrap();
+    assert!(reports.iter().all(|r| r.breaks.is_empty()), "{reports:#?}");
+    let legacy: u64 = reports.iter().map(|r| r.legacy_rows).sum();
+    let chained: u64 = reports.iter().map(|r| r.rows).sum();
+    assert_eq!((legacy, chained), (2, 1), "{reports:#?}");
 }
 
 #[test]

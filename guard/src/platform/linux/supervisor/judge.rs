@@ -4,7 +4,7 @@
 //! The supervisor must never decide anything itself: every supervised action goes to the judge,
 //! and only the guard's self-protection is answered without one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::engine::{keep_refused, Event, Keep, KeepOutcome, Verdict};
@@ -47,11 +47,23 @@ pub trait Judge: Send + Sync {
         Vec::new()
     }
 
+    /// The places inside a directory being moved to `to` whose contents must be judged as
+    /// creates under `to` (a tree moved into place must not bring, say, a git hook with it
+    /// without one create to judge): relative paths, `""` for the whole tree.
+    fn moved_tree_probes(&self, _to: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// Called once inside the supervisor process, after it was forked from the caller and before
     /// it serves. Threads of the caller do not exist there (fork copies only the calling
     /// thread): start here whatever the judge needs in the background (policy file watcher,
     /// audit writer). The judge lives in this process for as long as anything is supervised.
     fn start_in_supervisor(&self) {}
+
+    /// Called when CMD has exited, before its status goes to `run`'s caller: write out the
+    /// records queued so far, so that what the run did is in the logs when `run` returns
+    /// (processes CMD left behind may add more later).
+    fn flush_records(&self) {}
 
     /// Called once in the supervisor process after the last supervised process has exited,
     /// just before it exits (with `_exit`, so no destructor runs): flush what was queued.

@@ -186,7 +186,7 @@ pub fn main(
             unsafe { libc::kill(cmd_pid, libc::SIGKILL) };
         }
     }
-    reap_until_empty(cmd_pid, status, helper);
+    reap_until_empty(cmd_pid, status, helper, handler.judge.as_ref());
     // Nothing supervised is left: let the judge write out what it queued before `_exit`.
     handler.judge.stop_in_supervisor();
 }
@@ -238,7 +238,7 @@ fn serve(listener: &Listener, handler: &Handler) {
 
 /// Reap every child (CMD and the orphans we adopt) until none is left; report CMD's status to
 /// the caller as soon as CMD exits.
-fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>) {
+fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>, judge: &dyn Judge) {
     let mut reported = false;
     loop {
         // The helper only serves the agent's tree: once it is all that is left, end it.
@@ -269,6 +269,7 @@ fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>) {
             } else {
                 1
             };
+            judge.flush_records();
             ipc::write_to_pipe(status_fd, Tag::Status, i64::from(code));
             reported = true;
         }
