@@ -54,6 +54,17 @@ pub const POLICY: &str = r#"{
   "temporary_overrides": []
 }"#;
 
+/// [`POLICY`] with `proj/` a zone that keeps what agents destroy (the default's `on_destroy`)
+/// and no exec rules: what git destroys there is kept.
+pub const KEEP_POLICY: &str = r#"{
+  "ai_agent_patterns": ["claude"],
+  "protected_zones": [{"path": "~/proj", "except": ["**/node_modules/**", "**/target/**"]}],
+  "readonly_zones": ["~/ro"],
+  "secret_zones": ["~/.ssh"],
+  "trusted_tools": ["git"],
+  "temporary_overrides": []
+}"#;
+
 impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox::with_policy(POLICY)

@@ -7,7 +7,7 @@
 //! macOS. Everything here is in memory and shared by the sensor's threads; the only file work is
 //! making the session's directory.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,17 @@ pub struct FileKey {
     pub birth_ns: i128,
 }
 
+/// What a session did with a file's content the first time it was about to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentKept {
+    /// In the store: its state at the session's first touch. Later truncations and rewrites by
+    /// the session change what the session itself wrote, and need no new copy.
+    Kept,
+    /// Too large to copy, edited anyway (a write-open): later write-opens are edits too, but a
+    /// truncation must still keep or be refused.
+    NotKept,
+}
+
 /// One agent session.
 #[derive(Debug)]
 pub struct Session {
@@ -39,7 +50,7 @@ pub struct Session {
     limits: RwLock<SnapshotPolicy>,
     next_seq: Mutex<u64>,
     dir_made: Mutex<bool>,
-    kept_files: Mutex<HashSet<FileKey>>,
+    kept_files: Mutex<HashMap<FileKey, ContentKept>>,
     kept_paths: Mutex<(HashSet<PathBuf>, Vec<PathBuf>)>,
     brake: Mutex<BrakeWindow>,
 }
@@ -107,9 +118,18 @@ impl Session {
         Ok(&self.dir)
     }
 
-    /// Whether this is the first time the session keeps `file`'s content (and remember it).
-    pub fn first_keep_of(&self, file: FileKey) -> bool {
-        lock(&self.kept_files).insert(file)
+    /// What the session did with `file`'s content so far (`None`: nothing yet).
+    pub fn content_of(&self, file: FileKey) -> Option<ContentKept> {
+        lock(&self.kept_files).get(&file).copied()
+    }
+
+    /// Remember what became of `file`'s content; once kept it stays kept.
+    pub fn note_content(&self, file: FileKey, what: ContentKept) {
+        let mut files = lock(&self.kept_files);
+        let slot = files.entry(file).or_insert(what);
+        if what == ContentKept::Kept {
+            *slot = what;
+        }
     }
 
     /// Remember what was kept: its paths get their end state recorded when the session ends.
@@ -235,9 +255,13 @@ mod tests {
             ino: 2,
             birth_ns: 3,
         };
-        assert!(s.first_keep_of(key));
-        assert!(!s.first_keep_of(key));
-        assert!(s.first_keep_of(FileKey { birth_ns: 4, ..key }));
+        assert_eq!(s.content_of(key), None);
+        s.note_content(key, ContentKept::NotKept);
+        assert_eq!(s.content_of(key), Some(ContentKept::NotKept));
+        s.note_content(key, ContentKept::Kept);
+        s.note_content(key, ContentKept::NotKept);
+        assert_eq!(s.content_of(key), Some(ContentKept::Kept));
+        assert_eq!(s.content_of(FileKey { birth_ns: 4, ..key }), None);
     }
 
     #[test]

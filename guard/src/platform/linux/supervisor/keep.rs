@@ -38,7 +38,7 @@ use crate::engine::{EntryKind, Keep, KeepFailure, KeepOutcome, KeepWhat, KeptEnt
 use crate::platform::linux::sys::copy::{copy_bytes, ficlone, fstat, fstatat, openat_mode};
 use crate::platform::linux::sys::fs;
 use crate::platform::linux::sys::notify::Response;
-use crate::snapshots::session::FileKey;
+use crate::snapshots::session::{ContentKept, FileKey};
 use crate::snapshots::Session;
 
 /// Entries a directory tree moved out of its zone may hold and still be copied.
@@ -567,9 +567,15 @@ impl Keeper {
         if !is_regular(&st) || (what == KeepWhat::Content && length >= st.st_size) {
             return Ok(None);
         }
-        let first = self.session.first_keep_of(file_key(file, &st));
-        if what == KeepWhat::FirstWrite && !first {
-            return Ok(None);
+        // The session's first state of the file is what a restore puts back: once it is in the
+        // store, later changes by the session need no copy. Noted only once kept (or, for an
+        // edit, found too large), so that a refused truncation stays refused next time.
+        let key = file_key(file, &st);
+        match (self.session.content_of(key), what) {
+            (Some(ContentKept::Kept), _) | (Some(ContentKept::NotKept), KeepWhat::FirstWrite) => {
+                return Ok(None)
+            }
+            _ => {}
         }
         // Our fd may be write-only: read through a second open of the same file.
         let magic = format!("/proc/self/fd/{}", file.as_raw_fd());
@@ -579,9 +585,13 @@ impl Keeper {
             Err(e) => Err(KeepFailure::Io(format!("cannot read it: {e}"))),
         };
         match (result, what) {
-            (Ok(made), _) => Ok(Some(made)),
+            (Ok(made), _) => {
+                self.session.note_content(key, ContentKept::Kept);
+                Ok(Some(made))
+            }
             // An edit of a file too large to copy goes ahead, recorded as not kept.
             (Err(KeepFailure::TooLarge { .. } | KeepFailure::Io(_)), KeepWhat::FirstWrite) => {
+                self.session.note_content(key, ContentKept::NotKept);
                 let (seq, _, _) = self.session.next_entry(path);
                 let mut entry = recorded(path.to_path_buf(), &st, seq);
                 entry.how = KeptHow::NotKept;
