@@ -62,6 +62,7 @@ pub const KEEP_POLICY: &str = r#"{
   "readonly_zones": ["~/ro"],
   "secret_zones": ["~/.ssh"],
   "trusted_tools": ["git"],
+  "exec_rules": [],
   "temporary_overrides": []
 }"#;
 

@@ -391,3 +391,54 @@ except OSError:
         "{t}"
     );
 }
+
+/// A repository in `proj/` with the human's uncommitted work: a modified tracked file, an
+/// untracked file, an ignored file, and a stash.
+fn repo_with_uncommitted_work(s: &Sandbox) {
+    let out = s.human(
+        r#"set -e; cd proj
+        export GIT_AUTHOR_NAME=h GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=h GIT_COMMITTER_EMAIL=h@x
+        git init -q -b main && echo '*.log' > .gitignore && git add -A && git commit -qm init
+        echo stashed >> src/main.rs && git stash -q
+        echo 'my unsaved edit' >> README.md
+        echo 'my notes' > notes.txt
+        echo 'a log' > build.log"#,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// What a repository's state is to its user: the work tree's files, `git status`, the stashes.
+fn repo_state(s: &Sandbox) -> (BTreeMap<String, String>, String) {
+    let mut files = tree(&s.path("proj"));
+    files.retain(|path, _| !path.starts_with(".git/") && path != ".git");
+    let out = s.human("cd proj && git status --porcelain && git stash list --format=%s");
+    (files, text(&out))
+}
+
+/// Item 7 of the issue: with every file git destroys kept (.git internals included), each
+/// local-history command's destruction is undone byte for byte, so the default policy need not
+/// refuse them (README, "Git").
+#[test]
+fn what_git_destroys_of_local_work_is_restored() {
+    for command in [
+        "git reset -q --hard",
+        "git clean -fdxq",
+        "git checkout -q -- README.md",
+        "git checkout -q .",
+        "git restore README.md",
+        "git switch -q --discard-changes main",
+        "git stash drop -q",
+        "git stash clear",
+    ] {
+        let s = keep_sandbox();
+        repo_with_uncommitted_work(&s);
+        let before = repo_state(&s);
+        let out = s.agent(&format!("cd proj && {command}"));
+        assert!(out.status.success(), "{command}: {}", text(&out));
+        assert_ne!(repo_state(&s), before, "{command} destroyed nothing");
+        let said = restore_all(&s);
+        assert_eq!(repo_state(&s), before, "{command}: {said}");
+        let fsck = s.human("cd proj && git fsck --no-dangling 2>&1");
+        assert!(fsck.status.success(), "{command}: {}", text(&fsck));
+    }
+}
