@@ -442,3 +442,114 @@ fn what_git_destroys_of_local_work_is_restored() {
         assert!(fsck.status.success(), "{command}: {}", text(&fsck));
     }
 }
+
+/// Files under `dir` (not directories), counted.
+fn files_under(dir: &Path) -> usize {
+    tree(dir)
+        .values()
+        .filter(|v| !v.starts_with("dir "))
+        .count()
+}
+
+/// Item 6: an `rm -rf` of a large tree by one agent session is stopped by the default brake
+/// (2000 files within 60 s) early, and what it removed before is kept.
+#[test]
+fn the_brake_stops_a_mass_deletion_early_and_what_went_before_is_restored() {
+    let s = keep_sandbox();
+    let made = s.human(
+        r#"python3 -c '
+import os
+for d in range(60):
+    os.makedirs(f"proj/home/d{d}", exist_ok=True)
+    for f in range(100):
+        open(f"proj/home/d{d}/f{f}", "w").write(f"{d}/{f}\n")
+'"#,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let before = tree(&s.path("proj"));
+    let out = s.agent("rm -rf proj/home 2>&1 | tail -2; echo done");
+    let removed = 6000 - files_under(&s.path("proj/home"));
+    eprintln!("files removed before the brake: {removed} of 6000");
+    assert!(
+        (1900..=2100).contains(&removed),
+        "{removed}: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains(EPERM), "{}", text(&out));
+    let denials = s.wait_denials(1);
+    let brake = denials
+        .iter()
+        .find(|d| d["rule"] == "destruction_brake")
+        .unwrap_or_else(|| panic!("{denials:#?}"));
+    let reason = brake["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("snapshots.brake") && reason.contains("agent-guard undo"),
+        "{reason}"
+    );
+    // The next session starts with the brake off.
+    let left = tree(&s.path("proj/home"));
+    let survivor = left.iter().find(|(_, v)| !v.starts_with("dir ")).unwrap().0;
+    let out = s.agent(&format!("rm proj/home/{survivor} && echo next"));
+    assert!(text(&out).contains("next"), "{}", text(&out));
+    let said = restore_all(&s);
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+/// Item 6: the default brake never trips on everyday cleanups. Carve-outs keep and count
+/// nothing (`rm -rf node_modules`, `cargo clean`); a virtualenv made and removed (1474 files
+/// with pip) and a branch switched there and back (500 files deleted each way) stay under it.
+#[test]
+fn the_brake_does_not_trip_on_everyday_cleanups() {
+    let s = keep_sandbox();
+    let made = s.human(
+        r#"set -e
+        python3 -c '
+import os
+for base in ["proj/node_modules/pkg", "proj/target/debug/deps"]:
+    os.makedirs(base)
+    for f in range(5000):
+        open(f"{base}/f{f}", "w").close()
+for f in range(500):
+    os.makedirs(f"proj/repo/common", exist_ok=True)
+    open(f"proj/repo/common/c{f}", "w").write(str(f))
+'
+        cd proj/repo
+        export GIT_AUTHOR_NAME=h GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=h GIT_COMMITTER_EMAIL=h@x
+        git init -q -b main
+        mkdir a && for i in $(seq 500); do echo "a$i" > a/$i; done
+        git add -A && git commit -qm main
+        git checkout -q -b other && git rm -rq a
+        mkdir b && for i in $(seq 500); do echo "b$i" > b/$i; done
+        git add -A && git commit -qm other && git checkout -q main"#,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let steps = [
+        "rm -rf proj/node_modules",
+        "printf '[package]\\nname = \"x\"\\nversion = \"0.1.0\"\\n' > proj/Cargo.toml && mkdir -p proj/src && touch proj/src/lib.rs && cd proj && cargo clean -q",
+        "python3 -m venv proj/venv && rm -rf proj/venv",
+        "cd proj/repo && git checkout -q other && git checkout -q main",
+    ];
+    for step in steps {
+        let out = s.agent(&format!("set -e; {step}; echo ok"));
+        assert!(
+            out.status.success() && text(&out).contains("ok"),
+            "{step}: {}",
+            text(&out)
+        );
+    }
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert!(!s.path("proj/node_modules").exists() && !s.path("proj/target").exists());
+    assert_eq!(files_under(&s.path("proj/repo/a")), 500);
+    let kept = kept_entries(&s);
+    assert!(
+        kept.iter().all(|e| {
+            let path = e["path"].as_str().unwrap();
+            !path.contains("/node_modules/") && !path.contains("/target/")
+        }),
+        "carve-outs keep nothing"
+    );
+    eprintln!(
+        "kept entries for a venv and a branch switched there and back: {}",
+        kept.len()
+    );
+}
