@@ -553,3 +553,64 @@ for f in range(500):
         kept.len()
     );
 }
+
+/// Item 8: `policy check` says what each protected zone does with an agent's destruction, and
+/// a bad `on_destroy` is named.
+#[test]
+fn policy_check_explains_keep_and_deny() {
+    let s = Sandbox::with_policy(
+        r#"{"protected_zones": ["~/proj", {"path": "~/work", "on_destroy": "deny"}],
+            "snapshots": {"max_age": "3d", "brake": {"files": 500}}}"#,
+    );
+    let policy = s.policy.display().to_string();
+    let out = s.guard(&["policy", "check", &policy]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("protected {}: keep", s.path("proj").display())),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("protected {}: deny", s.path("work").display())),
+        "{t}"
+    );
+    assert!(t.contains("kept 3d") && t.contains("at 500 files"), "{t}");
+    std::fs::write(
+        &s.policy,
+        r#"{"protected_zones": [{"path": "~/proj", "on_destroy": "snapshot"}]}"#,
+    )
+    .unwrap();
+    let out = s.guard(&["policy", "check", &policy]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("on_destroy"), "{}", text(&out));
+}
+
+/// Item 5: a full store refuses further destruction with a reason that says how to free it,
+/// never drops a snapshot silently; `status` shows what the store holds; `undo purge` frees it.
+#[test]
+fn a_full_store_refuses_and_status_shows_the_store() {
+    let s = Sandbox::with_policy(&KEEP_POLICY.replace(
+        r#""temporary_overrides": []"#,
+        r#""temporary_overrides": [], "snapshots": {"max_size_mb": 1}"#,
+    ));
+    std::fs::write(s.path("proj/a.bin"), vec![1u8; 700 << 10]).unwrap();
+    std::fs::write(s.path("proj/b.bin"), vec![2u8; 700 << 10]).unwrap();
+    let out = s.agent("rm proj/a.bin && echo first; rm proj/b.bin 2>&1; echo second=$?");
+    let t = text(&out);
+    assert!(t.contains("first") && t.contains("second=1"), "{t}");
+    assert!(s.path("proj/b.bin").exists());
+    let denials = s.wait_denials(1);
+    let reason = denials[0]["reason"].as_str().unwrap();
+    assert_eq!(denials[0]["rule"], "keep_failed", "{denials:#?}");
+    assert!(
+        reason.contains("store is full") && reason.contains("agent-guard undo purge"),
+        "{reason}"
+    );
+    let status = s.guard(&["status"]);
+    let st = text(&status);
+    assert!(st.contains("snapshots: 1 entries in 1 session(s)"), "{st}");
+    let purge = s.guard(&["undo", "purge", "--all"]);
+    assert!(purge.status.success(), "{}", text(&purge));
+    let out = s.agent("rm proj/b.bin && echo freed");
+    assert!(text(&out).contains("freed"), "{}", text(&out));
+}
