@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The policy file and what it normalizes into.
     ("policy", &["vocab", "git", "duration", "paths"]),
     // The pure decision: vocabulary in, vocabulary out, by the policy.
-    ("engine", &["vocab", "policy"]),
+    ("engine", &["vocab", "git", "policy"]),
     // Who is an agent: knows processes, not files or policies.
     ("lineage", &["vocab"]),
     // What is remembered: the denial log and the SQLite trail.

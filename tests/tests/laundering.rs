@@ -140,6 +140,92 @@ fn everyday_git_still_works_next_to_the_hooks() {
     assert!(out.status.success() && all.contains("ok"), "{all}");
 }
 
+/// An agent may write a git config file anywhere and name it in `GIT_CONFIG_GLOBAL` (a
+/// repository's own config refuses aliases: see below). That hides no forbidden command: git
+/// runs an alias of a builtin as a new git process with the alias's words, and that exec meets
+/// the rules like any other. Aliases that do no harm keep working.
+#[test]
+fn a_git_alias_from_a_config_file_hides_no_forbidden_command() {
+    let s = sandbox();
+    let before = s.denials().len();
+    let out = s.agent(
+        "cd repo && touch untracked && printf '[alias]\\n\\tzap = clean -fdx\\n' > $OUTSIDE/gc \
+         && GIT_CONFIG_GLOBAL=$OUTSIDE/gc git zap; \
+         git -c alias.look=status look --short >/dev/null && echo harmless-ok",
+    );
+    let all = text(&out);
+    assert!(
+        s.path("repo/untracked").exists(),
+        "an alias cleaned the work\n{all}"
+    );
+    assert!(all.contains("harmless-ok"), "{all}");
+    let records = s.wait_denials(before + 1);
+    assert!(
+        records[before..].iter().any(|r| {
+            r["rule"] == "exec_rule"
+                && r["argv"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|w| w == "clean"))
+        }),
+        "{:#?}",
+        &records[before..]
+    );
+}
+
+/// A repository's config is read by every git the human runs there: a key that runs a command
+/// (core.fsmonitor runs on `git status`) would run it outside the agent's lineage. git writes
+/// the config through config.lock and a rename, whose new content is checked; every way git
+/// (or anything else) writes one is refused when it adds such a key, and everyday settings
+/// pass.
+#[test]
+fn a_repository_config_gains_no_key_that_runs_a_command() {
+    let s = sandbox();
+    let marker = "touch $HOME/ran";
+    let tpl =
+        "mkdir -p $OUTSIDE/tpl && printf '[core]\\n\\tfsmonitor = x\\n' > $OUTSIDE/tpl/config";
+    for script in [
+        format!("git -C repo config core.fsmonitor '{marker}'"),
+        "git -C repo config core.hooksPath $OUTSIDE".to_string(),
+        format!("git -C repo config alias.st '!{marker}'"),
+        "git -C repo config --add include.path $OUTSIDE/inc".to_string(),
+        "git -C repo config set core.sshCommand x".to_string(),
+        "git -C repo remote add evil $OUTSIDE && git -C repo config remote.evil.uploadpack x".to_string(),
+        format!("{tpl} && git init -q --template=$OUTSIDE/tpl tplrepo && git -C tplrepo config --list | grep fsmonitor"),
+        "git clone -q -c core.fsmonitor=x repo cloned && git -C cloned config --list | grep fsmonitor".to_string(),
+        "printf '[core]\\n\\tfsmonitor = x\\n' >> repo/.git/config".to_string(),
+        "cp repo/.git/config $OUTSIDE/c && printf '[core]\\n\\tfsmonitor = x\\n' >> $OUTSIDE/c && mv $OUTSIDE/c repo/.git/config".to_string(),
+    ] {
+        let before = s.denials().len();
+        let out = s.agent(&script);
+        let all = text(&out);
+        for config in ["repo/.git/config", "tplrepo/.git/config", "cloned/.git/config"] {
+            let text = std::fs::read_to_string(s.path(config)).unwrap_or_default();
+            for key in ["fsmonitor", "hooksPath", "st =", "include", "sshCommand", "uploadpack"] {
+                assert!(!text.contains(key), "{script:?} set {key} in {config}\n{all}");
+            }
+        }
+        let records = s.wait_denials(before + 1);
+        assert!(
+            records[before..].iter().any(|r| r["rule"] == "readonly_zone"
+                && r["path"].as_str().is_some_and(|p| p.ends_with("/.git/config"))),
+            "{script:?}: no denial of the config: {:#?}\n{all}",
+            &records[before..]
+        );
+        let _ = s.human("rm -rf tplrepo cloned");
+    }
+    // Everyday settings are git's to write.
+    let out = s.agent(
+        "set -e; cd repo && git config user.name a && git config core.autocrlf false \
+         && git remote add origin $OUTSIDE/r.git && git init -q --bare $OUTSIDE/r.git \
+         && git commit -q --allow-empty -m m && git push -q -u origin HEAD \
+         && git config --unset user.name && echo ok",
+    );
+    assert!(text(&out).contains("ok"), "{}", text(&out));
+    // The human's git may set anything.
+    let out = s.human("git -C repo config core.fsmonitor false && echo ok");
+    assert!(text(&out).contains("ok"), "{}", text(&out));
+}
+
 #[test]
 fn start_up_files_of_the_humans_tools_are_read_only() {
     let s = sandbox();

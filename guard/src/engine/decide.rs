@@ -301,13 +301,30 @@ fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal
         if let Some(zone) = t.zones.readonly.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::ReadonlyZone, t.path, Some(zone));
         }
-        let written_by_its_tool = |zone: &PatternZone| {
-            policy
-                .trusted_tools
-                .iter()
-                .any(|tool| zone.except_tools.contains(&tool.name) && tool.identifies(&event.actor))
+        // git changes a repository's config by writing config.lock and renaming it over the
+        // config; the sensor checks that rename's new content for keys that run commands (and
+        // adds a write of the config when it finds one). Any other change could set any key.
+        let checked_config_rename = || {
+            !crate::git::config::is_repository_config(t.path)
+                || matches!(action, Action::Rename { to, .. } if to == t.path)
         };
-        if let Some(zone) = t.pattern.filter(|zone| !written_by_its_tool(zone)) {
+        let written_by_its_tool = |zone: &PatternZone| {
+            checked_config_rename()
+                && policy.trusted_tools.iter().any(|tool| {
+                    zone.except_tools.contains(&tool.name) && tool.identifies(&event.actor)
+                })
+        };
+        // Deleting a repository deletes its config: that sets no key.
+        let removes_config = crate::git::config::is_repository_config(t.path)
+            && match action {
+                Action::Unlink { path } => path == t.path,
+                Action::Rename { from, .. } => from == t.path,
+                _ => false,
+            };
+        if let Some(zone) = t
+            .pattern
+            .filter(|zone| !written_by_its_tool(zone) && !removes_config)
+        {
             return Refusal::Deny(reason::denial(
                 RuleId::ReadonlyZone,
                 action,

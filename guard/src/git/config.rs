@@ -297,6 +297,32 @@ pub fn runs_command(key: &str) -> bool {
     )
 }
 
+/// Whether `path` is a repository's own config file, which git reads whenever it runs there:
+/// `.git/config`, `.git/config.worktree`, a linked worktree's `.git/worktrees/NAME/config.worktree`,
+/// a submodule's `.git/modules/.../config`, and a bare repository's `NAME.git/config`. Lexical:
+/// the caller passes a resolved path.
+pub fn is_repository_config(path: &std::path::Path) -> bool {
+    let names: Vec<&std::ffi::OsStr> = path.iter().collect();
+    let Some(git) = names
+        .iter()
+        .rposition(|n| n.to_str().is_some_and(|n| n.ends_with(".git")))
+    else {
+        return false;
+    };
+    let below: Vec<&str> = names[git + 1..]
+        .iter()
+        .map(|n| n.to_str().unwrap_or(""))
+        .collect();
+    match below.as_slice() {
+        ["config"] | ["config.worktree"] => true,
+        ["worktrees", _, "config.worktree"] => true,
+        ["modules", rest @ ..] => {
+            rest.len() >= 2 && matches!(rest.last(), Some(&"config" | &"config.worktree"))
+        }
+        _ => false,
+    }
+}
+
 /// The command-running entries of `new` that `old` does not have with the same value: what an
 /// agent would add. `Err` when either cannot be read as git reads it (the caller must refuse:
 /// git might read something this module does not see).
@@ -314,6 +340,30 @@ pub fn commands_added(old: &[u8], new: &[u8]) -> Result<Vec<Entry>, ConfigError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repository_configs_are_known_by_their_place() {
+        use std::path::Path;
+        for yes in [
+            "/h/p/.git/config",
+            "/h/p/.git/config.worktree",
+            "/h/p/.git/worktrees/w/config.worktree",
+            "/h/p/.git/modules/a/b/config",
+            "/srv/r.git/config",
+        ] {
+            assert!(is_repository_config(Path::new(yes)), "{yes}");
+        }
+        for no in [
+            "/h/p/.git/config.lock",
+            "/h/p/.git/hooks/config",
+            "/h/p/.git/worktrees/w/config",
+            "/h/p/.git/modules/config",
+            "/h/p/config",
+            "/h/.gitconfig",
+        ] {
+            assert!(!is_repository_config(Path::new(no)), "{no}");
+        }
+    }
 
     #[test]
     fn command_keys_are_found_however_they_are_written() {

@@ -14,55 +14,15 @@
 //! same form ([`canonical_pattern`]), so `-f` in a rule means what `--force`, `--forc` and `-qf`
 //! mean to git. A subcommand without a table keeps its tokens as written.
 //!
-//! Pure: no I/O. What git reads from files (aliases in ~/.gitconfig or .git/config) is not seen
-//! here; agents may not write the keys that define them (see [`super::config`]).
+//! Pure: no I/O. What git reads from files (aliases in ~/.gitconfig, .git/config, a file named
+//! by `GIT_CONFIG_GLOBAL`) is not seen here, and need not be: git runs an alias of a builtin as a
+//! new git process with the alias's words (`git clean -fdx`), and that exec meets the rules in
+//! turn (tests/tests/laundering.rs shows it with the real git). A shell alias (`!cmd`) runs
+//! `cmd` through the shell, judged the same way.
 
 use super::alias::{env_aliases, global_options, split_cmdline};
 use super::options::{BUILTINS, SUBCOMMANDS};
-
-/// Whether an option takes a value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A flag (`-f`, `--force`).
-    Flag,
-    /// `-e PAT`, `-ePAT`, `--exclude PAT`, `--exclude=PAT`.
-    Required,
-    /// Only attached: `--recurse-submodules=no`, `-n5`.
-    Optional,
-}
-
-/// One option of a subcommand, as git's `-h` lists it.
-#[derive(Clone, Copy, Debug)]
-pub struct OptSpec {
-    pub short: Option<char>,
-    pub long: Option<&'static str>,
-    pub value: Value,
-    /// `--no-NAME` is accepted (listed as `--[no-]NAME`; for a name that starts with `no-`, the
-    /// name without it).
-    pub negatable: bool,
-}
-
-impl OptSpec {
-    /// The name rules use: the long name when there is one.
-    fn name(&self) -> String {
-        match (self.long, self.short) {
-            (Some(long), _) => format!("--{long}"),
-            (None, Some(short)) => format!("-{short}"),
-            (None, None) => String::new(),
-        }
-    }
-
-    /// The token for this option negated (`--no-force`; `--verify` for `no-verify`).
-    fn negated_name(&self) -> String {
-        match self.long {
-            Some(long) => match long.strip_prefix("no-") {
-                Some(positive) => format!("--{positive}"),
-                None => format!("--no-{long}"),
-            },
-            None => self.name(),
-        }
-    }
-}
+use super::spec::{OptSpec, Value};
 
 /// One argument of the canonical form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -538,108 +498,4 @@ fn option_in(specs: &[OptSpec], token: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tokens(argv: &str) -> Vec<String> {
-        let argv: Vec<String> = argv.split(' ').map(String::from).collect();
-        let command = parse(&argv, &[]);
-        assert!(!command.refused, "{argv:?} refused");
-        command.tokens()
-    }
-
-    #[test]
-    fn options_take_git_canonical_names() {
-        assert_eq!(tokens("git reset --ha"), ["reset", "--hard"]);
-        assert_eq!(
-            tokens("git checkout -qf other"),
-            ["checkout", "--quiet", "--force", "other"]
-        );
-        assert_eq!(
-            tokens("git clean -fdx -e -n"),
-            ["clean", "--force", "-d", "-x", "--exclude=-n"]
-        );
-        assert_eq!(
-            tokens("git stash -u"),
-            ["stash", "push", "--include-untracked"]
-        );
-        assert_eq!(
-            tokens("git push --no-verify -f"),
-            ["push", "--no-verify", "--force"]
-        );
-        assert_eq!(tokens("git push -f --no-force"), ["push", "--no-force"]);
-        assert_eq!(
-            tokens("/usr/lib/git-core/git-clean -f"),
-            ["clean", "--force"]
-        );
-    }
-
-    #[test]
-    fn an_option_the_table_lacks_is_kept_not_refused() {
-        // A newer git may have it: the rule still sees everything else.
-        assert_eq!(
-            tokens("git clean --brand-new -fd"),
-            ["clean", "--force", "-d", "--brand-new"]
-        );
-        assert_eq!(tokens("git clean -Zf"), ["clean", "--force", "-Z"]);
-    }
-
-    #[test]
-    fn what_git_does_unasked_is_explicit() {
-        assert_eq!(tokens("git restore f"), ["restore", "--worktree", "f"]);
-        assert_eq!(tokens("git restore -S f"), ["restore", "--staged", "f"]);
-        assert_eq!(
-            tokens("git checkout HEAD f"),
-            ["checkout", "HEAD", "--", "f"]
-        );
-        assert_eq!(tokens("git checkout main"), ["checkout", "main"]);
-    }
-
-    #[test]
-    fn what_git_refuses_is_refused() {
-        for argv in [
-            "git push --fo origin",
-            "git clean -h",
-            "git -c",
-            "git --bogus clean",
-        ] {
-            let argv: Vec<String> = argv.split(' ').map(String::from).collect();
-            assert!(parse(&argv, &[]).refused, "{argv:?}");
-        }
-    }
-
-    #[test]
-    fn aliases_expand_only_where_git_expands_them() {
-        let argv = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        // An alias never replaces a builtin.
-        let builtin = parse(
-            &argv(&["git", "-c", "alias.reset=status", "reset", "--hard"]),
-            &[],
-        );
-        assert_eq!(builtin.tokens(), ["reset", "--hard"]);
-        let shell = parse(&argv(&["git", "-c", "alias.x=!rm -rf ~", "x"]), &[]);
-        assert!(shell.shell_alias);
-        let env = parse(
-            &argv(&["git", "x"]),
-            &["GIT_CONFIG_PARAMETERS='alias.x=reset --hard'".to_string()],
-        );
-        assert_eq!(env.tokens(), ["reset", "--hard"]);
-        assert!(may_be_alias(&argv(&["git", "x"])));
-        assert!(!may_be_alias(&argv(&["git", "clean", "-f"])));
-    }
-
-    #[test]
-    fn rule_patterns_take_the_same_names() {
-        assert_eq!(canonical_pattern("clean", "-n"), "--dry-run");
-        assert_eq!(
-            canonical_pattern("push", "{-f,--force,+*}"),
-            "{--force,--force,+*}"
-        );
-        assert_eq!(
-            canonical_pattern("reflog", "--expire*=now"),
-            "--expire*=now"
-        );
-        assert_eq!(canonical_pattern("stash", "-q"), "--quiet");
-        assert_eq!(canonical_pattern("frobnicate", "-f"), "-f");
-    }
-}
+mod tests;

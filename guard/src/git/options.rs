@@ -1,7 +1,7 @@
 // @generated from `git <subcommand> -h` of git version 2.47.3; see grammar.rs.
 // Regenerate with scripts/git-options; the test `options_match_installed_git`
 // fails when the installed git disagrees.
-use super::grammar::{OptSpec, Value};
+use super::spec::{OptSpec, Value};
 
 pub(super) const SUBCOMMANDS: &[(&[&str], &[OptSpec])] = &[
     (&["clean"], &[

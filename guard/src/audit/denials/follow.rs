@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::read::{
-    identity, log_files, open_for_reading, push_line, read_file_into, read_files, retain_since,
+    log_files, open_for_reading, push_line, read_file_into, read_files, retain_since,
     rotated_since, ReadOutcome,
 };
-use super::DenialLogError;
+use super::{identity, DenialLogError};
 use crate::audit::record::DenialRecord;
 use crate::vocab::IoError;
 

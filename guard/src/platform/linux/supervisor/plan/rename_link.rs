@@ -55,7 +55,9 @@ pub fn rename(
     if source_is_dir {
         actions.extend(moved_tree_creates(p, &from, &to));
     }
+    actions.extend(config_commands_added(&from, &to));
     if flags & libc::RENAME_EXCHANGE != 0 {
+        actions.extend(config_commands_added(&to, &from));
         // An exchange is two moves: the destination's entry moves to the source too.
         let dest_is_dir = dest.is_some_and(|m| m.is_dir());
         actions.push(Action::Rename {
@@ -80,6 +82,60 @@ pub fn rename(
             flags,
         },
     ))
+}
+
+/// Largest repository config read for the check below; a larger one is refused unread.
+const CONFIG_LIMIT: u64 = 1 << 20;
+
+/// A rename over a repository's config (git's config.lock, or anything else put there) whose new
+/// content adds a key that makes git run a command: the write of the config it amounts to, which
+/// the judge refuses for agents (see `engine::decide`, rule 6). Content that cannot be read as
+/// git reads it counts as adding one. Only git may write in `.git` (the default policy), and the
+/// git process that renames is inside this call, so the bytes read are the bytes renamed.
+fn config_commands_added(from: &Path, to: &Path) -> Option<Action> {
+    if !crate::git::config::is_repository_config(to) {
+        return None;
+    }
+    let read = |path: &Path| -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut bytes = Vec::new();
+        file.take(CONFIG_LIMIT + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > CONFIG_LIMIT {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        Ok(bytes)
+    };
+    let old = match read(to) {
+        Ok(bytes) => bytes,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Vec::new(),
+        Err(_) => return Some(config_write(to)),
+    };
+    let adds = match read(from) {
+        Ok(new) => {
+            !matches!(crate::git::config::commands_added(&old, &new), Ok(added) if added.is_empty())
+        }
+        Err(_) => true,
+    };
+    adds.then(|| config_write(to))
+}
+
+fn config_write(path: &Path) -> Action {
+    Action::Open {
+        path: path.to_path_buf(),
+        flags: OpenFlags {
+            write: true,
+            truncate: true,
+            create: true,
+        },
+    }
 }
 
 /// Most entries of one moved tree looked at: more means one create that stands for the rest.
