@@ -479,15 +479,19 @@ mod tests {
     use crate::policy::{LoadContext, Platform};
     use crate::vocab::{Actor, OpenFlags};
 
-    fn runtime(dir: &Path) -> Runtime {
-        let ctx = LoadContext {
+    fn ctx() -> LoadContext {
+        LoadContext {
             platform: Platform::Linux,
             homes: vec![PathBuf::from("/h")],
             guard_paths: vec![],
             agent_writable: vec![],
             unreadable: vec![],
             resolve_symlinks: false,
-        };
+        }
+    }
+
+    fn runtime(dir: &Path) -> Runtime {
+        let ctx = ctx();
         let json = r#"{"protected_zones": [{"path": "/h/p", "on_destroy": "deny"}], "secret_zones": ["/h/s"],
             "trusted_tools": [{"name": "tool", "exe": ["/opt/tool"]}]}"#;
         let policy = crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap();
@@ -562,14 +566,7 @@ mod tests {
     fn a_keep_is_recorded_when_settled_and_the_brake_stops_mass_deletion() {
         use crate::vocab::{EntryKind, KeepFailure, KeepOutcome, KeptEntry, KeptHow, RuleId};
         let dir = tempfile::tempdir().unwrap();
-        let ctx = LoadContext {
-            platform: Platform::Linux,
-            homes: vec![PathBuf::from("/h")],
-            guard_paths: vec![],
-            agent_writable: vec![],
-            unreadable: vec![],
-            resolve_symlinks: false,
-        };
+        let ctx = ctx();
         let json = r#"{"protected_zones": ["/h/k"],
             "snapshots": {"brake": {"files": 2, "mb": 100, "window": "60s"}}}"#;
         let policy = crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap();

@@ -158,16 +158,17 @@ fn restore_one(
         };
         (beside(&path), Some(why.to_string()))
     };
+    let done = |path: PathBuf, target: PathBuf, why_beside: Option<String>| match why_beside {
+        None => Restored::InPlace { id, path },
+        Some(why) => Restored::Beside {
+            id,
+            path,
+            to: target,
+            why,
+        },
+    };
     if dry_run {
-        return match why_beside {
-            None => Restored::InPlace { id, path },
-            Some(why) => Restored::Beside {
-                id,
-                path,
-                to: target,
-                why,
-            },
-        };
+        return done(path, target, why_beside);
     }
     if let Some(parent) = target.parent() {
         if let Err(e) = make_dir_and_parents(parent) {
@@ -186,15 +187,7 @@ fn restore_one(
         r.mtime_ns,
         r.sha256.as_deref(),
     ) {
-        Ok(()) => match why_beside {
-            None => Restored::InPlace { id, path },
-            Some(why) => Restored::Beside {
-                id,
-                path,
-                to: target,
-                why,
-            },
-        },
+        Ok(()) => done(path, target, why_beside),
         Err(why) => Restored::Failed { id, path, why },
     }
 }
