@@ -11,8 +11,12 @@
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
 # default policy), then read every file once more; WORKLOAD=crate does the same with a small
 # Rust crate built offline by cargo (see below).
+# WORKLOAD=destroy (issue 14) deletes, truncates and rewrites files in a protected zone instead
+# (no build): timed with the zone keeping what it destroys (snapshots), with the zone denying,
+# and unsupervised.
 #   RUNS=5 bench/workload.sh
 #   WORKLOAD=crate RUNS=5 bench/workload.sh
+#   WORKLOAD=destroy RUNS=5 bench/workload.sh
 # BENCH_DIR=/dev/shm runs it on tmpfs: it takes the disk out of the measurement (on a no-journal
 # ext4, as on our CI machines, a create scans past every inode freed in the last minute or so,
 # which makes the native time, and so every ratio, depend on what ran just before).
@@ -81,10 +85,34 @@ RS
 build='mkdir target && cargo build --offline -q'
 sources='src/*.rs Cargo.toml'
 ;;
-*) echo "WORKLOAD is make or crate, not $WORKLOAD" >&2; exit 2;;
+destroy)
+# 400 files of 4 KiB in 20 directories; the agent rewrites a quarter in place, truncates a
+# quarter, saves over a quarter (temp file and rename), deletes the rest one by one, then
+# removes the tree. In a zone that denies the deletes fail (and are ignored): the run with
+# snapshots does all of it, keeping everything first.
+for d in $(seq 1 20); do
+  mkdir -p "$root/src/proj/src/d$d"
+  for f in $(seq 1 20); do head -c 4096 /dev/urandom > "$root/src/proj/src/d$d/f$f"; done
+done
+build='for d in src/*/; do
+  for f in 1 2 3 4 5; do printf edit >> "$d/f$f"; done
+  for f in 6 7 8 9 10; do : > "$d/f$f"; done
+  for f in 11 12 13 14 15; do printf new > "$d/.f$f.tmp" && mv "$d/.f$f.tmp" "$d/f$f"; done
+  for f in 16 17 18 19 20; do rm -f "$d/f$f" 2>/dev/null || true; done
+done
+rm -rf src 2>/dev/null || true'
+sources='/dev/null'
+;;
+*) echo "WORKLOAD is make, crate or destroy, not $WORKLOAD" >&2; exit 2;;
 esac
 tar -C "$root/src" -czf "$root/proj.tar.gz" proj
 
+if [ "$WORKLOAD" = destroy ]; then
+workload='set -e
+cd "$HOME/work" && rm -rf proj 2>/dev/null || true
+tar xzf "$TARBALL" && cd proj
+'"$build"
+else
 workload='set -e
 cd "$HOME/work" && rm -rf proj 2>/dev/null || true
 tar xzf "$TARBALL" && cd proj
@@ -93,9 +121,13 @@ git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm ini
 git status --short > /dev/null && git diff HEAD > /dev/null
 rm -rf target
 cat '"$sources"' > /dev/null'
+fi
 
 nosecrets="$root/nosecrets.json"
 echo '{"secret_zones": []}' > "$nosecrets"
+keeping="$root/keep.json"; denying="$root/deny.json"
+echo '{"secret_zones": [], "protected_zones": ["~/work"]}' > "$keeping"
+echo '{"secret_zones": [], "protected_zones": [{"path": "~/work", "on_destroy": "deny"}]}' > "$denying"
 
 # One timed run of the workload in a fresh copy of the home; prints seconds. A run that fails
 # stops the benchmark: its time would measure how fast the workload gives up.
@@ -113,6 +145,10 @@ run_once() {
     floor) HOME="$home" TARBALL="$root/proj.tar.gz" "$FLOOR" -- bash -c "$workload" ;;
     guard-writes) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
              "$AG" run --policy "$nosecrets" --agent bench -- bash -c "$workload" ;;
+    keep) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
+             "$AG" run --policy "$keeping" --agent bench -- bash -c "$workload" ;;
+    deny) HOME="$home" TARBALL="$root/proj.tar.gz" AGENT_GUARD_STATE_DIR="$root/state" \
+             "$AG" run --policy "$denying" --agent bench -- bash -c "$workload" ;;
     # The benchmark's own directory is bound again: under BENCH_DIR=/dev/shm, --dev would hide it.
     bwrap) HOME="$home" TARBALL="$root/proj.tar.gz" bwrap --bind / / --dev /dev --proc /proc \
              --bind "$root" "$root" --tmpfs "$home/.ssh" -- bash -c "$workload" ;;
@@ -125,8 +161,12 @@ run_once() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-modes=(native floor guard guard-reads guard-writes)
-command -v bwrap > /dev/null && bwrap --bind / / --dev /dev --proc /proc true 2>/dev/null && modes+=(bwrap)
+if [ "$WORKLOAD" = destroy ]; then
+  modes=(native deny keep)
+else
+  modes=(native floor guard guard-reads guard-writes)
+  command -v bwrap > /dev/null && bwrap --bind / / --dev /dev --proc /proc true 2>/dev/null && modes+=(bwrap)
+fi
 declare -A times
 n=${#modes[@]}
 for ((r = 0; r < RUNS; r++)); do
@@ -150,6 +190,8 @@ for m in "${modes[@]}"; do
     guard-reads) label="agent-guard run, default policy (reads supervised)";;
     guard-writes) label="agent-guard run, no secret zones (writes only)";;
     bwrap) label="bwrap (ro ~/.ssh overmount), for comparison";;
+    deny) label="agent-guard run, the zone denies destruction";;
+    keep) label="agent-guard run, the zone keeps (snapshots)";;
   esac
   printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "$(echo "$t / $base" | bc -l)"
 done

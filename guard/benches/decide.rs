@@ -33,6 +33,7 @@ fn big_policy() -> Policy {
         homes: vec![PathBuf::from("/home/u")],
         guard_paths: vec![PathBuf::from("/home/u/.local/state/agent-guard")],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     };
     policy::from_json(&json.to_string(), Path::new("bench.json"), &ctx).unwrap()

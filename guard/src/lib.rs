@@ -22,4 +22,5 @@ pub mod paths;
 pub mod platform;
 pub mod policy;
 mod runtime;
+pub mod snapshots;
 pub mod vocab;

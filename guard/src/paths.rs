@@ -26,6 +26,9 @@ pub struct Locations {
     /// Per-session cursors of `hook claude-code` (the hook runs inside the agent's tree, so
     /// agents may write here).
     pub hook_cursors: PathBuf,
+    /// The snapshot store: what agents destroyed in zones that keep, one directory per agent
+    /// session. Agents may not read it (docs/snapshots.md).
+    pub store: PathBuf,
 }
 
 impl Locations {
@@ -38,6 +41,7 @@ impl Locations {
             grants: state_dir.join("grants.json"),
             audit_db: state_dir.join("audit.db"),
             hook_cursors: state_dir.join("hook-cursors"),
+            store: state_dir.join("store"),
         }
     }
 
@@ -88,6 +92,11 @@ impl Locations {
     /// override requests spool and the hook's cursors.
     pub fn agent_writable(&self) -> Vec<PathBuf> {
         vec![self.requests_dir.clone(), self.hook_cursors.clone()]
+    }
+
+    /// The guarded files agents may not even read: the snapshot store.
+    pub fn unreadable(&self) -> Vec<PathBuf> {
+        vec![self.store.clone()]
     }
 }
 

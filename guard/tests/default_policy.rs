@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_guard::engine::{decide, Action, Actor, Attribution, Event, Grants, RuleId, Verdict};
+use agent_guard::engine::{
+    decide, decide_without_keeping, Action, Actor, Attribution, Event, Grants, KeepWhat, RuleId,
+    Verdict,
+};
 use agent_guard::policy::{self, LoadContext, Platform, Policy, PolicyError};
 
 const GIT: &str = "/usr/bin/git";
@@ -15,6 +18,7 @@ fn ctx() -> LoadContext {
         homes: vec![PathBuf::from("/home/u")],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     }
 }
@@ -35,6 +39,19 @@ fn actor(exe: &str, args: &[&str]) -> Actor {
 fn verdict(policy: &Policy, actor: Actor, action: Action) -> Verdict {
     let event = Event { actor, action };
     decide(
+        &event,
+        &Attribution::agent("claude", 1),
+        policy,
+        &Grants::default(),
+        1_000,
+    )
+}
+
+/// [`verdict`] as in zones that deny: where an identity decides (a zone that keeps keeps for
+/// trusted tools too, so a delete there does not tell them apart).
+fn verdict_where_zones_deny(policy: &Policy, actor: Actor, action: Action) -> Verdict {
+    let event = Event { actor, action };
+    decide_without_keeping(
         &event,
         &Attribution::agent("claude", 1),
         policy,
@@ -151,12 +168,14 @@ fn unless_run_by_names_a_trusted_tool_and_a_subcommand() {
 }
 
 #[test]
-fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory() {
-    // cargo makes `target` atomically: a temporary `targetXXXXXX` renamed to `target`. Letting
-    // cargo do that inside the home was tried and withdrawn: cargo is known by executables under
-    // ~/.rustup, which the agent can write, so a copy of `mv` planted there as "cargo" could move
-    // `src`, renamed `targetABCDEF`, into `target` and delete it. The move stays denied for
-    // everyone (the known limit: `mkdir target` before the first build, see the README).
+fn a_directory_moved_into_a_build_directory_is_kept_whoever_moves_it() {
+    // cargo makes `target` atomically: a temporary `targetXXXXXX` renamed to `target`, a move into
+    // a carve-out. cargo is known by executables under ~/.rustup, which the agent can write, so a
+    // copy of `mv` planted there as "cargo" could move `src`, renamed `targetABCDEF`, into
+    // `target` and delete it there: trusting cargo for it was tried and withdrawn. In the
+    // default's zone that keeps, the move is allowed for everyone once the tree is copied into
+    // the store (a fresh `targetXXXXXX` is a few bytes; a tree over the limit stays put), and
+    // deleting what is in it is kept too.
     let p = policy::embedded_default(&ctx());
     let planted = "/home/u/.rustup/toolchains/x/bin/cargo";
     let real = "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo";
@@ -171,14 +190,11 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
                 source_is_dir: true,
             },
         );
-        assert_eq!(
-            denied_by(&v),
-            Some(RuleId::ProtectedMoveOut),
-            "{exe}: {v:?}"
-        );
-        // The agent is told the way through.
-        let Verdict::Deny(d) = &v else { unreachable!() };
-        assert!(d.reason.contains("mkdir it first"), "{}", d.reason);
+        let Verdict::Keep(k) = &v else {
+            panic!("{exe}: {v:?}")
+        };
+        assert_eq!(k.rule, RuleId::ProtectedMoveOut);
+        assert_eq!(k.items[0].what, KeepWhat::Tree);
         let v = verdict(
             &p,
             actor(exe, &[]),
@@ -186,7 +202,10 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
                 path: PathBuf::from("/home/u/src/app/targetABCDEF/main.rs"),
             },
         );
-        assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{exe}: {v:?}");
+        assert!(
+            matches!(&v, Verdict::Keep(k) if k.rule == RuleId::ProtectedDelete),
+            "{exe}: {v:?}"
+        );
     }
 }
 
@@ -214,12 +233,17 @@ fn user_writable_executables_identify_no_tool_on_a_mac_and_still_do_on_linux() {
         "/Applications/Xcode-beta.app/Contents/Developer/usr/bin/git",
     ] {
         assert!(
-            denied_by(&verdict(&macos, actor(planted, &[]), delete())).is_some(),
+            denied_by(&verdict_where_zones_deny(
+                &macos,
+                actor(planted, &[]),
+                delete()
+            ))
+            .is_some(),
             "{planted} on a Mac"
         );
     }
     assert_eq!(
-        verdict(&linux, actor("/usr/local/bin/git", &[]), delete()),
+        verdict_where_zones_deny(&linux, actor("/usr/local/bin/git", &[]), delete()),
         Verdict::Allow,
         "Linux keeps its behaviour"
     );
@@ -229,7 +253,7 @@ fn user_writable_executables_identify_no_tool_on_a_mac_and_still_do_on_linux() {
         "/nix/store/abc-git-2.45/bin/git",
     ] {
         assert_eq!(
-            verdict(&macos, actor(root_owned, &[]), delete()),
+            verdict_where_zones_deny(&macos, actor(root_owned, &[]), delete()),
             Verdict::Allow,
             "{root_owned} on a Mac"
         );
@@ -242,10 +266,13 @@ fn user_writable_executables_identify_no_tool_on_a_mac_and_still_do_on_linux() {
     };
     let cargo = || actor("/home/u/.cargo/bin/cargo", &[]);
     let on_mac = policy::from_json(json, Path::new("p.json"), &mac).unwrap();
-    assert!(denied_by(&verdict(&on_mac, cargo(), target())).is_some());
+    assert!(denied_by(&verdict_where_zones_deny(&on_mac, cargo(), target())).is_some());
     assert!(on_mac.warnings.is_empty(), "{:?}", on_mac.warnings);
     let on_linux = policy::from_json(json, Path::new("p.json"), &ctx()).unwrap();
-    assert_eq!(verdict(&on_linux, cargo(), target()), Verdict::Allow);
+    assert_eq!(
+        verdict_where_zones_deny(&on_linux, cargo(), target()),
+        Verdict::Allow
+    );
 }
 
 /// A policy's own user-writable path is left out on a Mac, with a warning that says what to do;
@@ -275,21 +302,21 @@ fn a_policys_own_user_writable_path_and_a_teamless_signing_id_are_warned_about()
     let delete = || Action::Unlink {
         path: PathBuf::from("/home/u/src/x"),
     };
-    assert!(denied_by(&verdict(
+    assert!(denied_by(&verdict_where_zones_deny(
         &loaded,
         actor("/opt/homebrew/bin/mytool", &[]),
         delete()
     ))
     .is_some());
     assert_eq!(
-        verdict(&loaded, actor("/usr/libexec/mytool", &[]), delete()),
+        verdict_where_zones_deny(&loaded, actor("/usr/libexec/mytool", &[]), delete()),
         Verdict::Allow
     );
     let teamless = Actor {
         signing_id: Some("com.example.signed".into()),
         ..actor("/opt/x/signed", &[])
     };
-    assert!(denied_by(&verdict(&loaded, teamless, delete())).is_some());
+    assert!(denied_by(&verdict_where_zones_deny(&loaded, teamless, delete())).is_some());
     // The same JSON on Linux: no such warnings, the path is root's there.
     let linux = policy::from_json(json, Path::new("p.json"), &ctx()).unwrap();
     assert!(!linux.warnings.join("\n").contains("writable by users"));

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use agent_guard::engine::{
-    decide, Action, Actor, Attribution, Event, Grant, Grants, NodeKind, OpKind, OpSet, OpenFlags,
-    RuleId, Verdict,
+    decide, decide_without_keeping, Action, Actor, Attribution, Event, Grant, Grants, KeepWhat,
+    NodeKind, OpKind, OpSet, OpenFlags, RuleId, Verdict,
 };
 use agent_guard::policy::{self, LoadContext, Platform, Policy};
 
@@ -20,6 +20,7 @@ fn ctx() -> LoadContext {
             PathBuf::from("/etc/agent-guard/policy.json"),
         ],
         agent_writable: vec![PathBuf::from("/home/u/.local/state/agent-guard/requests")],
+        unreadable: vec![PathBuf::from("/home/u/.local/state/agent-guard/store")],
         resolve_symlinks: false,
     }
 }
@@ -28,15 +29,17 @@ fn policy(json: &str) -> Policy {
     policy::from_json(json, Path::new("test.json"), &ctx()).expect("test policy is valid")
 }
 
-/// A policy with one zone of each kind, a carve-out, trusted tools, an exec rule and overrides.
+/// A policy with one zone of each kind (a protected zone that denies, `/a/proj`, and one that
+/// keeps, `/a/keep`), carve-outs, trusted tools, an exec rule and overrides.
 fn table_policy() -> Policy {
     policy(
         r#"{
         "ai_agent_patterns": ["claude"],
-        "protected_zones": [{"path": "/a/proj", "except": ["**/target/**"]}],
+        "protected_zones": [{"path": "/a/proj", "except": ["**/target/**"], "on_destroy": "deny"},
+            {"path": "/a/keep", "except": ["**/target/**"]}],
         "readonly_zones": ["/a/ro"],
         "secret_zones": ["~/.ssh", "/a/vault/keys"],
-        "temporary_overrides": ["/a/proj/scratch",
+        "temporary_overrides": ["/a/proj/scratch", "/a/keep/scratch",
             {"path": "/a/proj/old", "ops": ["unlink"], "expires_at": 1000}],
         "trusted_tools": ["git", {"name": "cargo", "exe": ["/usr/bin/cargo"], "paths": ["**/target/**"]},
             {"name": "gen", "exe": ["/opt/gen/bin/gen"], "paths": ["/a/proj/generated/**"]}],
@@ -97,6 +100,15 @@ fn exec(path: &str, argv: &[&str]) -> Action {
 enum Want {
     Allow,
     Deny(RuleId),
+    /// Allowed once kept: the rule, and what of which paths.
+    Keep(RuleId, Vec<(PathBuf, KeepWhat)>),
+}
+
+fn keep(rule: RuleId, items: &[(&str, KeepWhat)]) -> Want {
+    Want::Keep(
+        rule,
+        items.iter().map(|(p, w)| (PathBuf::from(p), *w)).collect(),
+    )
 }
 
 fn verdict_of(policy: &Policy, exe: &str, action: Action, agent: bool, now: u64) -> Want {
@@ -112,7 +124,16 @@ fn verdict_of(policy: &Policy, exe: &str, action: Action, agent: bool, now: u64)
     match decide(&event, &attribution, policy, &Grants::default(), now) {
         Verdict::Allow => Want::Allow,
         Verdict::Deny(d) => Want::Deny(d.rule.clone()),
-        Verdict::Audit(d) => panic!("enforce policy gave an audit verdict: {d:?}"),
+        Verdict::Keep(k) => {
+            assert!(k.zone.starts_with("/a"), "{k:?}");
+            Want::Keep(
+                k.rule,
+                k.items.into_iter().map(|i| (i.path, i.what)).collect(),
+            )
+        }
+        v @ (Verdict::Audit(_) | Verdict::WouldKeep(_)) => {
+            panic!("enforce policy gave an audit verdict: {v:?}")
+        }
     }
 }
 
@@ -141,6 +162,32 @@ fn decision_table() {
         ("rename of an unrelated sibling", "/usr/bin/mv", rename("/a/project2", "/a/p3", false), Want::Allow),
         ("unlink in a carve-out", rm, unlink("/a/proj/target/debug/x"), Want::Allow),
         ("rmdir of the carve-out directory itself", rm, Action::Rmdir { path: p("/a/proj/target") }, Want::Allow),
+        ("hard link out of a zone that denies", "/usr/bin/ln", Action::Link { from: p("/a/proj/f"), to: p("/tmp/f") }, Want::Allow),
+        ("truncating open in a zone that denies", rm, Action::Open { path: p("/a/proj/f"), flags: OpenFlags { write: true, truncate: true, create: true } }, Want::Allow),
+        // Protected zone that keeps (`on_destroy: keep`, the default).
+        ("unlink keeps the entry", rm, unlink("/a/keep/src/main.rs"), keep(ProtectedDelete, &[("/a/keep/src/main.rs", KeepWhat::Entry)])),
+        ("rmdir records the directory", rm, Action::Rmdir { path: p("/a/keep/src") }, keep(ProtectedDelete, &[("/a/keep/src", KeepWhat::Dir)])),
+        ("rename to a new name inside", "/usr/bin/mv", rename("/a/keep/a", "/a/keep/b", false), Want::Allow),
+        ("atomic save over a file keeps the old one", "/usr/bin/mv", rename("/a/keep/.f.tmp", "/a/keep/f", true), keep(ProtectedReplace, &[("/a/keep/f", KeepWhat::Entry)])),
+        ("rename of a file out keeps its content", "/usr/bin/mv", rename("/a/keep/f", "/tmp/f", false), keep(ProtectedMoveOut, &[("/a/keep/f", KeepWhat::Content)])),
+        ("rename of a directory out keeps the tree", "/usr/bin/mv", Action::Rename { from: p("/a/keep/d"), to: p("/tmp/d"), dest_exists: false, source_is_dir: true }, keep(ProtectedMoveOut, &[("/a/keep/d", KeepWhat::Tree)])),
+        ("rename into a carve-out keeps the content", "/usr/bin/mv", rename("/a/keep/f", "/a/keep/target/f", false), keep(ProtectedMoveOut, &[("/a/keep/f", KeepWhat::Content)])),
+        ("rename from outside over a file keeps it", "/usr/bin/mv", rename("/tmp/gen.json", "/a/keep/config.json", true), keep(ProtectedClobber, &[("/a/keep/config.json", KeepWhat::Entry)])),
+        ("rename from outside to a new name", "/usr/bin/mv", rename("/tmp/x", "/a/keep/new", false), Want::Allow),
+        ("rename from a zone that keeps over one that denies", "/usr/bin/mv", rename("/a/keep/f", "/a/proj/f", true), Want::Deny(ProtectedClobber)),
+        ("rename of the zone root that keeps", "/usr/bin/mv", rename("/a/keep", "/a/other", false), Want::Deny(ZoneRootRename)),
+        ("hard link out keeps the content", "/usr/bin/ln", Action::Link { from: p("/a/keep/f"), to: p("/tmp/f") }, keep(ProtectedLinkOut, &[("/a/keep/f", KeepWhat::Content)])),
+        ("hard link into a carve-out keeps the content", "/usr/bin/ln", Action::Link { from: p("/a/keep/f"), to: p("/a/keep/target/f") }, keep(ProtectedLinkOut, &[("/a/keep/f", KeepWhat::Content)])),
+        ("hard link within the zone", "/usr/bin/ln", Action::Link { from: p("/a/keep/f"), to: p("/a/keep/g") }, Want::Allow),
+        ("truncate keeps the content", rm, Action::Truncate { path: p("/a/keep/f") }, keep(ProtectedTruncate, &[("/a/keep/f", KeepWhat::Content)])),
+        ("truncating open keeps the content", "/usr/bin/sh", Action::Open { path: p("/a/keep/f"), flags: OpenFlags { write: true, truncate: true, create: true } }, keep(ProtectedTruncate, &[("/a/keep/f", KeepWhat::Content)])),
+        ("write-open keeps the first version", "/usr/bin/sed", open("/a/keep/f", true), keep(ProtectedFirstWrite, &[("/a/keep/f", KeepWhat::FirstWrite)])),
+        ("read-open keeps nothing", "/usr/bin/cat", open("/a/keep/f", false), Want::Allow),
+        ("create keeps nothing", rm, Action::Create { path: p("/a/keep/new"), kind: NodeKind::File }, Want::Allow),
+        ("unlink in a carve-out keeps nothing", rm, unlink("/a/keep/target/x"), Want::Allow),
+        ("trusted git is kept like everyone", "/usr/bin/git", unlink("/a/keep/.git/index.lock"), keep(ProtectedDelete, &[("/a/keep/.git/index.lock", KeepWhat::Entry)])),
+        ("cargo in its carve-out keeps nothing", "/usr/bin/cargo", unlink("/a/keep/target/x"), Want::Allow),
+        ("override in a zone that keeps allows without keeping", rm, unlink("/a/keep/scratch/x"), Want::Allow),
         // Readonly zone.
         ("read in readonly zone", "/usr/bin/cat", open("/a/ro/f", false), Want::Allow),
         ("write-open in readonly zone", rm, open("/a/ro/f", true), Want::Deny(ReadonlyZone)),
@@ -183,6 +230,9 @@ fn decision_table() {
         ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json"), kind: NodeKind::File }, Want::Allow),
         ("rename a request over the grants file", "/usr/bin/mv", rename("/home/u/.local/state/agent-guard/requests/r1.json", "/home/u/.local/state/agent-guard/grants.json", true), Want::Deny(GuardSelf)),
         ("read the denial log", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/denials.jsonl", false), Want::Allow),
+        ("read the snapshot store", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/store/s/000001-f", false), Want::Deny(GuardSelf)),
+        ("link into the snapshot store", "/usr/bin/ln", Action::Link { from: p("/a/keep/f"), to: p("/home/u/.local/state/agent-guard/store/x") }, Want::Deny(GuardSelf)),
+        ("rename into the snapshot store", "/usr/bin/mv", rename("/tmp/x", "/home/u/.local/state/agent-guard/store/x", false), Want::Deny(GuardSelf)),
         ("rename the guard state dir's parent", "/usr/bin/mv", rename("/home/u/.local/state", "/tmp/s", false), Want::Deny(GuardSelf)),
         ("signal the guard", "/usr/bin/kill", Action::Signal { target_pid: 1, target_is_guard: true }, Want::Deny(GuardSelf)),
         ("signal another process", "/usr/bin/kill", Action::Signal { target_pid: 1, target_is_guard: false }, Want::Allow),
@@ -319,8 +369,50 @@ fn an_exec_grant_covers_only_the_arguments_it_names() {
 }
 
 #[test]
+fn a_sensor_that_cannot_keep_gets_the_answers_of_a_zone_that_denies() {
+    let pol = table_policy();
+    let agent = Attribution::agent("claude", 7);
+    let ev = |action| Event {
+        actor: actor("/usr/bin/rm"),
+        action,
+    };
+    let verdict = |action| decide_without_keeping(&ev(action), &agent, &pol, &Grants::default(), 0);
+    assert!(
+        matches!(verdict(unlink("/a/keep/f")), Verdict::Deny(d) if d.rule == RuleId::ProtectedDelete)
+    );
+    assert_eq!(verdict(open("/a/keep/f", true)), Verdict::Allow);
+    assert_eq!(
+        verdict(Action::Truncate {
+            path: p("/a/keep/f")
+        }),
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn audit_mode_would_keep_without_keeping() {
+    let pol = policy(r#"{"mode": "audit", "protected_zones": ["/a/keep"]}"#);
+    let event = Event {
+        actor: actor("/usr/bin/rm"),
+        action: unlink("/a/keep/x"),
+    };
+    match decide(
+        &event,
+        &Attribution::agent("claude", 1),
+        &pol,
+        &Grants::default(),
+        0,
+    ) {
+        Verdict::WouldKeep(k) => assert_eq!(k.rule, RuleId::ProtectedDelete),
+        other => panic!("expected a would-keep verdict, got {other:?}"),
+    }
+}
+
+#[test]
 fn audit_mode_allows_but_reports() {
-    let pol = policy(r#"{"mode": "audit", "protected_zones": ["/a/proj"]}"#);
+    let pol = policy(
+        r#"{"mode": "audit", "protected_zones": [{"path": "/a/proj", "on_destroy": "deny"}]}"#,
+    );
     let event = Event {
         actor: actor("/usr/bin/rm"),
         action: unlink("/a/proj/x"),
@@ -384,7 +476,7 @@ fn macos_matching_is_case_insensitive_and_maps_private() {
     let mut c = ctx();
     c.platform = Platform::MacOs;
     let pol = policy::from_json(
-        r#"{"protected_zones": ["/Users/u/Src", "/tmp/keep"]}"#,
+        r#"{"protected_zones": [{"path": "/Users/u/Src", "on_destroy": "deny"}, {"path": "/tmp/keep", "on_destroy": "deny"}]}"#,
         Path::new("p"),
         &c,
     )

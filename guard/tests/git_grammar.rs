@@ -20,6 +20,7 @@ fn ctx() -> LoadContext {
         homes: vec![PathBuf::from("/home/u")],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     }
 }

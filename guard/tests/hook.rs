@@ -90,10 +90,11 @@ fn unlink_denial(id: &str, path: &str, ts: u64, agent_pid: i64, decision: &str) 
         homes: vec!["/home/dev".into()],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     };
     let policy = policy::from_json(
-        r#"{"protected_zones": ["/home/dev/project"]}"#,
+        r#"{"protected_zones": [{"path": "/home/dev/project", "on_destroy": "deny"}]}"#,
         Path::new("test.json"),
         &ctx,
     )

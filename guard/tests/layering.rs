@@ -42,8 +42,16 @@ const LAYERS: &[(&str, &[&str])] = &[
         "feedback",
         &["vocab", "paths", "lineage", "audit", "overrides"],
     ),
+    // The snapshot store's neutral side: sessions, the store's size, list, restore, purge.
+    (
+        "snapshots",
+        &["vocab", "duration", "paths", "policy", "engine", "audit"],
+    ),
     // Every kernel boundary. Names the vocabulary through the engine's re-exports too.
-    ("platform", &["vocab", "git", "paths", "engine", "lineage"]),
+    (
+        "platform",
+        &["vocab", "git", "paths", "engine", "lineage", "snapshots"],
+    ),
     // A sensor's glue: the runtime, the Linux tree, the macOS daemon core.
     ("runtime", ANY_BELOW),
     // Argument parsing and one call per subcommand.

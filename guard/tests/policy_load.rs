@@ -11,6 +11,7 @@ fn ctx() -> LoadContext {
         homes: vec![PathBuf::from("/home/u")],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     }
 }
@@ -87,6 +88,11 @@ fn codex_es_guard_file_parses_and_keeps_defaults() {
     }"#;
     let p = load(codex).unwrap();
     assert_eq!(p.zones.of_kind(ZoneKind::Protected).count(), 2);
+    // Its zones keep what agents destroy (the default's behaviour) rather than refuse it.
+    assert!(p
+        .zones
+        .of_kind(ZoneKind::Protected)
+        .all(|z| z.on_destroy == agent_guard::policy::OnDestroy::Keep));
     assert_eq!(p.overrides.len(), 1);
     // Absent keys come from the default: secrets and exec rules.
     assert!(p

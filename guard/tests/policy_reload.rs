@@ -18,6 +18,7 @@ fn ctx() -> LoadContext {
         homes: vec!["/home/u".into()],
         guard_paths: vec![],
         agent_writable: vec![],
+        unreadable: vec![],
         resolve_symlinks: false,
     }
 }

@@ -70,14 +70,20 @@ pub struct AgentHome {
 }
 
 impl AgentHome {
-    /// A home under agent-guard's embedded default policy.
+    /// A home under agent-guard's embedded default policy, except that its protected zones deny
+    /// (`on_destroy: deny`) rather than keep: these tests show a denial reaching the model,
+    /// and in a zone that keeps an `rm` succeeds (tests/tests/keep*.rs show that side).
     pub fn new() -> AgentHome {
         let out = Command::new(crate::bin())
             .args(["policy", "default"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", crate::text(&out));
-        AgentHome::with_policy(&String::from_utf8(out.stdout).unwrap())
+        let mut policy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for zone in policy["protected_zones"].as_array_mut().unwrap() {
+            zone["on_destroy"] = "deny".into();
+        }
+        AgentHome::with_policy(&policy.to_string())
     }
 
     pub fn with_policy(policy: &str) -> AgentHome {
@@ -111,6 +117,29 @@ impl AgentHome {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
         path
+    }
+
+    /// `agent-guard ARGS` as the human at the keyboard: this HOME, no shell (so no alias),
+    /// outside any supervisor. Panics unless it exits 0; returns its stdout.
+    pub fn agent_guard(&self, args: &[&str]) -> String {
+        let out = Command::new(crate::bin())
+            .args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &self.home)
+            .env("AGENT_GUARD_STATE_DIR", &self.state)
+            .env("AGENT_GUARD_POLICY", &self.policy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "agent-guard {args:?}: {}",
+            crate::text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The denial records written so far.
@@ -299,6 +328,11 @@ impl ClaudeCode {
             serde_json::to_string_pretty(&self.settings).unwrap(),
         )
         .unwrap();
+        ClaudeCode::exec(home, model, prompt)
+    }
+
+    /// Run `claude -p PROMPT` under `agent-guard run` with the settings already in the home.
+    pub fn exec(home: &AgentHome, model: &FakeModel, prompt: &str) -> AgentRun {
         let base_url = model.base_url();
         home.run(
             true,
@@ -379,6 +413,11 @@ impl Codex {
     /// Run `codex exec PROMPT` under `agent-guard run` against `model`.
     pub fn run(&self, home: &AgentHome, model: &FakeModel, prompt: &str) -> AgentRun {
         self.install(home, model);
+        self.exec(home, prompt)
+    }
+
+    /// Run `codex exec PROMPT` under `agent-guard run` with the files already in the home.
+    pub fn exec(&self, home: &AgentHome, prompt: &str) -> AgentRun {
         let sandbox = match self.sandbox {
             CodexSandbox::DangerFullAccess => "danger-full-access",
             CodexSandbox::ReadOnly => "read-only",

@@ -33,7 +33,9 @@ pub fn bin() -> PathBuf {
     bin
 }
 
-/// A throwaway home: `proj/` protected, `ro/` read-only, `.ssh/` secret, `state/` for the guard.
+/// A throwaway home: `proj/` protected (a zone that denies destruction: the tests of what is
+/// refused), `ro/` read-only, `.ssh/` secret, `state/` for the guard. [`KEEP_POLICY`] makes
+/// `proj/` a zone that keeps what agents destroy (the default's behaviour).
 pub struct Sandbox {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
@@ -45,10 +47,22 @@ pub struct Sandbox {
 
 pub const POLICY: &str = r#"{
   "ai_agent_patterns": ["claude"],
-  "protected_zones": ["~/proj", "~/work/deep/zone"],
+  "protected_zones": [{"path": "~/proj", "on_destroy": "deny"}, {"path": "~/work/deep/zone", "on_destroy": "deny"}],
   "readonly_zones": ["~/ro"],
   "secret_zones": ["~/.ssh"],
   "trusted_tools": ["git"],
+  "temporary_overrides": []
+}"#;
+
+/// [`POLICY`] with `proj/` a zone that keeps what agents destroy (the default's `on_destroy`)
+/// and no exec rules: what git destroys there is kept.
+pub const KEEP_POLICY: &str = r#"{
+  "ai_agent_patterns": ["claude"],
+  "protected_zones": [{"path": "~/proj", "except": ["**/node_modules/**", "**/target/**"]}],
+  "readonly_zones": ["~/ro"],
+  "secret_zones": ["~/.ssh"],
+  "trusted_tools": ["git"],
+  "exec_rules": [],
   "temporary_overrides": []
 }"#;
 

@@ -153,7 +153,7 @@ fn a_denied_read_of_a_secret_is_explained() {
 #[test]
 fn claude_codes_own_denials_are_not_reported_as_a_tool_calls() {
     let home = AgentHome::with_policy(
-        r#"{"ai_agent_patterns": ["claude"], "protected_zones": ["~"], "readonly_zones": [],
+        r#"{"ai_agent_patterns": ["claude"], "protected_zones": [{"path": "~", "on_destroy": "deny"}], "readonly_zones": [],
             "secret_zones": [], "exec_rules": []}"#,
     );
     let model = FakeModel::start(

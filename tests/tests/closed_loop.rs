@@ -84,8 +84,9 @@ impl World {
         let policy = root.join("policy.json");
         std::fs::write(
             &policy,
-            serde_json::json!({"ai_agent_patterns": ["claude"], "protected_zones": [project]})
-                .to_string(),
+            serde_json::json!({"ai_agent_patterns": ["claude"],
+                "protected_zones": [{"path": project, "on_destroy": "deny"}]})
+            .to_string(),
         )
         .unwrap();
         World {

@@ -29,6 +29,6 @@ pub use denials::{
 pub use record::{latest_denial_of, DenialRecord, Repeated};
 pub use store::{
     write_verify_report, AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError,
-    AuditStoreStats, DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention,
-    StoredDecision, StoredOverride,
+    AuditStoreStats, DecisionRecord, EndState, ExportFormat, KeptQuery, KeptRecord, KeptUpdate,
+    OverrideEvent, OverrideEventKind, Retention, StoredDecision, StoredKept, StoredOverride,
 };

@@ -110,7 +110,7 @@ impl DenialRecord {
         now: SystemTime,
     ) -> Option<DenialRecord> {
         let (decision, denial) = match verdict {
-            Verdict::Allow => return None,
+            Verdict::Allow | Verdict::Keep(_) | Verdict::WouldKeep(_) => return None,
             Verdict::Deny(d) => (Decision::Deny, d),
             Verdict::Audit(d) => (Decision::Audit, d),
         };

@@ -180,6 +180,13 @@ fn print_verdict(
             "dest": event.action.dest(),
             "actor": who,
             "denial": verdict.denial(),
+            "keep": verdict.keep().map(|k| serde_json::json!({
+                "rule": k.rule,
+                "zone": k.zone,
+                "items": k.items.iter().map(|i| serde_json::json!({
+                    "path": i.path, "what": i.what.as_str(),
+                })).collect::<Vec<_>>(),
+            })),
         });
         println!("{out}");
         return Ok(());
@@ -192,6 +199,23 @@ fn print_verdict(
         .unwrap_or_default();
     match verdict {
         Verdict::Allow => println!("allow: {op} {path} by {who}"),
+        Verdict::Keep(k) | Verdict::WouldKeep(k) => {
+            let word = if matches!(verdict, Verdict::Keep(_)) {
+                "keep (allowed once what it destroys is in the snapshot store)"
+            } else {
+                "would keep (allowed without a snapshot in audit mode)"
+            };
+            println!("{word}: {op} {path} by {who}");
+            println!("  rule:   {}", k.rule);
+            println!("  zone:   {}", k.zone.display());
+            for item in &k.items {
+                println!(
+                    "  keeps:  {} of {}",
+                    item.what.as_str(),
+                    item.path.display()
+                );
+            }
+        }
         Verdict::Deny(d) | Verdict::Audit(d) => {
             let word = if matches!(verdict, Verdict::Deny(_)) {
                 "deny"

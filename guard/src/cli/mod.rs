@@ -24,6 +24,7 @@ mod override_status;
 mod policy;
 mod run;
 mod status;
+mod undo;
 
 /// Kernel-enforced safety net for AI coding agents: stops destructive and credential-reading
 /// operations by processes that descend from an agent, and tells the agent why.
@@ -65,6 +66,9 @@ pub enum Command {
     Hook(hook::HookCommand),
     /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
     Instructions(instructions::InstructionsArgs),
+    /// List what agents destroyed and the guard kept, restore it, or purge it.
+    #[command(subcommand)]
+    Undo(undo::UndoCommand),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -85,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Override(cmd) => override_cmd::run(cmd),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Instructions(args) => instructions::run(&args),
+        Command::Undo(cmd) => undo::run(cmd),
     }
 }
 

@@ -70,6 +70,21 @@ fn check(file: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             "source": p.source,
             "version": p.version,
             "warnings": p.warnings,
+            "protected_zones": p.zones.of_kind(policy::ZoneKind::Protected).map(|z| serde_json::json!({
+                "path": z.root,
+                "on_destroy": z.on_destroy.as_str(),
+            })).collect::<Vec<_>>(),
+            "snapshots": {
+                "max_age_secs": p.snapshots.max_age,
+                "max_size_bytes": p.snapshots.max_bytes,
+                "max_copy_bytes": p.snapshots.max_copy_bytes,
+                "max_tree_copy_bytes": p.snapshots.max_tree_bytes,
+                "brake": {
+                    "files": p.snapshots.brake.files,
+                    "bytes": p.snapshots.brake.bytes,
+                    "window_secs": p.snapshots.brake.window_secs,
+                },
+            },
         });
         println!("{out}");
     } else {
@@ -85,9 +100,41 @@ fn check(file: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             p.trusted_tools.len(),
             p.exec_rules.len()
         );
+        explain_destruction(p);
         for w in &p.warnings {
             println!("warning: {w}");
         }
     }
     Ok(0)
+}
+
+/// What each protected zone does with an agent's destruction, and the snapshot store's limits
+/// when a zone keeps.
+fn explain_destruction(p: &policy::Policy) {
+    for zone in p.zones.of_kind(policy::ZoneKind::Protected) {
+        let what = match zone.on_destroy {
+            policy::OnDestroy::Keep => "keep: an agent's deletes, moves out, overwrites and truncations happen once what they destroy is in the snapshot store (`agent-guard undo` restores it)",
+            policy::OnDestroy::Deny => "deny: an agent's deletes, moves out and overwrites are refused (EPERM)",
+        };
+        println!("protected {}: {what}", zone.root.display());
+    }
+    if p.keeps() {
+        let s = &p.snapshots;
+        let mb = |b: u64| b / (1024 * 1024);
+        let age = |secs: u64| match secs {
+            s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+            s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+            s => format!("{s}s"),
+        };
+        println!(
+            "snapshots: kept {}, store up to {} MB, files copied up to {} MB (directory trees moved out up to {} MB); the brake stops an agent session at {} files or {} MB removed within {}s",
+            age(s.max_age),
+            mb(s.max_bytes),
+            mb(s.max_copy_bytes),
+            mb(s.max_tree_bytes),
+            s.brake.files,
+            mb(s.brake.bytes),
+            s.brake.window_secs
+        );
+    }
 }

@@ -9,22 +9,27 @@
 //!    5b. a connection to a command server outside the tree (`command_servers`) → deny
 //! 6. readonly zone → deny
 //!    6b. a system command's name in the user's command directories (`command_dirs`) → deny
-//! 7. trusted tool within its scope → allow
-//! 8. protected zone, destructive operation → deny
+//! 7. trusted tool within its scope → allow (in zones that deny; zones that keep keep for it too)
+//! 8. protected zone, destructive operation → keep what it destroys (`on_destroy: keep`), or
+//!    deny (`on_destroy: deny`)
 //! 9. else allow
 //!
-//! Audit mode turns every deny into an audit verdict that allows, except 2b's: those keep the
-//! sandbox whole, and the supervisor refuses them whatever the mode.
+//! Audit mode turns every deny into an audit verdict that allows, except 2b's (those keep the
+//! sandbox whole, and the supervisor refuses them whatever the mode), and every keep into a
+//! would-keep (allowed, nothing kept).
 
 use std::path::Path;
 
 use super::reason;
-use crate::policy::{ExecCall, ExecRule, PatternZone, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecCall, ExecRule, OnDestroy, PatternZone, Policy, Zone, ZoneHits, ZoneKind};
 use crate::vocab::path::{is_within, match_key};
-use crate::vocab::NodeKind;
-use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
+use crate::vocab::{
+    Action, Attribution, Denial, Event, Grant, Grants, Keep, KeepItem, KeepWhat, Mode, NodeKind,
+    RuleId, Verdict,
+};
 
-/// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
+/// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds. A
+/// [`Verdict::Keep`] asks the sensor to keep what the operation destroys before it happens.
 pub fn decide(
     event: &Event,
     attribution: &Attribution,
@@ -32,16 +37,61 @@ pub fn decide(
     grants: &Grants,
     now: u64,
 ) -> Verdict {
+    decide_as(event, attribution, policy, grants, now, Keeping::Supported)
+}
+
+/// [`decide`] for a sensor that cannot keep anything yet: zones that keep act as zones that deny
+/// (today's answer), so no [`Verdict::Keep`] comes back.
+pub fn decide_without_keeping(
+    event: &Event,
+    attribution: &Attribution,
+    policy: &Policy,
+    grants: &Grants,
+    now: u64,
+) -> Verdict {
+    decide_as(
+        event,
+        attribution,
+        policy,
+        grants,
+        now,
+        Keeping::Unsupported,
+    )
+}
+
+/// Whether the sensor asking can carry out a [`Verdict::Keep`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keeping {
+    Supported,
+    Unsupported,
+}
+
+fn decide_as(
+    event: &Event,
+    attribution: &Attribution,
+    policy: &Policy,
+    grants: &Grants,
+    now: u64,
+    keeping: Keeping,
+) -> Verdict {
     if !attribution.is_agent() {
         return Verdict::Allow;
     }
-    match judge(event, policy, grants, now) {
-        None => Verdict::Allow,
-        Some(denial) if policy.mode == Mode::Audit && !denial.rule.is_containment() => {
-            Verdict::Audit(denial)
-        }
-        Some(denial) => Verdict::Deny(denial),
+    let audit = policy.mode == Mode::Audit;
+    match judge(event, policy, grants, now, keeping) {
+        Judged::Allow => Verdict::Allow,
+        Judged::Keep(keep) if audit => Verdict::WouldKeep(keep),
+        Judged::Keep(keep) => Verdict::Keep(keep),
+        Judged::Deny(denial) if audit && !denial.rule.is_containment() => Verdict::Audit(denial),
+        Judged::Deny(denial) => Verdict::Deny(denial),
     }
+}
+
+/// The table's answer before the mode is applied.
+enum Judged {
+    Allow,
+    Keep(Keep),
+    Deny(Denial),
 }
 
 /// A path the action touches, how, and the zones it lies in (one index walk per path).
@@ -148,14 +198,33 @@ pub fn needs_exec_env(event: &Event, policy: &Policy) -> bool {
     !policy.exec_rules.is_empty() && exec_call(&event.action).is_some_and(|c| c.needs_env())
 }
 
-fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<Denial> {
+fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64, keeping: Keeping) -> Judged {
+    match refusal(event, policy, grants, now) {
+        Refusal::Deny(denial) => Judged::Deny(denial),
+        Refusal::Allow => Judged::Allow,
+        Refusal::ProtectedRules { trusted } => protected(event, policy, trusted, keeping),
+    }
+}
+
+/// Rules 2 to 7: what ends the walk before the protected zones.
+enum Refusal {
+    Deny(Denial),
+    Allow,
+    /// On to rule 8; `trusted`: the actor is a trusted tool in whose scope every protected path
+    /// of the event lies (zones that deny exempt it, zones that keep keep for it too).
+    ProtectedRules {
+        trusted: bool,
+    },
+}
+
+fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal {
     let action = &event.action;
     let op = action.kind();
     let zones = &policy.zones;
     let touched = touches(action, policy);
     let paths = || touched.iter().flatten();
     let deny = |rule, path: &Path, zone: Option<&Zone>| {
-        Some(reason::denial(
+        Refusal::Deny(reason::denial(
             rule,
             action,
             path,
@@ -175,7 +244,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         ..
     } = action
     {
-        return Some(reason::denial(
+        return Refusal::Deny(reason::denial(
             RuleId::GuardSelf,
             action,
             Path::new("/"),
@@ -183,7 +252,9 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             None,
         ));
     }
-    for t in paths().filter(|t| t.modifies) {
+    // The snapshot store may not even be read: what is in it is the human's to restore.
+    let guarded = |t: &Touch| t.modifies || t.zones.guard.is_some_and(|z| z.unreadable);
+    for t in paths().filter(|t| guarded(t)) {
         if let Some(zone) = t.zones.guard.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::GuardSelf, t.path, Some(zone));
         }
@@ -192,7 +263,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         return deny(RuleId::GuardSelf, from, Some(zone));
     }
     if let Some(denial) = containment(action) {
-        return Some(denial);
+        return Refusal::Deny(denial);
     }
 
     // 3. Overrides: the grant must cover a path the action touches, and every other zoned path.
@@ -207,7 +278,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             })
     };
     if policy.overrides.iter().chain(&grants.grants).any(covered) {
-        return None;
+        return Refusal::Allow;
     }
 
     // 4. Secret zones: no access at all, and their roots may not be moved.
@@ -229,7 +300,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
                 .any(|by| by.matches(&event.actor, &policy.trusted_tools))
         };
         if let Some(rule) = exec_rule(action, policy, applies) {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::ExecRule,
                 action,
                 path,
@@ -279,7 +350,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             .pattern
             .filter(|zone| !written_by_its_tool(zone) && !removes_config)
         {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::ReadonlyZone,
                 action,
                 t.path,
@@ -297,7 +368,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             _ => false,
         };
         if let Some(dir) = policy.command_dirs.shadowed_by(t.path).filter(|_| !removes) {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::CommandShadow,
                 action,
                 t.path,
@@ -313,7 +384,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     } = action
     {
         if let Some(dir) = policy.command_dirs.at_or_below(to) {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::CommandShadow,
                 action,
                 dir,
@@ -332,7 +403,7 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     } = action
     {
         if let Some(zone) = policy.readonly_patterns.fixed_part_at_or_below(to) {
-            return Some(reason::denial(
+            return Refusal::Deny(reason::denial(
                 RuleId::ReadonlyZone,
                 action,
                 to,
@@ -344,49 +415,180 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
 
     // 7. Trusted tools inside their scope.
     let protected_paths = || paths().filter(|t| t.protected.is_some());
-    if protected_paths().next().is_some()
+    let trusted = protected_paths().next().is_some()
         && policy.trusted_tools.iter().any(|tool| {
             protected_paths().all(|t| tool.covers(t.path)) && tool.identifies(&event.actor)
-        })
-    {
-        return None;
-    }
+        });
+    Refusal::ProtectedRules { trusted }
+}
 
-    // 8. Protected zones: create, write and rename within, but nothing that destroys or moves out.
-    match (action, &touched) {
-        (Action::Unlink { path } | Action::Rmdir { path }, [Some(t), _]) => {
-            if let Some(zone) = t.protected {
-                return deny(RuleId::ProtectedDelete, path, Some(zone));
+/// One thing a destructive operation does to a protected zone (rule 8).
+struct Destruction<'a> {
+    rule: RuleId,
+    /// The path the rule is about (the denial's path, the kept item's path).
+    path: &'a Path,
+    zone: &'a Zone,
+    /// What a zone that keeps keeps; `None`: a zone that keeps lets it happen as it is (an
+    /// atomic save over a file is a replace, which keeps; a rename within the zone is not).
+    keep: Option<KeepWhat>,
+    /// Whether a zone that denies refuses it (an atomic save, a truncation, a first write and a
+    /// hard link out are allowed there, as they always were).
+    denied_there: bool,
+}
+
+/// Rule 8: protected zones. Agents may create, write and rename within a zone; what destroys or
+/// moves out is kept first where the zone keeps, refused where it denies.
+fn protected(event: &Event, policy: &Policy, trusted: bool, keeping: Keeping) -> Judged {
+    let action = &event.action;
+    let touched = touches(action, policy);
+    let deny = |rule, path: &Path, zone: &Zone| {
+        Judged::Deny(reason::denial(
+            rule,
+            action,
+            path,
+            Some(zone.root.as_path()),
+            None,
+        ))
+    };
+    // A rename of a zone's root (or an ancestor) would move the zone: refused in every zone, as
+    // a trusted tool's always was allowed.
+    if let Action::Rename { from, .. } = action {
+        if let Some(zone) = policy.zones.root_at_or_below(from, ZoneKind::Protected) {
+            if !trusted {
+                return deny(RuleId::ZoneRootRename, from, zone);
             }
         }
+    }
+    let mut keeps: Vec<(KeepItem, &Zone, RuleId)> = Vec::new();
+    for d in destructions(action, &touched) {
+        let keeps_here = d.zone.on_destroy == OnDestroy::Keep && keeping == Keeping::Supported;
+        match (keeps_here, d.keep) {
+            (true, Some(what)) => keeps.push((
+                KeepItem {
+                    path: d.path.to_path_buf(),
+                    what,
+                },
+                d.zone,
+                d.rule,
+            )),
+            (true, None) => {}
+            (false, _) if d.denied_there && !trusted => return deny(d.rule, d.path, d.zone),
+            (false, _) => {}
+        }
+    }
+    let Some((_, zone, rule)) = keeps.first() else {
+        return Judged::Allow;
+    };
+    let (zone, rule) = (zone.root.clone(), rule.clone());
+    Judged::Keep(Keep {
+        items: keeps.into_iter().map(|(item, _, _)| item).collect(),
+        zone,
+        rule,
+    })
+}
+
+/// What `action` destroys in protected zones, outside their carve-outs.
+fn destructions<'a>(action: &'a Action, touched: &[Option<Touch<'a>>; 2]) -> Vec<Destruction<'a>> {
+    let same_zone = |a: Option<&Zone>, b: &Zone| a.is_some_and(|a| std::ptr::eq(a, b));
+    let mut out = Vec::new();
+    match (action, touched) {
+        (Action::Unlink { path }, [Some(t), _]) => {
+            out.extend(t.protected.map(|zone| Destruction {
+                rule: RuleId::ProtectedDelete,
+                path,
+                zone,
+                keep: Some(KeepWhat::Entry),
+                denied_there: true,
+            }))
+        }
+        (Action::Rmdir { path }, [Some(t), _]) => out.extend(t.protected.map(|zone| Destruction {
+            rule: RuleId::ProtectedDelete,
+            path,
+            zone,
+            keep: Some(KeepWhat::Dir),
+            denied_there: true,
+        })),
         (
             Action::Rename {
                 from,
                 to,
                 dest_exists,
-                ..
+                source_is_dir,
             },
             [Some(source), Some(dest)],
         ) => {
-            if let Some((from, zone)) = moved_root(ZoneKind::Protected) {
-                return deny(RuleId::ZoneRootRename, from, Some(zone));
-            }
-            let same_zone = |a: Option<&Zone>, b: &Zone| a.is_some_and(|a| std::ptr::eq(a, b));
             if let Some(zone) = source.protected {
                 // Into a carve-out (e.g. target/) counts as out: it would be deletable there.
                 if !same_zone(dest.protected, zone) {
-                    return deny(RuleId::ProtectedMoveOut, from, Some(zone));
+                    out.push(Destruction {
+                        rule: RuleId::ProtectedMoveOut,
+                        path: from,
+                        zone,
+                        keep: Some(if *source_is_dir {
+                            KeepWhat::Tree
+                        } else {
+                            KeepWhat::Content
+                        }),
+                        denied_there: true,
+                    });
                 }
             }
-            if let Some(zone) = dest.protected {
-                if *dest_exists && !same_zone(source.protected, zone) {
-                    return deny(RuleId::ProtectedClobber, to, Some(zone));
+            if let (Some(zone), true) = (dest.protected, *dest_exists) {
+                let from_inside = same_zone(source.protected, zone);
+                out.push(Destruction {
+                    rule: if from_inside {
+                        RuleId::ProtectedReplace
+                    } else {
+                        RuleId::ProtectedClobber
+                    },
+                    path: to,
+                    zone,
+                    keep: Some(KeepWhat::Entry),
+                    denied_there: !from_inside,
+                });
+            }
+        }
+        (Action::Link { from, .. }, [Some(source), Some(dest)]) => {
+            if let Some(zone) = source.protected {
+                if !same_zone(dest.protected, zone) {
+                    out.push(Destruction {
+                        rule: RuleId::ProtectedLinkOut,
+                        path: from,
+                        zone,
+                        keep: Some(KeepWhat::Content),
+                        denied_there: false,
+                    });
                 }
             }
         }
+        (Action::Truncate { path }, [Some(t), _]) => {
+            out.extend(t.protected.map(|zone| Destruction {
+                rule: RuleId::ProtectedTruncate,
+                path,
+                zone,
+                keep: Some(KeepWhat::Content),
+                denied_there: false,
+            }))
+        }
+        (Action::Open { path, flags }, [Some(t), _]) if flags.write || flags.truncate => out
+            .extend(t.protected.map(|zone| Destruction {
+                rule: if flags.truncate {
+                    RuleId::ProtectedTruncate
+                } else {
+                    RuleId::ProtectedFirstWrite
+                },
+                path,
+                zone,
+                keep: Some(if flags.truncate {
+                    KeepWhat::Content
+                } else {
+                    KeepWhat::FirstWrite
+                }),
+                denied_there: false,
+            })),
         _ => {}
     }
-    None
+    out
 }
 
 /// 2b. What would make the sandbox itself lend power outside the agent's tree, or go below

@@ -7,11 +7,16 @@
 //! [`decide`] names them where it names the engine.
 
 pub mod decide;
+pub mod keep;
 mod reason;
 
 pub use crate::vocab::path;
 pub use crate::vocab::{
-    Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, NodeKind,
-    OpKind, OpSet, OpenFlags, RuleId, Verdict,
+    Action, Actor, AgentInfo, Attribution, Decision, Denial, EntryKind, Event, Grant, Grants, Keep,
+    KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow, NodeKind, OpKind, OpSet,
+    OpenFlags, RuleId, Verdict,
 };
-pub use decide::{decide, moved_tree_probes, needs_actor_args, needs_exec_env};
+pub use decide::{
+    decide, decide_without_keeping, moved_tree_probes, needs_actor_args, needs_exec_env,
+};
+pub use keep::{brake, keep_refused, BrakeState};

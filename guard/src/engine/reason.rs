@@ -109,6 +109,16 @@ pub(super) fn denial(
         RuleId::NestedSandbox => format!(
             "agent-guard refused a new namespace ({p}), as a sandbox such as bwrap or `unshare` makes: inside agent-guard a nested sandbox could rename and bind files out of its sight; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
         ),
+        // Rows that keep rather than deny, and the refusals `engine::keep` words itself; named
+        // here only so that every rule has words.
+        RuleId::ProtectedReplace
+        | RuleId::ProtectedTruncate
+        | RuleId::ProtectedFirstWrite
+        | RuleId::ProtectedLinkOut
+        | RuleId::KeepFailed
+        | RuleId::DestructionBrake => format!(
+            "agent-guard blocked this {op} of {p} in the protected zone {z} (rule {rule}); request an override if the user wants it"
+        ),
         // The engine names only rules it knows.
         RuleId::Unknown(name) => format!("agent-guard blocked this {op} of {p} (rule {name})"),
     };
@@ -144,7 +154,7 @@ pub(super) fn denial(
     }
 }
 
-fn request_command(path: &Path, op: OpKind) -> String {
+pub(super) fn request_command(path: &Path, op: OpKind) -> String {
     format!(
         "agent-guard override request {} --op {op} --reason {}",
         shell_quote(&path.display().to_string()),

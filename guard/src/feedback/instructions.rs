@@ -39,9 +39,11 @@ same effect. Requests for `/`, a home directory or a whole protected zone are re
 
 /// The CLAUDE.md / AGENTS.md paragraph for `agent`.
 pub fn agent_paragraph(agent: AgentKind) -> String {
-    let intro = "## agent-guard\n\nThis machine runs agent-guard, the user's safety net for AI agents. It stops agents from \
-deleting or moving protected files, changing read-only ones and reading credentials; such an \
-operation fails with EPERM (\"Operation not permitted\"), whatever tool you use.";
+    let intro = "## agent-guard\n\nThis machine runs agent-guard, the user's safety net for AI agents. In protected places, what \
+you delete, overwrite or truncate is kept first so the user can undo it (`agent-guard undo list` \
+shows it); deleting many files at once is stopped. It stops agents from changing read-only files \
+and reading credentials, and refuses what it cannot keep; such an operation fails with EPERM \
+(\"Operation not permitted\"), whatever tool you use.";
     let how_to_learn = match agent {
         AgentKind::ClaudeCode => "\
 After a tool call that agent-guard blocked, a hook adds a note to your context saying what was

@@ -76,6 +76,70 @@ pub struct PolicyFile {
     /// Retention of the SQLite audit trail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_retention: Option<RetentionEntry>,
+    /// The snapshot store: how long and how much it keeps, the largest copy, and the brake on
+    /// mass destruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotsEntry>,
+}
+
+/// What a protected zone does with an agent's destructive operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDestroy {
+    /// Carry it out once what it destroys is kept in the snapshot store (the default): undoable
+    /// with `agent-guard undo`.
+    #[default]
+    Keep,
+    /// Refuse it (EPERM): for zones that must stay untouchable.
+    Deny,
+}
+
+impl OnDestroy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDestroy::Keep => "keep",
+            OnDestroy::Deny => "deny",
+        }
+    }
+}
+
+/// The snapshot store's limits. A key absent here takes the embedded default's value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsEntry {
+    /// Purge what was kept longer ago than this, e.g. `"7d"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+    /// The store's size limit in megabytes; past it, destructive operations are refused (never
+    /// a snapshot dropped) until `agent-guard undo purge` frees room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size_mb: Option<u64>,
+    /// The largest file kept by copying, where the file system cannot clone it. A truncation
+    /// of a larger file is refused; a first write-open of one is allowed and not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_copy_mb: Option<u64>,
+    /// The largest directory tree copied when it is moved out of its zone; a larger one may not
+    /// be moved out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tree_copy_mb: Option<u64>,
+    /// The brake on mass destruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake: Option<BrakeEntry>,
+}
+
+/// When one agent session deletes (or moves out of its zones) more than `files` files or `mb`
+/// megabytes within `window`, its further destructive operations are refused until a human
+/// approves an override or the window has passed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrakeEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mb: Option<u64>,
+    /// e.g. `"60s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// A protected zone with carve-outs where it does not apply (caches, build outputs).
@@ -87,6 +151,10 @@ pub struct ProtectedZoneEntry {
     /// protected, e.g. `"~/.cache/**"`, `"**/target/**"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<String>,
+    /// `keep` (the default): an agent's delete, move out, overwrite or truncation is carried
+    /// out once what it destroys is kept; `deny`: refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_destroy: Option<OnDestroy>,
 }
 
 impl From<String> for ProtectedZoneEntry {
@@ -94,6 +162,7 @@ impl From<String> for ProtectedZoneEntry {
         ProtectedZoneEntry {
             path,
             except: Vec::new(),
+            on_destroy: None,
         }
     }
 }

@@ -24,7 +24,7 @@ use globset::GlobSet;
 use crate::vocab::{Actor, Grant, IoError};
 pub use commands::CommandDirs;
 pub use exec_rules::{ExecCall, ExecRule, ExecRules, RunBy};
-pub use file::{FailMode, Mode, PolicyFile};
+pub use file::{FailMode, Mode, OnDestroy, PolicyFile};
 pub use normalize::{LoadContext, Platform};
 pub use servers::CommandServers;
 pub use user::{load_for_user, LoadedPolicy};
@@ -80,6 +80,8 @@ pub struct Policy {
     /// Audit trail retention: age in seconds and size in bytes.
     pub retention_max_age: Option<u64>,
     pub retention_max_bytes: Option<u64>,
+    /// The snapshot store's limits and the brake.
+    pub snapshots: SnapshotPolicy,
     /// The file as normalized, for `policy show` and the policy version hash.
     pub normalized: PolicyFile,
     /// A short hash of the normalized policy (the `policy_version` of audit records).
@@ -95,6 +97,36 @@ impl Policy {
     pub fn case_insensitive(&self) -> bool {
         self.zones.case_insensitive()
     }
+
+    /// Whether some protected zone keeps what agents destroy (so a sensor needs its store).
+    pub fn keeps(&self) -> bool {
+        self.zones
+            .of_kind(ZoneKind::Protected)
+            .any(|z| z.on_destroy == OnDestroy::Keep)
+    }
+}
+
+/// The snapshot store's limits, normalized (`snapshots` in the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Kept entries older than this many seconds are purged.
+    pub max_age: u64,
+    /// The store's size limit in bytes.
+    pub max_bytes: u64,
+    /// The largest file kept by copy.
+    pub max_copy_bytes: u64,
+    /// The largest directory tree copied when moved out of its zone.
+    pub max_tree_bytes: u64,
+    pub brake: BrakeLimits,
+}
+
+/// The brake on mass destruction: at most `files` files or `bytes` bytes deleted or moved out of
+/// the zones by one agent session within `window_secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrakeLimits {
+    pub files: u64,
+    pub bytes: u64,
+    pub window_secs: u64,
 }
 
 /// The prefix of Apple's own code-signing identifiers.

@@ -34,6 +34,7 @@ pub fn user_context(
     let mut ctx = LoadContext::for_home(home(env)?);
     ctx.guard_paths = locations.guarded_files();
     ctx.agent_writable = locations.agent_writable();
+    ctx.unreadable = locations.unreadable();
     if let Some(file) = policy_file {
         ctx.guard_paths.push(absolute(file));
     }

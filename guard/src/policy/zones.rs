@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use globset::GlobSet;
 use serde::Serialize;
 
+use super::file::OnDestroy;
 use crate::vocab::path::{match_key, self_and_ancestors};
 
 /// The kinds of zone, in the order the engine consults them.
@@ -43,6 +44,10 @@ pub struct Zone {
     pub root: PathBuf,
     /// Subtrees of a protected zone that are not protected (`**/target/**`, `~/.cache/**`).
     pub except: Option<GlobSet>,
+    /// A protected zone: keep what agents destroy, or refuse it. (Other kinds: `Deny`.)
+    pub on_destroy: OnDestroy,
+    /// A guard zone agents may not even read (the snapshot store).
+    pub unreadable: bool,
 }
 
 impl Zone {
@@ -208,6 +213,8 @@ mod tests {
             kind,
             root: PathBuf::from(root),
             except: None,
+            on_destroy: OnDestroy::Deny,
+            unreadable: false,
         }
     }
 

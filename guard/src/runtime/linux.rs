@@ -18,7 +18,8 @@ use crate::platform::linux::procfs;
 use crate::platform::linux::recent_facts::RecentFacts;
 use crate::platform::linux::supervisor::{self, Judge, SupervisorConfig, SupervisorError};
 use crate::policy::{load_for_user, PolicyError, ZoneKind};
-use crate::vocab::{Action, AgentInfo, Attribution, Event, Verdict};
+use crate::snapshots::Session;
+use crate::vocab::{Action, AgentInfo, Attribution, Event, Keep, KeepOutcome, Verdict};
 
 /// How `run` was asked to supervise.
 #[derive(Clone, Debug, Default)]
@@ -69,12 +70,17 @@ pub fn supervise(cmd: &[OsString], options: &RunOptions) -> Result<i32, RunError
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let supervise_reads = has_secret_zones(&loaded.policy);
+    // The snapshot store is made now, so that the agent's view can cover it from the start
+    // (what earlier sessions kept is in it too). Whether or not this policy keeps, the agent
+    // must not read it: reads are covered (hidden, or supervised) whenever it exists.
+    let store_exists = make_store(&locations.store);
+    let supervise_reads = has_secret_zones(&loaded.policy) || store_exists;
     let config = RuntimeConfig {
         policy_file: loaded.file,
         ctx: loaded.ctx,
         locations,
         force_audit: options.audit,
+        keeps: true,
     };
     let runtime = Arc::new(Runtime::new(loaded.policy, config)?);
     // The supervised tree inherits this: `override approve` refuses politely when it is set (the
@@ -82,7 +88,9 @@ pub fn supervise(cmd: &[OsString], options: &RunOptions) -> Result<i32, RunError
     // rate-limited per agent.
     // SAFETY: single-threaded here; no thread has been started yet that reads the environment.
     unsafe { std::env::set_var(AGENT_ENV, format!("{agent}:{}", std::process::id())) };
+    let session = runtime.open_session(&std::process::id().to_string());
     let tree = Arc::new(AgentTree {
+        session,
         runtime,
         agent: AgentInfo {
             name: agent,
@@ -116,9 +124,24 @@ fn has_secret_zones(policy: &crate::policy::Policy) -> bool {
     policy.zones.of_kind(ZoneKind::Secret).next().is_some()
 }
 
+/// Make the snapshot store's directory (0700) if it is missing; whether it exists.
+fn make_store(store: &Path) -> bool {
+    use std::os::unix::fs::DirBuilderExt;
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(store);
+    if let Err(e) = &made {
+        tracing::warn!("cannot make the snapshot store {}: {e}", store.display());
+    }
+    store.is_dir()
+}
+
 /// The judge for a supervised tree: every process in it is the agent.
 struct AgentTree {
     runtime: Arc<Runtime>,
+    /// This run is one agent session of the snapshot store.
+    session: Arc<Session>,
     /// The agent's name; its pid is [`AgentTree::agent_pid`].
     agent: AgentInfo,
     agent_pid: OnceLock<i32>,
@@ -153,35 +176,70 @@ impl Judge for AgentTree {
             name: self.agent.name.clone(),
             pid: self.agent_pid(pid),
         };
-        let verdict =
-            self.runtime
-                .decide_lazily(event.clone(), &Attribution::Agent(agent), |event, used| {
-                    let facts = match used {
-                        FactsUse::Record => self.recent.get(pid),
-                        FactsUse::Decision => {
-                            let Ok(dir) = procfs::TaskDir::open(pid) else {
-                                return 0;
-                            };
-                            // Only a denied exec gets here; its rule may spare a trusted
-                            // tool's own subcommand (`unless_run_by`), known by these.
-                            if matches!(event.action, Action::Exec { .. }) {
-                                event.actor.args = dir.args();
-                            }
-                            dir.facts()
+        let verdict = self.runtime.decide_lazily(
+            Some(&self.session),
+            event.clone(),
+            &Attribution::Agent(agent),
+            |event, used| {
+                let facts = match used {
+                    FactsUse::Record => self.recent.get(pid),
+                    FactsUse::Decision => {
+                        let Ok(dir) = procfs::TaskDir::open(pid) else {
+                            return 0;
+                        };
+                        // Only a denied exec gets here; its rule may spare a trusted
+                        // tool's own subcommand (`unless_run_by`), known by these.
+                        if matches!(event.action, Action::Exec { .. }) {
+                            event.actor.args = dir.args();
                         }
-                    };
-                    // The kernel names the thread; a record names the process (a hook tells
-                    // the agent's own process from the commands it runs by this pid).
-                    event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
-                    event.actor.exe = facts.exe;
-                    event.actor.comm = facts.comm;
-                    facts.start
-                });
+                        dir.facts()
+                    }
+                };
+                // The kernel names the thread; a record names the process (a hook tells
+                // the agent's own process from the commands it runs by this pid).
+                event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
+                event.actor.exe = facts.exe;
+                event.actor.comm = facts.comm;
+                facts.start
+            },
+        );
         if matches!(event.action, Action::Exec { .. }) && verdict.allows() {
             // Judged after its record was written: the record names the program that execs.
             self.recent.exec_allowed(pid);
         }
         verdict
+    }
+
+    fn session(&self) -> Option<Arc<Session>> {
+        Some(Arc::clone(&self.session))
+    }
+
+    fn settle(&self, pid: i32, event: &Event, keep: &Keep, outcome: KeepOutcome) -> Verdict {
+        let agent = AgentInfo {
+            name: self.agent.name.clone(),
+            pid: self.agent_pid(pid),
+        };
+        let facts = self.recent.get(pid);
+        let mut event = event.clone();
+        event.actor.exe = facts.exe;
+        event.actor.comm = facts.comm;
+        self.runtime.settle(
+            &self.session,
+            &event,
+            &Attribution::Agent(agent),
+            facts.start,
+            keep,
+            outcome,
+        )
+    }
+
+    fn hidden_paths(&self) -> Vec<PathBuf> {
+        let store = &self.runtime.config.locations.store;
+        if store.is_dir() {
+            vec![store.clone()]
+        } else {
+            Vec::new()
+        }
     }
 
     fn secret_paths(&self) -> Vec<PathBuf> {
@@ -210,6 +268,7 @@ impl Judge for AgentTree {
     }
 
     fn stop_in_supervisor(&self) {
+        self.runtime.end_session(&self.session);
         self.runtime.flush();
         self.runtime.remove_status();
     }

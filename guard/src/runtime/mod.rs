@@ -9,6 +9,7 @@
 //! event and give it the attribution; it never blocks on I/O on the decision path (records go
 //! to bounded queues; a full queue is counted, not waited on).
 
+mod keep;
 #[cfg(target_os = "linux")]
 pub mod linux;
 // The macOS core is pure and tested on every OS; outside tests only the macOS binary uses it.
@@ -25,11 +26,12 @@ use crate::audit::{
     AuditStore, AuditStoreConfig, DecisionRecord, DenialAggregator, DenialLog, DenialLogConfig,
     DenialRecord, Retention,
 };
-use crate::engine::decide;
+use crate::engine::{decide, decide_without_keeping};
 use crate::overrides::{watch_grants, LiveGrants, OverrideError};
 use crate::paths::Locations;
 use crate::policy::watch::LivePolicy;
 use crate::policy::{LoadContext, Policy};
+use crate::snapshots::{Session, StoreBudget};
 use crate::vocab::time::unix_millis;
 pub use crate::vocab::time::unix_secs;
 use crate::vocab::{Action, AgentInfo, Attribution, Event, Mode, Verdict};
@@ -42,6 +44,8 @@ pub struct Counters {
     pub audits: AtomicU64,
     /// Decisions answered by the fail mode because the deadline was near (macOS).
     pub deadline_misses: AtomicU64,
+    /// Paths kept in the snapshot store.
+    pub kept: AtomicU64,
     /// Events the kernel dropped before the sensor saw them: gaps in Endpoint Security's
     /// sequence numbers (macOS).
     pub dropped_events: AtomicU64,
@@ -56,6 +60,9 @@ pub struct RuntimeConfig {
     pub locations: Locations,
     /// `run --audit`: every deny becomes an audit verdict, whatever the policy's mode.
     pub force_audit: bool,
+    /// The sensor keeps what agents destroy before letting it happen (answers
+    /// [`Verdict::Keep`]). A sensor that cannot yet gets the answer of zones that deny instead.
+    pub keeps: bool,
 }
 
 /// The shared decision and recording side of a sensor.
@@ -76,6 +83,12 @@ pub struct Runtime {
     /// Called after each successful policy reload (the macOS daemon re-selects what the kernel
     /// delivers).
     reload_hooks: Arc<std::sync::Mutex<Vec<ReloadHook>>>,
+    /// The snapshot store's size against its limit, shared by this sensor's sessions.
+    budget: Arc<StoreBudget>,
+    /// The agent sessions running in this sensor (never purged while they run).
+    sessions: std::sync::Mutex<Vec<Arc<Session>>>,
+    /// Hashes kept files off the decision path (`keep`).
+    hasher: OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<keep::HashJob>>>,
 }
 
 type ReloadHook = Box<dyn Fn() + Send + Sync>;
@@ -86,6 +99,9 @@ impl Runtime {
     pub fn new(policy: Policy, config: RuntimeConfig) -> Result<Runtime, OverrideError> {
         let grants = LiveGrants::load(config.locations.clone())?;
         Ok(Runtime {
+            budget: Arc::new(StoreBudget::new(policy.snapshots.max_bytes)),
+            sessions: Default::default(),
+            hasher: OnceLock::new(),
             policy: LivePolicy::new(policy),
             grants,
             counters: Counters::default(),
@@ -166,16 +182,27 @@ impl Runtime {
             Err(e) => tracing::error!("approved overrides are not watched: {e}"),
         }
         drop(watchers);
+        if self.config.keeps {
+            self.start_hasher();
+        }
         let me = Arc::downgrade(self);
         std::thread::Builder::new()
             .name("agent-guard-status".into())
-            .spawn(move || loop {
-                let Some(runtime) = me.upgrade() else { return };
-                runtime.write_summaries(false);
-                runtime.write_status();
-                runtime.record_expiries();
-                drop(runtime);
-                std::thread::sleep(status::STATUS_INTERVAL);
+            .spawn(move || {
+                let mut next_purge = std::time::Instant::now();
+                loop {
+                    let Some(runtime) = me.upgrade() else { return };
+                    if runtime.config.keeps && std::time::Instant::now() >= next_purge {
+                        // The first round also counts what the store holds.
+                        runtime.purge_store();
+                        next_purge = std::time::Instant::now() + keep::PURGE_INTERVAL;
+                    }
+                    runtime.write_summaries(false);
+                    runtime.write_status();
+                    runtime.record_expiries();
+                    drop(runtime);
+                    std::thread::sleep(status::STATUS_INTERVAL);
+                }
             })
             .ok();
     }
@@ -189,19 +216,60 @@ impl Runtime {
             .push(Box::new(hook));
     }
 
-    /// Decide one event by an agent-attributed (or not) process, count and record it.
+    /// Decide one event by an agent-attributed (or not) process, count and record it. For a
+    /// sensor that does not keep ([`RuntimeConfig::keeps`] false): no [`Verdict::Keep`] comes
+    /// back, zones that keep answer as zones that deny.
     #[cfg(any(target_os = "macos", test))]
     pub fn decide(&self, event: &Event, attribution: &Attribution, start_key: u64) -> Verdict {
         let policy = self.policy.load();
         let now = SystemTime::now();
-        let verdict = decide(
-            event,
-            attribution,
-            &policy,
-            &self.grants.current(),
-            unix_secs(now),
-        );
+        let verdict = self.engine(event, attribution, &policy, now);
         self.account(event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// [`Runtime::decide`] for a sensor that keeps, in one agent session: a
+    /// [`Verdict::Keep`] (unless the session's brake is on) comes back *unrecorded*; the sensor
+    /// keeps, then reports to [`Runtime::settle`], which records and gives the final answer.
+    #[cfg(any(target_os = "macos", test))]
+    #[cfg_attr(target_os = "macos", allow(dead_code))]
+    pub fn decide_in(
+        &self,
+        session: &Session,
+        event: &Event,
+        attribution: &Attribution,
+        start_key: u64,
+    ) -> Verdict {
+        let policy = self.policy.load();
+        let now = SystemTime::now();
+        let verdict = self.engine(event, attribution, &policy, now);
+        let verdict = self.apply_brake(session, event, verdict, now);
+        if matches!(verdict, Verdict::Keep(_)) {
+            return verdict;
+        }
+        self.account(event, attribution, start_key, verdict, &policy, now)
+    }
+
+    /// The engine's answer as this runtime applies it: with or without keeping (the sensor's
+    /// ability), `run --audit` turning refusals into audits and keeps into would-keeps.
+    fn engine(
+        &self,
+        event: &Event,
+        attribution: &Attribution,
+        policy: &Policy,
+        now: SystemTime,
+    ) -> Verdict {
+        let grants = self.grants.current();
+        let decide_with = if self.config.keeps {
+            decide
+        } else {
+            decide_without_keeping
+        };
+        let verdict = decide_with(event, attribution, policy, &grants, unix_secs(now));
+        match verdict {
+            Verdict::Deny(d) if self.config.force_audit => Verdict::Audit(d),
+            Verdict::Keep(k) if self.config.force_audit => Verdict::WouldKeep(k),
+            v => v,
+        }
     }
 
     /// [`Runtime::decide`] for a sensor whose facts about the actor cost reads (`/proc`): decide
@@ -211,27 +279,49 @@ impl Runtime {
     /// are then read only if the decision is stored, for its record. The commonest supervised
     /// call, a read-only open, costs no read. `facts` is told which of the two it serves: a sensor
     /// may answer [`FactsUse::Record`] from memory, never [`FactsUse::Decision`].
+    ///
+    /// In `session`, a [`Verdict::Keep`] comes back unrecorded, as from [`Runtime::decide_in`]
+    /// (a keep does not depend on the actor either: trusted tools are exempt only where zones
+    /// deny).
     #[cfg(any(target_os = "linux", test))]
     pub fn decide_lazily(
         &self,
+        session: Option<&Session>,
         mut event: Event,
         attribution: &Attribution,
         facts: impl FnOnce(&mut Event, FactsUse) -> u64,
     ) -> Verdict {
         let policy = self.policy.load();
-        let grants = self.grants.current();
         let now = SystemTime::now();
-        let bare = decide(&event, attribution, &policy, &grants, unix_secs(now));
-        if matches!(bare, Verdict::Allow) {
-            let start_key = if worth_storing(&event, &bare) {
-                facts(&mut event, FactsUse::Record)
-            } else {
-                0
-            };
-            return self.account(&event, attribution, start_key, bare, &policy, now);
+        // Read at most once, whatever needs them first.
+        let mut facts = Some(facts);
+        let mut read = |event: &mut Event, used| facts.take().map_or(0, |f| f(event, used));
+        let bare = self.engine(&event, attribution, &policy, now);
+        let (verdict, mut start_key) = match bare {
+            Verdict::Keep(_) => (bare, 0),
+            Verdict::Allow | Verdict::WouldKeep(_) => {
+                let start_key = if worth_storing(&event, &bare) {
+                    read(&mut event, FactsUse::Record)
+                } else {
+                    0
+                };
+                (bare, start_key)
+            }
+            _ => {
+                let start_key = read(&mut event, FactsUse::Decision);
+                (self.engine(&event, attribution, &policy, now), start_key)
+            }
+        };
+        let verdict = match session {
+            Some(session) => self.apply_brake(session, &event, verdict, now),
+            None => verdict,
+        };
+        match verdict {
+            Verdict::Keep(_) => return verdict,
+            // The brake's refusal of a keep: its record names the process.
+            Verdict::Deny(_) if start_key == 0 => start_key = read(&mut event, FactsUse::Record),
+            _ => {}
         }
-        let start_key = facts(&mut event, FactsUse::Decision);
-        let verdict = decide(&event, attribution, &policy, &grants, unix_secs(now));
         self.account(&event, attribution, start_key, verdict, &policy, now)
     }
 
@@ -255,11 +345,11 @@ impl Runtime {
         };
         self.counters.decisions.fetch_add(1, Ordering::Relaxed);
         match &verdict {
-            Verdict::Allow => {}
+            Verdict::Allow | Verdict::Keep(_) => {}
             Verdict::Deny(_) => {
                 self.counters.denials.fetch_add(1, Ordering::Relaxed);
             }
-            Verdict::Audit(_) => {
+            Verdict::Audit(_) | Verdict::WouldKeep(_) => {
                 self.counters.audits.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -389,15 +479,20 @@ mod tests {
     use crate::policy::{LoadContext, Platform};
     use crate::vocab::{Actor, OpenFlags};
 
-    fn runtime(dir: &Path) -> Runtime {
-        let ctx = LoadContext {
+    fn ctx() -> LoadContext {
+        LoadContext {
             platform: Platform::Linux,
             homes: vec![PathBuf::from("/h")],
             guard_paths: vec![],
             agent_writable: vec![],
+            unreadable: vec![],
             resolve_symlinks: false,
-        };
-        let json = r#"{"protected_zones": ["/h/p"], "secret_zones": ["/h/s"],
+        }
+    }
+
+    fn runtime(dir: &Path) -> Runtime {
+        let ctx = ctx();
+        let json = r#"{"protected_zones": [{"path": "/h/p", "on_destroy": "deny"}], "secret_zones": ["/h/s"],
             "trusted_tools": [{"name": "tool", "exe": ["/opt/tool"]}]}"#;
         let policy = crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap();
         let config = RuntimeConfig {
@@ -405,6 +500,7 @@ mod tests {
             ctx,
             locations: Locations::in_state_dir(dir),
             force_audit: false,
+            keeps: true,
         };
         Runtime::new(policy, config).unwrap()
     }
@@ -437,17 +533,17 @@ mod tests {
 
         // An allowed read-only open: decided without facts.
         assert!(rt
-            .decide_lazily(event(read), &agent, facts("/usr/bin/cat"))
+            .decide_lazily(None, event(read), &agent, facts("/usr/bin/cat"))
             .allows());
         assert_eq!(reads.get(), 0);
         // A delete by a trusted tool: denied without facts, allowed once they are read.
         assert!(rt
-            .decide_lazily(event(unlink.clone()), &agent, facts("/opt/tool"))
+            .decide_lazily(None, event(unlink.clone()), &agent, facts("/opt/tool"))
             .allows());
         assert_eq!(reads.get(), 1);
         // The same delete by rm: facts read, still denied.
         assert!(!rt
-            .decide_lazily(event(unlink), &agent, facts("/usr/bin/rm"))
+            .decide_lazily(None, event(unlink), &agent, facts("/usr/bin/rm"))
             .allows());
         assert_eq!(reads.get(), 2);
         // An allowed write is stored, so its record gets the facts.
@@ -459,10 +555,77 @@ mod tests {
             },
         };
         assert!(rt
-            .decide_lazily(event(write), &agent, facts("/usr/bin/tee"))
+            .decide_lazily(None, event(write), &agent, facts("/usr/bin/tee"))
             .allows());
         assert_eq!(reads.get(), 3);
         assert_eq!(rt.counters.decisions.load(Ordering::Relaxed), 4);
         assert_eq!(rt.counters.denials.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_keep_is_recorded_when_settled_and_the_brake_stops_mass_deletion() {
+        use crate::vocab::{EntryKind, KeepFailure, KeepOutcome, KeptEntry, KeptHow, RuleId};
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ctx();
+        let json = r#"{"protected_zones": ["/h/k"],
+            "snapshots": {"brake": {"files": 2, "mb": 100, "window": "60s"}}}"#;
+        let policy = crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap();
+        let config = RuntimeConfig {
+            policy_file: None,
+            ctx,
+            locations: Locations::in_state_dir(dir.path()),
+            force_audit: false,
+            keeps: true,
+        };
+        let rt = Runtime::new(policy, config).unwrap();
+        let session = rt.open_session("1");
+        let agent = Attribution::agent("claude", 1);
+        let unlink = |n: u32| Event {
+            actor: Actor::default(),
+            action: Action::Unlink {
+                path: format!("/h/k/f{n}").into(),
+            },
+        };
+        let kept = |n: u32| {
+            KeepOutcome::Kept(vec![KeptEntry {
+                path: format!("/h/k/f{n}").into(),
+                how: KeptHow::Moved,
+                kind: EntryKind::File,
+                seq: n.into(),
+                store_name: Some(format!("s/{n}")),
+                size: 10,
+                mode: 0o100644,
+                mtime_ns: 0,
+            }])
+        };
+        for n in 0..2 {
+            let Verdict::Keep(keep) = rt.decide_in(&session, &unlink(n), &agent, 0) else {
+                panic!("expected a keep");
+            };
+            // Not counted before it is settled.
+            assert_eq!(rt.counters.decisions.load(Ordering::Relaxed), n as u64);
+            assert!(rt
+                .settle(&session, &unlink(n), &agent, 0, &keep, kept(n))
+                .allows());
+        }
+        assert_eq!(rt.counters.kept.load(Ordering::Relaxed), 2);
+        // The third delete within the window: the brake.
+        match rt.decide_in(&session, &unlink(2), &agent, 0) {
+            Verdict::Deny(d) => assert_eq!(d.rule, RuleId::DestructionBrake),
+            other => panic!("expected the brake, got {other:?}"),
+        }
+        // What could not be kept is refused, with why.
+        let Verdict::Keep(keep) = rt.decide_in(&rt.open_session("2"), &unlink(3), &agent, 0) else {
+            panic!("a new session has no brake on");
+        };
+        let failed = KeepOutcome::Failed {
+            path: "/h/k/f3".into(),
+            failure: KeepFailure::StoreFull { used: 1, limit: 1 },
+        };
+        match rt.settle(&session, &unlink(3), &agent, 0, &keep, failed) {
+            Verdict::Deny(d) => assert_eq!(d.rule, RuleId::KeepFailed),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(rt.counters.denials.load(Ordering::Relaxed), 2);
     }
 }

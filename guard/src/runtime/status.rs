@@ -49,6 +49,7 @@ impl Runtime {
             denials: c.denials.load(Ordering::Relaxed),
             audits: c.audits.load(Ordering::Relaxed),
             deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
+            kept: c.kept.load(Ordering::Relaxed),
             dropped_events: c.dropped_events.load(Ordering::Relaxed),
             dropped_denials: denial_drops,
             dropped_audit_records: store_drops.unwrap_or(0),
@@ -99,6 +100,9 @@ pub struct RuntimeStatus {
     pub denials: u64,
     pub audits: u64,
     pub deadline_misses: u64,
+    /// Paths kept in the snapshot store by this sensor.
+    #[serde(default)]
+    pub kept: u64,
     /// Events the kernel dropped before the sensor saw them (macOS; absent in older files).
     #[serde(default)]
     pub dropped_events: u64,
@@ -124,6 +128,33 @@ pub struct StatusReport {
     pub running: Vec<RuntimeStatus>,
     pub active_grants: usize,
     pub pending_requests: usize,
+    /// What the snapshot store holds; `None` when it cannot be read (an agent asking).
+    pub snapshots: Option<StoreSummary>,
+}
+
+/// The snapshot store at a glance: `agent-guard undo list` has the detail.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreSummary {
+    pub path: String,
+    pub sessions: usize,
+    pub entries: usize,
+    pub bytes: u64,
+    /// The oldest session's id (its start time, in UTC).
+    pub oldest: Option<String>,
+}
+
+impl StoreSummary {
+    fn of(root: &Path) -> Option<StoreSummary> {
+        let files = crate::snapshots::layout::store_files(root).ok()?;
+        let sessions = crate::snapshots::purge::sessions(root).ok()?;
+        Some(StoreSummary {
+            path: root.display().to_string(),
+            sessions: sessions.len(),
+            entries: files.len(),
+            bytes: sessions.iter().map(|s| s.bytes).sum(),
+            oldest: sessions.first().map(|s| s.id.to_string()),
+        })
+    }
 }
 
 impl StatusReport {
@@ -160,6 +191,7 @@ impl StatusReport {
             running: running(locations),
             active_grants: grants,
             pending_requests: pending,
+            snapshots: StoreSummary::of(&locations.store),
         }
     }
 
@@ -187,6 +219,21 @@ impl StatusReport {
             "overrides: {} active grant(s), {} pending request(s)",
             s.active_grants, s.pending_requests
         )?;
+        match &s.snapshots {
+            Some(st) => writeln!(
+                out,
+                "snapshots: {} entries in {} session(s), {}{} in {} (`agent-guard undo list`)",
+                st.entries,
+                st.sessions,
+                crate::vocab::human_bytes(st.bytes),
+                st.oldest
+                    .as_ref()
+                    .map(|o| format!(", oldest {o}"))
+                    .unwrap_or_default(),
+                st.path
+            )?,
+            None => writeln!(out, "snapshots: the store is not readable from here")?,
+        }
         if s.running.is_empty() {
             writeln!(
                 out,
@@ -209,8 +256,8 @@ impl StatusReport {
             )?;
             writeln!(
                 out,
-                "           {} decisions, {} denials, {} audits, {} deadline misses; dropped: {} kernel events, {} denial records, {} audit records",
-                r.decisions, r.denials, r.audits, r.deadline_misses, r.dropped_events, r.dropped_denials, r.dropped_audit_records
+                "           {} decisions, {} denials, {} audits, {} kept, {} deadline misses; dropped: {} kernel events, {} denial records, {} audit records",
+                r.decisions, r.denials, r.audits, r.kept, r.deadline_misses, r.dropped_events, r.dropped_denials, r.dropped_audit_records
             )?;
         }
         Ok(())

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod event;
 pub mod grant;
+pub mod keep;
 pub mod op;
 pub mod path;
 pub mod text;
@@ -20,6 +21,9 @@ pub mod verdict;
 pub use error::{IoError, UnknownName};
 pub use event::{Action, Actor, AgentInfo, Attribution, Event, NodeKind, OpenFlags};
 pub use grant::{Grant, Grants};
+pub use keep::{
+    human_bytes, EntryKind, Keep, KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow,
+};
 pub use op::{OpKind, OpSet};
 pub use text::{is_invisible, printable, shell_quote};
 pub use verdict::{Decision, Denial, Mode, RuleId, Verdict};

@@ -1,10 +1,11 @@
 //! The engine's answer to one event, and the words records use for it.
 //!
-//! A [`Verdict`] is what the sensor gives the kernel (allow or deny) plus, when the policy would
-//! deny, a [`Denial`] that explains it: the rule, the zone, one sentence a language model can act
-//! on, and the exact command that asks a human for an override. Audit mode allows but keeps the
-//! denial so it can be logged. Records keep the verdict's [`Decision`] and [`RuleId`], and the
-//! policy's [`Mode`] at the time.
+//! A [`Verdict`] is what the sensor gives the kernel (allow, allow once kept, or deny) plus, when
+//! the policy would deny, a [`Denial`] that explains it: the rule, the zone, one sentence a
+//! language model can act on, and the exact command that asks a human for an override. A
+//! [`Keep`] says what the sensor must put in the snapshot store before the operation may happen.
+//! Audit mode allows but keeps the denial (or what would have been kept) so it can be logged.
+//! Records keep the verdict's [`Decision`] and [`RuleId`], and the policy's [`Mode`] at the time.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::UnknownName;
+use super::keep::Keep;
 use super::op::OpKind;
 
 /// Which rule of the decision table produced a denial. The string form is the `rule` field of the
@@ -44,6 +46,23 @@ pub enum RuleId {
     /// A program in the user's command directories named like a system command, which would
     /// run instead of it (the policy's `command_dirs`).
     CommandShadow,
+    /// A rename from inside a protected zone over an existing entry of it (an atomic save):
+    /// the replaced entry is kept.
+    ProtectedReplace,
+    /// A truncation (`truncate`, `O_TRUNC`) of a file in a protected zone: its content is kept.
+    ProtectedTruncate,
+    /// The first write-open of an existing file of a protected zone in an agent session: its
+    /// content is kept.
+    ProtectedFirstWrite,
+    /// A hard link from a protected zone to a place outside it (or into a carve-out): the
+    /// content is kept, since the other name lets it change unseen.
+    ProtectedLinkOut,
+    /// What the operation destroys could not be kept (too large to copy, store full, an error):
+    /// refused, because it could not be undone.
+    KeepFailed,
+    /// The agent session destroyed more than the policy's limit within its window: further
+    /// destruction waits for the human (or the window).
+    DestructionBrake,
     /// A rule this version does not know, kept as it was written so that it reads and prints
     /// back unchanged: empty for a line of codex-es-guard's log (which names no rule), or the
     /// name another version wrote.
@@ -52,7 +71,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule this version applies.
-    pub const KNOWN: [RuleId; 13] = [
+    pub const KNOWN: [RuleId; 19] = [
         RuleId::GuardSelf,
         RuleId::SecretZone,
         RuleId::ExecRule,
@@ -66,6 +85,12 @@ impl RuleId {
         RuleId::CommandServer,
         RuleId::NestedSandbox,
         RuleId::CommandShadow,
+        RuleId::ProtectedReplace,
+        RuleId::ProtectedTruncate,
+        RuleId::ProtectedFirstWrite,
+        RuleId::ProtectedLinkOut,
+        RuleId::KeepFailed,
+        RuleId::DestructionBrake,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -83,6 +108,12 @@ impl RuleId {
             RuleId::CommandServer => "command_server",
             RuleId::NestedSandbox => "nested_sandbox",
             RuleId::CommandShadow => "command_shadow",
+            RuleId::ProtectedReplace => "protected_replace",
+            RuleId::ProtectedTruncate => "protected_truncate",
+            RuleId::ProtectedFirstWrite => "protected_first_write",
+            RuleId::ProtectedLinkOut => "protected_link_out",
+            RuleId::KeepFailed => "keep_failed",
+            RuleId::DestructionBrake => "destruction_brake",
             RuleId::Unknown(name) => name,
         }
     }
@@ -123,23 +154,35 @@ impl<'de> Deserialize<'de> for RuleId {
     }
 }
 
-/// What became of an operation: allowed, refused (`deny`), or allowed and recorded as what
-/// enforce mode would have refused (`audit`). The `decision` of the denial record and the
-/// `verdict` of the audit trail.
+/// What became of an operation: allowed, allowed once what it destroyed was kept (`keep`),
+/// refused (`deny`), or allowed and recorded as what enforce mode would have refused (`audit`) or
+/// kept (`would_keep`). The `decision` of the denial record and the `verdict` of the audit trail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Decision {
     Allow,
     Deny,
     Audit,
+    Keep,
+    WouldKeep,
 }
 
 impl Decision {
+    pub const ALL: [Decision; 5] = [
+        Decision::Allow,
+        Decision::Deny,
+        Decision::Audit,
+        Decision::Keep,
+        Decision::WouldKeep,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
             Decision::Audit => "audit",
+            Decision::Keep => "keep",
+            Decision::WouldKeep => "would_keep",
         }
     }
 }
@@ -155,10 +198,10 @@ impl FromStr for Decision {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         UnknownName::find(
             s,
-            &[Decision::Allow, Decision::Deny, Decision::Audit],
+            &Decision::ALL,
             Decision::as_str,
             "verdict",
-            "allow, deny or audit",
+            "allow, deny, audit, keep or would_keep",
         )
     }
 }
@@ -217,21 +260,35 @@ pub struct Denial {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Allow,
+    /// Allow once the sensor has kept what the operation destroys; when it cannot, the sensor
+    /// refuses (EPERM) and records why (`keep_failed`).
+    Keep(Keep),
     /// Enforce mode: the kernel answers EPERM.
     Deny(Denial),
     /// Audit mode: allowed, but recorded as what enforce mode would have denied.
     Audit(Denial),
+    /// Audit mode: allowed without keeping anything, and recorded as what enforce mode would
+    /// have kept.
+    WouldKeep(Keep),
 }
 
 impl Verdict {
-    /// Whether the kernel should let the operation happen.
+    /// Whether the operation may happen: for [`Verdict::Keep`], only once what it destroys is
+    /// kept, which the sensor must do first.
     pub fn allows(&self) -> bool {
         !matches!(self, Verdict::Deny(_))
     }
     pub fn denial(&self) -> Option<&Denial> {
         match self {
-            Verdict::Allow => None,
+            Verdict::Allow | Verdict::Keep(_) | Verdict::WouldKeep(_) => None,
             Verdict::Deny(d) | Verdict::Audit(d) => Some(d),
+        }
+    }
+    /// What must be (or in audit mode would have been) kept.
+    pub fn keep(&self) -> Option<&Keep> {
+        match self {
+            Verdict::Keep(k) | Verdict::WouldKeep(k) => Some(k),
+            _ => None,
         }
     }
     /// `allow`, `deny` or `audit`: the name of its [`Decision`].
@@ -242,8 +299,10 @@ impl Verdict {
     pub fn decision(&self) -> Decision {
         match self {
             Verdict::Allow => Decision::Allow,
+            Verdict::Keep(_) => Decision::Keep,
             Verdict::Deny(_) => Decision::Deny,
             Verdict::Audit(_) => Decision::Audit,
+            Verdict::WouldKeep(_) => Decision::WouldKeep,
         }
     }
 }
@@ -273,7 +332,7 @@ mod tests {
         let err = "maybe".parse::<Decision>().unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown verdict \"maybe\": expected allow, deny or audit"
+            "unknown verdict \"maybe\": expected allow, deny, audit, keep or would_keep"
         );
         assert_eq!("enforce".parse::<Mode>(), Ok(Mode::Enforce));
         assert!("strict".parse::<Mode>().is_err());

@@ -50,7 +50,7 @@ impl World {
         std::fs::write(
             &policy_file,
             serde_json::json!({
-                "protected_zones": [project],
+                "protected_zones": [{"path": project, "on_destroy": "deny"}],
                 "secret_zones": [home.join(".ssh")],
                 "max_override_ttl": "1h",
             })

@@ -224,9 +224,19 @@ fn rm_rf_find_delete_python_and_perl_all_fail() {
     sb.sh(r#"rm -rf "$P/sub"; rm -rf "$P"; find "$P" -delete;
              python3 -c 'import os,sys; os.remove(sys.argv[1])' "$P/file";
              python3 -c 'import shutil,sys; shutil.rmtree(sys.argv[1])' "$P/sub";
-             perl -e 'unlink $ARGV[0] or exit 1' "$P/existing"; exit 0"#);
+             perl -e 'unlink $ARGV[0] or exit 1' "$P/existing";
+             mkdir "$P/empty"; rmdir "$P/empty"; exit 0"#);
     sb.assert_protected_intact();
+    // A directory that still has entries answers ENOTEMPTY before any judgment, as the kernel
+    // would; an empty one is judged.
+    assert!(
+        !sb.log()
+            .contains(&format!("Rmdir {{ path: {:?} }}", sb.protected.join("sub"))),
+        "{}",
+        sb.log()
+    );
     assert!(sb.log().contains("deny Rmdir"), "{}", sb.log());
+    assert!(sb.protected.join("empty").is_dir());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! human succeed.
 
 mod exec_override;
+mod keep;
 mod record;
 mod supervision;
 mod tools;

@@ -55,7 +55,11 @@ fn a_policy_change_reaches_a_running_supervisor() {
     let policy = s.policy.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(600));
-        let updated = agent_guard_e2e::POLICY.replace("\"~/proj\"", "\"~/proj\", \"~/later\"");
+        let updated = agent_guard_e2e::POLICY.replace(
+            "\"protected_zones\": [",
+            "\"protected_zones\": [{\"path\": \"~/later\", \"on_destroy\": \"deny\"}, ",
+        );
+        assert_ne!(updated, agent_guard_e2e::POLICY);
         std::fs::write(&policy, updated).unwrap();
     });
     let out = s.agent("rm later/f && sleep 2 && rm later/g");

@@ -35,7 +35,10 @@ use serde::Serialize;
 pub use chain::{write_verify_report, ChainReport};
 pub use export::{decision_export_json, override_export_json, ExportFormat, CSV_HEADER};
 pub use query::{AuditQuery, AuditReader, StoredDecision, StoredOverride};
-pub use records::{DecisionRecord, OverrideEvent, OverrideEventKind};
+pub use query::{KeptQuery, StoredKept};
+pub use records::{
+    DecisionRecord, EndState, KeptRecord, KeptUpdate, OverrideEvent, OverrideEventKind,
+};
 
 use super::queue::{Counters, QueuedWriter, WriterConfig};
 use crate::vocab::IoError;
@@ -134,6 +137,8 @@ pub enum AuditStoreError {
 pub struct AuditStoreStats {
     pub decisions_written: u64,
     pub overrides_written: u64,
+    /// Rows of kept snapshots.
+    pub kept_written: u64,
     /// Records dropped because the queue was full.
     pub dropped_queue_full: u64,
     /// Records dropped because their batch failed every attempt (busy, full disk, I/O error).
@@ -224,7 +229,7 @@ impl AuditStore {
             .try_send(StoreRecord::Decision(Box::new(record)))
             .map_err(|back| match back {
                 StoreRecord::Decision(record) => record,
-                StoreRecord::Override(_) => unreachable!("a decision comes back as itself"),
+                _ => unreachable!("a decision comes back as itself"),
             })
     }
 
@@ -233,12 +238,31 @@ impl AuditStore {
         self.writer.send(StoreRecord::Override(Box::new(event)));
     }
 
+    /// Queue the row of a kept snapshot. Never blocks; counted when dropped (the store's file
+    /// is still listed by `undo list`, by its name).
+    pub fn record_kept(&self, record: KeptRecord) {
+        self.writer.send(StoreRecord::Kept(Box::new(record)));
+    }
+
+    /// Queue a later fact about kept rows (a hash, a session's end state).
+    pub fn update_kept(&self, update: KeptUpdate) {
+        self.writer.send(StoreRecord::KeptUpdate(Box::new(update)));
+    }
+
+    /// Forget the rows of sessions whose entries were purged from the store.
+    pub fn forget_sessions(&self, sessions: Vec<String>) -> Result<(), AuditStoreError> {
+        self.writer
+            .control(StoreControl::ForgetSessions(sessions))
+            .map_err(|_| AuditStoreError::WriterGone)
+    }
+
     pub fn stats(&self) -> AuditStoreStats {
         let c = self.writer.counters();
         let load = Counters::<StoreStats>::load;
         AuditStoreStats {
             decisions_written: load(&c.extra.decisions_written),
             overrides_written: load(&c.extra.overrides_written),
+            kept_written: load(&c.extra.kept_written),
             dropped_queue_full: load(&c.dropped_queue_full),
             dropped_write_failed: load(&c.dropped_write_failed),
             retries: load(&c.extra.retries),
@@ -274,6 +298,22 @@ impl AuditStore {
             source,
         })
     }
+}
+
+/// Forget the kept rows of `sessions` (purged from the store by a human's command), writing the
+/// database directly: the running writers' queues are theirs; SQLite's lock keeps them apart.
+pub fn forget_kept_sessions(path: &Path, sessions: &[String]) -> Result<u64, AuditStoreError> {
+    let conn = open_for_writing(path)?;
+    let mut deleted = 0;
+    for session in sessions {
+        deleted += conn
+            .execute("DELETE FROM kept WHERE session = ?1", [session])
+            .map_err(|source| AuditStoreError::Query {
+                path: path.to_path_buf(),
+                source,
+            })? as u64;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::vocab::time::unix_millis;
 use crate::vocab::{
-    Action, AgentInfo, Decision, Event, Mode, OpKind, OpSet, RuleId, UnknownName, Verdict,
+    Action, AgentInfo, Decision, EntryKind, Event, KeptEntry, KeptHow, Mode, OpKind, OpSet, RuleId,
+    UnknownName, Verdict,
 };
 
 /// One agent-attributed decision.
@@ -60,15 +61,22 @@ impl DecisionRecord {
         now: SystemTime,
     ) -> DecisionRecord {
         let lossy = |p: &Path| p.to_string_lossy().into_owned();
-        let (op, path, dest, zone, rule) = match verdict.denial() {
-            Some(d) => (
+        let (op, path, dest, zone, rule) = match (verdict.denial(), verdict.keep()) {
+            (Some(d), _) => (
                 d.op,
                 lossy(&d.path),
                 d.dest.as_deref().map(lossy),
                 d.zone.as_deref().map(lossy),
                 Some(d.rule.clone()),
             ),
-            None => {
+            (None, Some(k)) => (
+                event.action.kind(),
+                event.action.path().map(lossy).unwrap_or_default(),
+                event.action.dest().map(lossy),
+                Some(lossy(&k.zone)),
+                Some(k.rule.clone()),
+            ),
+            (None, None) => {
                 let path = match &event.action {
                     Action::Signal { target_pid, .. }
                     | Action::Trace {
@@ -108,6 +116,147 @@ impl DecisionRecord {
             count: 1,
         }
     }
+}
+
+/// One path an agent's operation destroyed and a sensor kept: a row of `kept`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRecord {
+    pub time_ms: i64,
+    /// The agent session (`20261121T083541Z-25969`).
+    pub session: String,
+    /// The entry's number in its session.
+    pub seq: u64,
+    pub agent: String,
+    pub agent_pid: i32,
+    pub pid: i32,
+    pub exe: String,
+    /// The operation that destroyed it, and the rule that asked to keep it.
+    pub op: OpKind,
+    pub rule: RuleId,
+    pub path: String,
+    pub dest: Option<String>,
+    pub kind: EntryKind,
+    pub how: KeptHow,
+    /// Relative to the store's root (`SESSION/NAME`); `None` when no file holds it.
+    pub store_name: Option<String>,
+    pub size: u64,
+    /// `st_mode` with the type bits.
+    pub mode: u32,
+    pub mtime_ns: i64,
+    /// SHA-256 of what the store holds (hex), computed after the fact; `None` until then, and for
+    /// directories and what was not kept.
+    pub sha256: Option<String>,
+    /// What the session left at `path` when it ended (see [`EndState`]); `None` while it runs.
+    pub end_state: Option<String>,
+}
+
+impl KeptRecord {
+    /// The row of `entry`, kept for `event` by `agent`'s process.
+    pub fn new(
+        session: &str,
+        event: &Event,
+        agent: &AgentInfo,
+        rule: &RuleId,
+        entry: &KeptEntry,
+        now: SystemTime,
+    ) -> KeptRecord {
+        let lossy = |p: &Path| p.to_string_lossy().into_owned();
+        KeptRecord {
+            time_ms: unix_millis(now),
+            session: session.to_string(),
+            seq: entry.seq,
+            agent: agent.name.clone(),
+            agent_pid: agent.pid,
+            pid: event.actor.pid,
+            exe: lossy(&event.actor.exe),
+            op: event.action.kind(),
+            rule: rule.clone(),
+            path: lossy(&entry.path),
+            dest: event.action.dest().map(lossy),
+            kind: entry.kind,
+            how: entry.how,
+            store_name: entry.store_name.clone(),
+            size: entry.size,
+            mode: entry.mode,
+            mtime_ns: entry.mtime_ns,
+            sha256: None,
+            end_state: None,
+        }
+    }
+}
+
+/// What a session left at a path it kept, when it ended: `absent`, or the file's fingerprint
+/// `ino:size:mtime_ns:ctime_ns`. A restore compares it with what is there now: the same, and
+/// the path holds only the agent's own work, which the restore undoes; different, and someone
+/// changed it since, so the restore puts the kept version beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndState {
+    Absent,
+    Present {
+        ino: u64,
+        size: u64,
+        mtime_ns: i64,
+        ctime_ns: i64,
+    },
+}
+
+impl EndState {
+    /// The state of `path` now (symlinks not followed).
+    pub fn of(path: &Path) -> EndState {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(path) {
+            Err(_) => EndState::Absent,
+            Ok(m) => EndState::Present {
+                ino: m.ino(),
+                size: m.size(),
+                mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            },
+        }
+    }
+
+    pub fn to_text(self) -> String {
+        match self {
+            EndState::Absent => "absent".to_string(),
+            EndState::Present {
+                ino,
+                size,
+                mtime_ns,
+                ctime_ns,
+            } => format!("{ino}:{size}:{mtime_ns}:{ctime_ns}"),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EndState> {
+        if text == "absent" {
+            return Some(EndState::Absent);
+        }
+        let mut parts = text.split(':');
+        let state = EndState::Present {
+            ino: parts.next()?.parse().ok()?,
+            size: parts.next()?.parse().ok()?,
+            mtime_ns: parts.next()?.parse().ok()?,
+            ctime_ns: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(state)
+    }
+}
+
+/// A later fact about kept rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeptUpdate {
+    /// The hash of entry `seq` of `session`, computed off the decision path.
+    Hash {
+        session: String,
+        seq: u64,
+        sha256: String,
+    },
+    /// What `session` left at `path` when it ended.
+    EndState {
+        session: String,
+        path: String,
+        state: EndState,
+    },
 }
 
 /// What happened to an override.

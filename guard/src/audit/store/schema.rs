@@ -87,7 +87,75 @@ CREATE TABLE chain_heads (
 );
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: snapshots (issue 14). The verdicts `keep` and `would_keep` (a CHECK constraint
+/// cannot be altered in place, so `decisions` is rebuilt, as SQLite's documentation describes,
+/// with its rows, ids, hashes and indexes: the hash chains of version 3 still verify), and
+/// `kept`: one row per path an agent's operation destroyed and a sensor kept in the snapshot store, with its content hash (filled in after the fact, off the
+/// decision path) and the state the session left the path in (filled in when it ends), which
+/// `agent-guard undo` compares with what is there now.
+pub const V4: &str = "
+CREATE TABLE decisions_v4 (
+    id             INTEGER PRIMARY KEY,
+    time_ms        INTEGER NOT NULL,
+    agent          TEXT    NOT NULL,
+    agent_pid      INTEGER NOT NULL,
+    pid            INTEGER NOT NULL,
+    start_key      INTEGER NOT NULL,
+    exe            TEXT    NOT NULL,
+    op             TEXT    NOT NULL,
+    path           TEXT    NOT NULL,
+    dest           TEXT,
+    zone           TEXT,
+    rule           TEXT,
+    verdict        TEXT    NOT NULL
+                   CHECK (verdict IN ('allow', 'deny', 'audit', 'keep', 'would_keep')),
+    mode           TEXT    NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'audit')),
+    policy_version TEXT    NOT NULL DEFAULT '',
+    argv           TEXT,
+    count          INTEGER NOT NULL DEFAULT 1,
+    hash           BLOB
+);
+INSERT INTO decisions_v4 (id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, dest,
+        zone, rule, verdict, mode, policy_version, argv, count, hash)
+    SELECT id, time_ms, agent, agent_pid, pid, start_key, exe, op, path, dest, zone, rule,
+        verdict, mode, policy_version, argv, count, hash FROM decisions;
+DROP TABLE decisions;
+ALTER TABLE decisions_v4 RENAME TO decisions;
+CREATE INDEX decisions_time         ON decisions (time_ms);
+CREATE INDEX decisions_agent_time   ON decisions (agent, time_ms);
+CREATE INDEX decisions_op_time      ON decisions (op, time_ms);
+CREATE INDEX decisions_deny_time    ON decisions (time_ms) WHERE verdict = 'deny';
+CREATE INDEX decisions_audit_time   ON decisions (time_ms) WHERE verdict = 'audit';
+CREATE INDEX decisions_day_path     ON decisions (time_ms / 86400000, path, time_ms);
+CREATE TABLE kept (
+    id          INTEGER PRIMARY KEY,
+    time_ms     INTEGER NOT NULL,
+    session     TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    agent       TEXT    NOT NULL,
+    agent_pid   INTEGER NOT NULL,
+    pid         INTEGER NOT NULL,
+    exe         TEXT    NOT NULL,
+    op          TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    dest        TEXT,
+    kind        TEXT    NOT NULL CHECK (kind IN ('file', 'dir', 'symlink', 'other')),
+    how         TEXT    NOT NULL
+                CHECK (how IN ('moved', 'linked', 'reflinked', 'copied', 'recorded', 'not_kept')),
+    store_name  TEXT,
+    size        INTEGER NOT NULL,
+    mode        INTEGER NOT NULL,
+    mtime_ns    INTEGER NOT NULL,
+    sha256      TEXT,
+    end_state   TEXT,
+    UNIQUE (session, seq)
+);
+CREATE INDEX kept_time ON kept (time_ms);
+CREATE INDEX kept_path ON kept (path, time_ms);
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes and reads.
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

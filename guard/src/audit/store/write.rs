@@ -7,10 +7,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags};
 
 use super::chain::{self, Chain};
-use super::records::{DecisionRecord, OverrideEvent};
+use super::records::{DecisionRecord, KeptRecord, KeptUpdate, OverrideEvent};
 use super::schema;
 use super::{AuditStoreError, Retention};
 use crate::audit::queue::{Counters, Sink};
@@ -20,6 +20,10 @@ use crate::vocab::RuleId;
 const INSERT_DECISION: &str = "INSERT INTO decisions (id, time_ms, agent, agent_pid, pid, \
      start_key, exe, op, path, dest, zone, rule, verdict, mode, policy_version, argv, count, hash) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+const INSERT_KEPT: &str = "INSERT OR REPLACE INTO kept (time_ms, session, seq, agent, \
+     agent_pid, pid, exe, op, rule, path, dest, kind, how, store_name, size, mode, mtime_ns, \
+     sha256, end_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+     ?16, ?17, ?18, ?19)";
 const INSERT_OVERRIDE: &str = "INSERT INTO overrides (id, time_ms, event, override_id, path, ops, \
      who, ttl_secs, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
@@ -69,6 +73,8 @@ pub(super) fn override_values(id: i64, o: &OverrideEvent) -> Vec<Value> {
 pub(super) enum StoreRecord {
     Decision(Box<DecisionRecord>),
     Override(Box<OverrideEvent>),
+    Kept(Box<KeptRecord>),
+    KeptUpdate(Box<KeptUpdate>),
 }
 
 /// Requests to the writer thread other than records.
@@ -77,6 +83,8 @@ pub(super) enum StoreControl {
     SetRetention(Retention),
     /// Run retention now and answer with the rows it deleted.
     EnforceRetention(mpsc::Sender<rusqlite::Result<u64>>),
+    /// The store's entries of these sessions were purged: forget their rows.
+    ForgetSessions(Vec<String>),
 }
 
 /// The store's own counters, beside the writer's.
@@ -84,6 +92,7 @@ pub(super) enum StoreControl {
 pub(super) struct StoreStats {
     pub decisions_written: AtomicU64,
     pub overrides_written: AtomicU64,
+    pub kept_written: AtomicU64,
     pub retries: AtomicU64,
     pub batches: AtomicU64,
     pub retention_deleted: AtomicU64,
@@ -114,6 +123,8 @@ pub(super) struct StoreSink {
 struct Batch {
     decisions: Vec<DecisionRecord>,
     overrides: Vec<OverrideEvent>,
+    kept: Vec<KeptRecord>,
+    updates: Vec<KeptUpdate>,
 }
 
 impl Sink for StoreSink {
@@ -125,11 +136,15 @@ impl Sink for StoreSink {
         let mut batch = Batch {
             decisions: Vec::with_capacity(records.len()),
             overrides: Vec::new(),
+            kept: Vec::new(),
+            updates: Vec::new(),
         };
         for record in records {
             match record {
                 StoreRecord::Decision(d) => batch.decisions.push(*d),
                 StoreRecord::Override(o) => batch.overrides.push(*o),
+                StoreRecord::Kept(k) => batch.kept.push(*k),
+                StoreRecord::KeptUpdate(u) => batch.updates.push(*u),
             }
         }
         self.commit(&batch, counters);
@@ -140,6 +155,16 @@ impl Sink for StoreSink {
             StoreControl::SetRetention(retention) => self.retention = retention,
             StoreControl::EnforceRetention(ack) => {
                 let _ = ack.send(self.run_retention(counters));
+            }
+            StoreControl::ForgetSessions(sessions) => {
+                for session in sessions {
+                    if let Err(e) = self
+                        .conn
+                        .execute("DELETE FROM kept WHERE session = ?1", [&session])
+                    {
+                        counters.error(format!("forgetting the purged session {session}: {e}"));
+                    }
+                }
             }
         }
     }
@@ -179,7 +204,10 @@ impl StoreSink {
     }
 
     fn commit(&mut self, batch: &Batch, counters: &Counters<StoreStats>) {
-        let n = (batch.decisions.len() + batch.overrides.len()) as u64;
+        let n = (batch.decisions.len()
+            + batch.overrides.len()
+            + batch.kept.len()
+            + batch.updates.len()) as u64;
         if n == 0 {
             return;
         }
@@ -190,8 +218,11 @@ impl StoreSink {
                     add(&c.batches, 1);
                     add(&c.decisions_written, decisions);
                     add(&c.overrides_written, overrides);
-                    add(&c.allowed_dropped_full, n - decisions - overrides);
-                    add(&counters.written, decisions + overrides);
+                    let offered = (batch.decisions.len() + batch.overrides.len()) as u64;
+                    add(&c.allowed_dropped_full, offered - decisions - overrides);
+                    add(&c.kept_written, batch.kept.len() as u64);
+                    let kept = (batch.kept.len() + batch.updates.len()) as u64;
+                    add(&counters.written, decisions + overrides + kept);
                     return;
                 }
                 Err(e) => {
@@ -260,6 +291,53 @@ impl StoreSink {
                 head.head_id = id;
                 head.head_hash = Some(hash);
                 overrides += 1;
+            }
+            let mut insert = tx.prepare_cached(INSERT_KEPT)?;
+            for k in &batch.kept {
+                insert.execute(params![
+                    k.time_ms,
+                    k.session,
+                    k.seq as i64,
+                    k.agent,
+                    k.agent_pid,
+                    k.pid,
+                    k.exe,
+                    k.op.as_str(),
+                    k.rule.as_str(),
+                    k.path,
+                    k.dest,
+                    k.kind.as_str(),
+                    k.how.as_str(),
+                    k.store_name,
+                    k.size as i64,
+                    k.mode,
+                    k.mtime_ns,
+                    k.sha256,
+                    k.end_state,
+                ])?;
+            }
+            // Updates come after the rows they update (the queue keeps their order).
+            for u in &batch.updates {
+                match u {
+                    KeptUpdate::Hash {
+                        session,
+                        seq,
+                        sha256,
+                    } => tx
+                        .prepare_cached(
+                            "UPDATE kept SET sha256 = ?3 WHERE session = ?1 AND seq = ?2",
+                        )?
+                        .execute(params![session, *seq as i64, sha256])?,
+                    KeptUpdate::EndState {
+                        session,
+                        path,
+                        state,
+                    } => tx
+                        .prepare_cached(
+                            "UPDATE kept SET end_state = ?3 WHERE session = ?1 AND path = ?2",
+                        )?
+                        .execute(params![session, path, state.to_text()])?,
+                };
             }
         }
         for (chain, head) in Chain::ALL.into_iter().zip(&heads) {

@@ -11,11 +11,13 @@ use super::paths::Normalizer;
 use super::Platform;
 use super::{parse_duration, parse_rfc3339, DEFAULT_MAX_OVERRIDE_TTL, INTERPRETERS};
 use crate::policy::file::{
-    ExecRuleEntry, Expiry, OverrideEntry, PolicyFile, ProtectedZoneEntry, ReadonlyZoneEntry,
-    RetentionEntry, StringOr, TrustedToolEntry,
+    BrakeEntry, ExecRuleEntry, Expiry, OnDestroy, OverrideEntry, PolicyFile, ProtectedZoneEntry,
+    ReadonlyZoneEntry, RetentionEntry, SnapshotsEntry, StringOr, TrustedToolEntry,
 };
 use crate::policy::zones::{PatternZone, PatternZones, Zone, ZoneIndex, ZoneKind};
-use crate::policy::{CommandDirs, ExecRule, PolicyError, RunBy, TrustedTool};
+use crate::policy::{
+    BrakeLimits, CommandDirs, ExecRule, PolicyError, RunBy, SnapshotPolicy, TrustedTool,
+};
 use crate::vocab::path::clean;
 use crate::vocab::{Grant, OpSet};
 
@@ -63,6 +65,19 @@ impl Normalizer<'_> {
                 kind: ZoneKind::Guard,
                 root: clean(guard),
                 except: except.clone(),
+                on_destroy: OnDestroy::Deny,
+                unreadable: false,
+            });
+        }
+        // Inside the others (the store is in the state dir): the innermost guard zone of a path
+        // is the one a lookup finds, so these are found for what is in them.
+        for hidden in &self.ctx.unreadable {
+            zones.push(Zone {
+                kind: ZoneKind::Guard,
+                root: clean(hidden),
+                except: None,
+                on_destroy: OnDestroy::Deny,
+                unreadable: true,
             });
         }
         Ok(())
@@ -84,15 +99,19 @@ impl Normalizer<'_> {
                 except_patterns.extend(self.glob_patterns(pattern, &format!("{key}.except[{j}]"))?);
             }
             let except = self.glob_set(&except_patterns, &format!("{key}.except"))?;
+            let on_destroy = entry.on_destroy.unwrap_or_default();
             for root in self.zone_paths(&entry.path, &key)? {
                 normalized.push(StringOr::Object(ProtectedZoneEntry {
                     path: root.display().to_string(),
                     except: except_patterns.clone(),
+                    on_destroy: Some(on_destroy),
                 }));
                 zones.push(Zone {
                     kind: ZoneKind::Protected,
                     root,
                     except: except.clone(),
+                    on_destroy,
+                    unreadable: false,
                 });
             }
         }
@@ -130,6 +149,8 @@ impl Normalizer<'_> {
                     kind,
                     root,
                     except: None,
+                    on_destroy: OnDestroy::Deny,
+                    unreadable: false,
                 });
             }
         }
@@ -180,6 +201,8 @@ impl Normalizer<'_> {
                         kind: ZoneKind::Readonly,
                         root,
                         except: except.clone(),
+                        on_destroy: OnDestroy::Deny,
+                        unreadable: false,
                     });
                 }
                 continue;
@@ -455,6 +478,48 @@ impl Normalizer<'_> {
             })?),
         };
         Ok((age, max_size_mb.map(|mb| mb * 1024 * 1024)))
+    }
+
+    /// `snapshots`: every key filled in from the default (see `with_defaults`), durations in
+    /// seconds and sizes in bytes; zero sizes and windows are refused (a zero limit would refuse
+    /// every delete: `on_destroy: deny` says that plainly).
+    pub(super) fn snapshots(&self, file: &PolicyFile) -> Result<SnapshotPolicy, PolicyError> {
+        let SnapshotsEntry {
+            max_age,
+            max_size_mb,
+            max_copy_mb,
+            max_tree_copy_mb,
+            brake,
+        } = file.snapshots.clone().unwrap_or_default();
+        let BrakeEntry { files, mb, window } = brake.unwrap_or_default();
+        let duration = |value: Option<String>, key: &str| -> Result<u64, PolicyError> {
+            let value = value.unwrap_or_default();
+            match parse_duration(&value) {
+                Some(secs) if secs > 0 => Ok(secs),
+                _ => Err(self.invalid(
+                    key,
+                    format!("{value:?} is not a duration: expected e.g. 60s, 7d"),
+                )),
+            }
+        };
+        let count = |value: Option<u64>, key: &str| -> Result<u64, PolicyError> {
+            match value {
+                Some(n) if n > 0 => Ok(n),
+                _ => Err(self.invalid(key, "expected a whole number above 0")),
+            }
+        };
+        const MB: u64 = 1024 * 1024;
+        Ok(SnapshotPolicy {
+            max_age: duration(max_age, "snapshots.max_age")?,
+            max_bytes: count(max_size_mb, "snapshots.max_size_mb")? * MB,
+            max_copy_bytes: count(max_copy_mb, "snapshots.max_copy_mb")? * MB,
+            max_tree_bytes: count(max_tree_copy_mb, "snapshots.max_tree_copy_mb")? * MB,
+            brake: BrakeLimits {
+                files: count(files, "snapshots.brake.files")?,
+                bytes: count(mb, "snapshots.brake.mb")? * MB,
+                window_secs: duration(window, "snapshots.brake.window")?,
+            },
+        })
     }
 
     fn exec_rule(

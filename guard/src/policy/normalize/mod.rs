@@ -12,7 +12,7 @@ mod paths;
 
 use std::path::{Path, PathBuf};
 
-use super::file::PolicyFile;
+use super::file::{BrakeEntry, PolicyFile, SnapshotsEntry};
 use super::zones::{ZoneIndex, ZoneKind};
 use super::{CommandServers, ExecRules, Policy, PolicyError, DEFAULT_POLICY_JSON};
 use crate::vocab::path::clean;
@@ -46,6 +46,8 @@ pub struct LoadContext {
     pub guard_paths: Vec<PathBuf>,
     /// Paths inside the guard's own files that agents may write: the override requests spool.
     pub agent_writable: Vec<PathBuf>,
+    /// Paths inside the guard's own files that agents may not even read: the snapshot store.
+    pub unreadable: Vec<PathBuf>,
     /// Resolve symlinked zone roots on this machine's file system (off for pure tests).
     pub resolve_symlinks: bool,
 }
@@ -58,6 +60,7 @@ impl LoadContext {
             homes: vec![home],
             guard_paths: Vec::new(),
             agent_writable: Vec::new(),
+            unreadable: Vec::new(),
             resolve_symlinks: true,
         }
     }
@@ -127,6 +130,28 @@ pub fn with_defaults(file: PolicyFile) -> PolicyFile {
         command_dirs: file.command_dirs.or(d.command_dirs),
         max_override_ttl: file.max_override_ttl.or(d.max_override_ttl),
         audit_retention: file.audit_retention.or(d.audit_retention),
+        snapshots: Some(snapshots_with_defaults(file.snapshots, d.snapshots)),
+    }
+}
+
+/// The snapshot keys key by key: one the file leaves out takes the default's value (a file that
+/// sets only `max_age` keeps the default limits).
+fn snapshots_with_defaults(
+    file: Option<SnapshotsEntry>,
+    default: Option<SnapshotsEntry>,
+) -> SnapshotsEntry {
+    let (f, d) = (file.unwrap_or_default(), default.unwrap_or_default());
+    let (fb, db) = (f.brake.unwrap_or_default(), d.brake.unwrap_or_default());
+    SnapshotsEntry {
+        max_age: f.max_age.or(d.max_age),
+        max_size_mb: f.max_size_mb.or(d.max_size_mb),
+        max_copy_mb: f.max_copy_mb.or(d.max_copy_mb),
+        max_tree_copy_mb: f.max_tree_copy_mb.or(d.max_tree_copy_mb),
+        brake: Some(BrakeEntry {
+            files: fb.files.or(db.files),
+            mb: fb.mb.or(db.mb),
+            window: fb.window.or(db.window),
+        }),
     }
 }
 
@@ -164,6 +189,7 @@ pub fn normalize(
     let command_dirs = n.command_dirs(&file)?;
     let max_override_ttl = n.max_override_ttl(&file)?;
     let (retention_max_age, retention_max_bytes) = n.audit_retention(&file)?;
+    let snapshots = n.snapshots(&file)?;
 
     let normalized = PolicyFile {
         protected_zones: Some(protected),
@@ -188,6 +214,7 @@ pub fn normalize(
         max_override_ttl,
         retention_max_age,
         retention_max_bytes,
+        snapshots,
         normalized,
         version,
         source: source.display().to_string(),

@@ -78,6 +78,7 @@ pub fn daemon_context(
         homes,
         guard_paths,
         agent_writable: with_private_alias(&locations.requests_dir),
+        unreadable: with_private_alias(&locations.store),
         resolve_symlinks: true,
     }
 }
@@ -213,6 +214,9 @@ pub fn serve(policy: Option<&Path>) -> Result<crate::platform::macos::Stopped, D
         ctx,
         locations,
         force_audit: false,
+        // Until the daemon clones before answering (docs/snapshots.md, "macOS"), zones that keep
+        // answer as zones that deny.
+        keeps: false,
     };
     let runtime = Arc::new(Runtime::new(policy, config)?);
     let core = Arc::new(DaemonCore::new(runtime.clone(), Arc::new(LiveInspector))?);

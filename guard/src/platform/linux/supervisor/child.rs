@@ -103,9 +103,8 @@ impl ExecPlan {
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<_> = envp.iter().map(|a| a.as_ptr()).collect();
         envp_ptrs.push(std::ptr::null());
-        let hide = if supervise_reads && (!hidden.present.is_empty() || !hidden.pending.is_empty())
-        {
-            ChildPlan::new(&hidden.present, &hidden.pending)
+        let hide = if supervise_reads && !hidden.is_empty() {
+            ChildPlan::new(&hidden.present, &hidden.pending, &hidden.covers)
         } else {
             None
         };
@@ -278,6 +277,23 @@ unsafe fn make_view(hide: &ChildPlan, fuse_fds: &mut [RawFd], mounted: &mut usiz
         };
         fuse_fds[*mounted] = fd.into_raw_fd();
         *mounted += 1;
+    }
+    for target in &hide.covers {
+        // Empty, read-only, nothing executable: the agent sees an empty directory it cannot
+        // write, and the filter refuses it the umount that would uncover what is below.
+        // SAFETY: valid C strings; the data is a NUL-terminated option string.
+        let covered = unsafe {
+            libc::mount(
+                c"agent-guard".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                c"size=4k,mode=500".as_ptr().cast(),
+            )
+        };
+        if covered != 0 {
+            return false;
+        }
     }
     true
 }

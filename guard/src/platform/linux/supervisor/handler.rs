@@ -8,11 +8,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::engine::{Action, Actor, Event};
+use crate::engine::{Action, Actor, Event, Keep, KeepFailure, KeepOutcome};
 
 use super::call::{self, Call};
 use super::emulate::{Delivery, Emulator, TaskUmask};
 use super::judge::Judge;
+use super::keep::Keeper;
 use super::plan::{self, GuardProcesses, Plan, Planner};
 use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
@@ -35,6 +36,8 @@ pub struct Handler {
     /// own copy; an exec is answered only once none is held (see `emulate`).
     pub installing_writable: Arc<RwLock<()>>,
     pub tasks: LiveTasks,
+    /// Where keep verdicts are carried out (the judge's session), if it keeps.
+    pub keeper: Option<Keeper>,
 }
 
 impl Handler {
@@ -91,52 +94,87 @@ impl Handler {
             }
             Plan::Check(actions) => {
                 let execs = actions.iter().any(|a| matches!(a, Action::Exec { .. }));
-                if !self.allowed(n.tid, actions) {
-                    Response::Error(libc::EPERM)
-                } else {
-                    if execs {
-                        // The file may be one the task just wrote through an fd we installed:
-                        // our copy must be closed before the kernel checks that nothing has
-                        // it open for writing (ETXTBSY). See `emulate`.
-                        drop(self.installing_writable.write());
+                match self.judged(n.tid, actions) {
+                    Err(Refused) => Response::Error(libc::EPERM),
+                    Ok(keeps) if !keeps.is_empty() => {
+                        // The kernel performs these itself (a truncate through a /proc magic
+                        // link): there is no point at which to keep first.
+                        self.cannot_keep(n.tid, &keeps, "this call cannot be kept first");
+                        Response::Error(libc::EPERM)
                     }
-                    Response::Continue
+                    Ok(_) => {
+                        if execs {
+                            // The file may be one the task just wrote through an fd we
+                            // installed: our copy must be closed before the kernel checks that
+                            // nothing has it open for writing (ETXTBSY). See `emulate`.
+                            drop(self.installing_writable.write());
+                        }
+                        Response::Continue
+                    }
                 }
             }
             Plan::Emulate(actions, emulation) => {
-                if !self.allowed(n.tid, actions) {
-                    Response::Error(libc::EPERM)
-                } else if !listener.id_valid(n.id) {
+                let Ok(keeps) = self.judged(n.tid, actions) else {
+                    return Some(Response::Error(libc::EPERM));
+                };
+                if !listener.id_valid(n.id) {
                     return None;
-                } else {
-                    let emulator = Emulator {
-                        deliver: Delivery {
-                            listener,
-                            id: n.id,
-                            installing_writable: &self.installing_writable,
-                        },
-                        umask: TaskUmask {
-                            cache: &self.umasks,
-                            tasks: &self.tasks,
-                        },
-                    };
-                    // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    if !self.acts_as_task {
-                        emulator.run(emulation)?
-                    } else {
-                        // A root supervisor acts with the task's credentials, never its own,
-                        // and never lets the kernel redo the call instead (CONTINUE would
-                        // reopen the path-swap race the emulation closes).
-                        match self.tasks.credentials(n.tid) {
-                            None => Response::Error(libc::EPERM),
-                            Some(creds) => match creds::as_task(&creds, || emulator.run(emulation))
-                            {
-                                Ok(answer) => answer?,
-                                Err(_) => Response::Error(libc::EPERM),
-                            },
-                        }
-                    }
                 }
+                let emulator = Emulator {
+                    deliver: Delivery {
+                        listener,
+                        id: n.id,
+                        installing_writable: &self.installing_writable,
+                    },
+                    umask: TaskUmask {
+                        cache: &self.umasks,
+                        tasks: &self.tasks,
+                    },
+                };
+                // A root supervisor acts with the task's credentials, never its own, and never
+                // lets the kernel redo the call instead (CONTINUE would reopen the path-swap
+                // race the emulation closes).
+                let task_creds = if self.acts_as_task {
+                    match self.tasks.credentials(n.tid) {
+                        Some(creds) => Some(creds),
+                        None => return Some(Response::Error(libc::EPERM)),
+                    }
+                } else {
+                    None
+                };
+                if keeps.is_empty() {
+                    // None: nothing to answer (the task is gone, or a FIFO open answers later).
+                    return match &task_creds {
+                        None => emulator.run(emulation),
+                        Some(task) => creds::as_task(task, || emulator.run(emulation))
+                            .unwrap_or(Some(Response::Error(libc::EPERM))),
+                    };
+                }
+                if task_creds.is_some_and(|task| !acts_as_itself(&task)) {
+                    // Keeping writes the store, which only the supervisor's own identity may;
+                    // performing the call with it would lend it to the task.
+                    self.cannot_keep(
+                        n.tid,
+                        &keeps,
+                        "the process runs with other credentials than the supervisor, which keeps only for processes that have its own",
+                    );
+                    return Some(Response::Error(libc::EPERM));
+                }
+                let Some(keeper) = &self.keeper else {
+                    self.cannot_keep(n.tid, &keeps, "agent-guard has no snapshot store here");
+                    return Some(Response::Error(libc::EPERM));
+                };
+                let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
+                let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
+                let mut allowed = true;
+                for ((event, keep), outcome) in keeps.iter().zip(outcomes) {
+                    allowed &= self.judge.settle(n.tid, event, keep, outcome).allows();
+                }
+                if !allowed {
+                    // Nothing was done: a keep that fails stops the call before it happens.
+                    return Some(Response::Error(libc::EPERM));
+                }
+                response?
             }
         };
         // No last ID_VALID check: an answer to a notification whose task died meanwhile is
@@ -144,20 +182,58 @@ impl Handler {
         Some(response)
     }
 
-    fn allowed(&self, tid: i32, actions: Vec<Action>) -> bool {
-        actions.into_iter().all(|action| {
+    /// Judge each action: refused at the first the judge denies, else the keeps to carry out
+    /// with their events (unrecorded until [`Judge::settle`]).
+    fn judged(&self, tid: i32, actions: Vec<Action>) -> Result<Vec<(Event, Keep)>, Refused> {
+        let mut keeps = Vec::new();
+        for action in actions {
             let event = Event {
                 actor: actor(tid),
                 action,
             };
-            self.judge.judge(tid, &event).allows()
-        })
+            match self.judge.judge(tid, &event) {
+                crate::engine::Verdict::Keep(keep) => keeps.push((event, keep)),
+                verdict if !verdict.allows() => return Err(Refused),
+                _ => {}
+            }
+        }
+        Ok(keeps)
+    }
+
+    /// Record keeps that cannot be carried out for this call as refused.
+    fn cannot_keep(&self, tid: i32, keeps: &[(Event, Keep)], why: &'static str) {
+        for (event, keep) in keeps {
+            let path = keep
+                .items
+                .first()
+                .map(|i| i.path.clone())
+                .unwrap_or_default();
+            let outcome = KeepOutcome::Failed {
+                path,
+                failure: KeepFailure::Unsupported(why),
+            };
+            let _ = self.judge.settle(tid, event, keep, outcome);
+        }
     }
 }
+
+/// The judge refused one of the call's actions.
+struct Refused;
 
 fn actor(tid: i32) -> Actor {
     Actor {
         pid: tid,
         ..Actor::default()
     }
+}
+
+/// Whether a task's credentials are the supervisor's own (a root agent under a root
+/// supervisor): what the supervisor does for it with its own identity is then no more.
+fn acts_as_itself(task: &creds::Credentials) -> bool {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|status| creds::Credentials::from_status(&status))
+        .is_some_and(|ours| {
+            ours.fsuid == task.fsuid && ours.fsgid == task.fsgid && ours.effective == task.effective
+        })
 }

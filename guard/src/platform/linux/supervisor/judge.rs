@@ -5,14 +5,41 @@
 //! and only the guard's self-protection is answered without one.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::engine::{Event, Verdict};
+use crate::engine::{keep_refused, Event, Keep, KeepOutcome, Verdict};
+use crate::snapshots::Session;
 
 /// The decision side the supervisor asks for each supervised call.
 pub trait Judge: Send + Sync {
     /// Decide one supervised call. `pid` is the calling task's id (the tid from the
-    /// notification). `event.actor` carries only the pid; the judge reads the rest.
+    /// notification). `event.actor` carries only the pid; the judge reads the rest. A
+    /// [`Verdict::Keep`] is not recorded yet: the supervisor keeps, then calls
+    /// [`Judge::settle`].
     fn judge(&self, pid: i32, event: &Event) -> Verdict;
+
+    /// The agent session whose store keep verdicts go to; `None`: this judge never keeps (and a
+    /// keep verdict from it is refused).
+    fn session(&self) -> Option<Arc<Session>> {
+        None
+    }
+
+    /// What the supervisor did with a keep verdict for `event`: record it, and give the final
+    /// answer (allowed, or refused because what it destroys could not be kept).
+    fn settle(&self, _pid: i32, event: &Event, keep: &Keep, outcome: KeepOutcome) -> Verdict {
+        match outcome {
+            KeepOutcome::Kept(_) => Verdict::Allow,
+            KeepOutcome::Failed { path, failure } => {
+                Verdict::Deny(keep_refused(&event.action, keep, &path, &failure))
+            }
+        }
+    }
+
+    /// agent-guard's own files that agents may not even see (the snapshot store): hidden in the
+    /// agent's view like the secret zones, or read-supervised where they cannot be.
+    fn hidden_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 
     /// The roots of the secret zones. Their regular files are indexed by inode at start so that
     /// a hard link to a secret file elsewhere is judged as the secret file itself.

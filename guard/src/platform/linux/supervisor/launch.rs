@@ -94,9 +94,10 @@ pub fn run(
     // Indexed here, before the fork, because whether the secret zones can be hidden depends on
     // what the walk finds (a hard-linked secret file).
     let secret_roots = judge.secret_paths();
-    let secrets = SecretInodes::index(&secret_roots);
+    let hidden_dirs = judge.hidden_paths();
+    let secrets = SecretInodes::index(&secret_roots, &hidden_dirs);
     let hidden = if config.supervise_reads {
-        match secret_view::plan(&secret_roots, &secrets) {
+        match secret_view::plan(&secret_roots, &secrets, &hidden_dirs) {
             Ok(hidden) => {
                 tracing::debug!(
                     "secret zones hidden in the agent's mount namespace; reads left to the kernel"

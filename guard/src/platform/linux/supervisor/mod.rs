@@ -37,6 +37,7 @@ mod emulate;
 mod filter;
 mod handler;
 mod judge;
+mod keep;
 mod late_roots;
 mod launch;
 mod plan;

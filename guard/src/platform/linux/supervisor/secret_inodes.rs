@@ -19,11 +19,22 @@ pub struct SecretInodes {
     by_inode: HashMap<(u64, u64), PathBuf>,
     /// A secret file that has another name (a hard link) somewhere.
     hard_linked: Option<PathBuf>,
+    /// The secret roots and the guard's hidden paths (the snapshot store), as given and
+    /// resolved: what the agent may not look into, not even by the errors of a removal.
+    covered: Vec<PathBuf>,
 }
 
 impl SecretInodes {
-    /// Index every regular file under the roots (symlinks not followed).
-    pub fn index(roots: &[PathBuf]) -> SecretInodes {
+    /// Index every regular file under the secret `roots` (symlinks not followed), and remember
+    /// them and the `hidden` paths as covered.
+    pub fn index(roots: &[PathBuf], hidden: &[PathBuf]) -> SecretInodes {
+        let mut covered: Vec<PathBuf> = roots.iter().chain(hidden).cloned().collect();
+        covered.extend(
+            roots
+                .iter()
+                .chain(hidden)
+                .filter_map(|r| std::fs::canonicalize(r).ok()),
+        );
         let mut by_inode = HashMap::new();
         let mut hard_linked = None;
         // A root may itself be a symlink (`~/.ssh` kept elsewhere): index what it points to.
@@ -52,7 +63,15 @@ impl SecretInodes {
         SecretInodes {
             by_inode,
             hard_linked,
+            covered,
         }
+    }
+
+    /// Whether `path` (resolved) is in a secret zone or a hidden guard path: a removal there is
+    /// judged before the file system is asked whether it exists, so that its errno tells the
+    /// agent nothing a `stat` would not.
+    pub fn covers(&self, path: &Path) -> bool {
+        self.covered.iter().any(|root| path.starts_with(root))
     }
 
     /// A secret file with another hard link, if any.
@@ -88,10 +107,10 @@ mod tests {
         std::fs::write(zone.join("key"), b"k").unwrap();
         std::fs::write(zone.join("alone"), b"a").unwrap();
         std::fs::write(root.join("outside"), b"o").unwrap();
-        let secrets = SecretInodes::index(std::slice::from_ref(&zone));
+        let secrets = SecretInodes::index(std::slice::from_ref(&zone), &[]);
         assert_eq!(secrets.hard_linked(), None);
         std::fs::hard_link(zone.join("key"), root.join("copy")).unwrap();
-        let secrets = SecretInodes::index(std::slice::from_ref(&zone));
+        let secrets = SecretInodes::index(std::slice::from_ref(&zone), &[]);
         assert_eq!(secrets.hard_linked(), Some(zone.join("key").as_path()));
         assert_eq!(
             secrets.alias_of(&root.join("copy")),
@@ -99,5 +118,6 @@ mod tests {
         );
         assert_eq!(secrets.alias_of(&zone.join("key")), None);
         assert_eq!(secrets.alias_of(&root.join("outside")), None);
+        assert!(secrets.covers(&zone.join("key")) && !secrets.covers(&root.join("outside")));
     }
 }

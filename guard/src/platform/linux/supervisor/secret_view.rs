@@ -100,16 +100,30 @@ impl fmt::Display for Fallback {
 }
 
 /// The secret roots to cover: those that exist, mounted at start, and those that do not yet,
-/// covered by `late_roots` when they appear.
+/// covered by `late_roots` when they appear; and the guard's own hidden directories (the
+/// snapshot store), each covered by an empty read-only tmpfs: nothing of them is to be seen.
 #[derive(Debug, Default)]
 pub struct SecretPlan {
     pub present: Vec<HiddenRoot>,
     pub pending: Vec<PathBuf>,
+    pub covers: Vec<PathBuf>,
 }
 
-/// The secret roots to hide, or why reads must be supervised instead.
-pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fallback> {
-    if roots.is_empty() {
+impl SecretPlan {
+    /// Whether there is anything to hide.
+    pub fn is_empty(&self) -> bool {
+        self.present.is_empty() && self.pending.is_empty() && self.covers.is_empty()
+    }
+}
+
+/// The secret roots and hidden guard directories to hide, or why reads must be supervised
+/// instead.
+pub fn plan(
+    roots: &[PathBuf],
+    secrets: &SecretInodes,
+    hidden_dirs: &[PathBuf],
+) -> Result<SecretPlan, Fallback> {
+    if roots.is_empty() && hidden_dirs.is_empty() {
         return Err(Fallback::NoSecretZones);
     }
     if std::env::var_os(SUPERVISE_READS_ENV).is_some_and(|v| v == "1") {
@@ -153,14 +167,29 @@ pub fn plan(roots: &[PathBuf], secrets: &SecretInodes) -> Result<SecretPlan, Fal
             is_dir: meta.is_dir(),
         });
     }
+    for dir in hidden_dirs {
+        // Made by `run` before it starts; one that is missing has nothing to hide yet.
+        let Ok(real) = std::fs::canonicalize(dir) else {
+            continue;
+        };
+        if let Some(also_at) = other_mount_of(&real, &mounts) {
+            return Err(Fallback::MountedTwice {
+                root: dir.clone(),
+                also_at,
+            });
+        }
+        hidden.covers.push(real);
+    }
     if !AbiVersion::current().is_supported() {
         return Err(Fallback::NoLandlock);
     }
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .map_err(Fallback::NoFuse)?;
+    if !hidden.present.is_empty() || !hidden.pending.is_empty() {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .map_err(Fallback::NoFuse)?;
+    }
     Ok(hidden)
 }
 
@@ -242,6 +271,8 @@ pub struct ChildPlan {
     pub gid_map: CString,
     /// Per root: the mount target and its FUSE options ([`fuse::options`]).
     pub mounts: Vec<(CString, CString)>,
+    /// The hidden guard directories, each covered by an empty read-only tmpfs.
+    pub covers: Vec<CString>,
     /// The directory to enter again once the mounts are made, so that a cwd inside a secret zone
     /// is the covered one.
     pub cwd: Option<CString>,
@@ -250,13 +281,17 @@ pub struct ChildPlan {
 }
 
 impl ChildPlan {
-    pub fn new(roots: &[HiddenRoot], pending: &[PathBuf]) -> Option<ChildPlan> {
+    pub fn new(roots: &[HiddenRoot], pending: &[PathBuf], covers: &[PathBuf]) -> Option<ChildPlan> {
         let (uid, gid) = process::effective_ids();
         let mut mounts = Vec::new();
         for root in roots {
             let target = CString::new(root.real.as_os_str().as_bytes()).ok()?;
             mounts.push((target, fuse::options(root.is_dir, uid, gid)));
         }
+        let covers = covers
+            .iter()
+            .map(|c| CString::new(c.as_os_str().as_bytes()).ok())
+            .collect::<Option<Vec<_>>>()?;
         let cwd = std::env::current_dir()
             .ok()
             .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
@@ -265,6 +300,7 @@ impl ChildPlan {
             uid_map: CString::new(format!("{uid} {uid} 1\n")).ok()?,
             gid_map: CString::new(format!("{gid} {gid} 1\n")).ok()?,
             mounts,
+            covers,
             cwd,
             pending: pending.to_vec(),
         })

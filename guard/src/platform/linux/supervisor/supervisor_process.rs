@@ -134,7 +134,7 @@ pub fn main(
         let _ = listener.set_sync_wakeup();
     }
     judge.start_in_supervisor();
-    let wanted_view = !hidden.present.is_empty() || !hidden.pending.is_empty();
+    let wanted_view = !hidden.is_empty();
     if wanted_view && !view.hidden {
         tracing::debug!("the agent's mount namespace could not be made; supervising every open");
     }
@@ -157,7 +157,9 @@ pub fn main(
                 .spawn(move || late_roots::serve(sock, pending, judge));
         }
     }
+    let keeper = judge.session().map(super::keep::Keeper::new);
     let handler = Arc::new(Handler {
+        keeper,
         judge,
         secrets,
         guard: GuardProcesses {

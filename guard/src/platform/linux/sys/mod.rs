@@ -13,6 +13,7 @@
 //! functions documented as async-signal-safe must never allocate or lock: they run in forked
 //! children before exec.
 
+pub mod copy;
 pub mod creds;
 pub mod fs;
 pub mod fuse;

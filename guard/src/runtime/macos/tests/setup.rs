@@ -22,7 +22,8 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
             actor: proc(9, 9, &shell(), "/bin/rm").actor(),
             action,
         };
-        crate::engine::decide(&event, &agent, &policy, &Default::default(), 0)
+        // As the daemon decides until it keeps (`RuntimeConfig::keeps`).
+        crate::engine::decide_without_keeping(&event, &agent, &policy, &Default::default(), 0)
     };
     let unlink = |p: &str| Action::Unlink {
         path: PathBuf::from(p),

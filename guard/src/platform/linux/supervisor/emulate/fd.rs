@@ -73,7 +73,7 @@ pub fn open_and_install(
                     installing_writable: &installing_writable,
                 };
                 let response = match open_for_task(&path, flags, mode) {
-                    Ok(fd) => install(&to, fd, flags),
+                    Ok(fd) => install_fd(&to, fd, flags),
                     Err(e) => Some(Response::failed(&e)),
                 };
                 if let Some(r) = response {
@@ -92,13 +92,13 @@ pub fn open_and_install(
         // Most creating opens (`> file`) find the file there: no umask is needed then, and
         // reading it (/proc/TID/status) is the costliest step of a supervised open.
         match open_for_task(&path, flags & !libc::O_CREAT, 0) {
-            Ok(fd) => return install(to, fd, flags),
+            Ok(fd) => return install_fd(to, fd, flags),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Some(Response::failed(&e)),
         }
     }
     match umask.around(umask_of, || open_for_task(&path, flags, mode)) {
-        Ok(fd) => install(to, fd, flags),
+        Ok(fd) => install_fd(to, fd, flags),
         Err(e) => Some(Response::failed(&e)),
     }
 }
@@ -106,7 +106,7 @@ pub fn open_and_install(
 /// Open `path` as the task asked, refusing any symlink on the way (there is none in a resolved
 /// path unless one was swapped in after the check). /proc paths keep their magic links, which
 /// the supervisor follows to the task's own objects.
-fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub(super) fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = fs::c_path(path.as_os_str().as_bytes())?;
     // O_NOCTTY: the supervisor is a session leader without a terminal; opening one must not
     // make it ours.
@@ -135,7 +135,7 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
 /// that copy would make an exec of the file fail with ETXTBSY (`cp /bin/rm ./x && ./x`), so it
 /// is installed and closed under `installing_writable`, which an exec waits for. (Installing
 /// first and answering after the close costs two more task switches per write-open.)
-pub fn install(to: &Delivery<'_>, fd: OwnedFd, open_flags: i32) -> Option<Response> {
+pub fn install_fd(to: &Delivery<'_>, fd: OwnedFd, open_flags: i32) -> Option<Response> {
     let cloexec = open_flags & libc::O_CLOEXEC != 0;
     let writable = open_flags & libc::O_ACCMODE != libc::O_RDONLY;
     let guard = writable.then(|| to.installing_writable.read());

@@ -236,7 +236,7 @@ impl Emulator<'_> {
                 }
                 return match pidfd::get_fd(pidfd.as_fd(), fd) {
                     // pidfd_getfd's fd is always close-on-exec.
-                    Ok(taken) => fd::install(&self.deliver, taken, libc::O_CLOEXEC),
+                    Ok(taken) => fd::install_fd(&self.deliver, taken, libc::O_CLOEXEC),
                     Err(e) => Some(Response::failed(&e)),
                 };
             }
@@ -248,6 +248,19 @@ impl Emulator<'_> {
             } => pidfd::send_signal(fd.as_fd(), sig, info.as_ref(), flags),
         };
         Some(Response::of(result))
+    }
+}
+
+impl Emulator<'_> {
+    /// Open `path` for the task with `flags` (no create), as an emulated open does, without
+    /// installing it (the keep step opens first, keeps, then installs: `supervisor::keep`).
+    pub fn open_for_task(&self, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+        fd::open_for_task(path, flags, 0)
+    }
+
+    /// Install `file` in the task as the answer to an open with `flags`.
+    pub fn install(&self, file: OwnedFd, flags: i32) -> Option<Response> {
+        fd::install_fd(&self.deliver, file, flags)
     }
 }
 

@@ -2,10 +2,16 @@
 //! Each is judged on the resolved path and then performed here on that path (see `emulate`),
 //! never left to the kernel, which would read the path again.
 //!
+//! A removal of what is not there, or of a directory that is not empty, is answered with the
+//! kernel's own errno before anything is judged (`rm -f missing.o` must succeed under the
+//! guard as without it): the engine judges only what exists. Not inside a secret zone or the
+//! guard's hidden store, where the errno would tell the agent what it may not see.
+//!
 //! It must never resolve the final component of a removal (unlink removes a symlink, not what it
 //! points to), and must answer `.` and `..` as the kernel does without judging them.
 
 use std::io;
+use std::path::Path;
 
 use super::planner::{is_dot_or_dotdot, Plan, Planner};
 use crate::engine::Action;
@@ -28,6 +34,9 @@ pub fn unlink(p: &Planner<'_>, dir: Base, path: UserPtr, remove_dir: bool) -> io
         return Ok(Plan::Answer(Response::Error(errno)));
     }
     let path = p.resolve(dir, &raw, false)?;
+    if let Some(errno) = kernel_answer(p, &path, remove_dir, trailing) {
+        return Ok(Plan::Answer(Response::Error(errno)));
+    }
     let (parent, name) = parent_and_name(&path, trailing)?;
     let action = if remove_dir {
         Action::Rmdir { path }
@@ -42,6 +51,28 @@ pub fn unlink(p: &Planner<'_>, dir: Base, path: UserPtr, remove_dir: bool) -> io
             flags: if remove_dir { libc::AT_REMOVEDIR } else { 0 },
         },
     ))
+}
+
+/// The errno the kernel would answer a removal of `path` without looking at its rights: not
+/// there, not a directory (rmdir, or a trailing slash), a directory (unlink), a directory with
+/// entries (rmdir). `None`: it is there to be judged.
+fn kernel_answer(p: &Planner<'_>, path: &Path, remove_dir: bool, trailing: bool) -> Option<i32> {
+    if p.secrets.covers(path) {
+        return None;
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => return e.raw_os_error(),
+    };
+    match (remove_dir || trailing, meta.is_dir()) {
+        (true, false) => Some(libc::ENOTDIR),
+        (false, true) => Some(libc::EISDIR),
+        (true, true) if remove_dir => {
+            let mut entries = std::fs::read_dir(path).ok()?;
+            entries.next().is_some().then_some(libc::ENOTEMPTY)
+        }
+        _ => None,
+    }
 }
 
 /// truncate(path, length): the final symlink is followed, as the kernel does.

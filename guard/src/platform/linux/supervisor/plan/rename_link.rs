@@ -33,9 +33,17 @@ pub fn rename(
     }
     let from = p.resolve(from_dir, &old_raw, false)?;
     let to = p.resolve(to_dir, &new_raw, false)?;
-    let source_is_dir = std::fs::symlink_metadata(&from)
-        .map(|m| m.is_dir())
-        .unwrap_or(false);
+    let source = std::fs::symlink_metadata(&from);
+    if let Err(e) = &source {
+        // A source that is not there: the kernel's answer, before judging (not in a secret zone
+        // or the hidden store, where it would tell what `stat` does not).
+        if !p.secrets.covers(&from) {
+            return Ok(Plan::Answer(Response::Error(
+                e.raw_os_error().unwrap_or(libc::ENOENT),
+            )));
+        }
+    }
+    let source_is_dir = source.map(|m| m.is_dir()).unwrap_or(false);
     let dest = std::fs::symlink_metadata(&to).ok();
     let mut actions = vec![Action::Rename {
         from: from.clone(),

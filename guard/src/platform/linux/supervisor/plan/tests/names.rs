@@ -29,6 +29,76 @@ fn removing_dot_or_dotdot_is_answered_as_the_kernel_does() {
 }
 
 #[test]
+fn removing_what_is_not_there_gets_the_kernels_answer_before_any_judgment() {
+    let mut s = Scene::new();
+    s.file("file");
+    std::fs::create_dir_all(s.root.join("full/sub")).unwrap();
+    std::fs::create_dir(s.root.join("empty")).unwrap();
+    // The answer, whether planning gives it or fails with it (a missing parent).
+    let remove = |s: &mut Scene, path: &str, remove_dir: bool| {
+        let path = s.tasks.put_str(path);
+        s.plan(Call::Unlink {
+            dir: Base::Cwd,
+            path,
+            remove_dir,
+        })
+        .unwrap_or_else(|e| Plan::Answer(Response::failed(&e)))
+    };
+    for (path, remove_dir, errno) in [
+        ("missing.o", false, libc::ENOENT),
+        ("missing/x", false, libc::ENOENT),
+        ("file/x", false, libc::ENOTDIR),
+        ("missing", true, libc::ENOENT),
+        ("full", true, libc::ENOTEMPTY),
+        ("file", true, libc::ENOTDIR),
+        ("full", false, libc::EISDIR),
+    ] {
+        let plan = remove(&mut s, path, remove_dir);
+        assert_eq!(
+            answer_of(plan),
+            Response::Error(errno),
+            "{path} rmdir={remove_dir}"
+        );
+    }
+    // What is there is judged: a file, an empty directory.
+    assert!(matches!(remove(&mut s, "file", false), Plan::Emulate(..)));
+    assert!(matches!(remove(&mut s, "empty", true), Plan::Emulate(..)));
+    // A rename of nothing.
+    let (from, to) = (s.tasks.put_str("missing"), s.tasks.put_str("elsewhere"));
+    let rename = Call::Rename {
+        from_dir: Base::Cwd,
+        from,
+        to_dir: Base::Cwd,
+        to,
+        flags: 0,
+    };
+    assert_eq!(
+        answer_of(s.plan(rename).unwrap()),
+        Response::Error(libc::ENOENT)
+    );
+}
+
+#[test]
+fn in_a_secret_zone_a_removal_is_judged_whether_or_not_its_target_is_there() {
+    // The errno would say what is in the zone, which the agent may not list.
+    let mut s = Scene::new();
+    let zone = s.root.join("zone");
+    std::fs::create_dir_all(zone.join("full/sub")).unwrap();
+    s.secrets = SecretInodes::index(std::slice::from_ref(&zone), &[]);
+    for (path, remove_dir) in [("zone/missing", false), ("zone/full", true)] {
+        let path = s.tasks.put_str(path);
+        let plan = s
+            .plan(Call::Unlink {
+                dir: Base::Cwd,
+                path,
+                remove_dir,
+            })
+            .unwrap();
+        assert!(matches!(plan, Plan::Emulate(..)), "{plan:?}");
+    }
+}
+
+#[test]
 fn unlink_is_judged_and_performed_on_the_resolved_name_without_following_it() {
     let mut s = Scene::new();
     let target = s.file("target");
@@ -51,6 +121,7 @@ fn unlink_is_judged_and_performed_on_the_resolved_name_without_following_it() {
     };
     assert_eq!((parent, name, flags), (s.root.clone(), c("link"), 0));
     // rmdir keeps a trailing slash, which makes the kernel insist on a directory.
+    std::fs::create_dir(s.root.join("dir")).unwrap();
     let path = s.tasks.put_str("dir/");
     let rmdir = libc::AT_REMOVEDIR as u64;
     let (actions, emulation) =
@@ -189,7 +260,7 @@ fn a_link_to_a_secret_file_is_also_judged_as_reading_the_secret() {
     let key = zone.join("key");
     std::fs::write(&key, b"k").unwrap();
     std::fs::hard_link(&key, s.root.join("alias")).unwrap();
-    s.secrets = SecretInodes::index(std::slice::from_ref(&zone));
+    s.secrets = SecretInodes::index(std::slice::from_ref(&zone), &[]);
     let (from, to) = (s.tasks.put_str("alias"), s.tasks.put_str("again"));
     let (actions, _) = emulated(s.plan_raw(libc::SYS_linkat, [CWD, from.0, CWD, to.0, 0, 0]));
     assert_eq!(

@@ -1,0 +1,76 @@
+//! `agent-guard undo restore ID... | --session S | --since WHEN [--path P] [--dry-run]`: put
+//! kept entries back (`snapshots::restore` says how), and say what became of each path.
+
+use anyhow::bail;
+
+use crate::paths::Locations;
+use crate::snapshots::restore::{restore, Restored};
+use crate::vocab::printable;
+
+use super::{kept_rows, refused_for_agent, Selection};
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// Entry ids, as `undo list` shows them.
+    pub ids: Vec<i64>,
+    #[command(flatten)]
+    pub select: Selection,
+    /// Say what would be restored, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &RestoreArgs, locations: &Locations) -> anyhow::Result<i32> {
+    if let Some(code) = refused_for_agent("restore") {
+        return Ok(code);
+    }
+    let s = &args.select;
+    if args.ids.is_empty() && s.session.is_none() && s.since.is_none() {
+        bail!("name what to restore: entry ids, --session SESSION or --since WHEN (see `agent-guard undo list`)");
+    }
+    let rows = kept_rows(locations, &s.query(&args.ids))?;
+    if rows.is_empty() {
+        eprintln!("nothing kept matches");
+        return Ok(1);
+    }
+    let results = restore(&locations.store, &rows, args.dry_run);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        let would = if args.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        for r in &results {
+            match r {
+                Restored::InPlace { id, path } => {
+                    println!(
+                        "{would} {} (entry {id})",
+                        printable(&path.display().to_string())
+                    )
+                }
+                Restored::Beside { id, path, to, why } => println!(
+                    "{would} {} beside it as {} (entry {id}): {why}",
+                    printable(&path.display().to_string()),
+                    printable(&to.display().to_string())
+                ),
+                Restored::Skipped { id, path, why } => println!(
+                    "skipped {} (entry {id}): {why}",
+                    printable(&path.display().to_string())
+                ),
+                Restored::Failed { id, path, why } => println!(
+                    "FAILED {} (entry {id}): {why}",
+                    printable(&path.display().to_string())
+                ),
+            }
+        }
+    }
+    Ok(if results.iter().any(Restored::failed) {
+        1
+    } else {
+        0
+    })
+}

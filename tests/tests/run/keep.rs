@@ -1,0 +1,616 @@
+//! Zones that keep (issue 14): what an agent destroys in `proj/` is carried out and kept first,
+//! and `agent-guard undo restore` gives back the bytes exactly (hashes compared). Removals of
+//! what is not there get the kernel's own answer. The store is out of the agent's reach by
+//! every path, and a human's operations keep nothing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use agent_guard_e2e::KEEP_POLICY;
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+fn keep_sandbox() -> Sandbox {
+    let s = Sandbox::with_policy(KEEP_POLICY);
+    // An executable and a symlink, whose mode and target must come back too.
+    std::fs::write(s.path("proj/src/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        s.path("proj/src/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("main.rs", s.path("proj/src/link.rs")).unwrap();
+    s
+}
+
+/// Every entry under `dir`: a file's SHA-256 and permission bits, a symlink's target, a
+/// directory's mode.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = path.symlink_metadata().unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let value = if meta.is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {mode:o}")
+            } else {
+                let digest = Sha256::digest(std::fs::read(&path).unwrap());
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{hex} {mode:o}")
+            };
+            out.insert(rel, value);
+        }
+    }
+    out
+}
+
+fn undo_list(s: &Sandbox) -> Value {
+    let out = s.guard(&["undo", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// The kept entries of every session, oldest first.
+fn kept_entries(s: &Sandbox) -> Vec<Value> {
+    undo_list(s)["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|session| session["entries"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn restore_all(s: &Sandbox) -> String {
+    let out = s.guard(&["undo", "restore", "--since", "1h"]);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn rm_rf_of_a_tree_succeeds_and_is_restored_byte_for_byte() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    let out = s.agent("rm -rf proj/src && echo removed");
+    assert!(
+        out.status.success() && text(&out).contains("removed"),
+        "{}",
+        text(&out)
+    );
+    assert!(!s.path("proj/src").exists());
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    let kept = kept_entries(&s);
+    let how = |path: &str| {
+        kept.iter()
+            .find(|e| e["path"] == s.path(path).display().to_string())
+            .map(|e| e["how"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        how("proj/src/main.rs").as_deref(),
+        Some("moved"),
+        "{kept:#?}"
+    );
+    assert_eq!(
+        how("proj/src/sub").as_deref(),
+        Some("recorded"),
+        "{kept:#?}"
+    );
+    // Hashes are computed off the decision path, and are in before the session's end.
+    assert!(
+        kept.iter()
+            .filter(|e| e["kind"] == "file")
+            .all(|e| e["sha256"].is_string() && e["end_state"] == "absent"),
+        "{kept:#?}"
+    );
+    let said = restore_all(&s);
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+#[test]
+fn truncation_rewrite_in_place_and_save_over_are_restored() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    let out = s.agent(
+        r#": > proj/README.md
+           printf 'fn main() { evil() }' > proj/src/main.rs
+           python3 -c 'f = open("proj/src/sub/lib.rs", "r+"); f.write("XX"); f.close()'
+           printf again > proj/src/main.rs
+           echo gen > "$OUTSIDE/gen.json" && mv "$OUTSIDE/gen.json" proj/src/run.sh
+           truncate -s 1 proj/src/link.rs"#,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        ""
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/src/sub/lib.rs")).unwrap(),
+        "XX lib\n"
+    );
+    // Truncated to one byte through the symlink link.rs.
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/src/main.rs")).unwrap(),
+        "a"
+    );
+    let kept = kept_entries(&s);
+    // main.rs: kept once, by the first truncation (its first state in the session).
+    let main_rs = s.path("proj/src/main.rs").display().to_string();
+    assert_eq!(
+        kept.iter().filter(|e| e["path"] == main_rs).count(),
+        1,
+        "{kept:#?}"
+    );
+    let said = restore_all(&s);
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+#[test]
+fn a_file_the_human_changed_afterwards_is_restored_beside_it() {
+    let s = keep_sandbox();
+    let out = s.agent(": > proj/README.md");
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(s.path("proj/README.md"), "the human's edit\n").unwrap();
+    let said = restore_all(&s);
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "the human's edit\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md.agent-guard-restored")).unwrap(),
+        "readme\n",
+        "{said}"
+    );
+    assert!(said.contains("beside it"), "{said}");
+}
+
+#[test]
+fn the_issues_false_positives_succeed_and_are_undoable() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    let script = r#"set -e
+        cd proj
+        echo tmp > scratch.txt && rm scratch.txt
+        sed -i.bak s/readme/README/ README.md && rm *.bak
+        mkdir -p dist build && touch dist/app.js build/x.o && rm -rf dist build
+        printf 'clean:\n\trm -f src/*.o\n' > Makefile && touch src/a.o && make -s clean && rm Makefile
+        python3 -c 'import shutil, os; os.makedirs("tests/_tmp/a"); open("tests/_tmp/a/f", "w").close(); shutil.rmtree("tests/_tmp")'
+        tar cf "$OUTSIDE/src.tar" src && tar xf "$OUTSIDE/src.tar"
+        echo new > "$OUTSIDE/tool" && install -m 755 "$OUTSIDE/tool" src/run.sh
+        echo '{}' > "$OUTSIDE/gen.json" && mv "$OUTSIDE/gen.json" src/config.json && mv "$OUTSIDE/tool" src/config.json
+        rm -f missing.o
+        echo all-done"#;
+    let out = s.agent(script);
+    assert!(
+        out.status.success() && text(&out).contains("all-done"),
+        "{}",
+        text(&out)
+    );
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "README\n"
+    );
+    let said = restore_all(&s);
+    // Everything there before the session is back, byte for byte, except README.md: `sed -i`
+    // renamed it to README.md.bak within the zone (not a destruction) and wrote a new
+    // README.md; the deleted README.md.bak comes back with the original bytes. What the
+    // session made and deleted comes back too (a restore puts back what was destroyed).
+    let after = tree(&s.path("proj"));
+    for (path, value) in &before {
+        let want = if path == "README.md" {
+            &after["README.md.bak"]
+        } else {
+            &after[path]
+        };
+        assert_eq!(value, want, "{path}: {said}");
+    }
+    for made in [
+        "scratch.txt",
+        "dist/app.js",
+        "build/x.o",
+        "src/a.o",
+        "Makefile",
+        "tests/_tmp/a/f",
+    ] {
+        assert!(after.contains_key(made), "{made}: {said}");
+    }
+}
+
+#[test]
+fn a_removal_of_what_is_not_there_gets_the_kernels_answer() {
+    let s = keep_sandbox();
+    let out = s.agent(
+        r#"rm -f proj/missing.o; echo "rm-f=$?"
+           rm proj/missing 2>&1; echo "rm=$?"
+           rmdir proj/src 2>&1; echo "rmdir=$?"
+           rmdir proj/nothing 2>&1
+           python3 -c 'import os; os.unlink("proj/nope")' 2>&1 | tail -1
+           mv proj/absent proj/other 2>&1"#,
+    );
+    let t = text(&out);
+    assert!(t.contains("rm-f=0"), "{t}");
+    assert!(t.contains("rm=1"), "{t}");
+    assert!(
+        t.contains("Directory not empty") && t.contains("rmdir=1"),
+        "{t}"
+    );
+    assert_eq!(t.matches("No such file or directory").count(), 4, "{t}");
+    assert!(t.contains("FileNotFoundError"), "{t}");
+    assert!(!t.contains(EPERM), "{t}");
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert!(kept_entries(&s).is_empty());
+}
+
+#[test]
+fn still_denied_cases_deny_with_their_reason() {
+    let s = Sandbox::with_policy(&KEEP_POLICY.replace(
+        r#""temporary_overrides": []"#,
+        r#""temporary_overrides": [], "snapshots": {"max_copy_mb": 1, "max_tree_copy_mb": 1}"#,
+    ));
+    // Over the copy limit, on a file system without reflink (ext4 here): an O_TRUNC open must
+    // copy. (A write-open over the limit is allowed and recorded as not kept: an edit; so
+    // `truncate -s 0`, which opens and then calls ftruncate, gets through. See the README.)
+    let big = s.path("proj/big.bin");
+    std::fs::write(&big, vec![7u8; 2 << 20]).unwrap();
+    std::fs::create_dir_all(s.path("proj/bigdir")).unwrap();
+    std::fs::write(s.path("proj/bigdir/blob"), vec![1u8; 2 << 20]).unwrap();
+    let out = s.agent(
+        r#": > proj/big.bin 2>&1; echo "t=$?"
+           mv proj/bigdir "$OUTSIDE/" 2>&1; echo "m=$?"
+           rm ro/config 2>&1; echo "r=$?"
+           cat .ssh/id_ed25519 2>&1; echo "c=$?""#,
+    );
+    let t = text(&out);
+    for rc in ["t=1", "m=1", "r=1", "c=1"] {
+        assert!(t.contains(rc), "{rc}: {t}");
+    }
+    assert_eq!(std::fs::metadata(&big).unwrap().len(), 2 << 20);
+    assert!(s.path("proj/bigdir/blob").exists());
+    let denials = s.wait_denials(4);
+    let rules: Vec<&str> = denials
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
+    for rule in ["keep_failed", "readonly_zone", "secret_zone"] {
+        assert!(rules.contains(&rule), "{rule}: {denials:#?}");
+    }
+    let refused = |path: &str| {
+        denials
+            .iter()
+            .find(|d| d["rule"] == "keep_failed" && d["path"] == s.path(path).display().to_string())
+            .unwrap_or_else(|| panic!("{path}: {denials:#?}"))
+    };
+    let truncate = refused("proj/big.bin");
+    let reason = truncate["reason"].as_str().unwrap();
+    assert!(reason.contains("max_copy_mb"), "{reason}");
+    let moved = refused("proj/bigdir");
+    assert!(
+        moved["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_tree_copy_mb"),
+        "{moved:#?}"
+    );
+}
+
+#[test]
+fn the_human_keeps_nothing_and_the_agent_may_list_but_not_restore() {
+    let s = keep_sandbox();
+    let out = s.human("rm -rf proj/src && : > proj/README.md");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(kept_entries(&s).is_empty());
+    assert!(!s.state.join("store").exists() || tree(&s.state.join("store")).is_empty());
+
+    let out = s.agent(
+        r#"rm proj/README.md
+           "$AG" undo list; echo "list=$?"
+           "$AG" undo restore --since 1h 2>&1; echo "restore=$?""#
+            .replace("$AG", &bin().display().to_string())
+            .as_str(),
+    );
+    let t = text(&out);
+    assert!(t.contains("list=0"), "{t}");
+    assert!(
+        t.contains("restore=1") && t.contains("must be run by a human"),
+        "{t}"
+    );
+    assert!(!s.path("proj/README.md").exists());
+}
+
+/// Every way into the store: listing it, reading a kept file by its path, through a symlink,
+/// a hard link, `/proc/self/fd` of a directory fd, `openat` on a directory fd; writing,
+/// deleting, linking and renaming into it.
+#[test]
+fn the_agent_cannot_reach_the_store_by_any_path() {
+    let s = keep_sandbox();
+    let out = s.agent("rm proj/src/main.rs");
+    assert!(out.status.success(), "{}", text(&out));
+    let kept = kept_entries(&s);
+    let name = kept[0]["store_name"].as_str().unwrap();
+    let store = s.state.join("store");
+    let entry = store.join(name);
+    let hash_before = tree(&store);
+    assert!(entry.exists());
+
+    let script = format!(
+        r#"E='{entry}'; S='{store}'; D='{session}'
+        ls "$S" 2>/dev/null | grep -q . && echo LISTED-STORE
+        ls "$D" 2>/dev/null | grep -q . && echo LISTED-SESSION
+        cat "$E" 2>/dev/null | grep -q main && echo READ
+        ln -s "$E" proj/alias 2>/dev/null; cat proj/alias 2>/dev/null | grep -q main && echo READ-SYMLINK
+        ln "$E" proj/hard 2>/dev/null && echo HARD-LINKED
+        python3 -c '
+import os, sys
+d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+print("DIRFD-OPENED")
+try:
+    print(open(f"/proc/self/fd/{{d}}/" + os.path.basename(sys.argv[2])).read()[:4], "READ-PROCFD")
+except OSError:
+    pass
+try:
+    print(os.read(os.open(os.path.basename(sys.argv[2]), os.O_RDONLY, dir_fd=d), 4), "READ-DIRFD")
+except OSError:
+    pass
+' "$D" "$E" 2>/dev/null
+        echo x > "$E" 2>/dev/null && echo WROTE
+        rm -f "$E" 2>/dev/null; rm -rf "$S" 2>/dev/null
+        echo new > proj/new && ln proj/new "$D/planted" 2>/dev/null && echo LINKED-IN
+        mv proj/new "$D/planted2" 2>/dev/null && echo RENAMED-IN
+        mv "$E" proj/stolen 2>/dev/null && echo RENAMED-OUT
+        echo probe-done"#,
+        entry = entry.display(),
+        store = store.display(),
+        session = entry.parent().unwrap().display(),
+    );
+    let out = s.agent(&script);
+    let t = text(&out);
+    assert!(t.contains("probe-done"), "{t}");
+    for leak in [
+        "LISTED-STORE",
+        "LISTED-SESSION",
+        "READ",
+        "HARD-LINKED",
+        "WROTE",
+        "LINKED-IN",
+        "RENAMED-IN",
+        "RENAMED-OUT",
+    ] {
+        assert!(!t.contains(leak), "{leak}: {t}");
+    }
+    assert_eq!(tree(&store), hash_before, "{t}");
+    assert_eq!(
+        std::fs::read_to_string(&entry).unwrap(),
+        "fn main() {}\n",
+        "{t}"
+    );
+}
+
+/// A repository in `proj/` with the human's uncommitted work: a modified tracked file, an
+/// untracked file, an ignored file, and a stash.
+fn repo_with_uncommitted_work(s: &Sandbox) {
+    let out = s.human(
+        r#"set -e; cd proj
+        export GIT_AUTHOR_NAME=h GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=h GIT_COMMITTER_EMAIL=h@x
+        git init -q -b main && echo '*.log' > .gitignore && git add -A && git commit -qm init
+        echo stashed >> src/main.rs && git stash -q
+        echo 'my unsaved edit' >> README.md
+        echo 'my notes' > notes.txt
+        echo 'a log' > build.log"#,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// What a repository's state is to its user: the work tree's files, `git status`, the stashes.
+fn repo_state(s: &Sandbox) -> (BTreeMap<String, String>, String) {
+    let mut files = tree(&s.path("proj"));
+    files.retain(|path, _| !path.starts_with(".git/") && path != ".git");
+    let out = s.human("cd proj && git status --porcelain && git stash list --format=%s");
+    (files, text(&out))
+}
+
+/// Item 7 of the issue: with every file git destroys kept (.git internals included), each
+/// local-history command's destruction is undone byte for byte, so the default policy need not
+/// refuse them (README, "Git").
+#[test]
+fn what_git_destroys_of_local_work_is_restored() {
+    for command in [
+        "git reset -q --hard",
+        "git clean -fdxq",
+        "git checkout -q -- README.md",
+        "git checkout -q .",
+        "git restore README.md",
+        "git switch -q --discard-changes main",
+        "git stash drop -q",
+        "git stash clear",
+    ] {
+        let s = keep_sandbox();
+        repo_with_uncommitted_work(&s);
+        let before = repo_state(&s);
+        let out = s.agent(&format!("cd proj && {command}"));
+        assert!(out.status.success(), "{command}: {}", text(&out));
+        assert_ne!(repo_state(&s), before, "{command} destroyed nothing");
+        let said = restore_all(&s);
+        assert_eq!(repo_state(&s), before, "{command}: {said}");
+        let fsck = s.human("cd proj && git fsck --no-dangling 2>&1");
+        assert!(fsck.status.success(), "{command}: {}", text(&fsck));
+    }
+}
+
+/// Files under `dir` (not directories), counted.
+fn files_under(dir: &Path) -> usize {
+    tree(dir)
+        .values()
+        .filter(|v| !v.starts_with("dir "))
+        .count()
+}
+
+/// Item 6: an `rm -rf` of a large tree by one agent session is stopped by the default brake
+/// (2000 files within 60 s) early, and what it removed before is kept.
+#[test]
+fn the_brake_stops_a_mass_deletion_early_and_what_went_before_is_restored() {
+    let s = keep_sandbox();
+    let made = s.human(
+        r#"python3 -c '
+import os
+for d in range(60):
+    os.makedirs(f"proj/home/d{d}", exist_ok=True)
+    for f in range(100):
+        open(f"proj/home/d{d}/f{f}", "w").write(f"{d}/{f}\n")
+'"#,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let before = tree(&s.path("proj"));
+    let out = s.agent("rm -rf proj/home 2>&1 | tail -2; echo done");
+    let removed = 6000 - files_under(&s.path("proj/home"));
+    eprintln!("files removed before the brake: {removed} of 6000");
+    assert!(
+        (1900..=2100).contains(&removed),
+        "{removed}: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains(EPERM), "{}", text(&out));
+    let denials = s.wait_denials(1);
+    let brake = denials
+        .iter()
+        .find(|d| d["rule"] == "destruction_brake")
+        .unwrap_or_else(|| panic!("{denials:#?}"));
+    let reason = brake["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("snapshots.brake") && reason.contains("agent-guard undo"),
+        "{reason}"
+    );
+    // The next session starts with the brake off.
+    let left = tree(&s.path("proj/home"));
+    let survivor = left.iter().find(|(_, v)| !v.starts_with("dir ")).unwrap().0;
+    let out = s.agent(&format!("rm proj/home/{survivor} && echo next"));
+    assert!(text(&out).contains("next"), "{}", text(&out));
+    let said = restore_all(&s);
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+/// Item 6: the default brake never trips on everyday cleanups. Carve-outs keep and count
+/// nothing (`rm -rf node_modules`, `cargo clean`); a virtualenv made and removed (1474 files
+/// with pip) and a branch switched there and back (500 files deleted each way) stay under it.
+#[test]
+fn the_brake_does_not_trip_on_everyday_cleanups() {
+    let s = keep_sandbox();
+    let made = s.human(
+        r#"set -e
+        python3 -c '
+import os
+for base in ["proj/node_modules/pkg", "proj/target/debug/deps"]:
+    os.makedirs(base)
+    for f in range(5000):
+        open(f"{base}/f{f}", "w").close()
+for f in range(500):
+    os.makedirs(f"proj/repo/common", exist_ok=True)
+    open(f"proj/repo/common/c{f}", "w").write(str(f))
+'
+        cd proj/repo
+        export GIT_AUTHOR_NAME=h GIT_AUTHOR_EMAIL=h@x GIT_COMMITTER_NAME=h GIT_COMMITTER_EMAIL=h@x
+        git init -q -b main
+        mkdir a && for i in $(seq 500); do echo "a$i" > a/$i; done
+        git add -A && git commit -qm main
+        git checkout -q -b other && git rm -rq a
+        mkdir b && for i in $(seq 500); do echo "b$i" > b/$i; done
+        git add -A && git commit -qm other && git checkout -q main"#,
+    );
+    assert!(made.status.success(), "{}", text(&made));
+    let steps = [
+        "rm -rf proj/node_modules",
+        "printf '[package]\\nname = \"x\"\\nversion = \"0.1.0\"\\n' > proj/Cargo.toml && mkdir -p proj/src && touch proj/src/lib.rs && cd proj && cargo clean -q",
+        "python3 -m venv proj/venv && rm -rf proj/venv",
+        "cd proj/repo && git checkout -q other && git checkout -q main",
+    ];
+    for step in steps {
+        let out = s.agent(&format!("set -e; {step}; echo ok"));
+        assert!(
+            out.status.success() && text(&out).contains("ok"),
+            "{step}: {}",
+            text(&out)
+        );
+    }
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert!(!s.path("proj/node_modules").exists() && !s.path("proj/target").exists());
+    assert_eq!(files_under(&s.path("proj/repo/a")), 500);
+    let kept = kept_entries(&s);
+    assert!(
+        kept.iter().all(|e| {
+            let path = e["path"].as_str().unwrap();
+            !path.contains("/node_modules/") && !path.contains("/target/")
+        }),
+        "carve-outs keep nothing"
+    );
+    eprintln!(
+        "kept entries for a venv and a branch switched there and back: {}",
+        kept.len()
+    );
+}
+
+/// Item 8: `policy check` says what each protected zone does with an agent's destruction, and
+/// a bad `on_destroy` is named.
+#[test]
+fn policy_check_explains_keep_and_deny() {
+    let s = Sandbox::with_policy(
+        r#"{"protected_zones": ["~/proj", {"path": "~/work", "on_destroy": "deny"}],
+            "snapshots": {"max_age": "3d", "brake": {"files": 500}}}"#,
+    );
+    let policy = s.policy.display().to_string();
+    let out = s.guard(&["policy", "check", &policy]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("protected {}: keep", s.path("proj").display())),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("protected {}: deny", s.path("work").display())),
+        "{t}"
+    );
+    assert!(t.contains("kept 3d") && t.contains("at 500 files"), "{t}");
+    std::fs::write(
+        &s.policy,
+        r#"{"protected_zones": [{"path": "~/proj", "on_destroy": "snapshot"}]}"#,
+    )
+    .unwrap();
+    let out = s.guard(&["policy", "check", &policy]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("on_destroy"), "{}", text(&out));
+}
+
+/// Item 5: a full store refuses further destruction with a reason that says how to free it,
+/// never drops a snapshot silently; `status` shows what the store holds; `undo purge` frees it.
+#[test]
+fn a_full_store_refuses_and_status_shows_the_store() {
+    let s = Sandbox::with_policy(&KEEP_POLICY.replace(
+        r#""temporary_overrides": []"#,
+        r#""temporary_overrides": [], "snapshots": {"max_size_mb": 1}"#,
+    ));
+    std::fs::write(s.path("proj/a.bin"), vec![1u8; 700 << 10]).unwrap();
+    std::fs::write(s.path("proj/b.bin"), vec![2u8; 700 << 10]).unwrap();
+    let out = s.agent("rm proj/a.bin && echo first; rm proj/b.bin 2>&1; echo second=$?");
+    let t = text(&out);
+    assert!(t.contains("first") && t.contains("second=1"), "{t}");
+    assert!(s.path("proj/b.bin").exists());
+    let denials = s.wait_denials(1);
+    let reason = denials[0]["reason"].as_str().unwrap();
+    assert_eq!(denials[0]["rule"], "keep_failed", "{denials:#?}");
+    assert!(
+        reason.contains("store is full") && reason.contains("agent-guard undo purge"),
+        "{reason}"
+    );
+    let status = s.guard(&["status"]);
+    let st = text(&status);
+    assert!(st.contains("snapshots: 1 entries in 1 session(s)"), "{st}");
+    let purge = s.guard(&["undo", "purge", "--all"]);
+    assert!(purge.status.success(), "{}", text(&purge));
+    let out = s.agent("rm proj/b.bin && echo freed");
+    assert!(text(&out).contains("freed"), "{}", text(&out));
+}
