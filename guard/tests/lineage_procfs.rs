@@ -43,6 +43,14 @@ impl Drop for Started {
     }
 }
 
+fn wait_for_comm(pid: i32, comm: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or(true, |c| c.trim() != comm) {
+        assert!(Instant::now() < deadline, "{pid} never became {comm}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn wait_for_pid_file(path: &std::path::Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -118,6 +126,10 @@ fn double_fork_children_of_a_renamed_shell() {
     let child = wait_for_pid_file(&dir.path().join("child"));
     let orphan = wait_for_pid_file(&dir.path().join("orphan"));
     started.orphans.extend([child, orphan]);
+    // Until it execs sleep, a forked child still carries the shell's argv[0] (the pattern) and
+    // would be an agent of its own.
+    wait_for_comm(child, "sleep");
+    wait_for_comm(orphan, "sleep");
     let (source, m) = (ProcFs::new(), matcher());
 
     // The foreground child: its parent, the agent, is alive, so the live walk finds it.
