@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::UnknownName;
-use super::verdict::RuleId;
+use super::rule::RuleId;
 
 /// The engine's "allow once kept": the paths whose entry or content the operation destroys.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod grant;
 pub mod keep;
 pub mod op;
 pub mod path;
+pub mod rule;
 pub mod text;
 pub mod time;
 pub mod verdict;
@@ -25,5 +26,6 @@ pub use keep::{
     human_bytes, EntryKind, Keep, KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry, KeptHow,
 };
 pub use op::{OpKind, OpSet};
+pub use rule::RuleId;
 pub use text::{is_invisible, printable, shell_quote};
-pub use verdict::{Decision, Denial, Mode, RuleId, Verdict};
+pub use verdict::{Decision, Denial, Mode, Verdict};
