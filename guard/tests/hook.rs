@@ -300,11 +300,12 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
     let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
-    // A fresh denial of this agent is reported, and only it.
+    // A fresh denial of this agent is reported, and only it (fresh: after the hook's previous
+    // run, which a denial stamped with the test's start may no longer be).
     env.append_denial(&unlink_denial(
         "d-d",
         "/home/dev/project/w",
-        t,
+        now(),
         me(),
         "deny",
     ));
@@ -380,24 +381,37 @@ fn instructions_name_the_hook_and_the_loop() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    // The settings snippet is valid JSON with both events and the matcher.
-    let start = text.find('{').unwrap();
-    let end = text.find("\n}\n").unwrap() + 2;
-    let settings: Value = serde_json::from_str(&text[start..end]).unwrap();
+    // Stdout is one JSON object, nothing else.
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for event in ["PostToolUse", "PostToolUseFailure"] {
-        let entry = &settings["hooks"][event][0];
+        let entry = &v["settings"]["hooks"][event][0];
         assert_eq!(
             entry["matcher"],
             "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob|Grep"
         );
         assert_eq!(entry["hooks"][0]["command"], "agent-guard hook claude-code");
     }
+    assert_eq!(v["settings_file"], "~/.claude/settings.json");
+    assert_eq!(v["install_command"], "agent-guard install claude-code");
+    let text = v["instructions"].as_str().unwrap();
     assert!(text.contains("agent-guard override request PATH --op OP"));
     assert!(text.contains("agent-guard override approve ID"));
+    assert!(text.contains("agent-guard override status ID"));
 
+    // Codex: the PostToolUse hook of hooks.json (Codex has no PostToolUseFailure).
     let out = Command::new(BIN)
         .args(["instructions", "--agent", "codex"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["settings_file"], "~/.codex/hooks.json");
+    assert_eq!(v["settings"]["hooks"]["PostToolUse"][0]["matcher"], "Bash");
+    assert!(v["settings"]["hooks"].get("PostToolUseFailure").is_none());
+    assert_eq!(v["instructions_file"], "~/.codex/AGENTS.md");
+
+    // Cursor has no such hook: its text says where to look after an EPERM.
+    let out = Command::new(BIN)
+        .args(["instructions", "--agent", "cursor", "--text"])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

@@ -40,6 +40,9 @@ const LAYERS: &[(&str, &[&str])] = &[
         "feedback",
         &["vocab", "paths", "lineage", "audit", "overrides"],
     ),
+    // The agents' own settings files: agent-guard's hook, MCP server and instructions merged
+    // in and taken out; the starter policy.
+    ("install", &["vocab", "feedback"]),
     // Every kernel boundary. Names the vocabulary through the engine's re-exports too.
     ("platform", &["vocab", "paths", "engine", "lineage"]),
     // A sensor's glue: the runtime, the Linux tree, the macOS daemon core.

@@ -18,6 +18,8 @@ mod demo;
 mod denials;
 mod explain;
 mod hook;
+mod init;
+mod install;
 mod instructions;
 mod override_cmd;
 mod override_status;
@@ -65,6 +67,13 @@ pub enum Command {
     Hook(hook::HookCommand),
     /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
     Instructions(instructions::InstructionsArgs),
+    /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
+    Init(init::InitArgs),
+    /// Merge agent-guard's hook, MCP server and instructions into an agent's own settings
+    /// (a diff shown, a backup kept; running it again changes nothing).
+    Install(install::InstallArgs),
+    /// Take what `install` put into an agent's settings out again, leaving the rest.
+    Uninstall(install::InstallArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -85,6 +94,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Override(cmd) => override_cmd::run(cmd),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Instructions(args) => instructions::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Install(args) => install::run(&args, crate::install::Direction::Install),
+        Command::Uninstall(args) => install::run(&args, crate::install::Direction::Uninstall),
     }
 }
 

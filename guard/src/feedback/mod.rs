@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use instructions::HOOK_COMMAND;
 pub use instructions::{instructions, AgentKind};
 
 pub use crate::audit::DenialRecord;
