@@ -365,6 +365,31 @@ fn many_denials_are_summarized() {
     assert!(context.contains("... and 3 more"), "{context}");
 }
 
+/// During a shell command, the agent's own process (the hook's ancestor) keeps doing its own
+/// housekeeping; its denials are not the command's. A Write tool's are the agent's own.
+#[test]
+fn the_agents_own_denials_are_not_a_shell_commands() {
+    let env = Env::new();
+    // The test process runs the hook: it stands for the agent's own process.
+    let mut own = unlink_denial("d-own", "/home/dev/project/lock", now(), me(), "deny");
+    own["pid"] = json!(me());
+    env.append_denial(&own);
+    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // The command's own process (another pid) is reported.
+    env.append_denial(&unlink_denial(
+        "d-cmd",
+        "/home/dev/project/w",
+        now(),
+        me(),
+        "deny",
+    ));
+    let (_, out, _) = env.hook(&data("post_tool_use_failure_bash.json"));
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/w"), "{context}");
+    assert!(!context.contains("/home/dev/project/lock"), "{context}");
+}
+
 #[test]
 fn malformed_input_is_a_non_blocking_error() {
     let env = Env::new();

@@ -342,10 +342,35 @@ pub fn run_hook(
         .duration_ms
         .map(|d| ctx.now_ms - d as i64 - CALL_START_SLACK_MS)
         .or(cursor.last_call_ms);
+    // A shell tool's command runs in processes of its own, below the agent: the agent's own
+    // processes, the ones the hook runs under, do their housekeeping at the same time (Claude
+    // Code's plugin-store lock files during a `sleep`), and that is not the command's doing.
+    let shell_tool = matches!(
+        input.tool_name.as_deref(),
+        Some("Bash" | "exec_command" | "shell" | "run_shell_command")
+    );
+    let agents_own: Vec<i32> = match ctx.processes {
+        Some(source) if shell_tool => {
+            ancestors_of(source, ctx.self_pid, |p| Some(p) == ctx.agent_pid)
+        }
+        _ => Vec::new(),
+    };
     let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
         let mut records = read()?;
         if let Some(start) = call_start {
             records.retain(|r| r.unix_millis() >= i128::from(start));
+        }
+        // A record names the calling thread: a worker thread of the agent's own process is
+        // the process (the thread group) it belongs to, while it lives.
+        let own = |tid: i32| {
+            agents_own.contains(&tid)
+                || ctx
+                    .processes
+                    .and_then(|source| source.key(tid).ok())
+                    .is_some_and(|key| agents_own.contains(&key.pid))
+        };
+        if !agents_own.is_empty() {
+            records.retain(|r| !own(r.pid));
         }
         Ok(records)
     };
