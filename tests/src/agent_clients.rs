@@ -113,6 +113,29 @@ impl AgentHome {
         path
     }
 
+    /// `agent-guard ARGS` as the human at the keyboard: this HOME, no shell (so no alias),
+    /// outside any supervisor. Panics unless it exits 0; returns its stdout.
+    pub fn agent_guard(&self, args: &[&str]) -> String {
+        let out = Command::new(crate::bin())
+            .args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &self.home)
+            .env("AGENT_GUARD_STATE_DIR", &self.state)
+            .env("AGENT_GUARD_POLICY", &self.policy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "agent-guard {args:?}: {}",
+            crate::text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The denial records written so far.
     pub fn denials(&self) -> Vec<Value> {
         std::fs::read_to_string(self.state.join("denials.jsonl"))
@@ -299,6 +322,11 @@ impl ClaudeCode {
             serde_json::to_string_pretty(&self.settings).unwrap(),
         )
         .unwrap();
+        ClaudeCode::exec(home, model, prompt)
+    }
+
+    /// Run `claude -p PROMPT` under `agent-guard run` with the settings already in the home.
+    pub fn exec(home: &AgentHome, model: &FakeModel, prompt: &str) -> AgentRun {
         let base_url = model.base_url();
         home.run(
             true,
@@ -379,6 +407,11 @@ impl Codex {
     /// Run `codex exec PROMPT` under `agent-guard run` against `model`.
     pub fn run(&self, home: &AgentHome, model: &FakeModel, prompt: &str) -> AgentRun {
         self.install(home, model);
+        self.exec(home, prompt)
+    }
+
+    /// Run `codex exec PROMPT` under `agent-guard run` with the files already in the home.
+    pub fn exec(&self, home: &AgentHome, prompt: &str) -> AgentRun {
         let sandbox = match self.sandbox {
             CodexSandbox::DangerFullAccess => "danger-full-access",
             CodexSandbox::ReadOnly => "read-only",
