@@ -13,6 +13,7 @@ use crate::policy::{load_for_user, LoadedPolicy};
 
 mod audit;
 mod check;
+mod completions;
 mod daemon;
 mod demo;
 mod denials;
@@ -69,11 +70,15 @@ pub enum Command {
     Instructions(instructions::InstructionsArgs),
     /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
     Init(init::InitArgs),
-    /// Merge agent-guard's hook, MCP server and instructions into an agent's own settings
+    /// Merge agent-guard's hook and instructions (and on Linux a shell alias) into an agent's own settings
     /// (a diff shown, a backup kept; running it again changes nothing).
     Install(install::InstallArgs),
     /// Take what `install` put into an agent's settings out again, leaving the rest.
     Uninstall(install::InstallArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages (one per command) into a directory.
+    Man(completions::ManArgs),
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -97,6 +102,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Init(args) => init::run(&args),
         Command::Install(args) => install::run(&args, crate::install::Direction::Install),
         Command::Uninstall(args) => install::run(&args, crate::install::Direction::Uninstall),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
     }
 }
 
