@@ -390,6 +390,36 @@ fn the_agents_own_denials_are_not_a_shell_commands() {
     assert!(!context.contains("/home/dev/project/lock"), "{context}");
 }
 
+/// Gemini CLI's AfterTool (its documented input: tool_response an object with llmContent) is
+/// answered with additionalContext only: a "deny" there would replace the command's output.
+#[test]
+fn gemini_after_tool_gets_the_explanation_as_additional_context() {
+    let env = Env::new();
+    env.append_denial(&unlink_denial(
+        "d-g",
+        "/home/dev/project/g",
+        now(),
+        me(),
+        "deny",
+    ));
+    let input = json!({
+        "session_id": "gemini-session-1", "transcript_path": "/home/dev/.gemini/tmp/t.json",
+        "cwd": "/home/dev/project", "hook_event_name": "AfterTool",
+        "timestamp": "2026-12-03T13:00:00.000Z", "tool_name": "run_shell_command",
+        "tool_input": {"command": "rm g"},
+        "tool_response": {"llmContent": "rm: cannot remove 'g': Operation not permitted", "returnDisplay": ""}
+    });
+    let (code, out, err) = env.hook(input.to_string().as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "AfterTool");
+    assert!(v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap()
+        .contains("/home/dev/project/g"));
+    assert!(v.get("decision").is_none(), "{v}");
+}
+
 #[test]
 fn malformed_input_is_a_non_blocking_error() {
     let env = Env::new();

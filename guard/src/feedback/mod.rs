@@ -114,7 +114,8 @@ impl HookInput {
     pub fn is_post_tool(&self) -> bool {
         matches!(
             self.hook_event_name.as_str(),
-            "PostToolUse" | "PostToolUseFailure"
+            // Claude Code and Codex; Gemini CLI's AfterTool has the same input fields.
+            "PostToolUse" | "PostToolUseFailure" | "AfterTool"
         )
     }
 }
@@ -245,7 +246,8 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
 /// The hook answer that adds `context` to the agent's context for `event_name`. After a
 /// PostToolUse it also says `decision: "block"` with the same text as `reason`: Claude Code
 /// shows a PostToolUse hook's reason to the model even where it drops additionalContext
-/// (anthropics/claude-code#55889). (PostToolUseFailure takes no decision: the call failed.)
+/// (anthropics/claude-code#55889). (PostToolUseFailure takes no decision: the call failed;
+/// Gemini CLI's AfterTool neither: there "deny" would replace the tool's output.)
 pub fn hook_output(event_name: &str, context: &str) -> Value {
     let mut out = serde_json::json!({
         "hookSpecificOutput": {
