@@ -75,6 +75,7 @@ fn events() -> Vec<Event> {
             Action::Exec {
                 path: format!("/usr/bin/tool{}", i % 10).into(),
                 argv: vec![format!("tool{}", i % 10), format!("sub{i}"), "-fx".into()],
+                env: Vec::new(),
             },
             Action::Unlink {
                 path: format!("/home/u/proj{}/target/debug/{i}.o", i % 100).into(),

@@ -15,6 +15,7 @@ pub mod cli;
 mod duration;
 pub mod engine;
 pub mod feedback;
+pub mod git;
 pub mod install;
 pub mod lineage;
 pub mod overrides;

@@ -47,6 +47,7 @@ fn exec(argv: &[&str]) -> Action {
     Action::Exec {
         path: PathBuf::from(GIT),
         argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
     }
 }
 
@@ -187,4 +188,109 @@ fn cargo_cannot_be_planted_to_move_a_protected_directory_into_a_build_directory(
         );
         assert_eq!(denied_by(&v), Some(RuleId::ProtectedDelete), "{exe}: {v:?}");
     }
+}
+
+/// The default's trusted identities on each platform (issue 15, item 6): on a Mac, Homebrew's
+/// prefixes, /Applications and the homes are writable by users, so a path there identifies no
+/// tool (`cp /bin/rm /opt/homebrew/bin/git` would be "git"); on Linux those paths are root's and
+/// stay trusted.
+#[test]
+fn user_writable_executables_identify_no_tool_on_a_mac_and_still_do_on_linux() {
+    let delete = || Action::Unlink {
+        path: PathBuf::from("/home/u/src/x"),
+    };
+    let mac = LoadContext {
+        platform: Platform::MacOs,
+        homes: vec![PathBuf::from("/home/u")],
+        ..ctx()
+    };
+    let linux = policy::embedded_default(&ctx());
+    let macos = policy::embedded_default(&mac);
+    assert!(macos.warnings.is_empty(), "{:?}", macos.warnings);
+    for planted in [
+        "/usr/local/bin/git",
+        "/opt/homebrew/bin/git",
+        "/opt/homebrew/Cellar/git/2.45.0/bin/git",
+        "/Applications/Xcode-beta.app/Contents/Developer/usr/bin/git",
+    ] {
+        assert!(
+            denied_by(&verdict(&macos, actor(planted, &[]), delete())).is_some(),
+            "{planted} on a Mac"
+        );
+    }
+    assert_eq!(
+        verdict(&linux, actor("/usr/local/bin/git", &[]), delete()),
+        Verdict::Allow,
+        "Linux keeps its behaviour"
+    );
+    for root_owned in [
+        "/usr/bin/git",
+        "/Library/Developer/CommandLineTools/usr/bin/git",
+        "/nix/store/abc-git-2.45/bin/git",
+    ] {
+        assert_eq!(
+            verdict(&macos, actor(root_owned, &[]), delete()),
+            Verdict::Allow,
+            "{root_owned} on a Mac"
+        );
+    }
+    // cargo lives only under a home or Homebrew on a Mac: trusted nowhere there, not by its
+    // name either (an entry whose every path was left out must not fall back to the basename).
+    let json = r#"{"protected_zones": ["/home/u/src"], "trusted_tools": ["cargo"]}"#;
+    let target = || Action::Unlink {
+        path: PathBuf::from("/home/u/src/app/target/debug/x"),
+    };
+    let cargo = || actor("/home/u/.cargo/bin/cargo", &[]);
+    let on_mac = policy::from_json(json, Path::new("p.json"), &mac).unwrap();
+    assert!(denied_by(&verdict(&on_mac, cargo(), target())).is_some());
+    assert!(on_mac.warnings.is_empty(), "{:?}", on_mac.warnings);
+    let on_linux = policy::from_json(json, Path::new("p.json"), &ctx()).unwrap();
+    assert_eq!(verdict(&on_linux, cargo(), target()), Verdict::Allow);
+}
+
+/// A policy's own user-writable path is left out on a Mac, with a warning that says what to do;
+/// a signing identifier other than Apple's identifies nothing without its team.
+#[test]
+fn a_policys_own_user_writable_path_and_a_teamless_signing_id_are_warned_about() {
+    let mac = LoadContext {
+        platform: Platform::MacOs,
+        ..ctx()
+    };
+    let json = r#"{"protected_zones": ["/home/u/src"], "trusted_tools": [
+        {"name": "mytool", "exe": ["/opt/homebrew/bin/mytool", "/usr/libexec/mytool"]},
+        {"name": "signed", "signing_id": "com.example.signed"}
+    ]}"#;
+    let loaded = policy::from_json(json, Path::new("p.json"), &mac).unwrap();
+    let warnings = loaded.warnings.join("\n");
+    assert!(
+        warnings.contains("trusted_tools[0].exe[0]")
+            && warnings.contains("/opt/homebrew/bin/mytool")
+            && warnings.contains("signing_id"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("trusted_tools[1].signing_id") && warnings.contains("team_id"),
+        "{warnings}"
+    );
+    let delete = || Action::Unlink {
+        path: PathBuf::from("/home/u/src/x"),
+    };
+    assert!(denied_by(&verdict(
+        &loaded,
+        actor("/opt/homebrew/bin/mytool", &[]),
+        delete()
+    ))
+    .is_some());
+    assert_eq!(
+        verdict(&loaded, actor("/usr/libexec/mytool", &[]), delete()),
+        Verdict::Allow
+    );
+    let teamless = Actor {
+        signing_id: Some("com.example.signed".into()),
+        ..actor("/opt/x/signed", &[])
+    };
+    assert!(denied_by(&verdict(&loaded, teamless, delete())).is_some());
+    // The same JSON on Linux: no such warnings, the path is root's there.
+    let linux = policy::from_json(json, Path::new("p.json"), &ctx()).unwrap();
+    assert!(!linux.warnings.join("\n").contains("writable by users"));
 }

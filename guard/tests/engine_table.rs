@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use agent_guard::engine::{
-    decide, Action, Actor, Attribution, Event, Grant, Grants, OpKind, OpSet, OpenFlags, RuleId,
-    Verdict,
+    decide, Action, Actor, Attribution, Event, Grant, Grants, NodeKind, OpKind, OpSet, OpenFlags,
+    RuleId, Verdict,
 };
 use agent_guard::policy::{self, LoadContext, Platform, Policy};
 
@@ -89,6 +89,7 @@ fn exec(path: &str, argv: &[&str]) -> Action {
     Action::Exec {
         path: p(path),
         argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: Vec::new(),
     }
 }
 
@@ -128,7 +129,7 @@ fn decision_table() {
         ("unlink outside every zone", rm, unlink("/tmp/x"), Want::Allow),
         ("unlink in a sibling with a shared prefix", rm, unlink("/a/project2/x"), Want::Allow),
         ("write in protected zone", rm, open("/a/proj/src/main.rs", true), Want::Allow),
-        ("create in protected zone", rm, Action::Create { path: p("/a/proj/new.rs") }, Want::Allow),
+        ("create in protected zone", rm, Action::Create { path: p("/a/proj/new.rs"), kind: NodeKind::File }, Want::Allow),
         ("truncate in protected zone", rm, Action::Truncate { path: p("/a/proj/f") }, Want::Allow),
         ("rename inside the zone (atomic save)", "/usr/bin/mv", rename("/a/proj/.f.tmp", "/a/proj/f", true), Want::Allow),
         ("rename out of the zone", "/usr/bin/mv", rename("/a/proj/f", "/tmp/f", false), Want::Deny(ProtectedMoveOut)),
@@ -144,7 +145,7 @@ fn decision_table() {
         ("read in readonly zone", "/usr/bin/cat", open("/a/ro/f", false), Want::Allow),
         ("write-open in readonly zone", rm, open("/a/ro/f", true), Want::Deny(ReadonlyZone)),
         ("truncate in readonly zone", rm, Action::Truncate { path: p("/a/ro/f") }, Want::Deny(ReadonlyZone)),
-        ("create in readonly zone", rm, Action::Create { path: p("/a/ro/new") }, Want::Deny(ReadonlyZone)),
+        ("create in readonly zone", rm, Action::Create { path: p("/a/ro/new"), kind: NodeKind::File }, Want::Deny(ReadonlyZone)),
         ("unlink in readonly zone", rm, unlink("/a/ro/f"), Want::Deny(ReadonlyZone)),
         ("rename into readonly zone", "/usr/bin/mv", rename("/tmp/x", "/a/ro/new", false), Want::Deny(ReadonlyZone)),
         ("rename out of readonly zone", "/usr/bin/mv", rename("/a/ro/f", "/tmp/f", false), Want::Deny(ReadonlyZone)),
@@ -179,7 +180,7 @@ fn decision_table() {
         // Guard files.
         ("write the policy file", "/usr/bin/tee", open("/etc/agent-guard/policy.json", true), Want::Deny(GuardSelf)),
         ("delete a guard state file", rm, unlink("/home/u/.local/state/agent-guard/grants.json"), Want::Deny(GuardSelf)),
-        ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json") }, Want::Allow),
+        ("file an override request in the spool", "/usr/bin/agent-guard", Action::Create { path: p("/home/u/.local/state/agent-guard/requests/r1.json"), kind: NodeKind::File }, Want::Allow),
         ("rename a request over the grants file", "/usr/bin/mv", rename("/home/u/.local/state/agent-guard/requests/r1.json", "/home/u/.local/state/agent-guard/grants.json", true), Want::Deny(GuardSelf)),
         ("read the denial log", "/usr/bin/cat", open("/home/u/.local/state/agent-guard/denials.jsonl", false), Want::Allow),
         ("rename the guard state dir's parent", "/usr/bin/mv", rename("/home/u/.local/state", "/tmp/s", false), Want::Deny(GuardSelf)),

@@ -132,9 +132,10 @@ fn rfc3339(ts: u64) -> String {
 }
 
 /// A record's `time` as the supervisor writes it: the moment, in milliseconds, for a denial
-/// happening now; the start of second `ts` for one in the past.
+/// happening now; the start of second `ts` for one in the past. "Now" allows for the clock's
+/// second to tick between the caller's `now()` and this one.
 fn record_time(ts: u64) -> String {
-    if ts >= now() {
+    if ts + 1 >= now() {
         agent_guard::vocab::time::rfc3339_millis(std::time::SystemTime::now())
     } else {
         rfc3339(ts)
@@ -300,8 +301,8 @@ fn other_agents_old_and_audit_only_denials_are_not_reported() {
     let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 
-    // A fresh denial of this agent is reported, and only it (fresh: after the hook's previous
-    // run, which a denial stamped with the test's start may no longer be).
+    // A fresh denial of this agent is reported, and only it. Fresh means after the first call
+    // (which waited for a record, so `t` may be a second behind by now).
     env.append_denial(&unlink_denial(
         "d-d",
         "/home/dev/project/w",
@@ -591,4 +592,26 @@ fn the_agent_is_told_when_its_request_is_approved_or_denied() {
     assert!(!context.contains("r-3"), "another agent's: {context}");
     let (code, out, _) = env.hook_as(&input, Some("claude:77"));
     assert_eq!((code, out.as_str()), (0, ""), "told once");
+}
+
+/// During a Bash call the agent's own process keeps working (its state and lock files); what
+/// it did is not the command's and is not reported as the call's.
+#[test]
+fn the_agents_own_process_is_not_a_bash_calls_doing() {
+    let env = Env::new();
+    let mut own = unlink_denial("d-own", "/home/dev/project/.lock", now(), me(), "deny");
+    own["pid"] = json!(me());
+    env.append_denial(&own);
+    env.append_denial(&unlink_denial(
+        "d-cmd",
+        "/home/dev/project/w",
+        now(),
+        me(),
+        "deny",
+    ));
+    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
+    assert_eq!(code, 0, "{err}");
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/w"), "{context}");
+    assert!(!context.contains("project/.lock"), "{context}");
 }

@@ -19,13 +19,15 @@ const ANY_BELOW: &[&str] = &["*"];
 const LAYERS: &[(&str, &[&str])] = &[
     // The shared words: events, verdicts, grants, paths, records' names. Imports nothing.
     ("vocab", &[]),
+    // git's command line and config files, read as git reads them. Imports nothing.
+    ("git", &[]),
     // Durations as users type them; where the guard keeps its files.
     ("duration", &[]),
     ("paths", &["vocab"]),
     // The policy file and what it normalizes into.
-    ("policy", &["vocab", "duration", "paths"]),
+    ("policy", &["vocab", "git", "duration", "paths"]),
     // The pure decision: vocabulary in, vocabulary out, by the policy.
-    ("engine", &["vocab", "policy"]),
+    ("engine", &["vocab", "git", "policy"]),
     // Who is an agent: knows processes, not files or policies.
     ("lineage", &["vocab"]),
     // What is remembered: the denial log and the SQLite trail.
@@ -44,7 +46,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // in and taken out; the starter policy.
     ("install", &["vocab", "feedback"]),
     // Every kernel boundary. Names the vocabulary through the engine's re-exports too.
-    ("platform", &["vocab", "paths", "engine", "lineage"]),
+    ("platform", &["vocab", "git", "paths", "engine", "lineage"]),
     // A sensor's glue: the runtime, the Linux tree, the macOS daemon core.
     ("runtime", ANY_BELOW),
     // Argument parsing and one call per subcommand.

@@ -16,9 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use super::record::DenialRecord;
+use super::record::{DenialRecord, Repeated};
 use super::store::DecisionRecord;
 use crate::vocab::time::rfc3339_from_millis;
 use crate::vocab::{Decision, OpKind, RuleId};
@@ -33,18 +31,6 @@ pub const FULL_PER_WINDOW: u64 = 3;
 /// Distinct directory patterns one session may have open in a window before its denials are
 /// folded by zone.
 pub const MAX_KEYS_PER_SESSION: usize = 32;
-
-/// What a summary record stands for: the denials after the first of its key within a window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Repeated {
-    /// How many denials this record stands for.
-    pub count: u64,
-    /// The paths they were about: a directory's entries (`/a/b/*`) or a zone (`/a/**`).
-    pub pattern: String,
-    /// RFC 3339 times of the first and last of them.
-    pub first: String,
-    pub last: String,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {

@@ -21,12 +21,12 @@ pub mod record;
 
 pub mod store;
 
-pub use aggregate::{DenialAggregator, Repeated, Summary};
+pub use aggregate::{DenialAggregator, Summary};
 pub use denials::{
     follow, log_files, read_denials, rotated_path, DenialFollower, DenialLog, DenialLogConfig,
     DenialLogError, DenialLogStats, OnCreateHook, ReadOutcome,
 };
-pub use record::{latest_denial_of, DenialRecord};
+pub use record::{latest_denial_of, DenialRecord, Repeated};
 pub use store::{
     write_verify_report, AuditQuery, AuditReader, AuditStore, AuditStoreConfig, AuditStoreError,
     AuditStoreStats, DecisionRecord, ExportFormat, OverrideEvent, OverrideEventKind, Retention,

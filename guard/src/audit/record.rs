@@ -74,7 +74,7 @@ pub struct DenialRecord {
     /// Set on a summary of repeated denials: this record stands for `count` more denials like
     /// it (see `audit::aggregate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeated: Option<super::aggregate::Repeated>,
+    pub repeated: Option<Repeated>,
 }
 
 /// The `rule` of a codex-es-guard line, which names none.
@@ -88,6 +88,18 @@ fn denied() -> Decision {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// What a summary record stands for (see `audit::aggregate`): the denials after the first of its key within a window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeated {
+    /// How many denials this record stands for.
+    pub count: u64,
+    /// The paths they were about: a directory's entries (`/a/b/*`) or a zone (`/a/**`).
+    pub pattern: String,
+    /// RFC 3339 times of the first and last of them.
+    pub first: String,
+    pub last: String,
+}
 
 impl DenialRecord {
     /// The record of a deny or audit verdict; `None` for an allow.

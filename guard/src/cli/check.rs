@@ -117,7 +117,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             } else {
                 args.argv.clone()
             };
-            Action::Exec { path, argv }
+            Action::Exec {
+                path,
+                argv,
+                env: Vec::new(),
+            }
         }
         OpKind::Unlink => Action::Unlink { path },
         OpKind::Rmdir => Action::Rmdir { path },
@@ -145,7 +149,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             from: path,
             to: need_dest()?,
         },
-        OpKind::Create => Action::Create { path },
+        OpKind::Create => Action::Create {
+            path,
+            kind: crate::vocab::NodeKind::File,
+        },
+        OpKind::SetAttr => Action::SetAttr { path },
         OpKind::Signal => bail!("--op signal cannot be checked: it concerns processes, not paths"),
     })
 }

@@ -23,12 +23,20 @@ pub fn run(_args: &DaemonArgs) -> anyhow::Result<i32> {
 
 #[cfg(target_os = "macos")]
 pub fn run(args: &DaemonArgs) -> anyhow::Result<i32> {
+    // Before any thread exists, so that every thread inherits the mask and only the daemon's
+    // signal thread takes SIGTERM/SIGINT/SIGHUP (sigwait): a stop from launchd then unsubscribes,
+    // answers what waits and flushes the logs instead of killing the process mid-write.
+    if !crate::platform::macos::sys::block_stop_signals() {
+        eprintln!("agent-guard daemon: could not block the stop signals");
+        return Ok(70);
+    }
     init_logging();
+    let under_launchd = std::os::unix::process::parent_id() == 1;
     match crate::runtime::macos::setup::serve(args.policy.as_deref()) {
-        Ok(()) => Ok(0),
+        Ok(stopped) => Ok(stopped.exit_code()),
         Err(e) => {
             eprintln!("agent-guard daemon: {e}");
-            Ok(e.exit_code())
+            Ok(e.exit_code_under(under_launchd))
         }
     }
 }

@@ -15,8 +15,9 @@
 use std::path::Path;
 
 use super::reason;
-use crate::policy::{ExecRule, Policy, Zone, ZoneHits, ZoneKind};
+use crate::policy::{ExecCall, ExecRule, PatternZone, Policy, Zone, ZoneHits, ZoneKind};
 use crate::vocab::path::{is_within, match_key};
+use crate::vocab::NodeKind;
 use crate::vocab::{Action, Attribution, Denial, Event, Grant, Grants, Mode, RuleId, Verdict};
 
 /// Decide one event. Pure: everything it needs is passed in; `now` is unix seconds.
@@ -45,17 +46,31 @@ struct Touch<'a> {
     zones: ZoneHits<'a>,
     /// The protected zone that guards the path: none when it falls in that zone's carve-out.
     protected: Option<&'a Zone>,
+    /// A read-only zone named by a glob that covers the path (looked up only when it modifies).
+    pattern: Option<&'a PatternZone>,
 }
 
 fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2] {
-    let touch = |path: &'a Path, modifies| {
+    // A glob-named read-only place guards what runs, not directories (see `PatternZone`).
+    let makes_or_removes_a_directory = matches!(
+        action,
+        Action::Create {
+            kind: NodeKind::Directory,
+            ..
+        } | Action::Rmdir { .. }
+    );
+    let touch = |path: &'a Path, modifies: bool| {
         let zones = policy.zones.lookup(path);
         let protected = zones.protected.filter(|zone| !zone.excepts(path));
+        let pattern = (modifies && !makes_or_removes_a_directory)
+            .then(|| policy.readonly_patterns.matching(path))
+            .flatten();
         Some(Touch {
             path,
             modifies,
             zones,
             protected,
+            pattern,
         })
     };
     match action {
@@ -64,7 +79,8 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         Action::Unlink { path }
         | Action::Rmdir { path }
         | Action::Truncate { path }
-        | Action::Create { path } => [touch(path, true), None],
+        | Action::Create { path, .. }
+        | Action::SetAttr { path } => [touch(path, true), None],
         Action::Rename { from, to, .. } => [touch(from, true), touch(to, true)],
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.
@@ -73,13 +89,9 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
     }
 }
 
-/// The first exec rule that matches an exec `action` and `applies` to the process that execs.
-fn exec_rule<'p>(
-    action: &Action,
-    policy: &'p Policy,
-    applies: impl Fn(&ExecRule) -> bool,
-) -> Option<&'p ExecRule> {
-    let Action::Exec { path, argv } = action else {
+/// The exec as the rules see it, for an exec `action`.
+fn exec_call(action: &Action) -> Option<ExecCall<'_>> {
+    let Action::Exec { path, argv, env } = action else {
         return None;
     };
     let exe_name = basename(path);
@@ -87,10 +99,20 @@ fn exec_rule<'p>(
         .first()
         .map(|a| basename(Path::new(a)))
         .unwrap_or(exe_name);
-    let args = argv.get(1..).unwrap_or(&[]);
-    policy
-        .exec_rules
-        .find(&[exe_name, argv0_name], args, applies)
+    Some(ExecCall {
+        names: [exe_name, argv0_name],
+        argv,
+        env,
+    })
+}
+
+/// The first exec rule that matches an exec `action` and `applies` to the process that execs.
+fn exec_rule<'p>(
+    action: &Action,
+    policy: &'p Policy,
+    applies: impl Fn(&ExecRule) -> bool,
+) -> Option<&'p ExecRule> {
+    policy.exec_rules.find(&exec_call(action)?, applies)
 }
 
 /// Whether deciding `event` needs the arguments of the process that acts ([`Actor::args`]): an
@@ -99,6 +121,18 @@ fn exec_rule<'p>(
 /// [`Actor::args`]: crate::vocab::Actor::args
 pub fn needs_actor_args(event: &Event, policy: &Policy) -> bool {
     exec_rule(&event.action, policy, |rule| !rule.unless_run_by.is_empty()).is_some()
+}
+
+/// The places inside a directory being moved to `to` that the sensor must judge as creates
+/// under `to` (see [`crate::policy::PatternZones::moved_tree_probes`]).
+pub fn moved_tree_probes(policy: &Policy, to: &Path) -> Vec<std::path::PathBuf> {
+    policy.readonly_patterns.moved_tree_probes(to)
+}
+
+/// Whether deciding `event` needs the exec's environment (`Action::Exec::env`): git may read an
+/// alias from it. Sensors read it only then.
+pub fn needs_exec_env(event: &Event, policy: &Policy) -> bool {
+    !policy.exec_rules.is_empty() && exec_call(&event.action).is_some_and(|c| c.needs_env())
 }
 
 fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<Denial> {
@@ -151,7 +185,10 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
             && g.ops.contains(op)
             && g.covers_args(action)
             && paths().any(|t| grant_covers(g, t.path, policy))
-            && paths().all(|t| !t.zones.any_policy_zone() || grant_covers(g, t.path, policy))
+            && paths().all(|t| {
+                !(t.zones.any_policy_zone() || t.pattern.is_some())
+                    || grant_covers(g, t.path, policy)
+            })
     };
     if policy.overrides.iter().chain(&grants.grants).any(covered) {
         return None;
@@ -188,12 +225,60 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
 
     // 6. Readonly zones: no modification in, out, or over; their roots may not be moved.
     for t in paths().filter(|t| t.modifies) {
-        if let Some(zone) = t.zones.readonly {
+        if let Some(zone) = t.zones.readonly.filter(|zone| !zone.excepts(t.path)) {
             return deny(RuleId::ReadonlyZone, t.path, Some(zone));
+        }
+        // git changes a repository's config by writing config.lock and renaming it over the
+        // config; the sensor checks that rename's new content for keys that run commands (and
+        // adds a write of the config when it finds one). Any other change could set any key.
+        let checked_config_rename = || {
+            !crate::git::config::is_repository_config(t.path)
+                || matches!(action, Action::Rename { to, .. } if to == t.path)
+        };
+        let written_by_its_tool = |zone: &PatternZone| {
+            checked_config_rename()
+                && policy.trusted_tools.iter().any(|tool| {
+                    zone.except_tools.contains(&tool.name) && tool.identifies(&event.actor)
+                })
+        };
+        // Deleting a repository deletes its config: that sets no key.
+        let removes_config = crate::git::config::is_repository_config(t.path)
+            && match action {
+                Action::Unlink { path } => path == t.path,
+                Action::Rename { from, .. } => from == t.path,
+                _ => false,
+            };
+        if let Some(zone) = t
+            .pattern
+            .filter(|zone| !written_by_its_tool(zone) && !removes_config)
+        {
+            return Some(reason::denial(
+                RuleId::ReadonlyZone,
+                action,
+                t.path,
+                Some(Path::new(&zone.pattern)),
+                None,
+            ));
         }
     }
     if let Some((from, zone)) = moved_root(ZoneKind::Readonly) {
         return deny(RuleId::ZoneRootRename, from, Some(zone));
+    }
+    if let Action::Rename {
+        to,
+        source_is_dir: true,
+        ..
+    } = action
+    {
+        if let Some(zone) = policy.readonly_patterns.fixed_part_at_or_below(to) {
+            return Some(reason::denial(
+                RuleId::ReadonlyZone,
+                action,
+                to,
+                Some(Path::new(&zone.pattern)),
+                None,
+            ));
+        }
     }
 
     // 7. Trusted tools inside their scope.

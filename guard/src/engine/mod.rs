@@ -11,7 +11,7 @@ mod reason;
 
 pub use crate::vocab::path;
 pub use crate::vocab::{
-    Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, OpKind, OpSet,
-    OpenFlags, RuleId, Verdict,
+    Action, Actor, AgentInfo, Attribution, Decision, Denial, Event, Grant, Grants, NodeKind,
+    OpKind, OpSet, OpenFlags, RuleId, Verdict,
 };
-pub use decide::{decide, needs_actor_args};
+pub use decide::{decide, moved_tree_probes, needs_actor_args, needs_exec_env};

@@ -41,6 +41,13 @@ pub(super) fn denial(
             };
             format!("agent-guard blocked `{command}`: {why}")
         }
+        RuleId::ReadonlyZone if crate::git::config::is_repository_config(path) => format!(
+            "agent-guard blocked this {op} of {p}: AI agents may change a git repository's config only through git and only with keys that run no command (core.fsmonitor, core.hooksPath, core.sshCommand, aliases, filters, credential helpers and the like), because the user's own git runs them later; make the change without such a key, or ask the user to make it"
+        ),
+        // A glob names the places the user's own tools run later without reading them.
+        RuleId::ReadonlyZone if z.contains('*') => format!(
+            "agent-guard blocked this {op} of {p}: files matching {z} are read-only for AI agents, because the user's own tools run them later without the user reading them; read it if you need to, and ask the user to make the change"
+        ),
         RuleId::ReadonlyZone => format!(
             "agent-guard blocked this {op} of {p}: {z} is read-only for AI agents; read it if you need to, and ask the user to make the change"
         ),

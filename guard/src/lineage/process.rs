@@ -12,8 +12,9 @@ use serde::Serialize;
 ///
 /// A pid alone is not an identity: pids are reused, and a guard that keyed on pid would hand an
 /// agent's taint (or a human's innocence) to whatever process gets the number next. `start` is
-/// the start time in clock ticks since boot on Linux (field 22 of `/proc/PID/stat`) and the
-/// pidversion on macOS; only equality matters, never its unit.
+/// the start time in clock ticks since boot on Linux (field 22 of `/proc/PID/stat`) and in
+/// microseconds since the epoch on macOS (ES's `start_time`, the fork time, which an exec does
+/// not change); only equality matters, never its unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ProcessKey {
     pub pid: i32,

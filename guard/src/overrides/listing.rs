@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use super::request::{validate, Request, RequestSpec};
+use super::filing::{validate, RequestSpec};
+use super::request::Request;
 use super::store::{GrantStore, StoredGrant};
 use super::{human_duration, load_pending, refuse_if_agent, OverrideError};
 use crate::audit::{latest_denial_of, read_denials, DenialRecord};

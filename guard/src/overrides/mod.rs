@@ -23,6 +23,7 @@
 
 mod events;
 pub(crate) mod files;
+mod filing;
 mod listing;
 mod live;
 mod rate;
@@ -36,13 +37,14 @@ use std::path::PathBuf;
 pub use crate::audit::OverrideEventKind;
 use crate::vocab::IoError;
 pub use events::{read_recent_events, record_override_event, OverrideEvent};
+pub use filing::{
+    file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal,
+    RequestInput, RequestSpec, Validated,
+};
 pub use listing::{approve_command, describe_scope, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
-pub use request::{
-    file_request, parse_ops, parse_ttl, rate_key, request_from, resolve_path, validate, Refusal,
-    Request, RequestInput, RequestSpec, Requester, Validated,
-};
+pub use request::{rate_key, Request, Requester};
 pub use spool::load_pending;
 pub use status::{request_state, RequestState};
 pub use store::{GrantFile, GrantStore, StoredGrant};

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::events::{record_override_event, OverrideEvent};
-use super::request::{Request, RequestSpec};
+use super::filing::RequestSpec;
+use super::request::Request;
 use super::spool::{read_request, remove_request};
 use super::{check_id, files, OverrideError, Requester};
 use crate::audit::OverrideEventKind;

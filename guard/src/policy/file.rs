@@ -44,9 +44,10 @@ pub struct PolicyFile {
     /// Agents may read, write and create here, but not delete or move things out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_zones: Option<Vec<StringOr<ProtectedZoneEntry>>>,
-    /// Agents may only read here.
+    /// Agents may only read here: paths, or globs for places anywhere (`**/.git/hooks/**`), each
+    /// optionally with carve-outs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readonly_zones: Option<Vec<String>>,
+    pub readonly_zones: Option<Vec<StringOr<ReadonlyZoneEntry>>>,
     /// Agents may not even read here (credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_zones: Option<Vec<String>>,
@@ -84,6 +85,32 @@ impl From<String> for ProtectedZoneEntry {
         ProtectedZoneEntry {
             path,
             except: Vec::new(),
+        }
+    }
+}
+
+/// A read-only zone: a path (a directory or a file), or a glob that names such places wherever
+/// they are (`**/.git/hooks/**`: what the user's tools run later without reading it), with
+/// carve-outs (`**/.git/hooks/*.sample`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadonlyZoneEntry {
+    pub path: String,
+    /// Globs (absolute, `~`-relative, or starting with `**/`) that are not read-only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
+    /// Trusted tools (names in `trusted_tools`, known by their real executable) that may write
+    /// here for the agent: git writes a worktree's `.git` file, which no one else may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except_tools: Vec<String>,
+}
+
+impl From<String> for ReadonlyZoneEntry {
+    fn from(path: String) -> Self {
+        ReadonlyZoneEntry {
+            path,
+            except: Vec::new(),
+            except_tools: Vec::new(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Loading reads the file system (the policy file, symlinks of zone roots); deciding never does.
 
+pub mod exec_rules;
 pub mod file;
 pub mod normalize;
 pub mod user;
@@ -16,13 +17,14 @@ pub mod zones;
 
 use std::path::{Path, PathBuf};
 
-use globset::{GlobMatcher, GlobSet};
+use globset::GlobSet;
 
 use crate::vocab::{Actor, Grant, IoError};
+pub use exec_rules::{ExecCall, ExecRule, ExecRules, RunBy};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
 pub use user::{load_for_user, LoadedPolicy};
-pub use zones::{Zone, ZoneHits, ZoneIndex, ZoneKind};
+pub use zones::{PatternZone, PatternZones, Zone, ZoneHits, ZoneIndex, ZoneKind};
 
 /// The embedded default policy (`agent-guard policy default`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("default.json");
@@ -59,6 +61,8 @@ pub struct Policy {
     pub agent_patterns: Vec<String>,
     /// Every zone (protected, readonly, secret, and the guard's own files), indexed for lookup.
     pub zones: ZoneIndex,
+    /// Read-only zones named by globs (`**/.git/hooks/**`).
+    pub readonly_patterns: PatternZones,
     /// `temporary_overrides`, as grants with ids `policy:N`.
     pub overrides: Vec<Grant>,
     pub trusted_tools: Vec<TrustedTool>,
@@ -85,6 +89,9 @@ impl Policy {
     }
 }
 
+/// The prefix of Apple's own code-signing identifiers.
+pub const APPLE_SIGNING_PREFIX: &str = "com.apple.";
+
 /// A tool exempt from the protected-zone rules inside its scope.
 #[derive(Clone, Debug)]
 pub struct TrustedTool {
@@ -103,14 +110,17 @@ pub struct TrustedTool {
 impl TrustedTool {
     /// Whether `actor` is this tool, judged by its real executable or signing identity, never by
     /// argv[0] or comm (a copy of `rm` named `git` is not git).
+    ///
+    /// A signing identifier counts as Santa counts it: an Apple one (`com.apple.*`) alone (the
+    /// sensor reports one only for Apple's platform binaries), any other only with the team
+    /// that signed it, since any developer may sign code with any identifier.
     pub fn identifies(&self, actor: &Actor) -> bool {
         if let Some(signing_id) = &self.signing_id {
-            if actor.signing_id.as_deref() == Some(signing_id.as_str())
-                && self
-                    .team_id
-                    .as_ref()
-                    .is_none_or(|t| actor.team_id.as_ref() == Some(t))
-            {
+            let team_ok = match &self.team_id {
+                Some(team) => actor.team_id.as_ref() == Some(team),
+                None => signing_id.starts_with(APPLE_SIGNING_PREFIX),
+            };
+            if team_ok && actor.signing_id.as_deref() == Some(signing_id.as_str()) {
                 return true;
             }
         }
@@ -131,125 +141,6 @@ impl TrustedTool {
     /// Whether `path` is inside the tool's scope.
     pub fn covers(&self, path: &Path) -> bool {
         self.scope.as_ref().is_none_or(|s| s.is_match(path))
-    }
-}
-
-/// Exec rules indexed by program basename, so an exec looks at only its program's rules.
-#[derive(Clone, Debug, Default)]
-pub struct ExecRules {
-    by_program: std::collections::HashMap<String, Vec<ExecRule>>,
-}
-
-/// One exec rule, compiled.
-#[derive(Clone, Debug)]
-pub struct ExecRule {
-    pub program: String,
-    /// Index in the policy's `exec_rules` list (for the rule id in records).
-    pub index: usize,
-    pub args: Vec<GlobMatcher>,
-    pub unless: Vec<GlobMatcher>,
-    /// Trusted tools whose own subcommands may run the command (see [`RunBy`]).
-    pub unless_run_by: Vec<RunBy>,
-    pub reason: String,
-    /// The rule as written, for messages: `git clean -f*`.
-    pub display: String,
-}
-
-/// A trusted tool running one of its subcommands (`git stash`): what it execs for its own
-/// operation is not the agent's command. `tool` names an entry of `trusted_tools`, so the tool is
-/// known by its real executable, never by a name the agent could give a copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunBy {
-    pub tool: String,
-    pub subcommand: String,
-}
-
-impl RunBy {
-    /// Whether `actor` (the process that execs) is this tool running this subcommand.
-    pub fn matches(&self, actor: &Actor, tools: &[TrustedTool]) -> bool {
-        subcommand_of(&actor.args) == Some(self.subcommand.as_str())
-            && tools
-                .iter()
-                .any(|t| t.name == self.tool && t.identifies(actor))
-    }
-}
-
-/// The subcommand of a git-style command line: the first argument that is not an option, after
-/// only `-C DIR` and `-c KEY=VALUE`. Any other option before it gives `None`: an option that takes
-/// the next argument as its value would otherwise pass that value off as the subcommand.
-fn subcommand_of(args: &[String]) -> Option<&str> {
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-C" | "-c" => {
-                args.next()?;
-            }
-            a if a.starts_with('-') => return None,
-            a => return Some(a),
-        }
-    }
-    None
-}
-
-impl ExecRules {
-    pub fn new(rules: Vec<ExecRule>) -> ExecRules {
-        let mut by_program: std::collections::HashMap<String, Vec<ExecRule>> = Default::default();
-        for rule in rules {
-            by_program
-                .entry(rule.program.clone())
-                .or_default()
-                .push(rule);
-        }
-        ExecRules { by_program }
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_program.values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_program.is_empty()
-    }
-
-    /// The first rule that matches an exec of `program` (the basename of the executable or of
-    /// argv[0]) with `args` (argv without argv[0]) and that `applies` (to the process that execs).
-    pub fn find(
-        &self,
-        programs: &[&str],
-        args: &[String],
-        applies: impl Fn(&ExecRule) -> bool,
-    ) -> Option<&ExecRule> {
-        let mut seen: Option<&str> = None;
-        for program in programs {
-            if seen == Some(*program) {
-                continue;
-            }
-            seen = Some(program);
-            let Some(rules) = self.by_program.get(*program) else {
-                continue;
-            };
-            if let Some(rule) = rules.iter().find(|r| r.matches(args) && applies(r)) {
-                return Some(rule);
-            }
-        }
-        None
-    }
-}
-
-impl ExecRule {
-    /// `args` patterns match an ordered subsequence of the arguments; no `unless` pattern
-    /// matches any argument.
-    pub fn matches(&self, args: &[String]) -> bool {
-        if args
-            .iter()
-            .any(|a| self.unless.iter().any(|u| u.is_match(a)))
-        {
-            return false;
-        }
-        let mut remaining = args.iter();
-        self.args
-            .iter()
-            .all(|pattern| remaining.any(|a| pattern.is_match(a)))
     }
 }
 

@@ -263,3 +263,98 @@ mod tests {
             .is_none());
     }
 }
+
+/// Read-only places named by globs (`**/.git/hooks/**`, `**/.envrc`): files the user's tools run
+/// later, wherever they are. Looked up only for operations that modify, so reads pay nothing.
+#[derive(Clone, Debug, Default)]
+pub struct PatternZones {
+    set: Option<GlobSet>,
+    /// For each glob of `set`, the entry it came from (one entry may compile to several globs).
+    owner: Vec<usize>,
+    entries: Vec<PatternZone>,
+}
+
+/// One glob-named read-only zone. Making a directory there, or removing an empty one, is not a
+/// change it guards: a directory runs nothing, and what is put in it is judged entry by entry.
+#[derive(Clone, Debug)]
+pub struct PatternZone {
+    /// The glob as normalized (`~` expanded), for messages.
+    pub pattern: String,
+    pub except: Option<GlobSet>,
+    /// Names of trusted tools that may write here (see `ReadonlyZoneEntry::except_tools`).
+    pub except_tools: Vec<String>,
+}
+
+impl PatternZones {
+    /// `entries` with, for each, the globs it compiles to.
+    pub fn new(set: Option<GlobSet>, owner: Vec<usize>, entries: Vec<PatternZone>) -> Self {
+        PatternZones {
+            set,
+            owner,
+            entries,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What a directory moved to `to` could bring into these zones without a single create: the
+    /// places inside it, relative to it, that a glob with a `**/` head would cover once there
+    /// (`.git/hooks` for any directory, `hooks` for one moved to `.../.git`). The sensor judges
+    /// what exists there as creates under `to`.
+    pub fn moved_tree_probes(&self, to: &Path) -> Vec<PathBuf> {
+        let mut probes: Vec<PathBuf> = Vec::new();
+        for zone in &self.entries {
+            let Some(rest) = zone.pattern.strip_prefix("**/") else {
+                continue;
+            };
+            let literal: Vec<&str> = rest
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[', '{']))
+                .collect();
+            let tail: Vec<&str> = to
+                .components()
+                .rev()
+                .filter_map(|c| c.as_os_str().to_str())
+                .collect();
+            for i in 0..=literal.len() {
+                let ends_with = (0..i).all(|k| tail.get(k) == Some(&literal[i - 1 - k]));
+                if ends_with {
+                    let probe: PathBuf = literal[i..].iter().collect();
+                    if !probes.contains(&probe) {
+                        probes.push(probe);
+                    }
+                }
+            }
+        }
+        probes
+    }
+
+    /// A glob without a `**/` head whose fixed part lies at or below `to`: a directory moved
+    /// there would replace what it names wholesale (`mv x ~/.local/lib`).
+    pub fn fixed_part_at_or_below(&self, to: &Path) -> Option<&PatternZone> {
+        self.entries.iter().find(|zone| {
+            if zone.pattern.starts_with("**/") {
+                return false;
+            }
+            let fixed: PathBuf = zone
+                .pattern
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[', '{']))
+                .collect::<Vec<_>>()
+                .join("/")
+                .into();
+            fixed.starts_with(to)
+        })
+    }
+
+    /// The first zone whose glob matches `path` and whose carve-outs do not.
+    pub fn matching(&self, path: &Path) -> Option<&PatternZone> {
+        let set = self.set.as_ref()?;
+        set.matches(path)
+            .into_iter()
+            .map(|i| &self.entries[self.owner[i]])
+            .find(|zone| !zone.except.as_ref().is_some_and(|e| e.is_match(path)))
+    }
+}

@@ -170,6 +170,9 @@ impl Judge for AgentTree {
                             dir.facts()
                         }
                     };
+                    // The kernel names the thread; a record names the process (a hook tells
+                    // the agent's own process from the commands it runs by this pid).
+                    event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
                     event.actor.exe = facts.exe;
                     event.actor.comm = facts.comm;
                     facts.start
@@ -188,6 +191,10 @@ impl Judge for AgentTree {
             .of_kind(ZoneKind::Secret)
             .map(|z| z.root.clone())
             .collect()
+    }
+
+    fn moved_tree_probes(&self, to: &Path) -> Vec<PathBuf> {
+        crate::engine::moved_tree_probes(&self.runtime.policy.load(), to)
     }
 
     fn start_in_supervisor(&self) {

@@ -42,6 +42,9 @@ pub struct Counters {
     pub audits: AtomicU64,
     /// Decisions answered by the fail mode because the deadline was near (macOS).
     pub deadline_misses: AtomicU64,
+    /// Events the kernel dropped before the sensor saw them: gaps in Endpoint Security's
+    /// sequence numbers (macOS).
+    pub dropped_events: AtomicU64,
 }
 
 /// How the runtime was started.

@@ -49,6 +49,7 @@ impl Runtime {
             denials: c.denials.load(Ordering::Relaxed),
             audits: c.audits.load(Ordering::Relaxed),
             deadline_misses: c.deadline_misses.load(Ordering::Relaxed),
+            dropped_events: c.dropped_events.load(Ordering::Relaxed),
             dropped_denials: denial_drops,
             dropped_audit_records: store_drops.unwrap_or(0),
             active_grants: self.grants.current().grants.len(),
@@ -98,6 +99,9 @@ pub struct RuntimeStatus {
     pub denials: u64,
     pub audits: u64,
     pub deadline_misses: u64,
+    /// Events the kernel dropped before the sensor saw them (macOS; absent in older files).
+    #[serde(default)]
+    pub dropped_events: u64,
     pub dropped_denials: u64,
     pub dropped_audit_records: u64,
     pub active_grants: usize,
@@ -205,8 +209,8 @@ impl StatusReport {
             )?;
             writeln!(
                 out,
-                "           {} decisions, {} denials, {} audits, {} deadline misses; dropped: {} denial records, {} audit records",
-                r.decisions, r.denials, r.audits, r.deadline_misses, r.dropped_denials, r.dropped_audit_records
+                "           {} decisions, {} denials, {} audits, {} deadline misses; dropped: {} kernel events, {} denial records, {} audit records",
+                r.decisions, r.denials, r.audits, r.deadline_misses, r.dropped_events, r.dropped_denials, r.dropped_audit_records
             )?;
         }
         Ok(())

@@ -29,14 +29,30 @@ impl OpenFlags {
     }
 }
 
+/// What kind of entry a [`Action::Create`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Directory,
+    /// A regular file made without opening it (`mknod S_IFREG`).
+    File,
+    Symlink,
+    /// A FIFO or a socket file.
+    Special,
+    /// A character or block device node.
+    Device,
+}
+
 /// The operation with its payload. Every path is absolute and clean.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start a program. `path` is the executable being started, `argv` its arguments
-    /// (argv[0] included).
+    /// (argv[0] included), `env` the `NAME=VALUE` entries of its environment that a rule needs
+    /// (git's `GIT_CONFIG_*`, read by the sensor only when the policy asks: see
+    /// `ExecCall::needs_env`), usually none.
     Exec {
         path: PathBuf,
         argv: Vec<String>,
+        env: Vec<String>,
     },
     Unlink {
         path: PathBuf,
@@ -64,7 +80,15 @@ pub enum Action {
         from: PathBuf,
         to: PathBuf,
     },
+    /// A new entry that is not a regular file opened for writing (those are `Open` with
+    /// `create`): a directory, a symlink, a device node...
     Create {
+        path: PathBuf,
+        kind: NodeKind,
+    },
+    /// A change of `path`'s metadata (mode, owner, flags, ACL, extended attributes, times),
+    /// not of its contents.
+    SetAttr {
         path: PathBuf,
     },
     /// A signal (or ptrace) aimed at another process. `target_is_guard` is set by the sensor when
@@ -87,6 +111,7 @@ impl Action {
             Action::Link { .. } => OpKind::Link,
             Action::Create { .. } => OpKind::Create,
             Action::Signal { .. } => OpKind::Signal,
+            Action::SetAttr { .. } => OpKind::SetAttr,
         }
     }
 
@@ -98,7 +123,8 @@ impl Action {
             | Action::Rmdir { path }
             | Action::Open { path, .. }
             | Action::Truncate { path }
-            | Action::Create { path } => Some(path),
+            | Action::Create { path, .. }
+            | Action::SetAttr { path } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),
             Action::Signal { .. } => None,
         }

@@ -18,7 +18,7 @@ pub mod time;
 pub mod verdict;
 
 pub use error::{IoError, UnknownName};
-pub use event::{Action, Actor, AgentInfo, Attribution, Event, OpenFlags};
+pub use event::{Action, Actor, AgentInfo, Attribution, Event, NodeKind, OpenFlags};
 pub use grant::{Grant, Grants};
 pub use op::{OpKind, OpSet};
 pub use text::{is_invisible, printable, shell_quote};

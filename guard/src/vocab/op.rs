@@ -34,10 +34,13 @@ pub enum OpKind {
     Link,
     Create,
     Signal,
+    /// A change of a file's metadata, not its contents: mode, owner, flags (`chflags uchg`),
+    /// ACL, extended attributes, times (macOS Endpoint Security reports each).
+    SetAttr,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 10] = [
         OpKind::Exec,
         OpKind::Unlink,
         OpKind::Rmdir,
@@ -47,6 +50,7 @@ impl OpKind {
         OpKind::Link,
         OpKind::Create,
         OpKind::Signal,
+        OpKind::SetAttr,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl OpKind {
             OpKind::Link => "link",
             OpKind::Create => "create",
             OpKind::Signal => "signal",
+            OpKind::SetAttr => "setattr",
         }
     }
 
@@ -84,7 +89,7 @@ impl FromStr for OpKind {
                 what: "operation",
                 value: s.to_string(),
                 expected:
-                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal",
+                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr",
             })
     }
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::read::{
-    identity, log_files, open_for_reading, push_line, read_file_into, read_files, retain_since,
+    log_files, open_for_reading, push_line, read_file_into, read_files, retain_since,
     rotated_since, ReadOutcome,
 };
-use super::DenialLogError;
+use super::{identity, DenialLogError};
 use crate::audit::record::DenialRecord;
 use crate::vocab::IoError;
 
@@ -79,25 +79,34 @@ impl DenialFollower {
             .ok()
             .map(|m| (m.dev(), m.ino()));
         if at_path.is_some() && at_path != self.id {
-            // Rotated: the old file is complete (the writer no longer appends to it once it
-            // has renamed it), so a trailing fragment is a damaged line.
-            if !self.partial.is_empty() {
-                self.malformed += 1;
-                self.partial.clear();
-            }
-            let old = self.id;
-            // Hold the new live file before looking at the rotated ones, so that a rotation in
-            // between cannot hide a file from us.
-            self.file = None;
-            if self.open_current()? {
-                for file in rotated_since(&self.path, old, self.id) {
-                    read_file_into(&file, &mut outcome)?;
-                }
-                self.read_available(&mut outcome)?;
-            }
+            self.move_to_live_file(&mut outcome)?;
         }
         self.malformed += outcome.malformed;
         Ok(outcome.records)
+    }
+
+    /// The file at the path is no longer the one held: it was rotated. The held file is complete
+    /// now (the writer no longer appends to it once it has renamed it), but it may have grown
+    /// between the last read and the rename: finish it, then read the files rotated since (newest
+    /// last) and continue with the new live file from its start.
+    fn move_to_live_file(&mut self, outcome: &mut ReadOutcome) -> Result<(), DenialLogError> {
+        self.read_available(outcome)?;
+        // Complete file: a trailing fragment is a damaged line.
+        if !self.partial.is_empty() {
+            self.malformed += 1;
+            self.partial.clear();
+        }
+        let old = self.id;
+        // Hold the new live file before looking at the rotated ones, so that a rotation in
+        // between cannot hide a file from us.
+        self.file = None;
+        if self.open_current()? {
+            for file in rotated_since(&self.path, old, self.id) {
+                read_file_into(&file, outcome)?;
+            }
+            self.read_available(outcome)?;
+        }
+        Ok(())
     }
 
     fn read_available(&mut self, outcome: &mut ReadOutcome) -> Result<(), DenialLogError> {
@@ -161,5 +170,43 @@ pub fn follow(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn line(n: usize) -> String {
+        format!(
+            "{{\"id\":\"{n}\",\"ts\":1,\"time\":\"2026-01-01T00:00:00Z\",\"op\":\"unlink\",\"path\":\"/p/{n}\",\"zone\":\"/p\",\"process\":\"rm\",\"ancestor\":\"claude\",\"reason\":\"r\",\"hint\":\"h\"}}\n"
+        )
+    }
+
+    /// A record the writer appended after the follower's last read and just before it renamed
+    /// the file away is still reported. (Found as a rare failure of
+    /// `follow_reports_existing_then_new_records` on a loaded machine.)
+    #[test]
+    fn a_rotation_finishes_the_old_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("denials.jsonl");
+        std::fs::write(&path, line(0)).unwrap();
+        let mut follower = DenialFollower::new(&path);
+        let first = follower.poll().unwrap();
+        assert_eq!(first.len(), 1, "{first:?}");
+        // Between the follower's read and its look at the path: an append, then the rotation.
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        old.write_all(line(1).as_bytes()).unwrap();
+        std::fs::rename(&path, dir.path().join("denials.jsonl.1")).unwrap();
+        std::fs::write(&path, line(2)).unwrap();
+        let mut outcome = ReadOutcome::default();
+        follower.move_to_live_file(&mut outcome).unwrap();
+        let paths: Vec<&str> = outcome.records.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/p/1", "/p/2"]);
     }
 }

@@ -227,5 +227,12 @@ impl DenialLog {
     }
 }
 
+/// A log file's identity (device, inode): a rotation gives the live name a new one.
+fn identity(file: &File) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -163,8 +163,3 @@ pub(super) fn open_for_reading(path: &Path) -> Result<File, DenialLogError> {
             _ => IoError::at(path, "read the denial log")(source).into(),
         })
 }
-
-pub(super) fn identity(file: &File) -> io::Result<(u64, u64)> {
-    let m = file.metadata()?;
-    Ok((m.dev(), m.ino()))
-}

@@ -8,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::read::identity;
+use super::identity;
 use super::write::{LineSink, LogStats, WriteError};
 use crate::audit::queue::Counters;
 

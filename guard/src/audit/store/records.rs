@@ -21,7 +21,7 @@ pub struct DecisionRecord {
     pub agent: String,
     pub agent_pid: i32,
     pub pid: i32,
-    /// The second half of the process key: start time on Linux, pidversion on macOS.
+    /// The second half of the process key: start time on Linux (clock ticks since boot) and on macOS (microseconds since the epoch).
     pub start_key: u64,
     pub exe: String,
     pub op: OpKind,

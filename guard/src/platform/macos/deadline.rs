@@ -3,10 +3,9 @@
 //! ES gives every AUTH message a deadline in mach absolute time; a client that misses it is
 //! killed by the kernel. The daemon budgets 80% of the time left when the message reaches it:
 //! if the engine has not answered within that budget, the kernel gets the fail-mode answer
-//! (allow by default, deny with `fail_closed`) and the miss is counted. Pure: the adapter passes
-//! the clock readings in.
+//! (allow by default, deny with `fail_closed`; deny for a known agent) and the miss is counted.
+//! Pure: the adapter passes the clock readings in.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Share of the time left that a decision may use, in percent.
@@ -56,64 +55,6 @@ pub fn plan(deadline: u64, now: u64, timebase: Timebase) -> DeadlinePlan {
 /// The answer when no decision was made in time: true = allow.
 pub fn fail_mode_allows(fail_closed: bool) -> bool {
     !fail_closed
-}
-
-/// Counters of answers not given by the engine; read by `status`.
-#[derive(Debug, Default)]
-pub struct DeadlineCounters {
-    /// Answered by fail mode before asking: too little time left on arrival.
-    pub arrived_late: AtomicU64,
-    /// The engine did not answer within the budget.
-    pub budget_exceeded: AtomicU64,
-    /// Decisions the engine made in time.
-    pub decided: AtomicU64,
-    /// Messages ES could not describe completely (a truncated path): fail mode.
-    pub unreadable: AtomicU64,
-}
-
-/// A copy of the counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeadlineSnapshot {
-    pub arrived_late: u64,
-    pub budget_exceeded: u64,
-    pub decided: u64,
-    pub unreadable: u64,
-}
-
-/// How one message was answered, for the counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    ArrivedLate,
-    BudgetExceeded,
-    Decided,
-    Unreadable,
-}
-
-impl DeadlineCounters {
-    pub fn record(&self, outcome: Outcome) {
-        let counter = match outcome {
-            Outcome::ArrivedLate => &self.arrived_late,
-            Outcome::BudgetExceeded => &self.budget_exceeded,
-            Outcome::Decided => &self.decided,
-            Outcome::Unreadable => &self.unreadable,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> DeadlineSnapshot {
-        DeadlineSnapshot {
-            arrived_late: self.arrived_late.load(Ordering::Relaxed),
-            budget_exceeded: self.budget_exceeded.load(Ordering::Relaxed),
-            decided: self.decided.load(Ordering::Relaxed),
-            unreadable: self.unreadable.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Answers given by fail mode rather than by the engine.
-    pub fn misses(&self) -> u64 {
-        let s = self.snapshot();
-        s.arrived_late + s.budget_exceeded + s.unreadable
-    }
 }
 
 #[cfg(test)]
@@ -171,24 +112,8 @@ mod tests {
     }
 
     #[test]
-    fn fail_mode_answer_and_counters() {
+    fn fail_mode_answer() {
         assert!(fail_mode_allows(false));
         assert!(!fail_mode_allows(true));
-        let c = DeadlineCounters::default();
-        c.record(Outcome::Decided);
-        c.record(Outcome::ArrivedLate);
-        c.record(Outcome::BudgetExceeded);
-        c.record(Outcome::BudgetExceeded);
-        c.record(Outcome::Unreadable);
-        assert_eq!(
-            c.snapshot(),
-            DeadlineSnapshot {
-                arrived_late: 1,
-                budget_exceeded: 2,
-                decided: 1,
-                unreadable: 1,
-            }
-        );
-        assert_eq!(c.misses(), 4);
     }
 }

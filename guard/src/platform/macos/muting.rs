@@ -10,62 +10,117 @@
 //! - both spellings of the firmlinked system directories: ES reports `/private/tmp/x` for
 //!   `/tmp/x` (and `/var`, `/etc`), while a policy names `/tmp/x`.
 //!
-//! Pure: the adapter applies the result with `mute_path(.., TARGET_PREFIX/TARGET_LITERAL)`.
+//! Muting is per event type (`es_mute_path_events`): AUTH_OPEN, by far the most frequent event,
+//! is selected only under read-only and secret zones and the guard's files, where a read or a
+//! write can be denied; in a protected zone anyone may open anything.
+//!
+//! Pure: the glue applies [`MutingSelection::mutes`] through the `EsClient` seam.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::engine::path::{clean, is_within, match_key, self_and_ancestors};
+use crate::platform::macos::api::{EsEventKind, PathMute};
+use crate::vocab::path::{clean, is_within, match_key, self_and_ancestors};
+
+/// The file AUTH events the file client subscribes to.
+pub fn file_auth_events() -> Vec<EsEventKind> {
+    EsEventKind::ALL
+        .into_iter()
+        .filter(|e| e.is_file_auth())
+        .collect()
+}
+
+/// [`file_auth_events`] without AUTH_OPEN.
+pub fn file_events_but_open() -> Vec<EsEventKind> {
+    file_auth_events()
+        .into_iter()
+        .filter(|e| *e != EsEventKind::AuthOpen)
+        .collect()
+}
 
 /// The paths to deliver; everything else stays muted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MutingSelection {
     /// A root is `/`: deliver everything (do not invert at all).
     pub everything: bool,
-    /// Deliver events whose target is inside one of these.
+    /// Deliver every file event but opens whose target is inside one of these.
     pub prefixes: Vec<PathBuf>,
-    /// Deliver events whose target is exactly one of these (ancestors of the prefixes).
+    /// ... or exactly one of these (ancestors of the prefixes).
     pub literals: Vec<PathBuf>,
+    /// Deliver opens whose target is inside one of these (read-only and secret zones, the
+    /// guard's files).
+    pub open_prefixes: Vec<PathBuf>,
+}
+
+/// One entry of a client's target-path mute set: a path, how it matches, and whether it is the
+/// opens' entry or the other file events'.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mute {
+    pub path: PathBuf,
+    pub how: PathMute,
+    pub opens: bool,
+}
+
+impl Mute {
+    /// The event types this entry selects.
+    pub fn events(&self) -> Vec<EsEventKind> {
+        if self.opens {
+            vec![EsEventKind::AuthOpen]
+        } else {
+            file_events_but_open()
+        }
+    }
+}
+
+impl MutingSelection {
+    /// The mute set that selects exactly this (empty for [`MutingSelection::everything`]).
+    pub fn mutes(&self) -> BTreeSet<Mute> {
+        if self.everything {
+            return BTreeSet::new();
+        }
+        let entry = |path: &PathBuf, how, opens| Mute {
+            path: path.clone(),
+            how,
+            opens,
+        };
+        let prefixes = self
+            .prefixes
+            .iter()
+            .map(|p| entry(p, PathMute::Prefix, false));
+        let literals = self
+            .literals
+            .iter()
+            .map(|p| entry(p, PathMute::Literal, false));
+        let opens = self
+            .open_prefixes
+            .iter()
+            .map(|p| entry(p, PathMute::Prefix, true));
+        prefixes.chain(literals).chain(opens).collect()
+    }
 }
 
 /// The top-level directories macOS maps to `/private/...`.
 const PRIVATE_ALIASED: [&str; 3] = ["tmp", "var", "etc"];
 
-/// The selection for a policy's zone roots (all kinds: protected, readonly, secret) and the
-/// guard's own files. `case_insensitive`: the boot volume's matching (APFS default); two
-/// spellings differing only in case are one entry.
+/// The selection for a policy's protected zone roots and its `restricted` roots (read-only and
+/// secret zones, the guard's own files). `case_insensitive`: the boot volume's matching (APFS
+/// default); two spellings differing only in case are one entry.
 pub fn selection(
-    zone_roots: &[PathBuf],
-    guard_files: &[PathBuf],
+    protected: &[PathBuf],
+    restricted: &[PathBuf],
     case_insensitive: bool,
 ) -> MutingSelection {
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for root in zone_roots.iter().chain(guard_files) {
-        let root = clean(root);
-        if root == Path::new("/") {
-            return MutingSelection {
-                everything: true,
-                ..MutingSelection::default()
-            };
-        }
-        roots.extend(private_aliases(&root));
-        roots.push(root);
-    }
+    let (Some(prefixes), Some(open_prefixes)) = (
+        covering(protected.iter().chain(restricted), case_insensitive),
+        covering(restricted.iter(), case_insensitive),
+    ) else {
+        return MutingSelection {
+            everything: true,
+            ..MutingSelection::default()
+        };
+    };
 
-    // Shorter first, so a root covered by an earlier one is dropped.
-    roots.sort_by_key(|r| r.as_os_str().len());
-    let mut prefixes: Vec<PathBuf> = Vec::new();
-    for root in roots {
-        let key = match_key(&root, case_insensitive).into_owned();
-        let covered = prefixes
-            .iter()
-            .any(|p| is_within(&key, &match_key(p, case_insensitive)));
-        if !covered {
-            prefixes.push(root);
-        }
-    }
-
-    let mut seen = BTreeSet::new();
+    let mut seen = HashSet::new();
     let mut literals = Vec::new();
     for prefix in &prefixes {
         let key = match_key(prefix, case_insensitive).into_owned();
@@ -81,14 +136,44 @@ pub fn selection(
             literals.push(PathBuf::from(String::from_utf8_lossy(spelled).into_owned()));
         }
     }
-
-    prefixes.sort();
     literals.sort();
     MutingSelection {
         everything: false,
         prefixes,
         literals,
+        open_prefixes,
     }
+}
+
+/// The fewest prefixes that cover `roots` and their `/private` aliases, sorted; `None` when one
+/// of them is `/` (everything).
+fn covering<'a>(
+    roots: impl Iterator<Item = &'a PathBuf>,
+    case_insensitive: bool,
+) -> Option<Vec<PathBuf>> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        let root = clean(root);
+        if root == Path::new("/") {
+            return None;
+        }
+        all.extend(private_aliases(&root));
+        all.push(root);
+    }
+    // Shorter first, so a root covered by an earlier one is dropped.
+    all.sort_by_key(|r| r.as_os_str().len());
+    let mut prefixes: Vec<PathBuf> = Vec::new();
+    for root in all {
+        let key = match_key(&root, case_insensitive).into_owned();
+        let covered = prefixes
+            .iter()
+            .any(|p| is_within(&key, &match_key(p, case_insensitive)));
+        if !covered {
+            prefixes.push(root);
+        }
+    }
+    prefixes.sort();
+    Some(prefixes)
 }
 
 /// `/tmp/x` ↔ `/private/tmp/x` (and `var`, `etc`).
@@ -151,6 +236,41 @@ mod tests {
                 "/private/etc/agent-guard",
             ])
         );
+        // Opens only where a read or a write can be denied: not in the protected ~/src.
+        assert_eq!(
+            sel.open_prefixes,
+            paths(&[
+                "/etc/agent-guard/policy.json",
+                "/private/etc/agent-guard/policy.json",
+            ])
+        );
+    }
+
+    #[test]
+    fn opens_are_selected_under_restricted_roots_even_inside_a_protected_one() {
+        // Protected ~ with the secret ~/.ssh inside: every event under ~, opens under ~/.ssh.
+        let sel = selection(
+            &paths(&["/Users/me"]),
+            &paths(&["/Users/me/.ssh", "/Users/me/.ssh/id_rsa"]),
+            true,
+        );
+        assert_eq!(sel.prefixes, paths(&["/Users/me"]));
+        assert_eq!(sel.open_prefixes, paths(&["/Users/me/.ssh"]));
+        let mutes = sel.mutes();
+        let opens: Vec<_> = mutes.iter().filter(|m| m.opens).collect();
+        assert_eq!(opens.len(), 1);
+        assert_eq!(opens[0].path, PathBuf::from("/Users/me/.ssh"));
+        assert_eq!(opens[0].events(), vec![EsEventKind::AuthOpen]);
+        let others: Vec<_> = mutes.iter().filter(|m| !m.opens).collect();
+        assert_eq!(others.len(), 2, "{others:?}"); // the prefix ~ and the literal /Users
+        for m in others {
+            assert!(!m.events().contains(&EsEventKind::AuthOpen));
+            assert_eq!(m.events().len(), file_auth_events().len() - 1);
+        }
+        // A root of / anywhere selects everything, opens included: no mutes at all.
+        let all = selection(&[], &paths(&["/"]), true);
+        assert!(all.everything);
+        assert!(all.mutes().is_empty());
     }
 
     #[test]

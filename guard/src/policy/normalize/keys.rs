@@ -4,19 +4,32 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use globset::GlobMatcher;
+use globset::{GlobMatcher, GlobSet, GlobSetBuilder};
 
 use super::override_too_broad;
 use super::paths::Normalizer;
+use super::Platform;
 use super::{parse_duration, parse_rfc3339, DEFAULT_MAX_OVERRIDE_TTL, INTERPRETERS};
 use crate::policy::file::{
-    ExecRuleEntry, Expiry, OverrideEntry, PolicyFile, ProtectedZoneEntry, RetentionEntry, StringOr,
-    TrustedToolEntry,
+    ExecRuleEntry, Expiry, OverrideEntry, PolicyFile, ProtectedZoneEntry, ReadonlyZoneEntry,
+    RetentionEntry, StringOr, TrustedToolEntry,
 };
-use crate::policy::zones::{Zone, ZoneIndex, ZoneKind};
+use crate::policy::zones::{PatternZone, PatternZones, Zone, ZoneIndex, ZoneKind};
 use crate::policy::{ExecRule, PolicyError, RunBy, TrustedTool};
 use crate::vocab::path::clean;
 use crate::vocab::{Grant, OpSet};
+
+/// Directories under which users can write on a Mac (see `user_writable_on_macos`).
+const MACOS_USER_WRITABLE: &[&str] = &[
+    "/usr/local/",
+    "/opt/homebrew/",
+    "/Applications/",
+    "/Users/",
+    "/tmp/",
+    "/private/tmp/",
+    "/var/folders/",
+    "/private/var/folders/",
+];
 
 impl Normalizer<'_> {
     /// `ai_agent_patterns`: non-empty names.
@@ -86,7 +99,7 @@ impl Normalizer<'_> {
         Ok(normalized)
     }
 
-    /// `readonly_zones` and `secret_zones`: plain roots.
+    /// `secret_zones`: plain roots.
     pub(super) fn plain_zones(
         &self,
         list: &Option<Vec<String>>,
@@ -106,6 +119,79 @@ impl Normalizer<'_> {
             }
         }
         Ok(normalized)
+    }
+
+    /// `readonly_zones`: roots (with carve-outs) go to the zone index; entries that are globs
+    /// (`**/.git/hooks/**`, `~/.local/lib/python*/site-packages/*.pth`) become pattern zones.
+    pub(super) fn readonly_zones(
+        &self,
+        file: &PolicyFile,
+        zones: &mut Vec<Zone>,
+    ) -> Result<(Vec<StringOr<ReadonlyZoneEntry>>, PatternZones), PolicyError> {
+        let mut normalized = Vec::new();
+        let mut builder = GlobSetBuilder::new();
+        let mut owner = Vec::new();
+        let mut patterns = Vec::new();
+        let entries = file.readonly_zones.clone().unwrap_or_default();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let entry: ReadonlyZoneEntry = entry.into_object();
+            let key = format!("readonly_zones[{i}]");
+            let mut except_patterns = Vec::new();
+            for (j, pattern) in entry.except.iter().enumerate() {
+                except_patterns.extend(self.glob_patterns(pattern, &format!("{key}.except[{j}]"))?);
+            }
+            let except = self.glob_set(&except_patterns, &format!("{key}.except"))?;
+            let object = |path: String| {
+                if except_patterns.is_empty() && entry.except_tools.is_empty() {
+                    StringOr::String(path)
+                } else {
+                    StringOr::Object(ReadonlyZoneEntry {
+                        path,
+                        except: except_patterns.clone(),
+                        except_tools: entry.except_tools.clone(),
+                    })
+                }
+            };
+            if !entry.path.contains(['*', '?', '[', '{']) {
+                if !entry.except_tools.is_empty() {
+                    return Err(self.invalid(
+                        format!("{key}.except_tools"),
+                        "only a glob entry (like \"**/.git\") may name tools that write there",
+                    ));
+                }
+                for root in self.zone_paths(&entry.path, &key)? {
+                    normalized.push(object(root.display().to_string()));
+                    zones.push(Zone {
+                        kind: ZoneKind::Readonly,
+                        root,
+                        except: except.clone(),
+                    });
+                }
+                continue;
+            }
+            for glob in self.glob_patterns(&entry.path, &format!("{key}.path"))? {
+                builder.add(
+                    self.glob(&glob, &format!("{key}.path"), false)?
+                        .glob()
+                        .clone(),
+                );
+                owner.push(patterns.len());
+                normalized.push(object(glob.clone()));
+                patterns.push(PatternZone {
+                    pattern: glob,
+                    except: except.clone(),
+                    except_tools: entry.except_tools.clone(),
+                });
+            }
+        }
+        let set = if patterns.is_empty() {
+            None
+        } else {
+            Some(builder.build().map_err(|e| {
+                self.invalid("readonly_zones", format!("the globs do not compile: {e}"))
+            })?)
+        };
+        Ok((normalized, PatternZones::new(set, owner, patterns)))
     }
 
     /// `temporary_overrides`: grants with ids `policy:N`, never over `/`, a home or a zone root.
@@ -198,22 +284,57 @@ impl Normalizer<'_> {
                 StringOr::Object(o) => o,
             };
             normalized.push(StringOr::Object(entry.clone()));
-            tools.push(self.trusted_tool(&key, entry)?);
+            let default_exe = default_tools
+                .iter()
+                .find(|t| t.name == entry.name)
+                .and_then(|t| t.exe.clone())
+                .unwrap_or_default();
+            let (tool, user_writable) = self.trusted_tool(&key, entry)?;
+            for (j, pattern) in user_writable {
+                // The default's own entries are dropped silently: it lists them for Linux.
+                if !default_exe.contains(&pattern) {
+                    warnings.push(format!(
+                        "{key}.exe[{j}]: {pattern:?} is writable by users on macOS (anyone could put another program there), so it does not identify {:?}; give the tool its signing_id and team_id instead",
+                        tool.name
+                    ));
+                }
+            }
+            if let (Some(id), None) = (&tool.signing_id, &tool.team_id) {
+                if !id.starts_with(crate::policy::APPLE_SIGNING_PREFIX) {
+                    warnings.push(format!(
+                        "{key}.signing_id: {id:?} without a team_id identifies nothing (any developer can sign code with any identifier); add the team_id of its signature"
+                    ));
+                }
+            }
+            tools.push(tool);
         }
         Ok((tools, normalized))
     }
 
-    fn trusted_tool(&self, key: &str, entry: TrustedToolEntry) -> Result<TrustedTool, PolicyError> {
+    /// One trusted tool, and the `exe` entries (index, as written) left out because users can
+    /// write there on macOS.
+    fn trusted_tool(
+        &self,
+        key: &str,
+        entry: TrustedToolEntry,
+    ) -> Result<(TrustedTool, Vec<(usize, String)>), PolicyError> {
         if entry.name.trim().is_empty() {
             return Err(self.invalid(format!("{key}.name"), "expected a non-empty tool name"));
         }
         let mut exe = HashSet::new();
         let mut exe_patterns = Vec::new();
+        let mut user_writable = Vec::new();
         for (j, pattern) in entry.exe.iter().flatten().enumerate() {
             let ekey = format!("{key}.exe[{j}]");
             for expanded in self.glob_patterns(pattern, &ekey)? {
                 if !expanded.starts_with('/') {
                     return Err(self.invalid(ekey, "expected an absolute executable path"));
+                }
+                if self.ctx.platform == Platform::MacOs && self.user_writable_on_macos(&expanded) {
+                    if !user_writable.iter().any(|(k, _)| *k == j) {
+                        user_writable.push((j, pattern.clone()));
+                    }
+                    continue;
                 }
                 if expanded.contains(['*', '?', '[', '{']) {
                     exe_patterns.push(expanded);
@@ -233,14 +354,38 @@ impl Normalizer<'_> {
                 self.glob_set(&patterns, &format!("{key}.paths"))?
             }
         };
-        Ok(TrustedTool {
-            name: entry.name,
-            exe,
-            exe_patterns,
-            signing_id: entry.signing_id,
-            team_id: entry.team_id,
-            scope,
-        })
+        // An entry whose every executable was left out must not fall back to matching the
+        // basename (what a tool with no `exe` at all does): it matches nothing but its
+        // signing identity.
+        let exe_patterns = match (exe_patterns, exe.is_empty(), user_writable.is_empty()) {
+            (None, true, false) => Some(GlobSet::empty()),
+            (patterns, _, _) => patterns,
+        };
+        Ok((
+            TrustedTool {
+                name: entry.name,
+                exe,
+                exe_patterns,
+                signing_id: entry.signing_id,
+                team_id: entry.team_id,
+                scope,
+            },
+            user_writable,
+        ))
+    }
+
+    /// Whether an executable path (or pattern) on macOS may lie where a user can write, so that
+    /// anyone could put another program there: Homebrew's prefixes (`/usr/local` is the user's on
+    /// Intel Macs, `/opt/homebrew` on Apple silicon), `/Applications` (the admin group's), the
+    /// homes, the temporary directories. A pattern counts when its literal start could reach one.
+    fn user_writable_on_macos(&self, pattern: &str) -> bool {
+        let literal = &pattern[..pattern.find(['*', '?', '[', '{']).unwrap_or(pattern.len())];
+        let homes = self.ctx.homes.iter().map(|h| format!("{}/", h.display()));
+        MACOS_USER_WRITABLE
+            .iter()
+            .map(|d| d.to_string())
+            .chain(homes)
+            .any(|dir| literal.starts_with(&dir) || dir.starts_with(literal))
     }
 
     /// `exec_rules`. `own_rules`: the file has its own list, so an `unless_run_by` naming a
@@ -320,10 +465,20 @@ impl Normalizer<'_> {
                 "expected one sentence that tells the agent why",
             ));
         }
+        // git reads its command line its own way; a git rule's option tokens are put in the
+        // canonical form commands are matched in (`-f` is `--force`), by the options of the
+        // subcommand the rule names first.
+        let git_subcommand = (rule.program == "git")
+            .then(|| rule.args.first().cloned())
+            .flatten();
+        let canonical = |pattern: &str| match &git_subcommand {
+            Some(first) => crate::git::grammar::canonical_pattern(first, pattern),
+            None => pattern.to_string(),
+        };
         let compile = |list: &[String], field: &str| -> Result<Vec<GlobMatcher>, PolicyError> {
             list.iter()
                 .enumerate()
-                .map(|(j, a)| self.glob(a, &format!("{key}.{field}[{j}]"), false))
+                .map(|(j, a)| self.glob(&canonical(a), &format!("{key}.{field}[{j}]"), false))
                 .collect()
         };
         let mut unless_run_by = Vec::new();

@@ -149,12 +149,7 @@ pub fn normalize(
     let mut zones = Vec::new();
     n.guard_zones(&mut zones)?;
     let protected = n.protected_zones(&file, &mut zones)?;
-    let readonly = n.plain_zones(
-        &file.readonly_zones,
-        "readonly_zones",
-        ZoneKind::Readonly,
-        &mut zones,
-    )?;
+    let (readonly, readonly_patterns) = n.readonly_zones(&file, &mut zones)?;
     let secret = n.plain_zones(
         &file.secret_zones,
         "secret_zones",
@@ -182,6 +177,7 @@ pub fn normalize(
         fail_mode: normalized.fail_mode.unwrap_or_default(),
         agent_patterns,
         zones,
+        readonly_patterns,
         overrides,
         trusted_tools,
         exec_rules: ExecRules::new(exec_rules),

@@ -2,17 +2,21 @@
 //! ([`EsHandler`]) from the lineage table, the policy and the engine, through a [`Runtime`].
 //!
 //! What it does, per message the sensor delivers:
-//! - fork: the child inherits the parent's attribution in a [`LineageTable`] keyed by
-//!   [`ProcessKey`] `{pid, start: pidversion}`. A parent the table does not know (it predates the
-//!   daemon) is first attributed by a live walk through the [`ProcessInspector`], so the child's
-//!   taint no longer depends on a walk that reparenting would break.
-//! - exec: the entry moves from the old identity to the new one (the pidversion changes at exec),
-//!   keeping its taint, and the new image is matched against the agent patterns.
-//! - exit: the entry is forgotten.
-//! - decide: the actor's attribution from the table; for an actor the table has not seen (a race
-//!   between the file and process clients, or a process older than the daemon), its parent's and
-//!   original parent's entries, its own names (argv\[0\] read now: Node's `process.title`) and a
-//!   live parent walk. Then the [`Runtime`] decides, counts and records.
+//! - fork: the child inherits the parent's attribution in the lineage table, keyed by pid and
+//!   start time ([`lineage`]: both ES clients deliver forks and exits, in their own orders). A
+//!   parent the table does not know (it predates the daemon) is first attributed by a live walk
+//!   through the [`ProcessInspector`], so the child's taint no longer depends on a walk that
+//!   reparenting would break.
+//! - exec (NOTIFY_EXEC, so only an exec that happened): the new image is matched against the
+//!   agent patterns; taint is never removed.
+//! - exit: the entry is forgotten after a grace period.
+//! - triage on the ES thread ([`EsHandler::known`], [`EsHandler::matters`]): what the table
+//!   says and whether an agent would be stopped at all; no syscall.
+//! - attribute, on a worker: the table; for an actor it has not seen, its parent's and original
+//!   parent's entries, its own names (argv\[0\] read now: Node's `process.title`) and a live
+//!   parent walk; for a known human whose event an agent would be stopped for, its names and its
+//!   ancestors' read again (at most once a second per process).
+//! - decide, on a worker: the [`Runtime`] decides, counts and records.
 //!
 //! [`setup`] builds what the daemon loads the policy with ([`setup::daemon_context`]: `~` is
 //! every user's home, [`setup::user_homes`]), prepares its state directory
@@ -20,39 +24,33 @@
 //!
 //! This module compiles and is tested on every OS: it never calls Apple's libraries itself (the
 //! inspector and the ES clients live in `platform::macos`). It must never do blocking I/O on the
-//! decision path beyond the inspector's reads for an actor the table does not know; records go
-//! to the runtime's queues.
+//! decision path beyond the inspector's reads on a worker; records go to the runtime's queues.
+//! The lineage lock is never held across a `sysctl` of a known process.
 
+pub mod lineage;
 pub mod setup;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::lineage::{
-    attribute, remember, AgentMatcher, LineageError, LineageTable, PatternError, ProcessInfo,
-    ProcessKey, ProcessRecord, ProcessSource,
+    attribute, remember, AgentMatcher, PatternError, ProcessInfo, ProcessKey, ProcessRecord,
 };
 use crate::platform::macos::{
-    comm_of, ActorFacts, EsHandler, MutingRoots, ProcessIdentity, ProcessInspector,
+    comm_of, ActorFacts, Attributed, EsHandler, Known, MutingRoots, ProcessInspector,
 };
 use crate::policy::{FailMode, ZoneKind};
 use crate::runtime::Runtime;
 use crate::vocab::{AgentInfo, Attribution, Event, Verdict};
 
-/// The lineage table key of a process as Endpoint Security names it. The pidversion is taken as
-/// its 32 bits, so a key of the table never has bit 63 set (see [`UNSEEN_START`]).
-pub fn key_of(process: ProcessIdentity) -> ProcessKey {
-    ProcessKey {
-        pid: process.pid,
-        start: u64::from(process.pidversion as u32),
-    }
-}
+use lineage::{key_of, InspectorSource, LineageState};
 
-/// Marks the key of a process the daemon has never seen named by ES: its start time in
-/// microseconds with bit 63 set, which no [`key_of`] key has, so it never finds an entry of the
-/// table (and a recycled pid never inherits one).
-const UNSEEN_START: u64 = 1 << 63;
+/// How often a known human process's names are read again when an agent would be stopped for
+/// what it does (message time).
+pub const RECHECK_NS: u64 = 1_000_000_000;
+
+/// How many of a known human's ancestors are read again with it: a Node agent that retitled
+/// itself is usually the parent or grandparent of the process that acts.
+pub const RECHECK_ANCESTORS: usize = 4;
 
 /// The Endpoint Security handler over a [`Runtime`]: lineage, agent patterns, decisions.
 pub struct DaemonCore {
@@ -61,22 +59,6 @@ pub struct DaemonCore {
     /// inspector by the sensor).
     inspector: Arc<dyn ProcessInspector>,
     state: Mutex<LineageState>,
-}
-
-struct LineageState {
-    table: LineageTable,
-    /// pid → pidversion of the live process with that pid, as ES last named it. A live walk
-    /// reads parents by pid; this is how it finds their table entries.
-    pidversions: HashMap<i32, i32>,
-    matcher: AgentMatcher,
-    /// The policy version `matcher` was built from.
-    matcher_version: String,
-}
-
-impl LineageState {
-    fn note(&mut self, process: ProcessIdentity) {
-        self.pidversions.insert(process.pid, process.pidversion);
-    }
 }
 
 impl DaemonCore {
@@ -88,12 +70,7 @@ impl DaemonCore {
         let policy = runtime.policy.load();
         let matcher = AgentMatcher::new(&policy.agent_patterns)?;
         Ok(DaemonCore {
-            state: Mutex::new(LineageState {
-                table: LineageTable::new(),
-                pidversions: HashMap::new(),
-                matcher,
-                matcher_version: policy.version.clone(),
-            }),
+            state: Mutex::new(LineageState::new(matcher, policy.version.clone())),
             runtime,
             inspector,
         })
@@ -106,8 +83,14 @@ impl DaemonCore {
 
     /// What the table holds for `process` (`None`: never seen, or exited).
     #[cfg(test)]
-    pub fn known_attribution(&self, process: ProcessIdentity) -> Option<Attribution> {
+    pub fn known_attribution(&self, process: &ActorFacts) -> Option<Attribution> {
         self.lock().table.attribution(key_of(process))
+    }
+
+    /// Exits waiting for their grace (tests).
+    #[cfg(test)]
+    pub fn pending_exits(&self) -> usize {
+        self.lock().pending_exits()
     }
 
     /// The state, with the matcher rebuilt if the policy changed since it was built. A poisoned
@@ -127,173 +110,193 @@ impl DaemonCore {
         state
     }
 
-    /// Whether the engine would stop `event` if its actor were an agent: only then is it worth
-    /// reading a known-human actor's argv again (one `sysctl`), not on every open in a zone.
-    fn agent_would_be_stopped(&self, event: &Event) -> bool {
-        let probe = Attribution::Agent(AgentInfo {
-            name: String::new(),
-            pid: event.actor.pid,
-        });
-        let policy = self.runtime.policy.load();
-        let grants = self.runtime.grants.current();
-        let now = crate::vocab::time::unix_secs(std::time::SystemTime::now());
-        crate::engine::decide(event, &probe, &policy, &grants, now) != Verdict::Allow
-    }
-
-    /// A process the table knows as human whose argv\[0\] now names an agent (Node's
-    /// `process.title`, set after the exec the table judged it by): it becomes one, for good.
-    /// Returns the attribution and argv\[0\] as read.
-    fn retitled_agent(
+    /// Read again the names of a process the table knows as human, and of its known ancestors
+    /// (a Node process sets `process.title` after the exec it was judged by). The reads happen
+    /// without the lock; an ancestor is read only if it is still the process the table knows
+    /// (same start time). Returns the agent found, marked in the table for good.
+    fn recheck_human(
         &self,
         actor: &ActorFacts,
-        event: &Event,
+        at_ns: u64,
         inspect: &dyn ProcessInspector,
-    ) -> Option<(Attribution, String)> {
-        let args = inspect.process_args(actor.process.pid)?;
-        let argv0 = args.argv0().to_string();
-        let key = key_of(actor.process);
-        let info = ProcessInfo {
-            key,
-            ppid: actor.ppid,
-            exe: (!event.actor.exe.as_os_str().is_empty()).then(|| event.actor.exe.clone()),
-            exe_deleted: false,
-            argv: args.argv,
-            comm: event.actor.comm.clone(),
+    ) -> Option<(AgentInfo, Option<String>)> {
+        let key = key_of(actor);
+        let chain = {
+            let mut state = self.lock();
+            state.checked.insert(key, at_ns);
+            let mut chain = vec![(key, actor.ppid)];
+            let mut next = state.table.record(key).map(|r| r.ppid);
+            while chain.len() <= RECHECK_ANCESTORS {
+                let Some(parent) = next.filter(|&pid| pid > 1).and_then(|p| state.live_key(p))
+                else {
+                    break;
+                };
+                if state.table.attribution(parent) != Some(Attribution::Human) {
+                    break;
+                }
+                let ppid = state.table.record(parent).map_or(0, |r| r.ppid);
+                chain.push((parent, ppid));
+                next = Some(ppid);
+            }
+            chain
         };
-        let mut state = self.lock();
-        let name = state.matcher.matches(&info)?;
-        let agent = AgentInfo {
-            name,
-            pid: actor.process.pid,
-        };
-        state.table.mark_agent(key, agent.clone());
-        Some((Attribution::Agent(agent), argv0))
-    }
-
-    /// Who `actor` acts for, and argv\[0\] when it had to be read.
-    fn attribute_actor(
-        &self,
-        actor: &ActorFacts,
-        event: &Event,
-        inspect: &dyn ProcessInspector,
-    ) -> (Attribution, Option<String>) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let key = key_of(actor.process);
-        state.note(actor.process);
-        if let Some(known) = state.table.attribution(key) {
-            return (known, None);
-        }
-        // Not seen yet. Cheapest evidence first: the table's entries for the processes the
-        // message names (the fork of this process may still be queued on the process client).
-        let mut related = vec![actor.parent, actor.responsible];
-        if actor.original_ppid > 1 && actor.original_ppid != actor.ppid {
-            // Reparented before we saw it: its original parent, if that one still lives.
-            related.push(
-                state
-                    .pidversions
-                    .get(&actor.original_ppid)
-                    .map(|&pidversion| ProcessIdentity {
-                        pid: actor.original_ppid,
-                        pidversion,
-                    }),
-            );
-        }
-        for process in related.into_iter().flatten() {
-            if let Some(Attribution::Agent(agent)) = state.table.attribution(key_of(process)) {
-                let attribution = Attribution::Agent(agent);
-                state
-                    .table
-                    .insert(key, record_of(actor, event), attribution.clone());
-                return (attribution, None);
+        let mut own_argv0 = None;
+        for (i, (key, ppid)) in chain.into_iter().enumerate() {
+            if i > 0 {
+                let same = inspect
+                    .bsd_info(key.pid)
+                    .is_some_and(|bsd| bsd.start_micros() == key.start);
+                if !same {
+                    break;
+                }
+            }
+            let Some(args) = inspect.process_args(key.pid) else {
+                continue;
+            };
+            if i == 0 {
+                own_argv0 = Some(args.argv0().to_string());
+            }
+            let mut state = self.lock();
+            let record = state.table.record(key).cloned().unwrap_or_default();
+            let info = ProcessInfo {
+                key,
+                ppid,
+                exe: if i == 0 {
+                    Some(actor.exe.clone())
+                } else {
+                    record.exe
+                },
+                exe_deleted: false,
+                argv: args.argv,
+                comm: if i == 0 {
+                    comm_of(&actor.exe)
+                } else {
+                    record.comm
+                },
+            };
+            if let Some(name) = state.matcher.matches(&info) {
+                let agent = AgentInfo { name, pid: key.pid };
+                state.table.mark_agent(key, agent.clone());
+                if i > 0 {
+                    let own = key_of(actor);
+                    let record = state.table.record(own).cloned().unwrap_or_default();
+                    state
+                        .table
+                        .insert(own, record, Attribution::Agent(agent.clone()));
+                }
+                return Some((agent, own_argv0));
             }
         }
-        // Its own names, argv[0] as it is now.
+        None
+    }
+
+    /// Attribute an actor the table has not seen: its relatives' entries, its own names, a live
+    /// walk. Remembered, so what it forks inherits this even once it is reparented.
+    fn attribute_unknown(
+        &self,
+        actor: &ActorFacts,
+        at_ns: u64,
+        inspect: &dyn ProcessInspector,
+    ) -> Attributed {
+        let key = key_of(actor);
+        {
+            // Cheapest evidence first, without a syscall: the entries of the processes the
+            // message names (its fork may not have been delivered to this client yet).
+            let mut state = self.lock();
+            if let Some(known) = state.table.attribution(key) {
+                return Attributed {
+                    attribution: known,
+                    argv0: None,
+                };
+            }
+            let mut related: Vec<ProcessKey> = [actor.parent, actor.responsible]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| state.live_key(p.pid).filter(|k| k.pid == p.pid))
+                .collect();
+            if actor.original_ppid > 1 && actor.original_ppid != actor.ppid {
+                // Reparented before we saw it: its original parent, while the table has it.
+                related.extend(state.live_key(actor.original_ppid));
+            }
+            for process in related {
+                if let Some(Attribution::Agent(agent)) = state.table.attribution(process) {
+                    let attribution = Attribution::Agent(agent);
+                    state
+                        .table
+                        .insert(key, record_of(actor), attribution.clone());
+                    return Attributed {
+                        attribution,
+                        argv0: None,
+                    };
+                }
+            }
+        }
+        // Its own names, argv[0] as it is now (read without the lock).
         let args = inspect.process_args(actor.process.pid);
         let argv0 = args.as_ref().map(|a| a.argv0().to_string());
         let own = ProcessInfo {
             key,
             ppid: actor.ppid,
-            exe: (!event.actor.exe.as_os_str().is_empty()).then(|| event.actor.exe.clone()),
+            exe: (!actor.exe.as_os_str().is_empty()).then(|| actor.exe.clone()),
             exe_deleted: false,
             argv: args.map(|a| a.argv).unwrap_or_default(),
-            comm: event.actor.comm.clone(),
+            comm: comm_of(&actor.exe),
         };
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let parent = actor.parent.map_or(actor.ppid, |p| p.pid);
         let attribution = if let Some(name) = state.matcher.matches(&own) {
             Attribution::Agent(AgentInfo {
                 name,
                 pid: actor.process.pid,
             })
-        } else if let Some(parent) = actor.parent.filter(|p| p.pid > 1) {
-            // The parent as ES named it: trust its pidversion for the first step of the walk.
-            state.note(parent);
+        } else if parent > 1 {
             let source = InspectorSource {
                 inspector: inspect,
-                pidversions: &state.pidversions,
+                live: &state.live,
             };
-            attribute(parent.pid, &state.table, &source, &state.matcher)
-        } else if actor.ppid > 1 {
-            let source = InspectorSource {
-                inspector: inspect,
-                pidversions: &state.pidversions,
-            };
-            attribute(actor.ppid, &state.table, &source, &state.matcher)
+            attribute(parent, &state.table, &source, &state.matcher)
         } else {
             Attribution::Human
         };
-        // Remembered, so what it forks inherits this even once it is reparented.
         state
             .table
-            .insert(key, record_of(actor, event), attribution.clone());
-        (attribution, argv0)
+            .insert(key, record_of(actor), attribution.clone());
+        if attribution == Attribution::Human {
+            // Its names were just read.
+            state.checked.insert(key, at_ns);
+        }
+        Attributed { attribution, argv0 }
     }
 }
 
-fn record_of(actor: &ActorFacts, event: &Event) -> ProcessRecord {
+fn record_of(actor: &ActorFacts) -> ProcessRecord {
     ProcessRecord {
         pid: actor.process.pid,
         ppid: actor.ppid,
-        exe: (!event.actor.exe.as_os_str().is_empty()).then(|| event.actor.exe.clone()),
-        comm: event.actor.comm.clone(),
+        exe: (!actor.exe.as_os_str().is_empty()).then(|| actor.exe.clone()),
+        comm: comm_of(&actor.exe),
     }
 }
 
 impl EsHandler for DaemonCore {
-    fn on_fork(&self, parent: &ActorFacts, child: &ActorFacts) {
+    fn on_fork(&self, parent: &ActorFacts, child: &ActorFacts, at_ns: u64) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        state.note(parent.process);
-        state.note(child.process);
-        let (parent_key, child_key) = (key_of(parent.process), key_of(child.process));
-        if state.table.attribution(parent_key) == Some(Attribution::Human) {
-            // A human's process may have retitled itself an agent since its exec (Node's
-            // `process.title`): what it forks now must inherit that. One `sysctl` per fork of
-            // a human process; fork notifications do not hold the kernel.
-            if let Some(args) = self.inspector.process_args(parent.process.pid) {
-                let record = state.table.record(parent_key).cloned().unwrap_or_default();
-                let info = ProcessInfo {
-                    key: parent_key,
-                    ppid: parent.ppid,
-                    exe: record.exe,
-                    exe_deleted: false,
-                    argv: args.argv,
-                    comm: record.comm,
-                };
-                if let Some(name) = state.matcher.matches(&info) {
-                    let agent = AgentInfo {
-                        name,
-                        pid: parent.process.pid,
-                    };
-                    state.table.mark_agent(parent_key, agent);
-                }
-            }
+        state.step(at_ns);
+        let (parent_key, child_key) = (key_of(parent), key_of(child));
+        if state.seen(child_key) {
+            return; // the other client's copy of this fork
         }
+        state.note(parent);
+        state.note(child);
         if state.table.on_fork(parent_key, child_key) {
             return;
         }
+        // A parent older than the daemon: attributed once by a live walk, then known.
         let source = InspectorSource {
             inspector: &*self.inspector,
-            pidversions: &state.pidversions,
+            live: &state.live,
         };
         match remember(
             parent.process.pid,
@@ -310,64 +313,120 @@ impl EsHandler for DaemonCore {
         }
     }
 
-    fn on_exit(&self, process: ProcessIdentity) {
-        let mut state = self.lock();
-        state.table.on_exit(key_of(process));
-        if state.pidversions.get(&process.pid) == Some(&process.pidversion) {
-            state.pidversions.remove(&process.pid);
-        }
-    }
-
-    fn on_exec(&self, before: ProcessIdentity, after: &ActorFacts, exe: &Path, argv: &[String]) {
+    fn on_exec(&self, process: &ActorFacts, argv: &[String], at_ns: u64) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let (old, new) = (key_of(before), key_of(after.process));
-        state.note(after.process);
-        if old != new {
-            if let Some(attribution) = state.table.attribution(old) {
-                let record = state.table.record(old).cloned().unwrap_or_default();
-                state.table.on_exit(old);
-                state.table.insert(new, record, attribution);
-            }
-        }
+        state.step(at_ns);
+        state.note(process);
+        let key = key_of(process);
         let info = ProcessInfo {
-            key: new,
-            ppid: after.ppid,
-            exe: Some(exe.to_path_buf()),
+            key,
+            ppid: process.ppid,
+            exe: Some(process.exe.clone()),
             exe_deleted: false,
             argv: argv.to_vec(),
-            comm: comm_of(exe),
+            comm: comm_of(&process.exe),
         };
-        state.table.on_exec(new, &info, &state.matcher);
+        state.table.on_exec(key, &info, &state.matcher);
+        // A new image: its names are worth reading again.
+        state.checked.remove(&key);
     }
 
-    fn decide(&self, actor: &ActorFacts, event: &Event, inspect: &dyn ProcessInspector) -> Verdict {
-        let (mut attribution, mut argv0) = self.attribute_actor(actor, event, inspect);
-        if attribution == Attribution::Human
-            && argv0.is_none()
-            && self.agent_would_be_stopped(event)
-        {
-            if let Some((agent, now)) = self.retitled_agent(actor, event, inspect) {
-                attribution = agent;
-                argv0 = Some(now);
+    fn on_exit(&self, process: &ActorFacts, at_ns: u64) {
+        self.lock().exit(process, at_ns);
+    }
+
+    fn known(&self, actor: &ActorFacts, at_ns: u64) -> Known {
+        let key = key_of(actor);
+        let mut state = self.lock();
+        match state.table.attribution(key) {
+            Some(Attribution::Agent(_)) => Known::Agent,
+            Some(Attribution::Human) => {
+                // Exec'd into an agent's executable, and this client is ahead of the process
+                // client's NOTIFY_EXEC: the message's own executable says so.
+                let info = ProcessInfo {
+                    key,
+                    ppid: actor.ppid,
+                    exe: Some(actor.exe.clone()),
+                    exe_deleted: false,
+                    argv: Vec::new(),
+                    comm: comm_of(&actor.exe),
+                };
+                if let Some(name) = state.matcher.matches(&info) {
+                    let agent = AgentInfo {
+                        name,
+                        pid: actor.process.pid,
+                    };
+                    state.table.mark_agent(key, agent);
+                    return Known::Agent;
+                }
+                let fresh = state
+                    .checked
+                    .get(&key)
+                    .is_some_and(|&at| at_ns.saturating_sub(at) < RECHECK_NS);
+                Known::Human { fresh }
             }
+            None => Known::Unknown,
         }
+    }
+
+    fn matters(&self, events: &[Event]) -> bool {
+        let probe = Attribution::Agent(AgentInfo {
+            name: String::new(),
+            pid: 0,
+        });
+        let policy = self.runtime.policy.load();
+        let grants = self.runtime.grants.current();
+        let now = crate::vocab::time::unix_secs(std::time::SystemTime::now());
+        events.iter().any(|event| {
+            crate::engine::decide(event, &probe, &policy, &grants, now) != Verdict::Allow
+        })
+    }
+
+    fn attribute(
+        &self,
+        actor: &ActorFacts,
+        at_ns: u64,
+        inspect: &dyn ProcessInspector,
+    ) -> Attributed {
+        let known = self.lock().table.attribution(key_of(actor));
+        match known {
+            Some(Attribution::Agent(agent)) => Attributed {
+                attribution: Attribution::Agent(agent),
+                argv0: None,
+            },
+            Some(Attribution::Human) => match self.recheck_human(actor, at_ns, inspect) {
+                Some((agent, argv0)) => Attributed {
+                    attribution: Attribution::Agent(agent),
+                    argv0,
+                },
+                None => Attributed {
+                    attribution: Attribution::Human,
+                    argv0: None,
+                },
+            },
+            None => self.attribute_unknown(actor, at_ns, inspect),
+        }
+    }
+
+    fn decide(
+        &self,
+        actor: &ActorFacts,
+        event: &Event,
+        who: &Attributed,
+        inspect: &dyn ProcessInspector,
+    ) -> Verdict {
         let mut event = event.clone();
-        if let Some(argv0) = argv0 {
+        if let Some(argv0) = &who.argv0 {
             if event.actor.argv0.is_empty() {
-                event.actor.argv0 = argv0;
+                event.actor.argv0 = argv0.clone();
             }
-        }
-        if event.actor.signing_id.is_none() {
-            event.actor.signing_id = actor.signing.signing_id.clone();
-        }
-        if event.actor.team_id.is_none() {
-            event.actor.team_id = actor.signing.team_id.clone();
         }
         // An exec rule may spare a trusted tool's own subcommand (`git stash` resetting the tree
         // it has just saved): only then are the arguments of the process that execs read. In an
         // AUTH_EXEC it has not exec'd yet, so they are still the tool's.
-        if event.actor.args.is_empty()
+        if who.attribution.is_agent()
+            && event.actor.args.is_empty()
             && crate::engine::needs_actor_args(&event, &self.runtime.policy.load())
         {
             if let Some(args) = inspect.process_args(actor.process.pid) {
@@ -375,17 +434,17 @@ impl EsHandler for DaemonCore {
             }
         }
         self.runtime
-            .decide(&event, &attribution, key_of(actor.process).start)
+            .decide(&event, &who.attribution, key_of(actor).start)
     }
 
     fn watched_roots(&self) -> MutingRoots {
         let policy = self.runtime.policy.load();
         let mut roots = MutingRoots::default();
         for zone in policy.zones.all() {
-            let list = if zone.kind == ZoneKind::Guard {
-                &mut roots.guard_files
-            } else {
-                &mut roots.zone_roots
+            let list = match zone.kind {
+                ZoneKind::Guard => &mut roots.guard_files,
+                ZoneKind::Protected => &mut roots.protected,
+                ZoneKind::Readonly | ZoneKind::Secret => &mut roots.restricted,
             };
             if !list.contains(&zone.root) {
                 list.push(zone.root.clone());
@@ -401,54 +460,6 @@ impl EsHandler for DaemonCore {
 
     fn fail_closed(&self) -> bool {
         self.runtime.policy.load().fail_mode == FailMode::Closed
-    }
-}
-
-/// Lineage's view of live processes through the macOS inspector. A process is keyed by the
-/// pidversion ES last gave for its pid, so the walk meets the table's entries; a pid ES never
-/// named gets a key no entry has ([`UNSEEN_START`]).
-struct InspectorSource<'a> {
-    inspector: &'a dyn ProcessInspector,
-    pidversions: &'a HashMap<i32, i32>,
-}
-
-impl InspectorSource<'_> {
-    fn key_for(&self, pid: i32, start_micros: u64) -> ProcessKey {
-        match self.pidversions.get(&pid) {
-            Some(&pidversion) => key_of(ProcessIdentity { pid, pidversion }),
-            None => ProcessKey {
-                pid,
-                start: UNSEEN_START | start_micros,
-            },
-        }
-    }
-}
-
-impl ProcessSource for InspectorSource<'_> {
-    fn info(&self, pid: i32) -> Result<ProcessInfo, LineageError> {
-        if pid <= 0 {
-            return Err(LineageError::InvalidPid { pid });
-        }
-        let bsd = self
-            .inspector
-            .bsd_info(pid)
-            .ok_or(LineageError::Vanished { pid })?;
-        let args = self.inspector.process_args(pid);
-        Ok(ProcessInfo {
-            key: self.key_for(pid, bsd.start_micros()),
-            ppid: i32::try_from(bsd.ppid).unwrap_or(0),
-            exe: self.inspector.exe_path(pid),
-            exe_deleted: false,
-            argv: args.map(|a| a.argv).unwrap_or_default(),
-            comm: bsd.comm,
-        })
-    }
-
-    fn key(&self, pid: i32) -> Result<ProcessKey, LineageError> {
-        if let Some(&pidversion) = self.pidversions.get(&pid) {
-            return Ok(key_of(ProcessIdentity { pid, pidversion }));
-        }
-        self.info(pid).map(|info| info.key)
     }
 }
 

@@ -10,7 +10,6 @@ use crate::paths::Locations;
 use crate::policy::{LoadContext, Platform};
 
 /// Where macOS keeps user homes.
-#[cfg(target_os = "macos")]
 pub const USERS_DIR: &str = "/Users";
 /// The daemon's log directory (launchd's stdout/stderr and the denial log).
 pub const LOG_DIR: &str = "/var/log/agent-guard";
@@ -107,7 +106,6 @@ pub fn prepare_state_dirs(locations: &Locations) -> std::io::Result<()> {
 }
 
 /// Why the daemon stopped, or could not start.
-#[cfg(target_os = "macos")]
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("no user home under {USERS_DIR}: there is nothing to protect `~` in; create a user, then restart the daemon")]
@@ -125,14 +123,25 @@ pub enum DaemonError {
     Start(#[from] crate::platform::macos::StartError),
 }
 
-#[cfg(target_os = "macos")]
 impl DaemonError {
-    /// The process exit status (sysexits.h: 78 configuration; 2 a bad `--policy`).
-    pub fn exit_code(&self) -> i32 {
+    /// The process exit status, under launchd (`under_launchd`: parent pid 1) or from a terminal.
+    ///
+    /// launchd's `KeepAlive = { SuccessfulExit = false; }` restarts the daemon after a non-zero
+    /// exit (every `ThrottleInterval`, 30 s) and never after exit 0. The start errors only an
+    /// action on the daemon itself can fix (its signature, Full Disk Access, root, macOS) exit 0
+    /// under launchd ([`StartError::exit_code_under`]): that action restarts it anyway. The
+    /// errors here keep their non-zero status under launchd too, because they mend without
+    /// anyone touching the daemon: a user account appears under /Users, the policy's agent
+    /// patterns or the overrides file are fixed, a full disk is emptied. A guard that comes back
+    /// by itself is worth a line in daemon.log every 30 s until then.
+    /// (sysexits.h: 78 configuration; 2 a bad `--policy` on the command line.)
+    ///
+    /// [`StartError::exit_code_under`]: crate::platform::macos::StartError::exit_code_under
+    pub fn exit_code_under(&self, under_launchd: bool) -> i32 {
         match self {
             DaemonError::Policy(_) => 2,
             DaemonError::NoHomes | DaemonError::Grants(_) | DaemonError::Patterns(_) => 78,
-            DaemonError::Start(e) => e.exit_code(),
+            DaemonError::Start(e) => e.exit_code_under(under_launchd),
         }
     }
 }
@@ -142,7 +151,7 @@ impl DaemonError {
 /// [`DaemonCore`](super::DaemonCore) as the ES handler, policy reloads to the file client's
 /// muting, and the ES clients themselves (`platform::macos::run_daemon`).
 #[cfg(target_os = "macos")]
-pub fn serve(policy: Option<&Path>) -> Result<(), DaemonError> {
+pub fn serve(policy: Option<&Path>) -> Result<crate::platform::macos::Stopped, DaemonError> {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::time::Duration;
@@ -215,22 +224,24 @@ pub fn serve(policy: Option<&Path>) -> Result<(), DaemonError> {
         });
     }
     runtime.start_background();
-    // Fail-mode answers, for `status` (the status file is written once a second anyway).
+    // The sensor's counters, for `status` (the status file is written once a second anyway).
     {
         let runtime = Arc::downgrade(&runtime);
         let control = control.clone();
         std::thread::Builder::new()
-            .name("agent-guard-deadlines".into())
+            .name("agent-guard-counters".into())
             .spawn(move || loop {
                 let Some(runtime) = runtime.upgrade() else {
                     return;
                 };
-                let c = control.deadline_counters();
-                let misses = c.arrived_late + c.budget_exceeded + c.unreadable;
-                runtime
-                    .counters
+                let c = control.counters();
+                let counters = &runtime.counters;
+                counters
                     .deadline_misses
-                    .store(misses, Ordering::Relaxed);
+                    .store(c.misses(), Ordering::Relaxed);
+                counters
+                    .dropped_events
+                    .store(c.dropped_events, Ordering::Relaxed);
                 drop(runtime);
                 std::thread::sleep(Duration::from_secs(1));
             })

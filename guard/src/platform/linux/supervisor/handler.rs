@@ -47,6 +47,7 @@ impl Handler {
             tasks: &self.tasks,
             secrets: &self.secrets,
             guard: &self.guard,
+            moved_tree_probes: &|to| self.judge.moved_tree_probes(to),
         };
         let plan =
             plan::plan(&planner, call).unwrap_or_else(|e| Plan::Answer(Response::failed(&e)));

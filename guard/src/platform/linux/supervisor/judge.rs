@@ -4,7 +4,7 @@
 //! The supervisor must never decide anything itself: every supervised action goes to the judge,
 //! and only the guard's self-protection is answered without one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::{Event, Verdict};
 
@@ -17,6 +17,13 @@ pub trait Judge: Send + Sync {
     /// The roots of the secret zones. Their regular files are indexed by inode at start so that
     /// a hard link to a secret file elsewhere is judged as the secret file itself.
     fn secret_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    /// The places inside a directory being moved to `to` whose contents must be judged as
+    /// creates under `to` (a tree moved into place must not bring, say, a git hook with it
+    /// without one create to judge): relative paths, `""` for the whole tree.
+    fn moved_tree_probes(&self, _to: &Path) -> Vec<PathBuf> {
         Vec::new()
     }
 

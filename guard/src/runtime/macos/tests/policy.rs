@@ -7,13 +7,12 @@ use super::*;
 fn fail_mode_and_agent_patterns_follow_policy_reloads() {
     let f = fixture(POLICY);
     assert!(!f.core.fail_closed());
-    let codex = |pidversion| {
+    let codex = |start| {
         f.inspector
-            .add(600, 50, 20, "/usr/local/bin/codex", &["codex"]);
-        f.core.decide(
-            &facts(id(600, pidversion), id(50, 3)),
-            &unlink_by(600, "/usr/local/bin/codex", FILE),
-            &*f.inspector,
+            .add(600, 50, start, "/usr/local/bin/codex", &["codex"]);
+        f.judge(
+            &proc(600, start, &shell(), "/usr/local/bin/codex"),
+            unlink(FILE),
         )
     };
     assert_eq!(codex(1), Verdict::Allow, "codex is not a pattern yet");
@@ -33,7 +32,7 @@ fn fail_mode_and_agent_patterns_follow_policy_reloads() {
         .reload(&f.policy_file, &f.ctx)
         .unwrap();
     assert!(f.core.fail_closed());
-    // A new codex process (a new pidversion) is recognized by the rebuilt matcher.
+    // A new codex process (a new start time) is recognized by the rebuilt matcher.
     assert!(matches!(codex(2), Verdict::Deny(_)));
 }
 
@@ -41,12 +40,14 @@ fn fail_mode_and_agent_patterns_follow_policy_reloads() {
 fn watched_roots_are_the_zones_and_the_guard_files() {
     let f = fixture(POLICY);
     let roots = f.core.watched_roots();
+    assert!(roots.protected.contains(&PathBuf::from("/Users/alice/src")));
+    // Opens are delivered under the secret zone, not under the protected one.
     assert!(roots
-        .zone_roots
-        .contains(&PathBuf::from("/Users/alice/src")));
-    assert!(roots
-        .zone_roots
+        .restricted
         .contains(&PathBuf::from("/Users/alice/.ssh")));
+    assert!(!roots
+        .restricted
+        .contains(&PathBuf::from("/Users/alice/src")));
     for guard in [
         f.state.clone(),
         f.policy_file.clone(),
@@ -58,7 +59,11 @@ fn watched_roots_are_the_zones_and_the_guard_files() {
     ] {
         assert!(roots.guard_files.contains(&guard), "{guard:?} not watched");
     }
-    assert!(!roots.zone_roots.iter().any(|r| r.starts_with("/etc")));
+    assert!(!roots
+        .protected
+        .iter()
+        .chain(&roots.restricted)
+        .any(|r| r.starts_with("/etc")));
 }
 
 #[test]
@@ -77,9 +82,7 @@ fn a_policy_file_change_runs_the_reload_hook_the_daemon_refreshes_muting_with() 
         .expect("the reload hook ran within 5 s");
     let roots = f.core.watched_roots();
     assert!(roots
-        .zone_roots
+        .protected
         .contains(&PathBuf::from("/Users/alice/work")));
-    assert!(!roots
-        .zone_roots
-        .contains(&PathBuf::from("/Users/alice/src")));
+    assert!(!roots.protected.contains(&PathBuf::from("/Users/alice/src")));
 }

@@ -19,7 +19,7 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
     });
     let decide = |action: Action| {
         let event = Event {
-            actor: unlink_by(9, "/bin/rm", "/").actor,
+            actor: proc(9, 9, &shell(), "/bin/rm").actor(),
             action,
         };
         crate::engine::decide(&event, &agent, &policy, &Default::default(), 0)
@@ -51,6 +51,7 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
     ] {
         let create = Action::Create {
             path: PathBuf::from(spool),
+            kind: crate::engine::NodeKind::File,
         };
         assert_eq!(decide(create), Verdict::Allow, "{spool}");
     }
@@ -84,4 +85,25 @@ fn the_requests_spool_is_sticky_and_writable_by_all() {
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&locations.state_dir), 0o711);
     assert_eq!(mode(&locations.requests_dir), 0o1777);
+}
+
+#[test]
+fn launchd_keeps_restarting_the_daemon_only_after_errors_that_can_mend_themselves() {
+    use crate::platform::macos::StartError;
+    // A user account appears, the patterns or the overrides file are fixed: restarted (non-zero
+    // under launchd too, KeepAlive { SuccessfulExit = false }).
+    let mends = DaemonError::NoHomes;
+    assert_eq!(mends.exit_code_under(true), 78);
+    assert_eq!(mends.exit_code_under(false), 78);
+    assert!(mends.to_string().contains(USERS_DIR));
+    let patterns = DaemonError::from(crate::lineage::PatternError::Empty);
+    assert_eq!(patterns.exit_code_under(true), 78);
+    // Only signing it, granting Full Disk Access, root or a newer macOS helps: exit 0 under
+    // launchd (that action restarts it), sysexits from a terminal.
+    let not_entitled = DaemonError::from(StartError::NotEntitled);
+    assert_eq!(not_entitled.exit_code_under(true), 0);
+    assert_eq!(not_entitled.exit_code_under(false), 77);
+    // A transient failure inside the daemon: restarted.
+    let setup = DaemonError::from(StartError::Setup("x".into()));
+    assert_eq!(setup.exit_code_under(true), 70);
 }

@@ -8,7 +8,7 @@
 use std::io;
 
 use super::planner::{Plan, Planner};
-use crate::engine::Action;
+use crate::engine::{Action, NodeKind};
 use crate::platform::linux::supervisor::call::{Base, UserPtr};
 use crate::platform::linux::supervisor::emulate::{parent_and_name, Emulation};
 use crate::platform::linux::supervisor::resolve;
@@ -21,7 +21,10 @@ pub fn mkdir(p: &Planner<'_>, dir: Base, path: UserPtr, mode: u32) -> io::Result
     let path = p.resolve(dir, &raw, false)?;
     let (parent, name) = parent_and_name(&path, trailing)?;
     Ok(Plan::Emulate(
-        vec![Action::Create { path }],
+        vec![Action::Create {
+            path,
+            kind: NodeKind::Directory,
+        }],
         Emulation::Mkdir {
             parent,
             name,
@@ -36,8 +39,13 @@ pub fn mknod(p: &Planner<'_>, dir: Base, path: UserPtr, mode: u32, dev: u64) -> 
     let raw = p.read_path(path)?;
     let path = p.resolve(dir, &raw, false)?;
     let (parent, name) = parent_and_name(&path, false)?;
+    let kind = match mode & libc::S_IFMT {
+        libc::S_IFCHR | libc::S_IFBLK => NodeKind::Device,
+        libc::S_IFIFO | libc::S_IFSOCK => NodeKind::Special,
+        _ => NodeKind::File,
+    };
     Ok(Plan::Emulate(
-        vec![Action::Create { path }],
+        vec![Action::Create { path, kind }],
         Emulation::Mknod {
             parent,
             name,
@@ -56,7 +64,10 @@ pub fn symlink(p: &Planner<'_>, target: UserPtr, dir: Base, link: UserPtr) -> io
     let path = p.resolve(dir, &raw, false)?;
     let (parent, name) = parent_and_name(&path, trailing)?;
     Ok(Plan::Emulate(
-        vec![Action::Create { path }],
+        vec![Action::Create {
+            path,
+            kind: NodeKind::Symlink,
+        }],
         Emulation::Symlink {
             target: fs::c_path(&target)?,
             parent,

@@ -42,7 +42,11 @@ pub fn exec(
         return Ok(Plan::Answer(Response::Continue));
     }
     let argv = p.tasks.read_argv(p.tid, argv)?;
-    Ok(Plan::Check(vec![Action::Exec { path, argv }]))
+    Ok(Plan::Check(vec![Action::Exec {
+        path,
+        argv,
+        env: Vec::new(),
+    }]))
 }
 
 /// Whether nothing exists at `path` (ENOENT, following symlinks), in one stat.

@@ -6,7 +6,7 @@
 //! to judge and what to do; the handler asks the judge and the emulation acts.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::Action;
 use crate::platform::linux::supervisor::call::{Base, UserPtr};
@@ -54,6 +54,8 @@ pub struct Planner<'a> {
     pub tasks: &'a dyn TaskReader,
     pub secrets: &'a SecretInodes,
     pub guard: &'a GuardProcesses,
+    /// The judge's [`moved_tree_probes`](crate::platform::linux::supervisor::Judge::moved_tree_probes).
+    pub moved_tree_probes: &'a dyn Fn(&Path) -> Vec<PathBuf>,
 }
 
 impl<'a> Planner<'a> {

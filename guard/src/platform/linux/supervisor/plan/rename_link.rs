@@ -7,10 +7,10 @@
 //! fd holds, which is judged by the path that fd points at.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::planner::{is_dot_or_dotdot, Plan, Planner};
-use crate::engine::{Action, OpenFlags};
+use crate::engine::{Action, NodeKind, OpenFlags};
 use crate::platform::linux::supervisor::call::{Base, UserPtr};
 use crate::platform::linux::supervisor::emulate::{parent_and_name, Emulation};
 use crate::platform::linux::supervisor::resolve;
@@ -44,14 +44,23 @@ pub fn rename(
         dest_exists: dest.is_some(),
         source_is_dir,
     }];
+    if source_is_dir {
+        actions.extend(moved_tree_creates(p, &from, &to));
+    }
+    actions.extend(config_commands_added(&from, &to));
     if flags & libc::RENAME_EXCHANGE != 0 {
+        actions.extend(config_commands_added(&to, &from));
         // An exchange is two moves: the destination's entry moves to the source too.
+        let dest_is_dir = dest.is_some_and(|m| m.is_dir());
         actions.push(Action::Rename {
             from: to.clone(),
             to: from.clone(),
             dest_exists: true,
-            source_is_dir: dest.is_some_and(|m| m.is_dir()),
+            source_is_dir: dest_is_dir,
         });
+        if dest_is_dir {
+            actions.extend(moved_tree_creates(p, &to, &from));
+        }
     }
     let (from_parent, from_name) = parent_and_name(&from, old_trailing)?;
     let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
@@ -65,6 +74,105 @@ pub fn rename(
             flags,
         },
     ))
+}
+
+/// Largest repository config read for the check below; a larger one is refused unread.
+const CONFIG_LIMIT: u64 = 1 << 20;
+
+/// A rename over a repository's config (git's config.lock, or anything else put there) whose new
+/// content adds a key that makes git run a command: the write of the config it amounts to, which
+/// the judge refuses for agents (see `engine::decide`, rule 6). Content that cannot be read as
+/// git reads it counts as adding one. Only git may write in `.git` (the default policy), and the
+/// git process that renames is inside this call, so the bytes read are the bytes renamed.
+fn config_commands_added(from: &Path, to: &Path) -> Option<Action> {
+    if !crate::git::config::is_repository_config(to) {
+        return None;
+    }
+    let read = |path: &Path| -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut bytes = Vec::new();
+        file.take(CONFIG_LIMIT + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > CONFIG_LIMIT {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        Ok(bytes)
+    };
+    let old = match read(to) {
+        Ok(bytes) => bytes,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Vec::new(),
+        Err(_) => return Some(config_write(to)),
+    };
+    let adds = match read(from) {
+        Ok(new) => {
+            !matches!(crate::git::config::commands_added(&old, &new), Ok(added) if added.is_empty())
+        }
+        Err(_) => true,
+    };
+    adds.then(|| config_write(to))
+}
+
+fn config_write(path: &Path) -> Action {
+    Action::Open {
+        path: path.to_path_buf(),
+        flags: OpenFlags {
+            write: true,
+            truncate: true,
+            create: true,
+        },
+    }
+}
+
+/// Most entries of one moved tree looked at: more means one create that stands for the rest.
+const MOVED_TREE_LIMIT: usize = 512;
+
+/// The creates a directory moved from `from` to `to` makes without a call of its own, where the
+/// judge asks to look (see `Judge::moved_tree_probes`): each entry found under `from/PROBE`
+/// becomes a create of `to/PROBE/...`. Symlinks are not followed. Past the limit one create of
+/// `to/PROBE/...` stands for the rest, which the judge sees as covered too.
+fn moved_tree_creates(p: &Planner<'_>, from: &Path, to: &Path) -> Vec<Action> {
+    let mut creates = Vec::new();
+    for probe in (p.moved_tree_probes)(to) {
+        let mut stack = vec![probe];
+        while let Some(rel) = stack.pop() {
+            let Ok(meta) = std::fs::symlink_metadata(from.join(&rel)) else {
+                continue;
+            };
+            if creates.len() >= MOVED_TREE_LIMIT {
+                creates.push(Action::Create {
+                    path: to.join(&rel).join("..."),
+                    kind: NodeKind::File,
+                });
+                return creates;
+            }
+            if !rel.as_os_str().is_empty() {
+                let kind = if meta.is_dir() {
+                    NodeKind::Directory
+                } else if meta.is_symlink() {
+                    NodeKind::Symlink
+                } else {
+                    NodeKind::File
+                };
+                creates.push(Action::Create {
+                    path: to.join(&rel),
+                    kind,
+                });
+            }
+            if meta.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(from.join(&rel)) {
+                    stack.extend(entries.flatten().map(|e| rel.join(e.file_name())));
+                }
+            }
+        }
+    }
+    creates
 }
 
 /// link, linkat (`AT_SYMLINK_FOLLOW`; `AT_EMPTY_PATH` with an empty source path links the file

@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 use super::{plan, GuardProcesses, Plan, Planner};
-use crate::engine::{Action, OpenFlags};
+use crate::engine::{Action, NodeKind, OpenFlags};
 use crate::platform::linux::supervisor::call::{decode, Base, Call, UserPtr};
 use crate::platform::linux::supervisor::emulate::Emulation;
 use crate::platform::linux::supervisor::secret_inodes::SecretInodes;
@@ -30,6 +30,8 @@ pub(super) struct Scene {
     pub tasks: FakeTasks,
     pub secrets: SecretInodes,
     pub guard: GuardProcesses,
+    /// What the judge asks to look at in a directory moved anywhere.
+    pub probes: Vec<PathBuf>,
 }
 
 impl Scene {
@@ -52,6 +54,7 @@ impl Scene {
                 pids: vec![SUPERVISOR, LAUNCHER],
                 pgid: LAUNCHER_PGID,
             },
+            probes: Vec::new(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Scene {
             tasks: &self.tasks,
             secrets: &self.secrets,
             guard: &self.guard,
+            moved_tree_probes: &|_| self.probes.clone(),
         };
         plan(&planner, call)
     }

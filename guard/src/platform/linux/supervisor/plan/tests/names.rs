@@ -215,7 +215,8 @@ fn creating_calls_judge_the_new_name_and_keep_what_the_task_wrote() {
     assert_eq!(
         actions,
         [Action::Create {
-            path: s.root.join("made")
+            path: s.root.join("made"),
+            kind: NodeKind::Directory,
         }]
     );
     assert!(
@@ -228,7 +229,8 @@ fn creating_calls_judge_the_new_name_and_keep_what_the_task_wrote() {
     assert_eq!(
         actions,
         [Action::Create {
-            path: s.root.join("ln")
+            path: s.root.join("ln"),
+            kind: NodeKind::Symlink,
         }]
     );
     assert!(

@@ -145,7 +145,8 @@ fn an_exec_of_nothing_is_left_to_the_kernel_and_of_something_is_judged_with_its_
             actions,
             [Action::Exec {
                 path: tool.clone(),
-                argv: vec!["tool".into(), "--flag".into()]
+                argv: vec!["tool".into(), "--flag".into()],
+                env: Vec::new(),
             }]
         ),
         other => panic!("{other:?}"),
