@@ -24,6 +24,7 @@ mod install;
 mod instructions;
 mod override_cmd;
 mod override_status;
+mod override_watch;
 mod policy;
 mod run;
 mod status;

@@ -41,7 +41,7 @@ pub use filing::{
     file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal,
     RequestInput, RequestSpec, Validated,
 };
-pub use listing::{approve_command, describe_scope, Described, Listing};
+pub use listing::{approve_command, describe_scope, write_request, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
 pub use request::{rate_key, Request, Requester};
