@@ -96,6 +96,8 @@ pub fn run(args: &InitArgs) -> anyhow::Result<i32> {
     if cfg!(target_os = "linux") {
         println!("  agent-guard run -- claude           # run an agent under the guard");
     }
-    println!("  agent-guard override list           # the agents' requests, to approve or deny");
+    println!(
+        "  agent-guard override watch          # the agents' requests as they come, y to approve"
+    );
     Ok(0)
 }
