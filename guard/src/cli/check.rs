@@ -154,7 +154,11 @@ fn action_of(args: &CheckArgs) -> anyhow::Result<Action> {
             kind: crate::vocab::NodeKind::File,
         },
         OpKind::SetAttr => Action::SetAttr { path },
-        OpKind::Signal => bail!("--op signal cannot be checked: it concerns processes, not paths"),
+        OpKind::Signal | OpKind::Trace | OpKind::Namespace => bail!(
+            "--op {} cannot be checked: it concerns processes, not paths",
+            args.op
+        ),
+        OpKind::Connect => Action::Connect { path, server: None },
     })
 }
 

@@ -2,15 +2,18 @@
 //!
 //! 1. not agent-attributed → allow
 //! 2. agent-guard's own files (and signals to the guard) → deny
+//!    2b. a reach into a process outside the agent's tree, a block device or device node → deny
 //! 3. an active override or grant → allow
 //! 4. secret zone → deny
 //! 5. exec rule → deny
+//!    5b. a connection to a command server outside the tree (`command_servers`) → deny
 //! 6. readonly zone → deny
 //! 7. trusted tool within its scope → allow
 //! 8. protected zone, destructive operation → deny
 //! 9. else allow
 //!
-//! Audit mode turns every deny into an audit verdict that allows.
+//! Audit mode turns every deny into an audit verdict that allows, except 2b's: those keep the
+//! sandbox whole, and the supervisor refuses them whatever the mode.
 
 use std::path::Path;
 
@@ -33,7 +36,9 @@ pub fn decide(
     }
     match judge(event, policy, grants, now) {
         None => Verdict::Allow,
-        Some(denial) if policy.mode == Mode::Audit => Verdict::Audit(denial),
+        Some(denial) if policy.mode == Mode::Audit && !denial.rule.is_containment() => {
+            Verdict::Audit(denial)
+        }
         Some(denial) => Verdict::Deny(denial),
     }
 }
@@ -85,7 +90,14 @@ fn touches<'a>(action: &'a Action, policy: &'a Policy) -> [Option<Touch<'a>>; 2]
         // Both ends count as modified: a new name for a guarded or readonly file would be a
         // way to write it through a path outside the zone.
         Action::Link { from, to } => [touch(from, true), touch(to, true)],
-        Action::Signal { .. } => [None, None],
+        // A socket in a secret zone (an agent's socket in ~/.ssh, gpg-agent's in ~/.gnupg) is a
+        // use of what the zone holds.
+        Action::Connect { path, .. } => [touch(path, false), None],
+        // Judged by what they reach, not by where: see `containment`.
+        Action::Signal { .. }
+        | Action::Trace { .. }
+        | Action::Device { .. }
+        | Action::Namespace { .. } => [None, None],
     }
 }
 
@@ -178,6 +190,9 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
     if let Some((from, zone)) = moved_root(ZoneKind::Guard) {
         return deny(RuleId::GuardSelf, from, Some(zone));
     }
+    if let Some(denial) = containment(action) {
+        return Some(denial);
+    }
 
     // 3. Overrides: the grant must cover a path the action touches, and every other zoned path.
     let covered = |g: &Grant| {
@@ -220,6 +235,17 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
                 None,
                 Some(rule),
             ));
+        }
+    }
+
+    // 5b. Servers outside the tree that run commands or hold credentials for the user.
+    if let Action::Connect {
+        path,
+        server: Some(server),
+    } = action
+    {
+        if policy.command_servers.identifies(server) {
+            return deny(RuleId::CommandServer, path, None);
         }
     }
 
@@ -326,6 +352,22 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
         _ => {}
     }
     None
+}
+
+/// 2b. What would make the sandbox itself lend power outside the agent's tree, or go below
+/// every file system: never overridden, denied in audit mode too (see [`RuleId::is_containment`]).
+fn containment(action: &Action) -> Option<Denial> {
+    let (rule, path) = match action {
+        Action::Trace { target_pid, path } => (
+            RuleId::OutsideProcess,
+            path.clone()
+                .unwrap_or_else(|| format!("/proc/{target_pid}").into()),
+        ),
+        Action::Device { path, .. } => (RuleId::Device, path.clone()),
+        Action::Namespace { what } => (RuleId::NestedSandbox, format!("namespace:{what}").into()),
+        _ => return None,
+    };
+    Some(reason::denial(rule, action, &path, None, None))
 }
 
 fn grant_covers(grant: &Grant, path: &Path, policy: &Policy) -> bool {

@@ -63,6 +63,42 @@ pub(super) fn denial(
         RuleId::ZoneRootRename => format!(
             "agent-guard blocked renaming {p}: it is, or contains, the root of the zone {z}, which must stay where it is; work inside the zone instead"
         ),
+        RuleId::OutsideProcess => {
+            let target = match action {
+                Action::Trace { target_pid, .. } => format!("process {target_pid}"),
+                _ => "another process".to_string(),
+            };
+            let how = match action {
+                Action::Trace { path: Some(_), .. } => format!("through {p}"),
+                _ => "with ptrace, its memory or its file descriptors".to_string(),
+            };
+            format!(
+                "agent-guard blocked reaching into {target} {how}: it was not started by this agent, and AI agents may only inspect or change their own processes; ask the user to do it"
+            )
+        }
+        RuleId::Device => match action {
+            Action::Device { make: true, .. } => format!(
+                "agent-guard blocked making the device node {p}: a device node reaches disks and hardware below every file system, around every zone; AI agents may not make them"
+            ),
+            _ => format!(
+                "agent-guard blocked opening the block device {p}: reading or writing a disk directly goes around every file and zone; work with files instead, and ask the user for anything that needs the raw device"
+            ),
+        },
+        RuleId::CommandServer => {
+            let server = match action {
+                Action::Connect {
+                    server: Some(server),
+                    ..
+                } => server.display().to_string(),
+                _ => "a server".to_string(),
+            };
+            format!(
+                "agent-guard blocked connecting to {p}: {server} listens there outside your process tree and would run commands or use credentials for you that agent-guard cannot see; run the command directly instead, or ask the user"
+            )
+        }
+        RuleId::NestedSandbox => format!(
+            "agent-guard refused a new namespace ({p}), as a sandbox such as bwrap or `unshare` makes: inside agent-guard a nested sandbox could rename and bind files out of its sight; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
+        ),
         // The engine names only rules it knows.
         RuleId::Unknown(name) => format!("agent-guard blocked this {op} of {p} (rule {name})"),
     };
@@ -71,6 +107,10 @@ pub(super) fn denial(
         // Signals to the guard and edits of its own files are never overridable.
         (RuleId::GuardSelf, _) => {
             "ask the user: agent-guard's own files and process cannot be overridden".to_string()
+        }
+        (RuleId::OutsideProcess | RuleId::Device | RuleId::NestedSandbox, _) => {
+            "ask the user: this keeps agent-guard's own sandbox whole and cannot be overridden"
+                .to_string()
         }
         // Scoped to the denied command: its arguments follow `--`.
         (RuleId::ExecRule, Action::Exec { argv, .. }) => format!(

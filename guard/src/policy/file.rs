@@ -61,6 +61,11 @@ pub struct PolicyFile {
     /// Programs (with argument patterns) an agent may not start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_rules: Option<Vec<ExecRuleEntry>>,
+    /// Programs that run commands or hold credentials for the user (`tmux`, `dockerd`,
+    /// `ssh-agent`, or an absolute path): an agent may not connect to a local socket on which
+    /// one of them listens outside the agent's own processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_servers: Option<Vec<String>>,
     /// Longest lifetime of an approved override, e.g. `"10m"`, `"2h"` (default `"1h"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_override_ttl: Option<String>,

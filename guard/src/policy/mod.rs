@@ -11,6 +11,7 @@
 pub mod exec_rules;
 pub mod file;
 pub mod normalize;
+pub mod servers;
 pub mod user;
 pub mod watch;
 pub mod zones;
@@ -23,6 +24,7 @@ use crate::vocab::{Actor, Grant, IoError};
 pub use exec_rules::{ExecCall, ExecRule, ExecRules, RunBy};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
+pub use servers::CommandServers;
 pub use user::{load_for_user, LoadedPolicy};
 pub use zones::{PatternZone, PatternZones, Zone, ZoneHits, ZoneIndex, ZoneKind};
 
@@ -67,6 +69,8 @@ pub struct Policy {
     pub overrides: Vec<Grant>,
     pub trusted_tools: Vec<TrustedTool>,
     pub exec_rules: ExecRules,
+    /// Servers outside an agent's tree it may not connect to (`command_servers`).
+    pub command_servers: CommandServers,
     /// Longest lifetime of an approved override, in seconds.
     pub max_override_ttl: u64,
     /// Audit trail retention: age in seconds and size in bytes.

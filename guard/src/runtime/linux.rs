@@ -197,6 +197,10 @@ impl Judge for AgentTree {
         crate::engine::moved_tree_probes(&self.runtime.policy.load(), to)
     }
 
+    fn needs_exec_env(&self, event: &Event) -> bool {
+        crate::engine::needs_exec_env(event, &self.runtime.policy.load())
+    }
+
     fn start_in_supervisor(&self) {
         self.runtime.start_background();
     }

@@ -97,6 +97,32 @@ pub enum Action {
         target_pid: i32,
         target_is_guard: bool,
     },
+    /// A reach into a process OUTSIDE the agent's own tree: ptrace, its memory
+    /// (process_vm_readv/writev), its fds (pidfd_getfd), or the `/proc` entry `path` that would
+    /// act on it or lead around the agent's view (`mem`, `maps`, `environ`, `fd/`, `root`,
+    /// `cwd`, ...). The sensor makes this event only for a target outside the tree.
+    Trace {
+        target_pid: i32,
+        path: Option<PathBuf>,
+    },
+    /// Raw access to a device below every file system: opening a block device (`make` false),
+    /// or making any device node (`make` true).
+    Device {
+        path: PathBuf,
+        make: bool,
+    },
+    /// A connection to a local (`AF_UNIX`) socket at `path` (an abstract name is `@name`).
+    /// `server` is the real executable of the process that listens on it when that process is
+    /// outside the agent's tree; `None` when it is in the tree (or nothing listens).
+    Connect {
+        path: PathBuf,
+        server: Option<PathBuf>,
+    },
+    /// New namespaces (`clone`/`unshare` with user, mount or pid namespace flags: a nested
+    /// sandbox such as bwrap): `what` names them (`user,mount`).
+    Namespace {
+        what: String,
+    },
 }
 
 impl Action {
@@ -112,6 +138,11 @@ impl Action {
             Action::Create { .. } => OpKind::Create,
             Action::Signal { .. } => OpKind::Signal,
             Action::SetAttr { .. } => OpKind::SetAttr,
+            Action::Trace { .. } => OpKind::Trace,
+            Action::Device { make: false, .. } => OpKind::Open,
+            Action::Device { make: true, .. } => OpKind::Create,
+            Action::Connect { .. } => OpKind::Connect,
+            Action::Namespace { .. } => OpKind::Namespace,
         }
     }
 
@@ -124,9 +155,12 @@ impl Action {
             | Action::Open { path, .. }
             | Action::Truncate { path }
             | Action::Create { path, .. }
-            | Action::SetAttr { path } => Some(path),
+            | Action::SetAttr { path }
+            | Action::Device { path, .. }
+            | Action::Connect { path, .. } => Some(path),
             Action::Rename { from, .. } | Action::Link { from, .. } => Some(from),
-            Action::Signal { .. } => None,
+            Action::Trace { path, .. } => path.as_deref(),
+            Action::Signal { .. } | Action::Namespace { .. } => None,
         }
     }
 

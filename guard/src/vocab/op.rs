@@ -37,10 +37,16 @@ pub enum OpKind {
     /// A change of a file's metadata, not its contents: mode, owner, flags (`chflags uchg`),
     /// ACL, extended attributes, times (macOS Endpoint Security reports each).
     SetAttr,
+    /// ptrace, memory, fds or privileged `/proc` entries of a process outside the agent's tree.
+    Trace,
+    /// A connection to a local (`AF_UNIX`) socket.
+    Connect,
+    /// New user, mount or pid namespaces (a nested sandbox).
+    Namespace,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 10] = [
+    pub const ALL: [OpKind; 13] = [
         OpKind::Exec,
         OpKind::Unlink,
         OpKind::Rmdir,
@@ -51,6 +57,9 @@ impl OpKind {
         OpKind::Create,
         OpKind::Signal,
         OpKind::SetAttr,
+        OpKind::Trace,
+        OpKind::Connect,
+        OpKind::Namespace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +74,9 @@ impl OpKind {
             OpKind::Create => "create",
             OpKind::Signal => "signal",
             OpKind::SetAttr => "setattr",
+            OpKind::Trace => "trace",
+            OpKind::Connect => "connect",
+            OpKind::Namespace => "namespace",
         }
     }
 
@@ -89,7 +101,7 @@ impl FromStr for OpKind {
                 what: "operation",
                 value: s.to_string(),
                 expected:
-                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr",
+                    "one of exec, unlink, rmdir, rename, open, truncate, link, create, signal, setattr, trace, connect, namespace",
             })
     }
 }

@@ -32,6 +32,15 @@ pub enum RuleId {
     ProtectedClobber,
     /// A rename of a zone root or of one of its ancestors.
     ZoneRootRename,
+    /// A reach into a process outside the agent's tree (ptrace, its memory, fds or `/proc`).
+    OutsideProcess,
+    /// A block device opened, or a device node made.
+    Device,
+    /// A connection to a server outside the agent's tree that runs commands or holds
+    /// credentials for the user (the policy's `command_servers`).
+    CommandServer,
+    /// A nested sandbox (new user, mount or pid namespaces) inside the supervised tree.
+    NestedSandbox,
     /// A rule this version does not know, kept as it was written so that it reads and prints
     /// back unchanged: empty for a line of codex-es-guard's log (which names no rule), or the
     /// name another version wrote.
@@ -40,7 +49,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule this version applies.
-    pub const KNOWN: [RuleId; 8] = [
+    pub const KNOWN: [RuleId; 12] = [
         RuleId::GuardSelf,
         RuleId::SecretZone,
         RuleId::ExecRule,
@@ -49,6 +58,10 @@ impl RuleId {
         RuleId::ProtectedMoveOut,
         RuleId::ProtectedClobber,
         RuleId::ZoneRootRename,
+        RuleId::OutsideProcess,
+        RuleId::Device,
+        RuleId::CommandServer,
+        RuleId::NestedSandbox,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -61,8 +74,21 @@ impl RuleId {
             RuleId::ProtectedMoveOut => "protected_move_out",
             RuleId::ProtectedClobber => "protected_clobber",
             RuleId::ZoneRootRename => "zone_root_rename",
+            RuleId::OutsideProcess => "outside_process",
+            RuleId::Device => "device",
+            RuleId::CommandServer => "command_server",
+            RuleId::NestedSandbox => "nested_sandbox",
             RuleId::Unknown(name) => name,
         }
+    }
+
+    /// Whether the rule keeps the sandbox itself whole (no power lent outside the agent's tree,
+    /// no raw device): it denies in audit mode too, and no override covers it.
+    pub fn is_containment(&self) -> bool {
+        matches!(
+            self,
+            RuleId::OutsideProcess | RuleId::Device | RuleId::NestedSandbox
+        )
     }
 
     /// The rule a record names; a name this version does not know is kept as [`RuleId::Unknown`].

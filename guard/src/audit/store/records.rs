@@ -70,7 +70,11 @@ impl DecisionRecord {
             ),
             None => {
                 let path = match &event.action {
-                    Action::Signal { target_pid, .. } => format!("pid:{target_pid}"),
+                    Action::Signal { target_pid, .. }
+                    | Action::Trace {
+                        target_pid,
+                        path: None,
+                    } => format!("pid:{target_pid}"),
                     action => action.path().map(lossy).unwrap_or_default(),
                 };
                 (

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::PolicyFile;
 use super::zones::{ZoneIndex, ZoneKind};
-use super::{ExecRules, Policy, PolicyError, DEFAULT_POLICY_JSON};
+use super::{CommandServers, ExecRules, Policy, PolicyError, DEFAULT_POLICY_JSON};
 use crate::vocab::path::clean;
 pub use paths::resolve_existing_prefix;
 use paths::Normalizer;
@@ -127,6 +127,7 @@ pub fn with_defaults(file: PolicyFile) -> PolicyFile {
         temporary_overrides: file.temporary_overrides.or(d.temporary_overrides),
         trusted_tools: file.trusted_tools.or(d.trusted_tools),
         exec_rules: file.exec_rules.or(d.exec_rules),
+        command_servers: file.command_servers.or(d.command_servers),
         max_override_ttl: file.max_override_ttl.or(d.max_override_ttl),
         audit_retention: file.audit_retention.or(d.audit_retention),
     }
@@ -160,6 +161,9 @@ pub fn normalize(
     let (overrides, normalized_overrides) = n.temporary_overrides(&file, &zones)?;
     let (trusted_tools, normalized_tools) = n.trusted_tools(&file, &mut warnings)?;
     let exec_rules = n.exec_rules(&file, &trusted_tools, own_exec_rules)?;
+    let command_servers =
+        CommandServers::parse(file.command_servers.as_deref().unwrap_or_default())
+            .map_err(|(i, message)| n.invalid(format!("command_servers[{i}]"), message))?;
     let max_override_ttl = n.max_override_ttl(&file)?;
     let (retention_max_age, retention_max_bytes) = n.audit_retention(&file)?;
 
@@ -181,6 +185,7 @@ pub fn normalize(
         overrides,
         trusted_tools,
         exec_rules: ExecRules::new(exec_rules),
+        command_servers,
         max_override_ttl,
         retention_max_age,
         retention_max_bytes,

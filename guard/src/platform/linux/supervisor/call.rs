@@ -108,6 +108,8 @@ pub enum Call {
         dir: Base,
         path: UserPtr,
         argv: UserPtr,
+        /// The environment array (read only when a rule needs it: see `plan::exec`).
+        envp: UserPtr,
         flags: i32,
     },
     /// truncate (ftruncate acts on an open fd and is not supervised).
@@ -133,15 +135,33 @@ pub enum Call {
         request: u32,
         pid: i32,
     },
-    ProcessVmWritev {
+    /// process_vm_readv, process_vm_writev.
+    ProcessVm {
         pid: i32,
     },
     PidfdOpen {
         pid: i32,
     },
-    /// pidfd_getfd: `pidfd` is the task's pidfd of the process whose fd it takes.
+    /// clone or unshare asking for new namespaces (the filter notifies only those).
+    Namespace {
+        flags: u64,
+    },
+    /// bind, connect: the task's socket `fd` and its address (`len` bytes at `addr`).
+    Bind {
+        fd: i32,
+        addr: UserPtr,
+        len: u32,
+    },
+    Connect {
+        fd: i32,
+        addr: UserPtr,
+        len: u32,
+    },
+    /// pidfd_getfd: `pidfd` is the task's pidfd of the process whose fd `fd` it takes.
     PidfdGetfd {
         pidfd: i32,
+        fd: i32,
+        flags: u32,
     },
     PidfdSendSignal {
         pidfd: i32,
@@ -273,12 +293,14 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
             dir: Base::Cwd,
             path: ptr(a[0]),
             argv: ptr(a[1]),
+            envp: ptr(a[2]),
             flags: 0,
         },
         SYS_execveat => Call::Exec {
             dir: Base::from_arg(a[0]),
             path: ptr(a[1]),
             argv: ptr(a[2]),
+            envp: ptr(a[3]),
             flags: a[4] as i32,
         },
         SYS_truncate => Call::Truncate {
@@ -302,9 +324,24 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
             request: a[0] as u32,
             pid: a[1] as i32,
         },
-        SYS_process_vm_writev => Call::ProcessVmWritev { pid: a[0] as i32 },
+        SYS_process_vm_readv | SYS_process_vm_writev => Call::ProcessVm { pid: a[0] as i32 },
         SYS_pidfd_open => Call::PidfdOpen { pid: a[0] as i32 },
-        SYS_pidfd_getfd => Call::PidfdGetfd { pidfd: a[0] as i32 },
+        SYS_clone | SYS_unshare => Call::Namespace { flags: a[0] },
+        SYS_bind => Call::Bind {
+            fd: a[0] as i32,
+            addr: ptr(a[1]),
+            len: a[2] as u32,
+        },
+        SYS_connect => Call::Connect {
+            fd: a[0] as i32,
+            addr: ptr(a[1]),
+            len: a[2] as u32,
+        },
+        SYS_pidfd_getfd => Call::PidfdGetfd {
+            pidfd: a[0] as i32,
+            fd: a[1] as i32,
+            flags: a[2] as u32,
+        },
         SYS_pidfd_send_signal => Call::PidfdSendSignal {
             pidfd: a[0] as i32,
             sig: a[1] as i32,
@@ -429,6 +466,7 @@ mod tests {
                 dir: Base::Fd(3),
                 path: UserPtr(0x10),
                 argv: UserPtr(0x20),
+                envp: UserPtr(0x30),
                 flags: libc::AT_EMPTY_PATH
             }
         );
@@ -438,6 +476,7 @@ mod tests {
                 dir: Base::Cwd,
                 path: UserPtr(0x10),
                 argv: UserPtr(0x20),
+                envp: UserPtr(0x30),
                 flags: 0
             }
         );

@@ -8,7 +8,7 @@
 //! its [`SetupStage`] and errno; the child never runs CMD unsupervised.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use super::config::SupervisorError;
@@ -292,8 +292,9 @@ fn write_file(path: &CStr, bytes: &[u8]) -> bool {
     n == bytes.len() as isize
 }
 
-/// Put the calling process in a Landlock domain that restricts nothing but block-device
-/// creation. What matters is the domain: Landlock lets a process in it ptrace (and so open
+/// Put the calling process in a Landlock domain that restricts nothing but block devices (made,
+/// or opened for reading: read-only opens are not the supervisor's to see in this mode, and a
+/// disk read directly goes around every zone). What matters most is the domain: Landlock lets a process in it ptrace (and so open
 /// `/proc/PID/root`, `cwd`, `fd/*`, `mem`) only processes in the same domain or below, so the
 /// agent cannot look at the file system through the human's processes, outside our mounts.
 ///
@@ -311,9 +312,13 @@ fn enter_landlock_domain() -> bool {
     } else {
         AccessFs::EMPTY
     };
-    let Ok(ruleset) = landlock::create_ruleset(AccessFs::MAKE_BLOCK | refer) else {
+    let handled = AccessFs::MAKE_BLOCK | AccessFs::READ_FILE | refer;
+    let Ok(ruleset) = landlock::create_ruleset(handled) else {
         return false;
     };
+    if grant_reads_but_block_devices(ruleset.as_fd()).is_err() {
+        return false;
+    }
     if !refer.is_empty() {
         let granted = fs::open(c"/", libc::O_PATH | libc::O_CLOEXEC)
             .and_then(|root| landlock::add_path_beneath_rule(ruleset.as_fd(), refer, root.as_fd()));
@@ -322,4 +327,82 @@ fn enter_landlock_domain() -> bool {
         }
     }
     landlock::restrict_self(ruleset.as_fd()).is_ok()
+}
+
+/// How deep below /dev the grant looks for block devices (/dev/mapper, /dev/bus/usb/001).
+const DEV_DEPTH: u32 = 4;
+
+/// Grant `READ_FILE` beneath every entry of `/` but `/dev`, and in /dev on every file that is
+/// not a block device (directories of other file systems there, such as /dev/pts and /dev/shm,
+/// whole). A block device renamed later keeps its inode, which no rule names; one made later is
+/// refused (mknod is the supervisor's, and the domain handles `MAKE_BLOCK`). Symlinks get no
+/// rule: an open through one is checked on where it leads. A file or top-level directory made
+/// in /dev or `/` after the start cannot be read by the agent (a known limit).
+///
+/// Async-signal-safe: no allocation (directory listings in stack buffers).
+fn grant_reads_but_block_devices(ruleset: BorrowedFd<'_>) -> std::io::Result<()> {
+    let root = fs::open(c"/", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+    let mut failed = None;
+    fs::each_entry(root.as_fd(), |name| {
+        let done = if name == c"dev" {
+            grant_reads_in_dev(ruleset, root.as_fd(), name, None, DEV_DEPTH)
+        } else {
+            grant_reads_on(ruleset, root.as_fd(), name)
+        };
+        if let Err(e) = done {
+            failed.get_or_insert(e);
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// `READ_FILE` on `parent/name` (beneath it for a directory), unless it is a symlink or a
+/// block device.
+fn grant_reads_on(
+    ruleset: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+) -> std::io::Result<()> {
+    let Ok(file) = fs::openat(
+        parent,
+        name,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+    ) else {
+        return Ok(()); // gone meanwhile: nothing to grant
+    };
+    match fs::type_and_device(file.as_fd())?.0 {
+        libc::S_IFLNK | libc::S_IFBLK => Ok(()),
+        _ => landlock::add_path_beneath_rule(ruleset, AccessFs::READ_FILE, file.as_fd()),
+    }
+}
+
+/// The grant in the device file system (`dev` in `parent`; `devtmpfs` its device, learnt at
+/// /dev itself): its directories are looked into, the rest granted as in `grant_reads_on`.
+fn grant_reads_in_dev(
+    ruleset: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    name: &CStr,
+    devtmpfs: Option<u64>,
+    depth: u32,
+) -> std::io::Result<()> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let Ok(dir) = fs::openat(parent, name, flags) else {
+        // Not a directory (or gone): a file of /dev, granted unless a block device.
+        return grant_reads_on(ruleset, parent, name);
+    };
+    let (_, device) = fs::type_and_device(dir.as_fd())?;
+    if devtmpfs.is_some_and(|d| d != device) {
+        // Another file system mounted in /dev (pts, shm, mqueue): no block devices in it.
+        return landlock::add_path_beneath_rule(ruleset, AccessFs::READ_FILE, dir.as_fd());
+    }
+    if depth == 0 {
+        return Ok(()); // deeper than any real /dev: left unreadable
+    }
+    let mut failed = None;
+    fs::each_entry(dir.as_fd(), |entry| {
+        if let Err(e) = grant_reads_in_dev(ruleset, dir.as_fd(), entry, Some(device), depth - 1) {
+            failed.get_or_insert(e);
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
 }

@@ -4,7 +4,7 @@
 //!
 //! This module must never answer `CONTINUE` for a call the plan emulates (the kernel would read
 //! its path again: time of check, time of use), never act on a notification whose id is no
-//! longer valid, and never act for a task with other credentials than a root supervisor's.
+//! longer valid, and never act for a task with more than the task's own credentials.
 
 use std::sync::{Arc, RwLock};
 
@@ -14,9 +14,11 @@ use super::call::{self, Call};
 use super::emulate::{Delivery, Emulator, TaskUmask};
 use super::judge::Judge;
 use super::plan::{self, GuardProcesses, Plan, Planner};
+use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
 use super::task::{LiveTasks, TaskReader};
 use super::umask_cache::UmaskCache;
+use crate::platform::linux::sys::creds;
 use crate::platform::linux::sys::notify::{Listener, Notification, Response};
 
 /// The per-supervisor state every worker shares.
@@ -24,10 +26,10 @@ pub struct Handler {
     pub judge: Arc<dyn Judge>,
     pub secrets: SecretInodes,
     pub guard: GuardProcesses,
-    /// The supervisor runs as root: its effective (uid, gid), which a task must have for the
-    /// supervisor to act for it (an unprivileged supervisor's tasks cannot have other
-    /// credentials, so there is nothing to check).
-    pub check_creds: Option<(u32, u32)>,
+    /// The supervisor runs as root: an emulated call is performed in the worker thread switched
+    /// to the task's credentials (`sys::creds::as_task`). An unprivileged supervisor's tasks
+    /// cannot have more than it has (no_new_privs: no set-id exec), so it acts as itself.
+    pub acts_as_task: bool,
     pub umasks: UmaskCache,
     /// Held (shared) by a worker from installing a writable fd in a task until it has closed its
     /// own copy; an exec is answered only once none is held (see `emulate`).
@@ -48,9 +50,18 @@ impl Handler {
             secrets: &self.secrets,
             guard: &self.guard,
             moved_tree_probes: &|to| self.judge.moved_tree_probes(to),
+            acts_as_task: self.acts_as_task,
+            needs_exec_env: &|action| {
+                self.judge.needs_exec_env(&Event {
+                    actor: actor(n.tid),
+                    action: action.clone(),
+                })
+            },
         };
-        let plan =
-            plan::plan(&planner, call).unwrap_or_else(|e| Plan::Answer(Response::failed(&e)));
+        let plan = plan::plan(&planner, call).unwrap_or_else(|e| match refusal_of(&e) {
+            Some(action) => Plan::Refuse(action.clone()),
+            None => Plan::Answer(Response::failed(&e)),
+        });
         let response = match plan {
             Plan::Answer(r) => r,
             Plan::Guard(target) => {
@@ -64,6 +75,18 @@ impl Handler {
                 // The record is the judge's business; the refusal is not negotiable: an audit-
                 // mode verdict must not let the agent switch the enforcement off.
                 let _ = self.judge.judge(n.tid, &event);
+                Response::Error(libc::EPERM)
+            }
+            Plan::Refuse(action) => {
+                // As for the guard: the record is the judge's, the refusal is not negotiable
+                // (the supervisor would lend its own power).
+                let _ = self.judge.judge(
+                    n.tid,
+                    &Event {
+                        actor: actor(n.tid),
+                        action,
+                    },
+                );
                 Response::Error(libc::EPERM)
             }
             Plan::Check(actions) => {
@@ -85,12 +108,6 @@ impl Handler {
                     Response::Error(libc::EPERM)
                 } else if !listener.id_valid(n.id) {
                     return None;
-                } else if self
-                    .check_creds
-                    .is_some_and(|ids| self.tasks.effective_ids(n.tid) != Some(ids))
-                {
-                    // Acting for a task with other credentials would lend it ours.
-                    Response::Continue
                 } else {
                     let emulator = Emulator {
                         deliver: Delivery {
@@ -104,7 +121,21 @@ impl Handler {
                         },
                     };
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    emulator.run(emulation)?
+                    if !self.acts_as_task {
+                        emulator.run(emulation)?
+                    } else {
+                        // A root supervisor acts with the task's credentials, never its own,
+                        // and never lets the kernel redo the call instead (CONTINUE would
+                        // reopen the path-swap race the emulation closes).
+                        match self.tasks.credentials(n.tid) {
+                            None => Response::Error(libc::EPERM),
+                            Some(creds) => match creds::as_task(&creds, || emulator.run(emulation))
+                            {
+                                Ok(answer) => answer?,
+                                Err(_) => Response::Error(libc::EPERM),
+                            },
+                        }
+                    }
                 }
             }
         };

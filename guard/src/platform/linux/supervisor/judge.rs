@@ -27,6 +27,12 @@ pub trait Judge: Send + Sync {
         Vec::new()
     }
 
+    /// Whether judging this exec needs its environment (`Action::Exec::env`): git may read an
+    /// alias from it. The sensor reads it only then.
+    fn needs_exec_env(&self, _event: &Event) -> bool {
+        false
+    }
+
     /// Called once inside the supervisor process, after it was forked from the caller and before
     /// it serves. Threads of the caller do not exist there (fork copies only the calling
     /// thread): start here whatever the judge needs in the background (policy file watcher,

@@ -40,12 +40,15 @@ mod judge;
 mod late_roots;
 mod launch;
 mod plan;
+mod proc_rules;
+mod refusal;
 mod resolve;
 mod secret_fs;
 mod secret_inodes;
 mod secret_view;
 mod supervisor_process;
 mod task;
+mod tree;
 mod umask_cache;
 
 use std::ffi::OsString;

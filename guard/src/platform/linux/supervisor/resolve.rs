@@ -5,7 +5,8 @@
 //! The walk is done component by component in user space because the supervisor is another
 //! process: `/proc/self` and `/proc/thread-self` (and the symlinks into them, `/dev/fd`,
 //! `/dev/stdin`) must mean the task, not the supervisor. It must never follow a symlink the
-//! kernel would not follow for the same call, or the judge would see the wrong file.
+//! kernel would not follow for the same call, or the judge would see the wrong file; and never
+//! follow a magic link of a process outside the agent's tree (see `check_proc_link`).
 
 use std::ffi::CString;
 use std::io;
@@ -13,7 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::call::Base;
+use super::proc_rules;
+use super::refusal::refused;
 use super::task::{self, TaskReader};
+use crate::engine::Action;
 use crate::platform::linux::sys::openat2::{openat2, OpenHow, Resolve};
 
 /// The kernel's limit on symlinks followed in one lookup.
@@ -62,6 +66,22 @@ fn is_proc_magic(path: &Path) -> bool {
     is_proc && is_pid
 }
 
+/// Following a link under `/proc/N` (`root`, `cwd`, `exe`, `fd/K`, `map_files/...`, `ns/...`)
+/// leads to process N's own objects: its root and cwd show the file system without the agent's
+/// mounts, its fds are files it opened. Refused for a process outside the agent's tree.
+fn check_proc_link(asker: Asker<'_>, candidate: &Path) -> io::Result<()> {
+    let Some((pid, _)) = proc_rules::split(candidate) else {
+        return Ok(());
+    };
+    if pid == asker.tid || pid == asker.tgid() || asker.tasks.in_tree(pid) {
+        return Ok(());
+    }
+    Err(refused(Action::Trace {
+        target_pid: pid,
+        path: Some(candidate.to_path_buf()),
+    }))
+}
+
 /// Resolve `raw` (the bytes the task passed) from `base`. With `in_root`, the base directory is
 /// also the root (`RESOLVE_IN_ROOT`): absolute paths and `..` stay beneath it.
 /// The result is absolute and clean. The final component need not exist.
@@ -72,6 +92,20 @@ pub fn resolve(
     follow_final: bool,
     in_root: bool,
 ) -> io::Result<PathBuf> {
+    resolve_traced(asker, base, raw, follow_final, in_root).map(|(path, _)| path)
+}
+
+/// [`resolve`], and the last /proc magic link it followed (`/proc/N/fd/K`, `cwd`, ...): the
+/// text of such a link is the kernel's name for the object, which may no longer be a path at
+/// all (`/tmp/x (deleted)`, `/memfd:x (deleted)`); the link itself still reaches the object.
+pub fn resolve_traced(
+    asker: Asker<'_>,
+    base: Base,
+    raw: &[u8],
+    follow_final: bool,
+    in_root: bool,
+) -> io::Result<(PathBuf, Option<PathBuf>)> {
+    let mut magic = None;
     if raw.is_empty() {
         return Err(err(libc::ENOENT));
     }
@@ -87,7 +121,7 @@ pub fn resolve(
     };
     if !in_root {
         if let Some(path) = resolve_without_symlinks(&cur, raw, follow_final) {
-            return Ok(path);
+            return Ok((path, None));
         }
     }
     let mut pending: std::collections::VecDeque<Vec<u8>> = split(raw).collect();
@@ -128,6 +162,7 @@ pub fn resolve(
             Err(e) => return Err(e),
         };
         if meta.file_type().is_symlink() {
+            check_proc_link(asker, &candidate)?;
             links += 1;
             if links > MAX_SYMLINKS {
                 return Err(err(libc::ELOOP));
@@ -135,6 +170,9 @@ pub fn resolve(
             let target = std::fs::read_link(&candidate)?
                 .into_os_string()
                 .into_encoded_bytes();
+            if is_proc_magic(&candidate) {
+                magic = Some(candidate.clone());
+            }
             if target.first() != Some(&b'/') && is_proc_magic(&candidate) {
                 // An fd that is a pipe, socket or anon inode: the magic link is the object.
                 if last {
@@ -156,7 +194,7 @@ pub fn resolve(
         }
         cur = candidate;
     }
-    Ok(crate::engine::path::clean(&cur))
+    Ok((crate::engine::path::clean(&cur), magic))
 }
 
 /// The common case in one step: when no directory on the way is a symlink, the lexically clean

@@ -141,7 +141,7 @@ pub fn main(
     for (i, (fd, root)) in view.fuse.into_iter().zip(hidden.present).enumerate() {
         SecretFs::new(root.real, root.shown, Arc::clone(&judge)).serve(fd, i);
     }
-    let (euid, egid) = process::effective_ids();
+    let (euid, _) = process::effective_ids();
     let mut guard_pids = vec![process::pid(), launcher_pid];
     let mut helper = None;
     if helper_pair[0] >= 0 {
@@ -164,7 +164,7 @@ pub fn main(
             pids: guard_pids,
             pgid: launcher_pgid,
         },
-        check_creds: (euid == 0).then_some((euid, egid)),
+        acts_as_task: euid == 0,
         umasks: Default::default(),
         installing_writable: Default::default(),
         tasks: Default::default(),

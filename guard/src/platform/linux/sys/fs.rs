@@ -36,16 +36,6 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<OwnedF
     owned(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) })
 }
 
-/// Whether stat(2) of `path` (following symlinks) succeeds; the errno when it does not.
-pub fn stat(path: &CStr) -> io::Result<()> {
-    // SAFETY: path is a valid C string and st a buffer of the right type, read by nobody.
-    let rc = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::stat(path.as_ptr(), &mut st)
-    };
-    zero_or_errno(rc.into())
-}
-
 /// readlinkat(2) into `buf`: how many bytes were written (the text is not NUL-terminated).
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: a valid fd, C string, and buffer of the given length.
@@ -131,6 +121,70 @@ pub fn linkat(
         }
         .into(),
     )
+}
+
+/// The file type bits (`st_mode & S_IFMT`) of an open file.
+pub fn file_type(file: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+    type_and_device(file).map(|(kind, _)| kind)
+}
+
+/// The file type bits and the device of the file system (`st_dev`) of an open file (`O_PATH`
+/// will do). Async-signal-safe.
+pub fn type_and_device(file: BorrowedFd<'_>) -> io::Result<(libc::mode_t, u64)> {
+    // SAFETY: zeroed stat is a valid out-buffer; the fd is borrowed and open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.st_mode & libc::S_IFMT, st.st_dev))
+}
+
+/// Call `each` with the name of every entry of the directory `dir` (opened for reading), `.`
+/// and `..` left out. Async-signal-safe: getdents64 into a buffer on the stack.
+pub fn each_entry(dir: BorrowedFd<'_>, mut each: impl FnMut(&CStr)) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: a buffer of the given length, written by the kernel.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut at = 0usize;
+        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, NUL-terminated name.
+        while at + 19 < n as usize {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen == 0 || at + reclen > n as usize {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            if let Ok(name) = CStr::from_bytes_until_nul(&buf[at + 19..at + reclen]) {
+                if name != c"." && name != c".." {
+                    each(name);
+                }
+            }
+            at += reclen;
+        }
+    }
+}
+
+/// pread(2): up to `buf.len()` bytes at `offset`; how many were read.
+pub fn pread(file: BorrowedFd<'_>, buf: &mut [u8], offset: i64) -> io::Result<usize> {
+    // SAFETY: a valid fd and a buffer of the given length.
+    let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 pub fn ftruncate(file: BorrowedFd<'_>, length: i64) -> io::Result<()> {

@@ -54,6 +54,8 @@ pub struct AccessFs(u64);
 
 impl AccessFs {
     pub const EMPTY: AccessFs = AccessFs(0);
+    /// `LANDLOCK_ACCESS_FS_READ_FILE` (ABI 1): open a file for reading.
+    pub const READ_FILE: AccessFs = AccessFs(1 << 2);
     /// `LANDLOCK_ACCESS_FS_MAKE_BLOCK` (ABI 1): create a block device.
     pub const MAKE_BLOCK: AccessFs = AccessFs(1 << 11);
     /// `LANDLOCK_ACCESS_FS_REFER` (ABI 2): link or rename a file from or to another directory.
@@ -98,7 +100,8 @@ pub fn create_ruleset(handled: AccessFs) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// landlock_add_rule(2): grant `allowed` beneath the directory `parent`.
+/// landlock_add_rule(2): grant `allowed` beneath the directory `parent`, or on the file
+/// `parent` (then only file rights, such as `READ_FILE`).
 pub fn add_path_beneath_rule(
     ruleset: BorrowedFd<'_>,
     allowed: AccessFs,

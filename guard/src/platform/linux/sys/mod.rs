@@ -13,6 +13,7 @@
 //! functions documented as async-signal-safe must never allocate or lock: they run in forked
 //! children before exec.
 
+pub mod creds;
 pub mod fs;
 pub mod fuse;
 pub mod ipc;
@@ -23,6 +24,7 @@ pub mod pidfd;
 pub mod process;
 pub mod process_vm;
 pub mod seccomp;
+pub mod socket;
 
 use std::io;
 

@@ -157,6 +157,24 @@ impl Listener {
         Err(err)
     }
 
+    /// Install `fd` in the notifying task at the fd number `target` (replacing what is there,
+    /// as dup2 does: `SECCOMP_ADDFD_FLAG_SETFD`), without answering.
+    pub fn add_fd_at(&self, id: u64, fd: RawFd, target: i32, cloexec: bool) -> io::Result<()> {
+        let mut addfd = libc::seccomp_notif_addfd {
+            id,
+            flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+            srcfd: fd as u32,
+            newfd: target as u32,
+            newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+        };
+        // SAFETY: addfd is a valid seccomp_notif_addfd.
+        let rc = unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &mut addfd) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Another handle on the same listener (for a thread that answers later).
     pub fn try_clone(&self) -> io::Result<Listener> {
         Ok(Listener {

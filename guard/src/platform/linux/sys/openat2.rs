@@ -6,7 +6,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::ops::BitOr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// How openat2 resolves the path (`RESOLVE_*`, linux/openat2.h).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,11 +75,21 @@ impl OpenHow {
 /// openat2(AT_FDCWD, path, how): a new fd, close-on-exec only if `how` says so. ENOSYS before
 /// Linux 5.6.
 pub fn openat2(path: &CStr, how: &OpenHow) -> io::Result<OwnedFd> {
-    // SAFETY: path is a valid C string and how a valid open_how of the size passed.
+    openat2_raw(libc::AT_FDCWD, path, how)
+}
+
+/// openat2(dir, path, how): `path` relative to the directory `dir`.
+pub fn openat2_in(dir: BorrowedFd<'_>, path: &CStr, how: &OpenHow) -> io::Result<OwnedFd> {
+    openat2_raw(dir.as_raw_fd(), path, how)
+}
+
+fn openat2_raw(dir: RawFd, path: &CStr, how: &OpenHow) -> io::Result<OwnedFd> {
+    // SAFETY: path is a valid C string and how a valid open_how of the size passed; dir is
+    // AT_FDCWD or a borrowed open fd.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            libc::AT_FDCWD,
+            dir,
             path.as_ptr(),
             how as *const OpenHow,
             OpenHow::SIZE,

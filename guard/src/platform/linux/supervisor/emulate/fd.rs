@@ -6,7 +6,7 @@
 //! never block a worker on an open that waits for another process (a FIFO).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub struct Delivery<'a> {
     pub listener: &'a Listener,
     pub id: u64,
     /// Held (shared) from installing a writable fd in a task until our copy is closed; an exec
-    /// is answered only once none is held (see [`install_fd`]).
+    /// is answered only once none is held (see [`install`]).
     pub installing_writable: &'a Arc<RwLock<()>>,
 }
 
@@ -73,7 +73,7 @@ pub fn open_and_install(
                     installing_writable: &installing_writable,
                 };
                 let response = match open_for_task(&path, flags, mode) {
-                    Ok(fd) => install_fd(&to, fd, flags),
+                    Ok(fd) => install(&to, fd, flags),
                     Err(e) => Some(Response::failed(&e)),
                 };
                 if let Some(r) = response {
@@ -92,13 +92,13 @@ pub fn open_and_install(
         // Most creating opens (`> file`) find the file there: no umask is needed then, and
         // reading it (/proc/TID/status) is the costliest step of a supervised open.
         match open_for_task(&path, flags & !libc::O_CREAT, 0) {
-            Ok(fd) => return install_fd(to, fd, flags),
+            Ok(fd) => return install(to, fd, flags),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Some(Response::failed(&e)),
         }
     }
     match umask.around(umask_of, || open_for_task(&path, flags, mode)) {
-        Ok(fd) => install_fd(to, fd, flags),
+        Ok(fd) => install(to, fd, flags),
         Err(e) => Some(Response::failed(&e)),
     }
 }
@@ -121,7 +121,13 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
             Resolve::NO_SYMLINKS
         },
     };
-    openat2(&c, &how)
+    let fd = openat2(&c, &how)?;
+    // The plan refused block devices by path; this is the file really opened (a node renamed
+    // into place since is refused here, without a record: only a race gets here).
+    if fs::file_type(fd.as_fd())? == libc::S_IFBLK {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(fd)
 }
 
 /// Install `fd` in the task and answer with its number there, in one step
@@ -129,7 +135,7 @@ fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
 /// that copy would make an exec of the file fail with ETXTBSY (`cp /bin/rm ./x && ./x`), so it
 /// is installed and closed under `installing_writable`, which an exec waits for. (Installing
 /// first and answering after the close costs two more task switches per write-open.)
-fn install_fd(to: &Delivery<'_>, fd: OwnedFd, open_flags: i32) -> Option<Response> {
+pub fn install(to: &Delivery<'_>, fd: OwnedFd, open_flags: i32) -> Option<Response> {
     let cloexec = open_flags & libc::O_CLOEXEC != 0;
     let writable = open_flags & libc::O_ACCMODE != libc::O_RDONLY;
     let guard = writable.then(|| to.installing_writable.read());

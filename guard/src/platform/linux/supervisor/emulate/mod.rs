@@ -14,7 +14,7 @@
 mod fd;
 mod umask;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 pub use fd::Delivery;
 pub use umask::{unshare_fs_for_this_thread, TaskUmask};
 
-use crate::platform::linux::sys::fs;
 use crate::platform::linux::sys::notify::Response;
-use crate::platform::linux::sys::openat2::{openat2, OpenHow, Resolve};
+use crate::platform::linux::sys::openat2::{openat2, openat2_in, OpenHow, Resolve};
 use crate::platform::linux::sys::pidfd::{self, SIGINFO_SIZE};
+use crate::platform::linux::sys::{fs, socket};
 
 /// A call redone by the supervisor. Parents are absolute, resolved directories.
 #[derive(Debug)]
@@ -45,16 +45,41 @@ pub enum Emulation {
         flags: u32,
     },
     Link {
-        /// Parent and name, or a whole path followed as a magic link (`AT_EMPTY_PATH`).
-        from_parent: Option<PathBuf>,
+        from_parent: PathBuf,
         from_name: CString,
         to_parent: PathBuf,
         to_name: CString,
         flags: i32,
     },
+    /// `linkat(fd, "", new, AT_EMPTY_PATH)`: our pidfd_getfd copy of the task's fd is linked
+    /// (the object judged: a second thread's dup2 into the task's slot changes nothing), into
+    /// the parent opened through the task's root, on the task's own mount of it (in hidden mode
+    /// a file the task opened itself is on a mount of the agent's namespace, and a link across
+    /// mounts is EXDEV), or else through ours (a file the supervisor opened for the task).
+    LinkObject {
+        object: OwnedFd,
+        task: i32,
+        to_parent: PathBuf,
+        to_name: CString,
+    },
     Truncate {
         path: PathBuf,
         length: i64,
+    },
+    /// bind of our copy of the task's local socket: a path name in `parent` (opened without
+    /// following symlinks, the task's umask applied), or an abstract name or autobind as is.
+    Bind {
+        socket: OwnedFd,
+        parent: Option<PathBuf>,
+        name: socket::UnixName,
+        tid: i32,
+    },
+    /// A socket we connected for the task, installed at its fd number `fd` (replacing its
+    /// unconnected one), answered 0.
+    InstallSocket {
+        socket: OwnedFd,
+        fd: i32,
+        cloexec: bool,
     },
     /// An open, performed here and the fd installed in the task (`SECCOMP_IOCTL_NOTIF_ADDFD`).
     Open {
@@ -82,6 +107,12 @@ pub enum Emulation {
         target: CString,
         parent: PathBuf,
         name: CString,
+    },
+    /// pidfd_getfd on our copy of the task's pidfd, the fd taken installed in the task.
+    PidfdGetfd {
+        pidfd: OwnedFd,
+        fd: i32,
+        flags: u32,
     },
     PidfdSignal {
         /// Our copy of the task's pidfd: the file that was checked is the one used.
@@ -157,17 +188,58 @@ impl Emulator<'_> {
                 to_parent,
                 to_name,
                 flags,
-            } => match from_parent {
-                Some(from_parent) => in_dir(&from_parent, |from| {
-                    in_dir(&to_parent, |to| {
-                        fs::linkat(Some(from), &from_name, to, &to_name, flags)
+            } => in_dir(&from_parent, |from| {
+                in_dir(&to_parent, |to| {
+                    fs::linkat(Some(from), &from_name, to, &to_name, flags)
+                })
+            }),
+            Emulation::LinkObject {
+                object,
+                task,
+                to_parent,
+                to_name,
+            } => link_object(&object, task, &to_parent, &to_name),
+            Emulation::Truncate { path, length } => truncate(&path, length),
+            Emulation::Bind {
+                socket,
+                parent,
+                name,
+                tid,
+            } => match (parent, &name) {
+                (Some(parent), socket::UnixName::Path(last)) => in_dir(&parent, |dir| {
+                    self.umask.around(Some(tid), || {
+                        socket::bind(socket.as_fd(), &socket::in_dir(dir, last))
                     })
                 }),
-                None => in_dir(&to_parent, |to| {
-                    fs::linkat(None, &from_name, to, &to_name, flags)
-                }),
+                _ => socket::bind(socket.as_fd(), &name),
             },
-            Emulation::Truncate { path, length } => truncate(&path, length),
+            Emulation::InstallSocket {
+                socket,
+                fd,
+                cloexec,
+            } => {
+                use std::os::fd::AsRawFd;
+                let deliver = &self.deliver;
+                return match deliver
+                    .listener
+                    .add_fd_at(deliver.id, socket.as_raw_fd(), fd, cloexec)
+                {
+                    Ok(()) => Some(Response::Value(0)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+                    Err(e) => Some(Response::failed(&e)),
+                };
+            }
+            Emulation::PidfdGetfd { pidfd, fd, flags } => {
+                if flags != 0 {
+                    // No flag is defined: the kernel's answer.
+                    return Some(Response::Error(libc::EINVAL));
+                }
+                return match pidfd::get_fd(pidfd.as_fd(), fd) {
+                    // pidfd_getfd's fd is always close-on-exec.
+                    Ok(taken) => fd::install(&self.deliver, taken, libc::O_CLOEXEC),
+                    Err(e) => Some(Response::failed(&e)),
+                };
+            }
             Emulation::PidfdSignal {
                 fd,
                 sig,
@@ -202,7 +274,7 @@ fn in_dir<T>(parent: &Path, call: impl FnOnce(BorrowedFd<'_>) -> io::Result<T>) 
 
 /// Open a resolved directory without following any symlink in it: a symlink that appears after
 /// the check (a swapped path component) makes this fail with ELOOP instead of redirecting.
-fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
+pub fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
     let c = fs::c_path(dir.as_os_str().as_bytes())?;
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
@@ -218,6 +290,46 @@ fn open_dir_nofollow(dir: &Path) -> io::Result<OwnedFd> {
             )
         }
         opened => opened,
+    }
+}
+
+/// Link the open file `object` as `to_parent/to_name`, the parent reached from `task`'s root
+/// without following any symlink below it.
+fn link_object(object: &OwnedFd, task: i32, to_parent: &Path, to_name: &CStr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let root = fs::open(
+        &fs::c_path(format!("/proc/{task}/root").as_bytes())?,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )?;
+    let below = to_parent.strip_prefix("/").unwrap_or(to_parent);
+    let below = if below.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        below
+    };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: Resolve::NO_SYMLINKS,
+    };
+    let parent = openat2_in(
+        root.as_fd(),
+        &fs::c_path(below.as_os_str().as_bytes())?,
+        &how,
+    )?;
+    // Our own fd table: nothing of the task's can change what this names.
+    let ours = fs::c_path(format!("/proc/self/fd/{}", object.as_raw_fd()).as_bytes())?;
+    match fs::linkat(
+        None,
+        &ours,
+        parent.as_fd(),
+        to_name,
+        libc::AT_SYMLINK_FOLLOW,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => in_dir(to_parent, |dir| {
+            fs::linkat(None, &ours, dir, to_name, libc::AT_SYMLINK_FOLLOW)
+        }),
+        done => done,
     }
 }
 

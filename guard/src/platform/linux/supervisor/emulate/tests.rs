@@ -105,13 +105,11 @@ fn a_rename_exchange_exchanges_and_a_link_through_a_magic_link_links_the_held_fi
     // The held file is linked even after its name moved away.
     let held = std::fs::File::open(b.root.join("a")).unwrap();
     std::fs::rename(b.root.join("a"), b.root.join("moved")).unwrap();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&held);
-    let link = Emulation::Link {
-        from_parent: None,
-        from_name: c(&format!("/proc/self/fd/{fd}")),
+    let link = Emulation::LinkObject {
+        object: held.into(),
+        task: crate::platform::linux::sys::process::tid(),
         to_parent: b.root.clone(),
         to_name: c("again"),
-        flags: libc::AT_SYMLINK_FOLLOW,
     };
     assert_eq!(b.run(link), Response::Value(0));
     assert_eq!(std::fs::read(b.root.join("again")).unwrap(), b"B");

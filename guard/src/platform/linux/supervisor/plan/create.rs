@@ -40,7 +40,11 @@ pub fn mknod(p: &Planner<'_>, dir: Base, path: UserPtr, mode: u32, dev: u64) -> 
     let path = p.resolve(dir, &raw, false)?;
     let (parent, name) = parent_and_name(&path, false)?;
     let kind = match mode & libc::S_IFMT {
-        libc::S_IFCHR | libc::S_IFBLK => NodeKind::Device,
+        // A device node reaches hardware below every file system (a disk read or written
+        // around every zone): refused whatever the verdict, with a record.
+        libc::S_IFCHR | libc::S_IFBLK => {
+            return Ok(Plan::Refuse(Action::Device { path, make: true }))
+        }
         libc::S_IFIFO | libc::S_IFSOCK => NodeKind::Special,
         _ => NodeKind::File,
     };

@@ -9,15 +9,18 @@ mod create;
 mod exec;
 mod open;
 mod planner;
+mod proc;
 mod remove;
 mod rename_link;
 mod signal;
+mod socket;
 
 use std::io;
 
 pub use planner::{GuardProcesses, Plan, Planner};
 
 use super::call::Call;
+use crate::engine::Action;
 use crate::platform::linux::sys::notify::Response;
 
 /// The plan for one call.
@@ -62,14 +65,21 @@ pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
             dir,
             path,
             argv,
+            envp,
             flags,
-        } => exec::exec(p, dir, path, argv, flags),
+        } => exec::exec(p, dir, path, argv, envp, flags),
         Call::Kill { pid, sig } => Ok(signal::kill(p, pid, sig)),
         Call::Tkill { tid, sig } => Ok(signal::tkill(p, tid, sig)),
         Call::Tgkill { tgid, tid, sig } => Ok(signal::tgkill(p, tgid, tid, sig)),
         Call::Ptrace { request, pid } => Ok(signal::ptrace(p, request, pid)),
-        Call::ProcessVmWritev { pid } | Call::PidfdOpen { pid } => Ok(signal::by_pid(p, pid)),
-        Call::PidfdGetfd { pidfd } => Ok(signal::pidfd_getfd(p, pidfd)),
+        Call::ProcessVm { pid } => Ok(signal::process_vm(p, pid)),
+        Call::PidfdOpen { pid } => Ok(signal::pidfd_open(p, pid)),
+        Call::Namespace { flags } => Ok(Plan::Refuse(Action::Namespace {
+            what: namespaces(flags),
+        })),
+        Call::Bind { fd, addr, len } => socket::bind(p, fd, addr, len),
+        Call::Connect { fd, addr, len } => socket::connect(p, fd, addr, len),
+        Call::PidfdGetfd { pidfd, fd, flags } => signal::pidfd_getfd(p, pidfd, fd, flags),
         Call::PidfdSendSignal {
             pidfd,
             sig,
@@ -79,6 +89,24 @@ pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
         // umask is notified only for the handler's cache of umasks; the rest is not supervised.
         Call::Umask | Call::Other(_) => Ok(Plan::Answer(Response::Continue)),
     }
+}
+
+/// The namespaces `flags` ask for, as a record names them (`user,mount,pid`).
+fn namespaces(flags: u64) -> String {
+    [
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWNS, "mount"),
+        (libc::CLONE_NEWPID, "pid"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & *bit as u64 != 0)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
 }
 
 #[cfg(test)]

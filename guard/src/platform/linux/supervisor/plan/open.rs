@@ -3,13 +3,15 @@
 //! it is a hard link to; then open it here and install the fd, so the task gets the very file
 //! that was judged.
 //!
-//! It must never let an open of the supervisor's own /proc entry through (its memory, its fds:
-//! the listener is one), beyond what `ps` reads of any process.
+//! It must never let an open of another process's /proc entry through (the supervisor's own: its
+//! memory, its fds, the listener among them; or any outside the agent's tree) beyond what `ps`
+//! reads of any process (see `proc`).
 
 use std::io;
 use std::path::Path;
 
 use super::planner::{Plan, Planner};
+use super::proc;
 use crate::engine::{Action, OpenFlags};
 use crate::platform::linux::supervisor::call::{Base, UserPtr};
 use crate::platform::linux::supervisor::emulate::Emulation;
@@ -61,8 +63,14 @@ fn plan(
         truncate: flags & O_TRUNC != 0,
         create: creates,
     };
-    if touches_guard_proc(p, &path) && !is_public_proc_read(&path, &open_flags) {
-        return Ok(Plan::Guard(p.guard.supervisor()));
+    if let Some(refused) = proc::check(p, &path, open_flags.modifies()) {
+        return Ok(refused);
+    }
+    if flags & O_PATH == 0 && is_block_device(&path) {
+        // A disk read or written directly goes around every file and zone (a root agent read a
+        // secret and unlinked a file with debugfs). The emulated open checks the file it got
+        // as well (see `emulate::fd`), so a node swapped in after this look gains nothing.
+        return Ok(Plan::Refuse(Action::Device { path, make: false }));
     }
     let mut actions = vec![Action::Open {
         path: path.clone(),
@@ -106,55 +114,8 @@ fn plan(
     ))
 }
 
-/// A path into a guard process's own /proc entry (its memory, its fds).
-fn touches_guard_proc(p: &Planner<'_>, path: &Path) -> bool {
-    let mut comps = path.components().skip(1);
-    if comps.next().map(|c| c.as_os_str()) != Some("proc".as_ref()) {
-        return false;
-    }
-    let Some(pid) = comps
-        .next()
-        .and_then(|c| c.as_os_str().to_str())
-        .and_then(|s| s.parse::<i32>().ok())
-    else {
-        return false;
-    };
-    p.is_guard(pid)
-}
-
-/// A read-only open of what `ps`, `top` or a parent walk read of any process (`stat`, `status`,
-/// `cmdline`, `comm`, ...): harmless for the supervisor, and refusing it would break those
-/// tools and log a denial for each look. Its memory, file descriptors (the listener is one),
-/// mappings and anything under `task/` stay refused.
-fn is_public_proc_read(path: &Path, flags: &OpenFlags) -> bool {
-    // `environ` holds the user's environment, which the agent inherited anyway; `ps` reads it.
-    const PUBLIC: &[&str] = &[
-        "stat",
-        "status",
-        "cmdline",
-        "comm",
-        "statm",
-        "wchan",
-        "cgroup",
-        "loginuid",
-        "sessionid",
-        "oom_score",
-        "environ",
-        "ctty",
-        "limits",
-        "io",
-    ];
-    if flags.modifies() {
-        return false;
-    }
-    let mut comps = path.components().skip(3);
-    match (comps.next(), comps.next()) {
-        (Some(entry), None) => entry
-            .as_os_str()
-            .to_str()
-            .is_some_and(|e| PUBLIC.contains(&e)),
-        // The directory itself (listing it, or opening it to read entries relative to it).
-        (None, _) => true,
-        _ => false,
-    }
+/// Whether `path` (resolved) is a block device now.
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }

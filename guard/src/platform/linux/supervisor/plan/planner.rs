@@ -27,6 +27,9 @@ pub enum Plan {
     /// A signal, ptrace or /proc access aimed at the guard's own process (this pid): record it,
     /// refuse it.
     Guard(i32),
+    /// A call that would lend the supervisor's power beyond the task's own (see `refusal`):
+    /// record this action through the judge, refuse the call whatever the verdict.
+    Refuse(Action),
     /// Answer without asking the judge.
     Answer(Response),
 }
@@ -56,6 +59,11 @@ pub struct Planner<'a> {
     pub guard: &'a GuardProcesses,
     /// The judge's [`moved_tree_probes`](crate::platform::linux::supervisor::Judge::moved_tree_probes).
     pub moved_tree_probes: &'a dyn Fn(&Path) -> Vec<PathBuf>,
+    /// The judge's [`needs_exec_env`](crate::platform::linux::supervisor::Judge::needs_exec_env).
+    pub needs_exec_env: &'a dyn Fn(&crate::engine::Action) -> bool,
+    /// The supervisor is root: what planning does for the task (a connect) is done with the
+    /// task's credentials (see `sys::creds`).
+    pub acts_as_task: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -71,9 +79,25 @@ impl<'a> Planner<'a> {
         self.tasks.read_path(self.tid, addr)
     }
 
+    /// [`Planner::resolve`], and the last /proc magic link followed (see
+    /// [`resolve::resolve_traced`]).
+    pub fn resolve_traced(
+        &self,
+        base: Base,
+        raw: &[u8],
+        follow_final: bool,
+    ) -> io::Result<(PathBuf, Option<PathBuf>)> {
+        resolve::resolve_traced(self.asker(), base, raw, follow_final, false)
+    }
+
     /// Resolve a path argument from `base` as the kernel would for this call.
     pub fn resolve(&self, base: Base, raw: &[u8], follow_final: bool) -> io::Result<PathBuf> {
         resolve::resolve(self.asker(), base, raw, follow_final, false)
+    }
+
+    /// Whether `pid` is the calling thread or its own process: in the tree without looking.
+    pub fn is_own(&self, pid: i32) -> bool {
+        pid == self.tid || self.tasks.tgid(self.tid) == Some(pid)
     }
 
     /// Whether `pid` (a process or a thread) belongs to one of the guard's processes.

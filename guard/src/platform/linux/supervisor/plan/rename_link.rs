@@ -7,7 +7,7 @@
 //! fd holds, which is judged by the path that fd points at.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::planner::{is_dot_or_dotdot, Plan, Planner};
 use crate::engine::{Action, NodeKind, OpenFlags};
@@ -15,7 +15,6 @@ use crate::platform::linux::supervisor::call::{Base, UserPtr};
 use crate::platform::linux::supervisor::emulate::{parent_and_name, Emulation};
 use crate::platform::linux::supervisor::resolve;
 use crate::platform::linux::supervisor::task;
-use crate::platform::linux::sys::fs;
 use crate::platform::linux::sys::notify::Response;
 
 /// rename, renameat, renameat2 (`RENAME_NOREPLACE`, `RENAME_EXCHANGE`, ...).
@@ -191,34 +190,22 @@ pub fn link(
     }
     let to = p.resolve(to_dir, &new_raw, false)?;
     let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
-    let (from, from_parent, from_name, link_flags): (PathBuf, _, _, _) =
-        if old_raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
-            let fd = from_dir.raw_fd();
-            let target = task::bytes_to_path(p.tasks.fd_target(p.tid, fd)?);
-            // Linked by following the task's fd itself: the file it holds, even if renamed since.
-            let magic = format!("/proc/{}/fd/{fd}", p.tid);
-            (
-                target,
-                None,
-                fs::c_path(magic.as_bytes())?,
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        } else {
-            let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
-            let from = p.resolve(from_dir, &old_raw, follow)?;
-            let (parent, name) = parent_and_name(&from, false)?;
-            (from, Some(parent), name, 0)
-        };
+    if old_raw.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        return link_fd(p, from_dir.raw_fd(), to, to_parent, to_name);
+    }
+    let follow = flags & libc::AT_SYMLINK_FOLLOW != 0;
+    let (from, magic) = p.resolve_traced(from_dir, &old_raw, follow)?;
+    if let Some(fd) = magic.and_then(|link| own_fd_link(p, &link, &old_raw)) {
+        // `/proc/self/fd/N` followed (open(2)'s way to name an O_TMPFILE): the fd's object,
+        // as for AT_EMPTY_PATH; its name may be no path at all (`/tmp/#12 (deleted)`).
+        return link_fd(p, fd, to, to_parent, to_name);
+    }
+    let (from_parent, from_name) = parent_and_name(&from, false)?;
     let mut actions = vec![Action::Link {
         from: from.clone(),
         to,
     }];
-    if let Some(secret) = p.secrets.alias_of(&from) {
-        actions.push(Action::Open {
-            path: secret.clone(),
-            flags: OpenFlags::READ,
-        });
-    }
+    actions.extend(secret_alias(p, &from));
     Ok(Plan::Emulate(
         actions,
         Emulation::Link {
@@ -226,7 +213,65 @@ pub fn link(
             from_name,
             to_parent,
             to_name,
-            flags: link_flags,
+            flags: 0,
         },
     ))
+}
+
+/// A new name for a secret file (a hard link to it) is a read of the secret: judged as one.
+fn secret_alias(p: &Planner<'_>, from: &Path) -> Option<Action> {
+    p.secrets.alias_of(from).map(|secret| Action::Open {
+        path: secret.clone(),
+        flags: OpenFlags::READ,
+    })
+}
+
+/// The kernel's name of a file we hold (`/proc/self/fd/N`).
+fn fd_name(file: &std::os::fd::OwnedFd) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map(|p| p.into_os_string().into_vec())
+}
+
+/// Link the object in the task's fd `fd`: taken once, judged by its name, linked itself.
+fn link_fd(
+    p: &Planner<'_>,
+    fd: i32,
+    to: std::path::PathBuf,
+    to_parent: std::path::PathBuf,
+    to_name: std::ffi::CString,
+) -> io::Result<Plan> {
+    let (object, _) = p.tasks.copy_fd(p.tid, fd)?;
+    let from = task::bytes_to_path(fd_name(&object)?);
+    let mut actions = vec![Action::Link {
+        from: from.clone(),
+        to,
+    }];
+    actions.extend(secret_alias(p, &from));
+    Ok(Plan::Emulate(
+        actions,
+        Emulation::LinkObject {
+            object,
+            task: p.tid,
+            to_parent,
+            to_name,
+        },
+    ))
+}
+
+/// The fd number when `link`, the last magic link a resolution of `raw` followed, is the
+/// calling task's own `/proc/PID/fd/N` (or `task/TID/fd/N`) and the path ended there.
+fn own_fd_link(p: &Planner<'_>, link: &Path, raw: &[u8]) -> Option<i32> {
+    let parts: Vec<&str> = link.iter().filter_map(|c| c.to_str()).collect();
+    let (pid, fd) = match parts.as_slice() {
+        ["/", "proc", pid, "fd", fd] | ["/", "proc", _, "task", pid, "fd", fd] => (*pid, *fd),
+        _ => return None,
+    };
+    let pid: i32 = pid.parse().ok()?;
+    let own = pid == p.tid || Some(pid) == p.tasks.tgid(p.tid);
+    let (last, trailing) = resolve::last_component(raw);
+    (own && !trailing && last == fd.as_bytes())
+        .then(|| fd.parse().ok())
+        .flatten()
 }

@@ -30,6 +30,7 @@ pub struct FakeTasks {
     pidfds: HashMap<(i32, i32), i32>,
     ttys: HashMap<i32, PathBuf>,
     umasks: HashMap<i32, libc::mode_t>,
+    outside: std::collections::HashSet<i32>,
 }
 
 impl FakeTasks {
@@ -100,6 +101,12 @@ impl FakeTasks {
         self
     }
 
+    /// `pid` is not in the agent's tree (every other pid is).
+    pub fn outside_tree(&mut self, pid: i32) -> &mut FakeTasks {
+        self.outside.insert(pid);
+        self
+    }
+
     fn bytes(&self, addr: UserPtr) -> io::Result<&[u8]> {
         self.memory
             .get(&addr.0)
@@ -138,6 +145,17 @@ impl TaskReader for FakeTasks {
             .ok_or_else(|| err(libc::EFAULT))
     }
 
+    /// Environment arrays are stored as argvs are.
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>> {
+        let all = self.read_argv(tid, addr)?;
+        Ok(all.into_iter().filter(|e| wanted(e.as_bytes())).collect())
+    }
+
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>> {
         self.cwds
             .get(&tid)
@@ -160,17 +178,27 @@ impl TaskReader for FakeTasks {
         self.pgids.get(&pid).copied().unwrap_or(-1)
     }
 
-    fn pidfd_target(&self, tid: i32, fd: i32) -> Option<i32> {
-        self.pidfds.get(&(tid, fd)).copied()
-    }
-
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)> {
         if !self.pidfds.contains_key(&(tid, fd)) && !self.fds.contains_key(&(tid, fd)) {
             return Err(err(libc::EBADF));
         }
-        // Any open file stands for the copy: what matters is the pid it is said to refer to.
-        let copy = std::fs::File::open("/dev/null")?;
-        Ok((copy.into(), self.pidfd_target(tid, fd)))
+        // A file fd is the file it names, when that exists; otherwise any open file stands for
+        // the copy (for a pidfd, what matters is the pid it is said to refer to).
+        let named = self.fds.get(&(tid, fd)).and_then(|target| {
+            std::fs::File::open(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target),
+            )
+            .ok()
+        });
+        let copy = match named {
+            Some(file) => file,
+            None => std::fs::File::open("/dev/null")?,
+        };
+        Ok((copy.into(), self.pidfds.get(&(tid, fd)).copied()))
+    }
+
+    fn fd_flags(&self, _tid: i32, _fd: i32) -> io::Result<i32> {
+        Ok(0)
     }
 
     fn umask(&self, tid: i32) -> Option<libc::mode_t> {
@@ -182,7 +210,11 @@ impl TaskReader for FakeTasks {
     }
 
     /// Credentials are the handler's check, not planning's: a fake task has none.
-    fn effective_ids(&self, _tid: i32) -> Option<(u32, u32)> {
+    fn credentials(&self, _tid: i32) -> Option<crate::platform::linux::sys::creds::Credentials> {
         None
+    }
+
+    fn in_tree(&self, pid: i32) -> bool {
+        !self.outside.contains(&pid)
     }
 }

@@ -14,6 +14,13 @@ pub const PATH_MAX: usize = libc::PATH_MAX as usize;
 /// only matches the first few arguments).
 const ARGV_MAX_ARGS: usize = 256;
 const ARGV_MAX_ARG_LEN: usize = 4096;
+/// Bounds on an exec's environment as read for the judge: an array longer than this fails the
+/// exec (E2BIG) rather than leave an entry unread; an entry is read whole up to the kernel's
+/// own limit on one string (MAX_ARG_STRLEN, 32 pages).
+const ENV_MAX_VARS: usize = 16384;
+const ENV_MAX_LEN: usize = 32 * 4096;
+/// How many ranges one process_vm_readv takes (IOV_MAX).
+const IOV_MAX: usize = 1024;
 
 const PAGE: usize = 4096;
 
@@ -68,7 +75,7 @@ pub fn read_argv(tid: i32, addr: u64) -> io::Result<Vec<String>> {
     if addr == 0 {
         return Ok(Vec::new());
     }
-    let pointers = read_pointers(tid, addr)?;
+    let (pointers, _) = read_pointers(tid, addr, ARGV_MAX_ARGS)?;
     let heads = read_heads(tid, &pointers);
     pointers
         .iter()
@@ -90,12 +97,37 @@ pub fn read_argv(tid: i32, addr: u64) -> io::Result<Vec<String>> {
         .collect()
 }
 
-/// The pointers of a NULL-terminated array, at most `ARGV_MAX_ARGS`.
-fn read_pointers(tid: i32, addr: u64) -> io::Result<Vec<u64>> {
+/// The entries of an environment array that `wanted` keeps (it sees each whole entry), at most
+/// `ENV_MAX_VARS` entries (more: `E2BIG`, so that no entry is left unread).
+pub fn read_env(tid: i32, addr: u64, wanted: &dyn Fn(&[u8]) -> bool) -> io::Result<Vec<String>> {
+    if addr == 0 {
+        return Ok(Vec::new());
+    }
+    let (pointers, complete) = read_pointers(tid, addr, ENV_MAX_VARS)?;
+    if !complete {
+        return Err(io::Error::from_raw_os_error(libc::E2BIG));
+    }
+    let mut kept = Vec::new();
+    for batch in pointers.chunks(IOV_MAX) {
+        for (&p, head) in batch.iter().zip(read_heads(tid, batch)) {
+            let entry = match head {
+                Some(head) => head,
+                None => read_cstr(tid, p, ENV_MAX_LEN)?,
+            };
+            if wanted(&entry) {
+                kept.push(String::from_utf8_lossy(&entry).into_owned());
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// The pointers of a NULL-terminated array, at most `max`, and whether its NULL was reached.
+fn read_pointers(tid: i32, addr: u64, max: usize) -> io::Result<(Vec<u64>, bool)> {
     let mut pointers = Vec::new();
     let mut cursor = addr;
     let mut chunk = [0u8; 512];
-    while pointers.len() < ARGV_MAX_ARGS {
+    while pointers.len() <= max {
         let to_page_end = PAGE - cursor as usize % PAGE;
         // A pointer that straddles a page boundary is read alone (the read may then fail).
         let want = if to_page_end < 8 {
@@ -109,14 +141,17 @@ fn read_pointers(tid: i32, addr: u64) -> io::Result<Vec<u64>> {
         }
         for word in chunk[..n - n % 8].chunks_exact(8) {
             let p = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
-            if p == 0 || pointers.len() == ARGV_MAX_ARGS {
-                return Ok(pointers);
+            if p == 0 {
+                return Ok((pointers, true));
+            }
+            if pointers.len() == max {
+                return Ok((pointers, false));
             }
             pointers.push(p);
         }
         cursor += (n - n % 8) as u64;
     }
-    Ok(pointers)
+    Ok((pointers, false))
 }
 
 /// How much of each argument the batched read takes: most arguments are shorter.

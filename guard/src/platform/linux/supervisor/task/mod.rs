@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use super::call::UserPtr;
+use super::tree;
 use crate::platform::linux::sys;
 
 /// Reads of supervised tasks (youki's `Syscall` trait is the model: one seam, a real
@@ -35,6 +36,15 @@ pub trait TaskReader: Send + Sync {
     /// An exec's argv (a NULL-terminated array of strings), bounded; see `memory::read_argv`.
     fn read_argv(&self, tid: i32, addr: UserPtr) -> io::Result<Vec<String>>;
 
+    /// The entries of an exec's environment array (`NAME=VALUE`) that `wanted` keeps, read
+    /// whole; `E2BIG` for an array longer than the bound (see `memory::read_env`).
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>>;
+
     /// The thread's current directory, as the kernel names it (`/proc/TID/cwd`).
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>>;
 
@@ -48,12 +58,12 @@ pub trait TaskReader: Send + Sync {
     /// The process group of process `pid` (-1 when there is none).
     fn pgid(&self, pid: i32) -> i32;
 
-    /// The pid a pidfd (or a `/proc/PID` directory fd) of the task refers to.
-    fn pidfd_target(&self, tid: i32, fd: i32) -> Option<i32>;
-
     /// Our own copy of the task's fd `fd` (pidfd_getfd), and the pid it refers to when it is a
     /// pidfd. What is checked and what is used are then one and the same file.
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)>;
+
+    /// The task's fd flags of `fd` (`O_CLOEXEC` and the file's status flags: /proc/TID/fdinfo).
+    fn fd_flags(&self, tid: i32, fd: i32) -> io::Result<i32>;
 
     /// The task's umask.
     fn umask(&self, tid: i32) -> Option<libc::mode_t>;
@@ -61,8 +71,13 @@ pub trait TaskReader: Send + Sync {
     /// The device node of the task's controlling terminal.
     fn controlling_tty(&self, tid: i32) -> Option<PathBuf>;
 
-    /// The task's effective (uid, gid).
-    fn effective_ids(&self, tid: i32) -> Option<(u32, u32)>;
+    /// What the kernel checks when the task acts on files: its fs ids, groups and effective
+    /// capabilities. `None` when they cannot be read (the task is gone).
+    fn credentials(&self, tid: i32) -> Option<sys::creds::Credentials>;
+
+    /// Whether process or thread `pid` is in the agent's tree: it descends from the supervisor
+    /// (see `tree`). What cannot be followed up to the supervisor is outside.
+    fn in_tree(&self, pid: i32) -> bool;
 }
 
 /// The running system's tasks.
@@ -82,6 +97,15 @@ impl TaskReader for LiveTasks {
         memory::read_argv(tid, addr.0)
     }
 
+    fn read_env(
+        &self,
+        tid: i32,
+        addr: UserPtr,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> io::Result<Vec<String>> {
+        memory::read_env(tid, addr.0, wanted)
+    }
+
     fn cwd(&self, tid: i32) -> io::Result<Vec<u8>> {
         proc::cwd(tid)
     }
@@ -98,16 +122,16 @@ impl TaskReader for LiveTasks {
         sys::process::pgid(pid)
     }
 
-    fn pidfd_target(&self, tid: i32, fd: i32) -> Option<i32> {
-        proc::pidfd_target(tid, fd)
-    }
-
     fn copy_fd(&self, tid: i32, fd: i32) -> io::Result<(OwnedFd, Option<i32>)> {
         let tgid = self.tgid(tid).unwrap_or(tid);
         let task = sys::pidfd::open(tgid)?;
         let copy = sys::pidfd::get_fd(task.as_fd(), fd)?;
         let target = proc::pidfd_target(sys::process::pid(), copy.as_raw_fd());
         Ok((copy, target))
+    }
+
+    fn fd_flags(&self, tid: i32, fd: i32) -> io::Result<i32> {
+        proc::fd_flags(tid, fd)
     }
 
     fn umask(&self, tid: i32) -> Option<libc::mode_t> {
@@ -118,8 +142,12 @@ impl TaskReader for LiveTasks {
         proc::controlling_tty(tid)
     }
 
-    fn effective_ids(&self, tid: i32) -> Option<(u32, u32)> {
-        proc::effective_ids(tid)
+    fn credentials(&self, tid: i32) -> Option<sys::creds::Credentials> {
+        proc::credentials(tid)
+    }
+
+    fn in_tree(&self, pid: i32) -> bool {
+        tree::membership_of(pid) == tree::Membership::Inside
     }
 }
 

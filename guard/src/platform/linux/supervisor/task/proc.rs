@@ -7,10 +7,10 @@
 
 use std::io;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::platform::linux::procfs;
+use crate::platform::linux::sys::creds::Credentials;
 
 /// The target of a /proc symlink (cwd, fd/N, exe), as bytes.
 fn proc_link(path: &str) -> io::Result<Vec<u8>> {
@@ -44,6 +44,15 @@ pub fn pidfd_target(tid: i32, fd: i32) -> Option<i32> {
     let target = fd_target(tid, fd).ok()?;
     let rest = target.strip_prefix(b"/proc/")?;
     std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
+/// The flags of the task's fd `fd` (/proc/TID/fdinfo/FD, `flags:` in octal).
+pub fn fd_flags(tid: i32, fd: i32) -> io::Result<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))
 }
 
 /// The task's umask (/proc/TID/status, `Umask:` in octal).
@@ -84,12 +93,10 @@ fn tty_of_stat(stat: &str) -> Option<PathBuf> {
     }
 }
 
-/// The task's effective (uid, gid). The owner of /proc/TID is the task's effective uid and gid
-/// while it is dumpable, and one stat is cheaper than parsing /proc/TID/status on every call.
-pub fn effective_ids(tid: i32) -> Option<(u32, u32)> {
-    std::fs::metadata(format!("/proc/{tid}"))
-        .ok()
-        .map(|meta| (meta.uid(), meta.gid()))
+/// The task's credentials as the kernel checks them on files (/proc/TID/status).
+pub fn credentials(tid: i32) -> Option<Credentials> {
+    let text = procfs::read_small(&format!("/proc/{tid}/status")).ok()?;
+    Credentials::from_status(&String::from_utf8_lossy(&text))
 }
 
 #[cfg(test)]
@@ -146,6 +153,9 @@ mod tests {
         let mut child = child;
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(effective_ids(me), Some(sys::process::effective_ids()));
+        assert_eq!(
+            credentials(me).map(|c| (c.fsuid, c.fsgid)),
+            Some(sys::process::effective_ids())
+        );
     }
 }

@@ -71,6 +71,8 @@ impl Scene {
             secrets: &self.secrets,
             guard: &self.guard,
             moved_tree_probes: &|_| self.probes.clone(),
+            acts_as_task: false,
+            needs_exec_env: &|action| matches!(action, crate::engine::Action::Exec { argv, .. } if argv.first().is_some_and(|a| a.ends_with("git"))),
         };
         plan(&planner, call)
     }

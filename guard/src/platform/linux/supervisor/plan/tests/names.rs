@@ -154,25 +154,25 @@ fn an_empty_path_link_is_judged_through_the_fd_target_and_made_through_the_fd() 
     assert_eq!(
         actions,
         [Action::Link {
-            from: held,
+            from: held.clone(),
             to: s.root.join("copy")
         }]
     );
-    let Emulation::Link {
-        from_parent,
-        from_name,
+    let Emulation::LinkObject {
+        object,
+        task,
         to_parent,
         to_name,
-        flags,
     } = emulation
     else {
         panic!("{emulation:?}")
     };
-    // The task's fd itself is followed: the file it holds, whatever its name is now.
-    assert_eq!(from_parent, None);
-    assert_eq!(from_name, c(&format!("/proc/{TID}/fd/7")));
+    // Our copy of the task's fd is linked: the file judged, whatever the slot holds later.
+    use std::os::unix::fs::MetadataExt;
+    let copy = std::fs::File::from(object).metadata().unwrap();
+    assert_eq!(copy.ino(), std::fs::metadata(&held).unwrap().ino());
+    assert_eq!(task, TID);
     assert_eq!((to_parent, to_name), (s.root.clone(), c("copy")));
-    assert_eq!(flags, libc::AT_SYMLINK_FOLLOW);
     // An fd the task does not hold is EBADF, as the kernel says.
     let call = decode(
         libc::SYS_linkat,

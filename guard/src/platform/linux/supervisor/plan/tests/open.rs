@@ -127,6 +127,54 @@ fn the_supervisors_proc_entry_is_guarded_beyond_what_ps_reads() {
 }
 
 #[test]
+fn a_process_outside_the_tree_is_read_as_ps_reads_it_and_no_further() {
+    // Pid 1 is outside the agent's tree (and exists, so that /proc/1 resolves for real).
+    let mut s = Scene::new();
+    s.tasks.outside_tree(1);
+    let (ro, wr) = (libc::O_RDONLY as u64, libc::O_RDWR as u64);
+    let open = |s: &mut Scene, path: &str, flags: u64| {
+        let ptr = s.tasks.put_str(path);
+        s.plan(decode(libc::SYS_openat, [CWD, ptr.0, flags, 0, 0, 0]))
+    };
+    assert!(matches!(
+        open(&mut s, "/proc/1/stat", ro),
+        Ok(Plan::Emulate(..))
+    ));
+    for (path, flags) in [
+        ("/proc/1/stat", wr),
+        ("/proc/1/mem", wr),
+        ("/proc/1/mem", ro),
+        ("/proc/1/environ", ro),
+        ("/proc/1/maps", ro | libc::O_CREAT as u64),
+        ("/proc/1/task/1/mem", ro),
+    ] {
+        let planned = open(&mut s, path, flags).unwrap();
+        assert!(
+            matches!(&planned, Plan::Refuse(Action::Trace { target_pid: 1, path: Some(p) }) if p == std::path::Path::new(path)),
+            "{path}: {planned:?}"
+        );
+    }
+    // Following its root or cwd leads around the agent's mounts: refused during resolution.
+    for path in ["/proc/1/root/etc/hostname", "/proc/1/cwd"] {
+        let e = open(&mut s, path, ro).unwrap_err();
+        assert!(
+            matches!(
+                crate::platform::linux::supervisor::refusal::refusal_of(&e),
+                Some(Action::Trace { target_pid: 1, .. })
+            ),
+            "{path}: {e:?}"
+        );
+    }
+    // The task's own entry is its own business.
+    let me = std::process::id() as i32;
+    s.tasks.thread_of(TID, me).outside_tree(me);
+    assert!(matches!(
+        open(&mut s, &format!("/proc/{me}/environ"), ro),
+        Ok(Plan::Emulate(..))
+    ));
+}
+
+#[test]
 fn an_exec_of_nothing_is_left_to_the_kernel_and_of_something_is_judged_with_its_argv() {
     let mut s = Scene::new();
     let missing = s

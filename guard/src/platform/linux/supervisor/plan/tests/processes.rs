@@ -60,6 +60,61 @@ fn signals_to_the_guard_are_guarded_and_others_run() {
 }
 
 #[test]
+fn tracing_a_process_outside_the_tree_is_refused_and_inside_it_runs() {
+    let mut s = Scene::new();
+    s.tasks
+        .thread_of(555, 555)
+        .thread_of(777, 777)
+        .outside_tree(777)
+        .pidfd_of(TID, 4, 555)
+        .pidfd_of(TID, 5, 777);
+    for nr in [
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_ptrace,
+    ] {
+        let args = |pid: u64| {
+            if nr == libc::SYS_ptrace {
+                [libc::PTRACE_ATTACH as u64, pid, 0, 0, 0, 0]
+            } else {
+                [pid, 0, 0, 0, 0, 0]
+            }
+        };
+        assert!(
+            matches!(
+                s.plan_raw(nr, args(777)),
+                Plan::Refuse(Action::Trace {
+                    target_pid: 777,
+                    path: None
+                })
+            ),
+            "syscall {nr}"
+        );
+        assert!(
+            matches!(s.plan_raw(nr, args(555)), Plan::Answer(Response::Continue)),
+            "syscall {nr}"
+        );
+    }
+    // pidfd_getfd through a pidfd of a process outside: refused; inside: taken on our copy.
+    let getfd = |fd: u64| s.plan(decode(libc::SYS_pidfd_getfd, [fd, 3, 0, 0, 0, 0]));
+    assert!(matches!(
+        getfd(5).unwrap(),
+        Plan::Refuse(Action::Trace {
+            target_pid: 777,
+            ..
+        })
+    ));
+    let (actions, emulation) = emulated(getfd(4).unwrap());
+    assert!(actions.is_empty());
+    assert!(matches!(emulation, Emulation::PidfdGetfd { fd: 3, .. }));
+    // No such fd: the kernel's EBADF; an fd that is not a pidfd, likewise.
+    assert_eq!(errno_of(getfd(9)), libc::EBADF);
+    s.tasks.fd_of(TID, 6, "/tmp");
+    let not_pidfd = s.plan(decode(libc::SYS_pidfd_getfd, [6, 3, 0, 0, 0, 0]));
+    assert_eq!(answer_of(not_pidfd.unwrap()), Response::Error(libc::EBADF));
+}
+
+#[test]
 fn a_pidfd_signal_is_checked_and_sent_on_our_own_copy() {
     let mut s = Scene::new();
     s.tasks

@@ -1,0 +1,29 @@
+//! The `/proc` rule every open planned for a task passes: another process's `/proc/PID` entry
+//! is opened only as far as `ps` reads it (see `proc_rules`), unless that process is in the
+//! agent's own tree. An entry of one of the guard's processes is the guard's business (a
+//! `guard_self` record); of any other process outside the tree, an `outside_process` refusal.
+//!
+//! It must never open what the task could not: the supervisor, an ancestor of every process of
+//! the user, may read and write their memory, fds and roots.
+
+use std::path::Path;
+
+use super::planner::{Plan, Planner};
+use crate::engine::Action;
+use crate::platform::linux::supervisor::proc_rules;
+
+/// `None`: the open may be planned as any other. Otherwise the plan that refuses it.
+pub fn check(p: &Planner<'_>, path: &Path, modifies: bool) -> Option<Plan> {
+    let (pid, rest) = proc_rules::split(path)?;
+    if p.is_guard(pid) {
+        return (!proc_rules::is_public_read(&rest, modifies, true))
+            .then(|| Plan::Guard(p.guard.supervisor()));
+    }
+    if proc_rules::is_public_read(&rest, modifies, false) || p.is_own(pid) || p.tasks.in_tree(pid) {
+        return None;
+    }
+    Some(Plan::Refuse(Action::Trace {
+        target_pid: pid,
+        path: Some(path.to_path_buf()),
+    }))
+}
