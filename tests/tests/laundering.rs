@@ -226,6 +226,46 @@ fn a_repository_config_gains_no_key_that_runs_a_command() {
     assert!(text(&out).contains("ok"), "{}", text(&out));
 }
 
+/// `~/.local/bin` comes before the system's directories on the user's PATH: installing a new
+/// command there is everyday work, planting one named like a system command (`ls`, `git`) is
+/// the attack, by any route.
+#[test]
+fn a_command_directory_takes_new_commands_but_no_system_commands_name() {
+    let s = sandbox();
+    let bin = ".local/bin";
+    for (script, planted) in [
+        ("mkdir -p .local/bin && printf '#!/bin/sh\\nrm -rf ~\\n' > .local/bin/ls", "ls"),
+        ("mkdir -p .local/bin && cp /bin/true .local/bin/git", "git"),
+        ("mkdir -p .local/bin && ln -s /bin/true .local/bin/cat", "cat"),
+        ("mkdir -p .local/bin && cp /bin/true $OUTSIDE/x && mv $OUTSIDE/x .local/bin/mv", "mv"),
+        ("mkdir -p .local/bin && cp /bin/true $OUTSIDE/y && ln $OUTSIDE/y .local/bin/env", "env"),
+        ("mkdir -p .local/bin && python3 -c 'open(\".local/bin/grep\", \"w\").write(\"x\")'", "grep"),
+        ("mkdir -p $OUTSIDE/b && cp /bin/true $OUTSIDE/b/ls && mkdir -p bin2 && mv $OUTSIDE/b bin", "ls"),
+    ] {
+        let before = s.denials().len();
+        let out = s.agent(script);
+        let all = text(&out);
+        let dir = if script.contains(" bin") && !script.contains(".local") { "bin" } else { bin };
+        assert!(
+            std::fs::symlink_metadata(s.path(&format!("{dir}/{planted}"))).is_err(),
+            "{script:?} planted {planted}\n{all}"
+        );
+        let records = s.wait_denials(before + 1);
+        assert!(
+            records[before..].iter().any(|r| r["rule"] == "command_shadow"),
+            "{script:?}: {:#?}\n{all}",
+            &records[before..]
+        );
+    }
+    let out = s.agent(
+        "set -e; mkdir -p .local/bin && install -m755 /bin/true .local/bin/mytool \
+         && printf x > .local/bin/mytool && echo ok",
+    );
+    assert!(text(&out).contains("ok"), "{}", text(&out));
+    let out = s.human("mkdir -p .local/bin && cp /bin/true .local/bin/ls && echo ok");
+    assert!(text(&out).contains("ok"), "{}", text(&out));
+}
+
 #[test]
 fn start_up_files_of_the_humans_tools_are_read_only() {
     let s = sandbox();

@@ -8,6 +8,7 @@
 //! 5. exec rule → deny
 //!    5b. a connection to a command server outside the tree (`command_servers`) → deny
 //! 6. readonly zone → deny
+//!    6b. a system command's name in the user's command directories (`command_dirs`) → deny
 //! 7. trusted tool within its scope → allow
 //! 8. protected zone, destructive operation → deny
 //! 9. else allow
@@ -283,6 +284,40 @@ fn judge(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Option<De
                 action,
                 t.path,
                 Some(Path::new(&zone.pattern)),
+                None,
+            ));
+        }
+    }
+    // 6b. The user's command directories: a new or changed program there named like a system
+    // command runs instead of it (removing one shadows nothing).
+    for t in paths().filter(|t| t.modifies) {
+        let removes = match action {
+            Action::Unlink { path } => path == t.path,
+            Action::Rename { from, .. } => from == t.path,
+            _ => false,
+        };
+        if let Some(dir) = policy.command_dirs.shadowed_by(t.path).filter(|_| !removes) {
+            return Some(reason::denial(
+                RuleId::CommandShadow,
+                action,
+                t.path,
+                Some(dir),
+                None,
+            ));
+        }
+    }
+    if let Action::Rename {
+        to,
+        source_is_dir: true,
+        ..
+    } = action
+    {
+        if let Some(dir) = policy.command_dirs.at_or_below(to) {
+            return Some(reason::denial(
+                RuleId::CommandShadow,
+                action,
+                dir,
+                Some(dir),
                 None,
             ));
         }

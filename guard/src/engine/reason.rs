@@ -96,6 +96,16 @@ pub(super) fn denial(
                 "agent-guard blocked connecting to {p}: {server} listens there outside your process tree and would run commands or use credentials for you that agent-guard cannot see; run the command directly instead, or ask the user"
             )
         }
+        RuleId::CommandShadow if matches!(action, Action::Rename { source_is_dir: true, .. }) => format!(
+            "agent-guard blocked moving a directory to {}: it would make the user's command directory {z} in one move, with programs that could run instead of the system's; create the commands there one by one instead",
+            action.dest().map(|d| d.display().to_string()).unwrap_or_default()
+        ),
+        RuleId::CommandShadow => {
+            let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            format!(
+                "agent-guard blocked this {op} of {p}: a program named {name} in {z} would run instead of the system's {name} whenever the user types it; install it under another name (or run it by its path), or ask the user"
+            )
+        }
         RuleId::NestedSandbox => format!(
             "agent-guard refused a new namespace ({p}), as a sandbox such as bwrap or `unshare` makes: inside agent-guard a nested sandbox could rename and bind files out of its sight; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
         ),

@@ -66,6 +66,10 @@ pub struct PolicyFile {
     /// one of them listens outside the agent's own processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_servers: Option<Vec<String>>,
+    /// The user's command directories (`~/.local/bin`): an agent may install new commands there
+    /// but not one named like a system command, which would run instead of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_dirs: Option<Vec<String>>,
     /// Longest lifetime of an approved override, e.g. `"10m"`, `"2h"` (default `"1h"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_override_ttl: Option<String>,

@@ -8,6 +8,7 @@
 //!
 //! Loading reads the file system (the policy file, symlinks of zone roots); deciding never does.
 
+pub mod commands;
 pub mod exec_rules;
 pub mod file;
 pub mod normalize;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use globset::GlobSet;
 
 use crate::vocab::{Actor, Grant, IoError};
+pub use commands::CommandDirs;
 pub use exec_rules::{ExecCall, ExecRule, ExecRules, RunBy};
 pub use file::{FailMode, Mode, PolicyFile};
 pub use normalize::{LoadContext, Platform};
@@ -71,6 +73,8 @@ pub struct Policy {
     pub exec_rules: ExecRules,
     /// Servers outside an agent's tree it may not connect to (`command_servers`).
     pub command_servers: CommandServers,
+    /// The user's command directories, where an agent may not shadow a system command.
+    pub command_dirs: CommandDirs,
     /// Longest lifetime of an approved override, in seconds.
     pub max_override_ttl: u64,
     /// Audit trail retention: age in seconds and size in bytes.

@@ -41,6 +41,9 @@ pub enum RuleId {
     CommandServer,
     /// A nested sandbox (new user, mount or pid namespaces) inside the supervised tree.
     NestedSandbox,
+    /// A program in the user's command directories named like a system command, which would
+    /// run instead of it (the policy's `command_dirs`).
+    CommandShadow,
     /// A rule this version does not know, kept as it was written so that it reads and prints
     /// back unchanged: empty for a line of codex-es-guard's log (which names no rule), or the
     /// name another version wrote.
@@ -49,7 +52,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule this version applies.
-    pub const KNOWN: [RuleId; 12] = [
+    pub const KNOWN: [RuleId; 13] = [
         RuleId::GuardSelf,
         RuleId::SecretZone,
         RuleId::ExecRule,
@@ -62,6 +65,7 @@ impl RuleId {
         RuleId::Device,
         RuleId::CommandServer,
         RuleId::NestedSandbox,
+        RuleId::CommandShadow,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -78,6 +82,7 @@ impl RuleId {
             RuleId::Device => "device",
             RuleId::CommandServer => "command_server",
             RuleId::NestedSandbox => "nested_sandbox",
+            RuleId::CommandShadow => "command_shadow",
             RuleId::Unknown(name) => name,
         }
     }

@@ -15,7 +15,7 @@ use crate::policy::file::{
     RetentionEntry, StringOr, TrustedToolEntry,
 };
 use crate::policy::zones::{PatternZone, PatternZones, Zone, ZoneIndex, ZoneKind};
-use crate::policy::{ExecRule, PolicyError, RunBy, TrustedTool};
+use crate::policy::{CommandDirs, ExecRule, PolicyError, RunBy, TrustedTool};
 use crate::vocab::path::clean;
 use crate::vocab::{Grant, OpSet};
 
@@ -100,6 +100,21 @@ impl Normalizer<'_> {
     }
 
     /// `secret_zones`: plain roots.
+    /// `command_dirs`: directories as zones are written (`~` for each home). The system's
+    /// commands they must not shadow are listed from this machine, when loading may read it.
+    pub(super) fn command_dirs(&self, file: &PolicyFile) -> Result<CommandDirs, PolicyError> {
+        let mut dirs = Vec::new();
+        for (i, path) in file.command_dirs.iter().flatten().enumerate() {
+            dirs.extend(self.zone_paths(path, &format!("command_dirs[{i}]"))?);
+        }
+        let system = if self.ctx.resolve_symlinks {
+            crate::policy::commands::system_commands(crate::policy::commands::SYSTEM_COMMAND_DIRS)
+        } else {
+            Default::default()
+        };
+        Ok(CommandDirs::new(dirs, system))
+    }
+
     pub(super) fn plain_zones(
         &self,
         list: &Option<Vec<String>>,

@@ -128,6 +128,7 @@ pub fn with_defaults(file: PolicyFile) -> PolicyFile {
         trusted_tools: file.trusted_tools.or(d.trusted_tools),
         exec_rules: file.exec_rules.or(d.exec_rules),
         command_servers: file.command_servers.or(d.command_servers),
+        command_dirs: file.command_dirs.or(d.command_dirs),
         max_override_ttl: file.max_override_ttl.or(d.max_override_ttl),
         audit_retention: file.audit_retention.or(d.audit_retention),
     }
@@ -164,6 +165,7 @@ pub fn normalize(
     let command_servers =
         CommandServers::parse(file.command_servers.as_deref().unwrap_or_default())
             .map_err(|(i, message)| n.invalid(format!("command_servers[{i}]"), message))?;
+    let command_dirs = n.command_dirs(&file)?;
     let max_override_ttl = n.max_override_ttl(&file)?;
     let (retention_max_age, retention_max_bytes) = n.audit_retention(&file)?;
 
@@ -186,6 +188,7 @@ pub fn normalize(
         trusted_tools,
         exec_rules: ExecRules::new(exec_rules),
         command_servers,
+        command_dirs,
         max_override_ttl,
         retention_max_age,
         retention_max_bytes,
