@@ -16,6 +16,7 @@ mod duration;
 pub mod engine;
 pub mod feedback;
 pub mod git;
+pub mod install;
 pub mod lineage;
 pub mod overrides;
 pub mod paths;

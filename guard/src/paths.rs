@@ -5,10 +5,22 @@
 
 use std::path::{Path, PathBuf};
 
-/// The system-wide policy file, second in the search order after `$AGENT_GUARD_POLICY`.
+/// The system-wide policy file, third in the search order after `$AGENT_GUARD_POLICY` and the
+/// user's own.
 pub const SYSTEM_POLICY: &str = "/etc/agent-guard/policy.json";
 /// The directory of the system-wide policy: guarded as a whole, so it cannot be replaced.
 pub const SYSTEM_POLICY_DIR: &str = "/etc/agent-guard";
+
+/// The directory of this user's policy, `policy.json` (written by `agent-guard init`; second in
+/// the search order): `$XDG_CONFIG_HOME/agent-guard`, else `~/.config/agent-guard`. Guarded as a whole whether or not the file exists, so
+/// an agent can neither change it nor create one where the next command would find it.
+pub fn user_policy_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let absolute_var = |key: &str| env(key).filter(|v| v.starts_with('/'));
+    let config = absolute_var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| absolute_var("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(config.join("agent-guard"))
+}
 
 /// Environment variable that names the policy file.
 pub const POLICY_ENV: &str = "AGENT_GUARD_POLICY";

@@ -367,6 +367,61 @@ fn many_denials_are_summarized() {
     assert!(context.contains("... and 3 more"), "{context}");
 }
 
+/// During a shell command, the agent's own process (the hook's ancestor) keeps doing its own
+/// housekeeping; its denials are not the command's. A Write tool's are the agent's own.
+#[test]
+fn the_agents_own_denials_are_not_a_shell_commands() {
+    let env = Env::new();
+    // The test process runs the hook: it stands for the agent's own process.
+    let mut own = unlink_denial("d-own", "/home/dev/project/lock", now(), me(), "deny");
+    own["pid"] = json!(me());
+    env.append_denial(&own);
+    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    // The command's own process (another pid) is reported.
+    env.append_denial(&unlink_denial(
+        "d-cmd",
+        "/home/dev/project/w",
+        now(),
+        me(),
+        "deny",
+    ));
+    let (_, out, _) = env.hook(&data("post_tool_use_failure_bash.json"));
+    let (_, context) = parse_answer(&out);
+    assert!(context.contains("/home/dev/project/w"), "{context}");
+    assert!(!context.contains("/home/dev/project/lock"), "{context}");
+}
+
+/// Gemini CLI's AfterTool (its documented input: tool_response an object with llmContent) is
+/// answered with additionalContext only: a "deny" there would replace the command's output.
+#[test]
+fn gemini_after_tool_gets_the_explanation_as_additional_context() {
+    let env = Env::new();
+    env.append_denial(&unlink_denial(
+        "d-g",
+        "/home/dev/project/g",
+        now(),
+        me(),
+        "deny",
+    ));
+    let input = json!({
+        "session_id": "gemini-session-1", "transcript_path": "/home/dev/.gemini/tmp/t.json",
+        "cwd": "/home/dev/project", "hook_event_name": "AfterTool",
+        "timestamp": "2026-12-03T13:00:00.000Z", "tool_name": "run_shell_command",
+        "tool_input": {"command": "rm g"},
+        "tool_response": {"llmContent": "rm: cannot remove 'g': Operation not permitted", "returnDisplay": ""}
+    });
+    let (code, out, err) = env.hook(input.to_string().as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "AfterTool");
+    assert!(v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap()
+        .contains("/home/dev/project/g"));
+    assert!(v.get("decision").is_none(), "{v}");
+}
+
 #[test]
 fn malformed_input_is_a_non_blocking_error() {
     let env = Env::new();
@@ -383,24 +438,37 @@ fn instructions_name_the_hook_and_the_loop() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    // The settings snippet is valid JSON with both events and the matcher.
-    let start = text.find('{').unwrap();
-    let end = text.find("\n}\n").unwrap() + 2;
-    let settings: Value = serde_json::from_str(&text[start..end]).unwrap();
+    // Stdout is one JSON object, nothing else.
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for event in ["PostToolUse", "PostToolUseFailure"] {
-        let entry = &settings["hooks"][event][0];
+        let entry = &v["settings"]["hooks"][event][0];
         assert_eq!(
             entry["matcher"],
             "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob|Grep"
         );
         assert_eq!(entry["hooks"][0]["command"], "agent-guard hook claude-code");
     }
+    assert_eq!(v["settings_file"], "~/.claude/settings.json");
+    assert_eq!(v["install_command"], "agent-guard install claude-code");
+    let text = v["instructions"].as_str().unwrap();
     assert!(text.contains("agent-guard override request PATH --op OP"));
     assert!(text.contains("agent-guard override approve ID"));
+    assert!(text.contains("agent-guard override status ID"));
 
+    // Codex: the PostToolUse hook of hooks.json (Codex has no PostToolUseFailure).
     let out = Command::new(BIN)
         .args(["instructions", "--agent", "codex"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["settings_file"], "~/.codex/hooks.json");
+    assert_eq!(v["settings"]["hooks"]["PostToolUse"][0]["matcher"], "Bash");
+    assert!(v["settings"]["hooks"].get("PostToolUseFailure").is_none());
+    assert_eq!(v["instructions_file"], "~/.codex/AGENTS.md");
+
+    // Cursor has no such hook: its text says where to look after an EPERM.
+    let out = Command::new(BIN)
+        .args(["instructions", "--agent", "cursor", "--text"])
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

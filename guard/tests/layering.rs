@@ -42,6 +42,9 @@ const LAYERS: &[(&str, &[&str])] = &[
         "feedback",
         &["vocab", "paths", "lineage", "audit", "overrides"],
     ),
+    // The agents' own settings files: agent-guard's hook, MCP server and instructions merged
+    // in and taken out; the starter policy.
+    ("install", &["vocab", "feedback"]),
     // The snapshot store's neutral side: sessions, the store's size, list, restore, purge.
     (
         "snapshots",

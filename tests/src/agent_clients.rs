@@ -28,7 +28,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::fake_model::{FakeModel, Told};
 
@@ -442,82 +441,10 @@ impl Codex {
     }
 }
 
-/// The `[hooks.state]` entries that make Codex trust every command hook of `hooks` (the
-/// content of the `hooks.json` at `hooks_json`): `(key, trusted_hash)` pairs.
-///
-/// As Codex 0.171 computes them (codex-rs/hooks/src/engine/discovery.rs, `command_hook_hash`,
-/// and codex-rs/config/src/fingerprint.rs, `version_for_toml`):
-/// - key: `<absolute path of hooks.json>:<event in snake case>:<group index>:<handler index>`;
-/// - hash: `sha256:` and the hex SHA-256 of the compact JSON, keys sorted at every level, of
-///   `{"event_name": <snake case>, "matcher": <the group's matcher, omitted when absent>,
-///   "hooks": [<the one handler, normalized>]}`, the handler normalized to `type`, `command`,
-///   `timeout` (600 when absent, at least 1), `async` (false when absent) and `statusMessage`
-///   (omitted when absent).
-///
-/// Only for events that take a matcher (the tool events); Codex drops the matcher of others
-/// before hashing.
-pub fn codex_hook_trust(hooks_json: &Path, hooks: &Value) -> Vec<(String, String)> {
-    let mut entries = Vec::new();
-    let Some(events) = hooks["hooks"].as_object() else {
-        return entries;
-    };
-    for (event, groups) in events {
-        let label = snake_case(event);
-        for (g, group) in groups.as_array().into_iter().flatten().enumerate() {
-            for (h, handler) in group["hooks"].as_array().into_iter().flatten().enumerate() {
-                let mut normalized = json!({
-                    "type": "command",
-                    "command": handler["command"],
-                    "timeout": handler["timeout"].as_u64().unwrap_or(600).max(1),
-                    "async": handler["async"].as_bool().unwrap_or(false),
-                });
-                if let Some(message) = handler.get("statusMessage") {
-                    normalized["statusMessage"] = message.clone();
-                }
-                let mut identity = json!({"event_name": label, "hooks": [normalized]});
-                if let Some(matcher) = group.get("matcher") {
-                    identity["matcher"] = matcher.clone();
-                }
-                let digest = Sha256::digest(canonical_json(&identity).to_string().as_bytes());
-                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                entries.push((
-                    format!("{}:{label}:{g}:{h}", hooks_json.display()),
-                    format!("sha256:{hex}"),
-                ));
-            }
-        }
-    }
-    entries
-}
-
-/// `PostToolUse` -> `post_tool_use`.
-fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
-/// `value` with every object's keys in sorted order, whatever map serde_json was built with.
-fn canonical_json(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let mut sorted = serde_json::Map::new();
-            for k in keys {
-                sorted.insert(k.clone(), canonical_json(&map[k]));
-            }
-            Value::Object(sorted)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical_json).collect()),
-        other => other.clone(),
-    }
-}
+/// The `[hooks.state]` entries that make Codex trust every command hook of `hooks`: agent-guard's
+/// own computation (what `agent-guard install codex` writes), so that
+/// `agents_codex::trust_entries_match_codex_own_hashes` checks it against Codex's own.
+pub use agent_guard::install::codex_hook_trust;
 
 /// A TOML basic string.
 fn toml_string(s: &str) -> String {
@@ -540,25 +467,8 @@ fn toml_string(s: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Pinned against the `currentHash` Codex 0.171's own `hooks/list` reported for this hook.
-    #[test]
-    fn trust_hash_is_codex_own() {
-        let hooks = json!({"hooks": {"PostToolUse": [{"matcher": "Bash",
-            "hooks": [{"type": "command", "command": "/tmp/explore/loghook.sh", "timeout": 10}]}]}});
-        let entries = codex_hook_trust(Path::new("/h/.codex/hooks.json"), &hooks);
-        assert_eq!(
-            entries,
-            [(
-                "/h/.codex/hooks.json:post_tool_use:0:0".to_string(),
-                "sha256:343f49528c973013a1c1e1871ba1408451a701b2ebbf1fb3a253d17729395048"
-                    .to_string()
-            )]
-        );
-    }
-
     #[test]
     fn toml_keys_are_quoted() {
         assert_eq!(toml_string(r#"/a "b"\c"#), r#""/a \"b\"\\c""#);
-        assert_eq!(snake_case("PostToolUseFailure"), "post_tool_use_failure");
     }
 }

@@ -53,6 +53,42 @@ fn denied_rm_is_explained_to_the_model() {
 }
 
 /// A harmless command runs and its output reaches the model; the hook adds nothing.
+/// `agent-guard install claude-code` on the user's own settings (a permission rule) leaves
+/// both: Claude Code still runs the command, the installed hook explains the denial, and the
+/// CLAUDE.md paragraph install wrote reaches the model.
+#[test]
+fn install_claude_code_keeps_the_users_settings_and_its_hook_runs() {
+    let home = AgentHome::new();
+    let notes = home.write("project/protected/notes.txt", "my notes\n");
+    home.write(
+        ".claude/settings.json",
+        &serde_json::to_string_pretty(&json!({"permissions": {"allow": ["Bash"]}})).unwrap(),
+    );
+    home.agent_guard(&["install", "claude-code"]);
+    let model = FakeModel::start(
+        Api::AnthropicMessages,
+        vec![
+            bash("rm protected/notes.txt"),
+            Turn::text("I could not delete it."),
+        ],
+    );
+    let run = ClaudeCode::exec(&home, &model, "delete my notes");
+    run.assert_success();
+    assert!(notes.exists());
+    let told = model.told_after(0);
+    assert!(
+        told.result.contains("Operation not permitted"),
+        "{}",
+        told.all()
+    );
+    assert_denial_explained(&home, &told, "claude", "unlink", &notes);
+    let first = serde_json::to_string(&model.model_requests()[0]).unwrap();
+    assert!(
+        first.contains("agent-guard override request"),
+        "CLAUDE.md must reach the model"
+    );
+}
+
 #[test]
 fn harmless_command_output_reaches_the_model() {
     let home = AgentHome::new();

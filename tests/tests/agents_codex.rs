@@ -90,6 +90,55 @@ fn untrusted_hook_is_skipped_silently() {
     assert!(!stderr.contains("hook: PostToolUse"), "{stderr}");
 }
 
+/// `agent-guard install codex`, run by the human on a config.toml of their own (here: the
+/// model provider), leaves a hook Codex trusts and runs: the denied rm is explained to the
+/// model, with no `--dangerously-bypass-hook-trust` and no trust entry written by the test.
+#[test]
+fn install_codex_leaves_a_hook_codex_trusts_and_runs() {
+    let home = AgentHome::new();
+    let notes = home.write("project/protected/notes.txt", "my notes\n");
+    let model = FakeModel::start(
+        Api::OpenAiResponses,
+        vec![
+            shell("rm protected/notes.txt"),
+            Turn::text("I could not delete it."),
+        ],
+    );
+    // The user's own Codex set-up: a provider, no hooks yet.
+    let codex = Codex {
+        hooks: json!({}),
+        trust_hooks: false,
+        ..Codex::with_agent_guard_hook()
+    };
+    codex.install(&home, &model);
+    std::fs::remove_file(home.home.join(".codex/hooks.json")).unwrap();
+    let config_before = std::fs::read_to_string(home.home.join(".codex/config.toml")).unwrap();
+
+    let out = home.agent_guard(&["install", "codex"]);
+    assert!(out.contains("hooks.json"), "{out}");
+    let config = std::fs::read_to_string(home.home.join(".codex/config.toml")).unwrap();
+    assert!(config.starts_with(&config_before), "{config}");
+    assert!(config.contains("trusted_hash"), "{config}");
+    assert!(home.home.join(".codex/AGENTS.md").exists());
+
+    let run = codex.exec(&home, "delete my notes");
+    run.assert_success();
+    let stderr = String::from_utf8_lossy(&run.output.stderr);
+    assert!(
+        stderr.contains("hook: PostToolUse"),
+        "the installed hook must run: {stderr}"
+    );
+    assert!(notes.exists());
+    let told = model.told_after(0);
+    assert_denial_explained(&home, &told, "codex", "unlink", &notes);
+    // And Codex read the instructions file install wrote.
+    let first = serde_json::to_string(&model.model_requests()[0]).unwrap();
+    assert!(
+        first.contains("agent-guard override request"),
+        "AGENTS.md must reach the model"
+    );
+}
+
 /// A harmless command runs and its output reaches the model; the hook adds nothing.
 #[test]
 fn harmless_command_output_reaches_the_model() {

@@ -13,14 +13,18 @@ use crate::policy::{load_for_user, LoadedPolicy};
 
 mod audit;
 mod check;
+mod completions;
 mod daemon;
 mod demo;
 mod denials;
 mod explain;
 mod hook;
+mod init;
+mod install;
 mod instructions;
 mod override_cmd;
 mod override_status;
+mod override_watch;
 mod policy;
 mod run;
 mod status;
@@ -66,6 +70,17 @@ pub enum Command {
     Hook(hook::HookCommand),
     /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
     Instructions(instructions::InstructionsArgs),
+    /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
+    Init(init::InitArgs),
+    /// Merge agent-guard's hook and instructions (and on Linux a shell alias) into an agent's own settings
+    /// (a diff shown, a backup kept; running it again changes nothing).
+    Install(install::InstallArgs),
+    /// Take what `install` put into an agent's settings out again, leaving the rest.
+    Uninstall(install::InstallArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages (one per command) into a directory.
+    Man(completions::ManArgs),
     /// List what agents destroyed and the guard kept, restore it, or purge it.
     #[command(subcommand)]
     Undo(undo::UndoCommand),
@@ -89,6 +104,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Override(cmd) => override_cmd::run(cmd),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Instructions(args) => instructions::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Install(args) => install::run(&args, crate::install::Direction::Install),
+        Command::Uninstall(args) => install::run(&args, crate::install::Direction::Uninstall),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man(args) => completions::man(&args),
         Command::Undo(cmd) => undo::run(cmd),
     }
 }

@@ -35,6 +35,9 @@ pub enum OverrideCommand {
     /// Where one request stands: pending, approved, denied, revoked or expired (agents may
     /// run it; --wait waits for the decision).
     Status(super::override_status::StatusArgs),
+    /// A live view for your terminal: each new request as it arrives, with a bell, answered
+    /// with one key (y approve, n deny, 1/2/3 approve for 1m/10m/1h, s later, q quit).
+    Watch(super::override_watch::WatchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +119,7 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         OverrideCommand::Deny(args) => deny(&args, &locations),
         OverrideCommand::Revoke(args) => revoke(&args, &locations),
         OverrideCommand::Status(args) => return super::override_status::run(&args),
+        OverrideCommand::Watch(args) => return super::override_watch::run(&args),
     };
     match result {
         Ok(code) => Ok(code),

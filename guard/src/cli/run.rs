@@ -30,9 +30,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     // Quiet unless asked: the agent's terminal is the user's. `AGENT_GUARD_LOG=debug` says, among
     // other things, whether the secret zones are hidden or every open is supervised, and why.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("AGENT_GUARD_LOG") {
+        // Colour only for a terminal: a log redirected to a file has no escape codes.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init();
     }
     let options = RunOptions {

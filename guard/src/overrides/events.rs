@@ -51,6 +51,10 @@ pub struct OverrideEvent {
     /// uid and pid of the process that caused this event.
     pub by_uid: u32,
     pub by_pid: u32,
+    /// Who decided, for approve, deny and revoke: the user's name and uid and where they were
+    /// (`alice (uid 1000) on /dev/pts/3`, `... over ssh from 10.0.0.5 port 51234`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn log_path(locations: &Locations) -> PathBuf {
@@ -78,10 +82,19 @@ pub fn record_override_event(
 /// reference, and a store that cannot be opened (a first run, a read-only state dir) is logged.
 fn record_in_audit_store(locations: &Locations, event: &OverrideEvent) {
     use crate::audit::{AuditStore, AuditStoreConfig};
-    let who = event
-        .agent
-        .clone()
-        .unwrap_or_else(|| format!("uid {}", event.by_uid));
+    // The requester for a request; the human who decided for the rest (not the agent whose
+    // request it was); agent-guard itself for an expiry.
+    let who = match event.event {
+        crate::audit::OverrideEventKind::Request => event
+            .agent
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", event.by_uid)),
+        crate::audit::OverrideEventKind::Expire => "agent-guard".to_string(),
+        _ => event
+            .by
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", event.by_uid)),
+    };
     let ttl = event
         .ttl_secs
         .or_else(|| event.expires_at.map(|t| t.saturating_sub(event.ts)))

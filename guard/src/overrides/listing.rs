@@ -213,7 +213,9 @@ impl Listing {
     }
 }
 
-fn write_request(out: &mut dyn Write, r: &Request, desc: &Described) -> io::Result<()> {
+/// One pending request as `override list` and `override watch` show it: who asked, for
+/// exactly what, why, and the denial behind it.
+pub fn write_request(out: &mut dyn Write, r: &Request, desc: &Described) -> io::Result<()> {
     writeln!(
         out,
         "  {}  {}  for {}  filed {} by {}",

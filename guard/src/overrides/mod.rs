@@ -41,7 +41,7 @@ pub use filing::{
     file_request, parse_ops, parse_ttl, request_from, resolve_path, validate, Refusal,
     RequestInput, RequestSpec, Validated,
 };
-pub use listing::{approve_command, describe_scope, Described, Listing};
+pub use listing::{approve_command, describe_scope, write_request, Described, Listing};
 pub use live::{watch_grants, GrantWatcher, LiveGrants};
 pub use rate::{RateLimit, RateLimited};
 pub use request::{rate_key, Request, Requester};
@@ -165,9 +165,63 @@ pub fn current_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// The human at this process, for the audit trail of their decisions: their user name (from
+/// /etc/passwd, else `$USER`) and uid, and where they are: the terminal on standard input, or
+/// the ssh connection (`$SSH_CONNECTION`). The uid is the kernel's; the rest is what the
+/// session says, to tell people and places apart.
+pub fn approver(uid: u32, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+        })
+        .or_else(|| env("USER"))
+        .unwrap_or_else(|| "?".into());
+    let mut who = format!("{} (uid {uid})", crate::vocab::printable(&name));
+    let tty = std::fs::read_link("/proc/self/fd/0")
+        .ok()
+        .filter(|p| p.starts_with("/dev/pts") || p.starts_with("/dev/tty"));
+    if let Some(tty) = tty {
+        who.push_str(&format!(" on {}", tty.display()));
+    }
+    if let Some(ssh) = env("SSH_CONNECTION") {
+        let mut parts = ssh.split_whitespace();
+        if let (Some(ip), Some(port)) = (parts.next(), parts.next()) {
+            who.push_str(&format!(
+                " over ssh from {} port {}",
+                crate::vocab::printable(ip),
+                crate::vocab::printable(port)
+            ));
+        }
+    }
+    who
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_approver_is_named_with_uid_and_ssh_connection() {
+        let env = |k: &str| match k {
+            "SSH_CONNECTION" => Some("10.0.0.5 51234 10.0.0.1 22".to_string()),
+            "USER" => Some("nobody-here".to_string()),
+            _ => None,
+        };
+        let who = approver(0, &env);
+        assert!(who.starts_with("root (uid 0)"), "{who}");
+        assert!(who.ends_with(" over ssh from 10.0.0.5 port 51234"), "{who}");
+        let unknown = approver(4_000_000_000, &env);
+        assert!(
+            unknown.starts_with("nobody-here (uid 4000000000)"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn ids_never_name_a_path() {

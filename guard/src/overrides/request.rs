@@ -117,6 +117,9 @@ impl Request {
             ttl_secs: Some(self.ttl_secs),
             by_uid: super::current_uid(),
             by_pid: std::process::id(),
+            // The deciding human's; the requester is `agent`.
+            by: (!matches!(kind, OverrideEventKind::Request | OverrideEventKind::Expire))
+                .then(|| super::approver(super::current_uid(), &crate::paths::process_env)),
         }
     }
 }

@@ -94,6 +94,8 @@ impl StoredGrant {
             ttl_secs: None,
             by_uid: super::current_uid(),
             by_pid: std::process::id(),
+            by: (kind != OverrideEventKind::Expire)
+                .then(|| super::approver(super::current_uid(), &crate::paths::process_env)),
         }
     }
 }

@@ -12,3 +12,5 @@
 
 pub mod linux;
 pub mod macos;
+#[cfg(unix)]
+pub mod terminal;

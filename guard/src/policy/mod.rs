@@ -202,10 +202,17 @@ pub fn embedded_default(ctx: &LoadContext) -> Policy {
 }
 
 /// Which policy file applies when none is given on the command line: `$AGENT_GUARD_POLICY`,
-/// then `/etc/agent-guard/policy.json` if it exists, else `None` (the embedded default).
+/// then the user's `~/.config/agent-guard/policy.json` (`agent-guard init` writes it), then
+/// `/etc/agent-guard/policy.json`, the first that exists; else `None` (the embedded default).
 pub fn discover(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     if let Some(p) = env(crate::paths::POLICY_ENV).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
+    }
+    if let Some(dir) = crate::paths::user_policy_dir(env) {
+        let user = dir.join("policy.json");
+        if user.exists() {
+            return Some(user);
+        }
     }
     let system = Path::new(crate::paths::SYSTEM_POLICY);
     system.exists().then(|| system.to_path_buf())

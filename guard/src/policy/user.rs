@@ -39,6 +39,9 @@ pub fn user_context(
         ctx.guard_paths.push(absolute(file));
     }
     ctx.guard_paths.push(PathBuf::from(SYSTEM_POLICY_DIR));
+    if let Some(dir) = crate::paths::user_policy_dir(env) {
+        ctx.guard_paths.push(dir);
+    }
     if let Ok(exe) = std::env::current_exe() {
         ctx.guard_paths.push(exe);
     }

@@ -68,9 +68,37 @@ fn approve_deny_revoke_round_trip() {
     );
     assert!(matches!(before, Verdict::Deny(ref d) if d.rule == RuleId::ProtectedDelete));
 
-    let (code, out, err) = w.run(&["override", "approve", &id, "--ttl", "2m"]);
+    let (code, out, err) = w.run_with(
+        &["override", "approve", &id, "--ttl", "2m"],
+        &[("SSH_CONNECTION", "192.0.2.7 50022 192.0.2.1 22")],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("Approved {id}")), "{out}");
+    // The trail names the approver (uid, name, where), not the agent that asked.
+    let uid = agent_guard::overrides::current_uid();
+    let approved: Vec<Value> = std::fs::read_to_string(w.state.join("overrides.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["event"] == "approve")
+        .collect();
+    let by = approved[0]["by"].as_str().unwrap();
+    assert!(by.contains(&format!("(uid {uid})")), "{by}");
+    assert!(by.ends_with("over ssh from 192.0.2.7 port 50022"), "{by}");
+    let (_, out, _) = w.run(&["audit", "query", "--overrides", "--json"]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let approve_row = rows
+        .iter()
+        .find(|r| r.to_string().contains("\"approve\""))
+        .unwrap();
+    assert!(approve_row.to_string().contains(by), "{approve_row}");
+    assert!(
+        !approve_row.to_string().contains("claude:4200"),
+        "{approve_row}"
+    );
     assert!(!w.state.join("requests").join(format!("{id}.json")).exists());
     let file: Value =
         serde_json::from_slice(&std::fs::read(w.state.join("grants.json")).unwrap()).unwrap();

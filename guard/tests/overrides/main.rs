@@ -8,6 +8,7 @@ mod decisions;
 mod grants;
 mod request;
 mod spool;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -38,6 +38,27 @@ fn the_agent_may_edit_by_write_temp_then_rename() {
     assert!(s.denials().is_empty(), "{:#?}", s.denials());
 }
 
+/// `AGENT_GUARD_LOG=debug` written to a file (not a terminal) has no ANSI escape codes.
+#[test]
+fn the_debug_log_in_a_file_has_no_escape_codes() {
+    let s = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = s.agent_command(
+        dir.path(),
+        &[("AGENT_GUARD_LOG", "debug"), ("TERM", "xterm-256color")],
+        "true",
+    );
+    cmd.env_remove("NO_COLOR");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("DEBUG"),
+        "the debug log should say something: {log}"
+    );
+    assert!(!log.contains('\x1b'), "escape codes in the log: {log:?}");
+}
+
 #[test]
 fn run_exits_with_the_commands_status() {
     let s = Sandbox::new();

@@ -74,9 +74,13 @@ const INTERPRETERS: &[&str] = &[
     "php", "lua",
 ];
 
-/// Parse a policy from JSON text. `file` names it in errors.
+/// Parse a policy from JSON text. `file` names it in errors. Whole lines whose first
+/// non-blank characters are `//` are comments (as `agent-guard init` writes them): they read as
+/// blank lines, so errors keep their line numbers. A JSON string cannot span lines, so such a
+/// line is never inside one.
 pub fn parse(text: &str, file: &Path) -> Result<PolicyFile, PolicyError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
+    let text = without_comment_lines(text);
+    let de = &mut serde_json::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -248,6 +252,22 @@ pub fn override_too_broad(path: &Path, zones: &ZoneIndex, homes: &[PathBuf]) -> 
         }
     }
     None
+}
+
+/// `text` with every whole-line `//` comment made a blank line.
+fn without_comment_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.lines().any(|l| l.trim_start().starts_with("//")) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("//") {
+            out.push_str(if line.ends_with('\n') { "\n" } else { "" });
+        } else {
+            out.push_str(line);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A duration in whole seconds (`90s`, `10m`, `2h`, `30d`), as the policy writes them.
