@@ -9,6 +9,7 @@
 
 mod keys;
 mod paths;
+mod tools;
 
 use std::path::{Path, PathBuf};
 
