@@ -19,6 +19,7 @@
 
 pub mod chain;
 mod export;
+mod kept;
 mod query;
 mod records;
 mod retention;
@@ -34,8 +35,8 @@ use serde::Serialize;
 
 pub use chain::{write_verify_report, ChainReport};
 pub use export::{decision_export_json, override_export_json, ExportFormat, CSV_HEADER};
+pub use kept::{KeptQuery, StoredKept};
 pub use query::{AuditQuery, AuditReader, StoredDecision, StoredOverride};
-pub use query::{KeptQuery, StoredKept};
 pub use records::{
     DecisionRecord, EndState, KeptRecord, KeptUpdate, OverrideEvent, OverrideEventKind,
 };
