@@ -362,6 +362,15 @@ fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal
             ));
         }
     }
+    let shadowed = |path: &Path, dir: &Path| {
+        Refusal::Deny(reason::denial(
+            RuleId::CommandShadow,
+            action,
+            path,
+            Some(dir),
+            None,
+        ))
+    };
     // 6b. The user's command directories: a new or changed program there named like a system
     // command runs instead of it (removing one shadows nothing).
     for t in paths().filter(|t| t.modifies) {
@@ -371,13 +380,7 @@ fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal
             _ => false,
         };
         if let Some(dir) = policy.command_dirs.shadowed_by(t.path).filter(|_| !removes) {
-            return Refusal::Deny(reason::denial(
-                RuleId::CommandShadow,
-                action,
-                t.path,
-                Some(dir),
-                None,
-            ));
+            return shadowed(t.path, dir);
         }
     }
     if let Action::Rename {
@@ -387,13 +390,7 @@ fn refusal(event: &Event, policy: &Policy, grants: &Grants, now: u64) -> Refusal
     } = action
     {
         if let Some(dir) = policy.command_dirs.at_or_below(to) {
-            return Refusal::Deny(reason::denial(
-                RuleId::CommandShadow,
-                action,
-                dir,
-                Some(dir),
-                None,
-            ));
+            return shadowed(dir, dir);
         }
     }
     if let Some((from, zone)) = moved_root(ZoneKind::Readonly) {
