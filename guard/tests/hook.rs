@@ -594,25 +594,3 @@ fn the_agent_is_told_when_its_request_is_approved_or_denied() {
     let (code, out, _) = env.hook_as(&input, Some("claude:77"));
     assert_eq!((code, out.as_str()), (0, ""), "told once");
 }
-
-/// During a Bash call the agent's own process keeps working (its state and lock files); what
-/// it did is not the command's and is not reported as the call's.
-#[test]
-fn the_agents_own_process_is_not_a_bash_calls_doing() {
-    let env = Env::new();
-    let mut own = unlink_denial("d-own", "/home/dev/project/.lock", now(), me(), "deny");
-    own["pid"] = json!(me());
-    env.append_denial(&own);
-    env.append_denial(&unlink_denial(
-        "d-cmd",
-        "/home/dev/project/w",
-        now(),
-        me(),
-        "deny",
-    ));
-    let (code, out, err) = env.hook(&data("post_tool_use_failure_bash.json"));
-    assert_eq!(code, 0, "{err}");
-    let (_, context) = parse_answer(&out);
-    assert!(context.contains("/home/dev/project/w"), "{context}");
-    assert!(!context.contains("project/.lock"), "{context}");
-}

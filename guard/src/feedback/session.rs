@@ -116,11 +116,6 @@ pub fn run_hook(
         if !agents_own.is_empty() {
             records.retain(|r| !own(r.pid));
         }
-        // A Bash call's operations are its command's, a child of the agent: what the agent's
-        // own process did meanwhile (its state files, its lock files) is not the call's.
-        if input.tool_name.as_deref() == Some("Bash") {
-            records.retain(|r| r.agent_pid <= 0 || r.pid != r.agent_pid);
-        }
         Ok(records)
     };
     let mut records = read()?;
