@@ -5,6 +5,7 @@
 
 mod exec_override;
 mod keep;
+mod keep_limits;
 mod record;
 mod supervision;
 mod tools;
