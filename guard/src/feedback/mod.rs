@@ -147,7 +147,18 @@ pub fn select_denials<'a>(
     already_reported: &BTreeMap<String, u64>,
     ctx: &HookContext,
 ) -> Vec<&'a DenialRecord> {
-    let since = ctx.now.saturating_sub(WINDOW_SECS);
+    select_denials_within(records, already_reported, ctx, WINDOW_SECS)
+}
+
+/// [`select_denials`] over the last `window_secs` instead of [`WINDOW_SECS`] (`agent-guard
+/// mcp`'s `why_denied` takes the window from the agent).
+pub fn select_denials_within<'a>(
+    records: &'a [DenialRecord],
+    already_reported: &BTreeMap<String, u64>,
+    ctx: &HookContext,
+    window_secs: u64,
+) -> Vec<&'a DenialRecord> {
+    let since = ctx.now.saturating_sub(window_secs);
     let recent: Vec<&DenialRecord> = records
         .iter()
         .filter(|r| r.decision != Decision::Audit)
@@ -323,21 +334,7 @@ pub fn run_hook(
     let mut cursor = load_cursor(&file);
     // Agent-writable: the hook runs inside the agent's tree. Tampering with the cursors only
     // changes what the agent itself is told.
-    let cursors = &locations.hook_cursors;
-    let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
-        // Only the tail can hold denials from the window; a large log is not read whole per call.
-        let mut records = read_denials(&locations.denials, Some(4 << 20))?;
-        // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
-        // the agent about it would only make the next call write (and be denied) again.
-        records.retain(|r| !Path::new(&r.path).starts_with(cursors));
-        // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
-        // up the tree found no agent named in the log reaches the supervisor, which is refused
-        // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
-        records.retain(|r| {
-            !(r.rule == RuleId::GuardSelf && r.op == OpKind::Signal && r.process == "agent-guard")
-        });
-        Ok(records)
-    };
+    let read = || read_recent_denials(locations);
     // Only denials of this tool call: from its start on (Claude Code gives its duration), or,
     // without one, since this session's previous hook run. Claude Code's own operations just
     // before a call (its lock files) are not the call's.
@@ -425,6 +422,22 @@ pub fn run_hook(
         &input.hook_event_name,
         context.trim_end(),
     )))
+}
+
+/// The denial records that can fall in a window (the tail of the live log: a large log is not
+/// read whole per call), less agent-guard's own doings inside the agent's tree.
+pub fn read_recent_denials(locations: &Locations) -> Result<Vec<DenialRecord>, FeedbackError> {
+    let mut records = read_denials(&locations.denials, Some(4 << 20))?;
+    // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
+    // the agent about it would only make the next call write (and be denied) again.
+    records.retain(|r| !Path::new(&r.path).starts_with(&locations.hook_cursors));
+    // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
+    // up the tree found no agent named in the log reaches the supervisor, which is refused
+    // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
+    records.retain(|r| {
+        !(r.rule == RuleId::GuardSelf && r.op == OpKind::Signal && r.process == "agent-guard")
+    });
+    Ok(records)
 }
 
 /// What became of this agent's override requests since the session was last told: one line
