@@ -143,15 +143,3 @@ pub fn serve_stdio(ctx: ToolContext) -> Result<(), McpError> {
         Ok(())
     })
 }
-
-/// Where the agent's processes are read (its ancestors, for `why_denied`).
-#[cfg(target_os = "linux")]
-fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
-    Some(Box::new(crate::platform::linux::procfs::ProcFs::new()))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
-    // As the hook: no process source here yet, so every agent of this user's denials.
-    None
-}

@@ -260,7 +260,7 @@ fn why_denied(ctx: &ToolContext, args: WhyDeniedArgs, now: u64) -> Result<Value,
             printable(&e.to_string())
         ))
     })?;
-    let processes = super::process_source();
+    let processes = crate::platform::ancestry_source();
     let hook_ctx = HookContext {
         now,
         now_ms: i64::try_from(now).unwrap_or(0) * 1000,
