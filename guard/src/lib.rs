@@ -18,6 +18,7 @@ pub mod feedback;
 pub mod git;
 pub mod install;
 pub mod lineage;
+pub mod mcp;
 pub mod overrides;
 pub mod paths;
 pub mod platform;

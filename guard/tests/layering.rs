@@ -56,6 +56,21 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["vocab", "git", "paths", "engine", "lineage", "snapshots"],
     ),
     // A sensor's glue: the runtime, the Linux tree, the macOS daemon core.
+    (
+        "mcp",
+        &[
+            "vocab",
+            "duration",
+            "paths",
+            "policy",
+            "engine",
+            "lineage",
+            "audit",
+            "overrides",
+            "feedback",
+            "platform",
+        ],
+    ),
     ("runtime", ANY_BELOW),
     // Argument parsing and one call per subcommand.
     ("cli", ANY_BELOW),

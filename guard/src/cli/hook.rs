@@ -32,7 +32,7 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
             let locations = Locations::for_user(&process_env);
             let agent = process_env(crate::overrides::AGENT_ENV).filter(|a| !a.is_empty());
             let agent_pid = agent.as_deref().and_then(agent_pid_from_env);
-            let processes = process_source();
+            let processes = crate::platform::ancestry_source();
             let now = std::time::SystemTime::now();
             let ctx = HookContext {
                 now: crate::vocab::time::unix_secs(now),
@@ -57,16 +57,4 @@ pub fn run(cmd: HookCommand) -> anyhow::Result<i32> {
             }
         }
     }
-}
-
-/// Where the hook reads its ancestors.
-#[cfg(target_os = "linux")]
-fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
-    Some(Box::new(crate::platform::linux::procfs::ProcFs::new()))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
-    // No process source here yet: report the recent denials of every agent of this user.
-    None
 }

@@ -22,6 +22,7 @@ mod hook;
 mod init;
 mod install;
 mod instructions;
+mod mcp;
 mod override_cmd;
 mod override_status;
 mod override_watch;
@@ -70,6 +71,9 @@ pub enum Command {
     Hook(hook::HookCommand),
     /// Print the hook settings and the CLAUDE.md / AGENTS.md text that teach an agent the loop.
     Instructions(instructions::InstructionsArgs),
+    /// The Model Context Protocol server over stdio that agents start: tools to learn why an
+    /// operation was blocked, request an override, follow it, and explain a path.
+    Mcp(mcp::McpArgs),
     /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
     Init(init::InitArgs),
     /// Merge agent-guard's hook and instructions (and on Linux a shell alias) into an agent's own settings
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Override(cmd) => override_cmd::run(cmd),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Instructions(args) => instructions::run(&args),
+        Command::Mcp(args) => mcp::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Install(args) => install::run(&args, crate::install::Direction::Install),
         Command::Uninstall(args) => install::run(&args, crate::install::Direction::Uninstall),

@@ -151,7 +151,18 @@ pub fn select_denials<'a>(
     already_reported: &BTreeMap<String, u64>,
     ctx: &HookContext,
 ) -> Vec<&'a DenialRecord> {
-    let since = ctx.now.saturating_sub(WINDOW_SECS);
+    select_denials_within(records, already_reported, ctx, WINDOW_SECS)
+}
+
+/// [`select_denials`] over the last `window_secs` instead of [`WINDOW_SECS`] (`agent-guard
+/// mcp`'s `why_denied` takes the window from the agent).
+pub fn select_denials_within<'a>(
+    records: &'a [DenialRecord],
+    already_reported: &BTreeMap<String, u64>,
+    ctx: &HookContext,
+    window_secs: u64,
+) -> Vec<&'a DenialRecord> {
+    let since = ctx.now.saturating_sub(window_secs);
     let recent: Vec<&DenialRecord> = records
         .iter()
         .filter(|r| r.decision != Decision::Audit)
@@ -264,6 +275,22 @@ pub fn hook_output(event_name: &str, context: &str) -> Value {
         out["reason"] = serde_json::json!(context);
     }
     out
+}
+
+/// The denial records that can fall in a window (the tail of the live log: a large log is not
+/// read whole per call), less agent-guard's own doings inside the agent's tree.
+pub fn read_recent_denials(locations: &Locations) -> Result<Vec<DenialRecord>, FeedbackError> {
+    let mut records = read_denials(&locations.denials, Some(4 << 20))?;
+    // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
+    // the agent about it would only make the next call write (and be denied) again.
+    records.retain(|r| !Path::new(&r.path).starts_with(&locations.hook_cursors));
+    // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
+    // up the tree found no agent named in the log reaches the supervisor, which is refused
+    // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
+    records.retain(|r| {
+        !(r.rule == RuleId::GuardSelf && r.op == OpKind::Signal && r.process == "agent-guard")
+    });
+    Ok(records)
 }
 
 /// The agent pid in an `AGENT_GUARD_AGENT` value (`NAME:PID`).

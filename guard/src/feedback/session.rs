@@ -64,21 +64,7 @@ pub fn run_hook(
     let mut cursor = load_cursor(&file);
     // Agent-writable: the hook runs inside the agent's tree. Tampering with the cursors only
     // changes what the agent itself is told.
-    let cursors = &locations.hook_cursors;
-    let read = || -> Result<Vec<DenialRecord>, FeedbackError> {
-        // Only the tail can hold denials from the window; a large log is not read whole per call.
-        let mut records = read_denials(&locations.denials, Some(4 << 20))?;
-        // Where the cursor is not agent-writable, the hook's own write of it is a denial; telling
-        // the agent about it would only make the next call write (and be denied) again.
-        records.retain(|r| !Path::new(&r.path).starts_with(cursors));
-        // Nor about agent-guard's own reads of the supervisor's /proc entry: a hook whose walk
-        // up the tree found no agent named in the log reaches the supervisor, which is refused
-        // (and recorded as a signal to the guard); that is the hook's doing, not the agent's.
-        records.retain(|r| {
-            !(r.rule == RuleId::GuardSelf && r.op == OpKind::Signal && r.process == "agent-guard")
-        });
-        Ok(records)
-    };
+    let read = || read_recent_denials(locations);
     // Only denials of this tool call: from its start on (Claude Code gives its duration), or,
     // without one, since this session's previous hook run. Claude Code's own operations just
     // before a call (its lock files) are not the call's.

@@ -14,3 +14,16 @@ pub mod linux;
 pub mod macos;
 #[cfg(unix)]
 pub mod terminal;
+
+/// Where the agent's feedback (the hook, `agent-guard mcp`) reads a process's ancestors: `/proc`
+/// on Linux; `None` elsewhere (no source there yet: they report every agent of this user).
+#[cfg(target_os = "linux")]
+pub fn ancestry_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
+    Some(Box::new(linux::procfs::ProcFs::new()))
+}
+
+/// See the Linux [`ancestry_source`].
+#[cfg(not(target_os = "linux"))]
+pub fn ancestry_source() -> Option<Box<dyn crate::lineage::ProcessSource>> {
+    None
+}

@@ -1,0 +1,146 @@
+//! `agent-guard mcp` driven by a real MCP client: the MCP inspector's command line
+//! (`@modelcontextprotocol/inspector`, pinned in tests/agents/package-lock.json), run as the
+//! agent under `agent-guard run`, which starts the server as its child over stdio, lists its
+//! tools and calls each one. The inspector passes the server only the environment it is given
+//! (`-e KEY=VALUE`), so each call hands on agent-guard's variables, as an agent's MCP settings
+//! do (docs/closed-loop.md).
+#![cfg(target_os = "linux")]
+
+use agent_guard_e2e::agent_clients::{npm_bin, AgentHome, AgentRun};
+use serde_json::Value;
+
+/// `mcp-inspector --cli ARGS -- agent-guard mcp` run by the agent's shell after `before`, under
+/// `agent-guard run`; the server gets the agent's `AGENT_GUARD_*` variables.
+fn inspector(home: &AgentHome, before: &str, args: &[&str]) -> AgentRun {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let script = format!(
+        "{before}\n'{inspector}' --cli {args} \
+         -e AGENT_GUARD_AGENT=\"$AGENT_GUARD_AGENT\" \
+         -e AGENT_GUARD_STATE_DIR=\"$AGENT_GUARD_STATE_DIR\" \
+         -e AGENT_GUARD_POLICY=\"$AGENT_GUARD_POLICY\" \
+         -- agent-guard mcp\nexit $?",
+        inspector = npm_bin("mcp-inspector").display(),
+        args = quoted.join(" "),
+    );
+    home.run(
+        true,
+        std::path::Path::new("/bin/bash"),
+        &["-c", &script],
+        &[],
+    )
+}
+
+/// A `tools/call` through the inspector: the tool's answer, parsed.
+fn call(home: &AgentHome, before: &str, tool: &str, args: &[&str]) -> (Value, bool) {
+    let mut argv = vec!["--method", "tools/call", "--tool-name", tool];
+    for a in args {
+        argv.extend(["--tool-arg", a]);
+    }
+    let run = inspector(home, before, &argv);
+    run.assert_success();
+    let result: Value = serde_json::from_slice(&run.output.stdout)
+        .unwrap_or_else(|e| panic!("inspector output is not JSON: {e}\n{}", run.text()));
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    let answer = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+    (answer, result["isError"] == Value::Bool(true))
+}
+
+#[test]
+fn the_inspector_lists_and_calls_every_tool() {
+    let home = AgentHome::new();
+    let notes = home.write("project/notes.txt", "my notes\n");
+
+    let listed = inspector(&home, "", &["--method", "tools/list"]);
+    listed.assert_success();
+    let list: Value = serde_json::from_slice(&listed.output.stdout).unwrap();
+    let names: Vec<&str> = list["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", listed.text()))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "why_denied",
+            "request_override",
+            "override_status",
+            "explain_path"
+        ]
+    );
+
+    // The agent's rm is denied; why_denied, called by the same agent, explains it.
+    let (why, is_error) = call(&home, "rm notes.txt 2>/dev/null", "why_denied", &[]);
+    assert!(!is_error, "{why}");
+    let denials = why["denials"].as_array().unwrap();
+    assert_eq!(denials.len(), 1, "{why}");
+    assert_eq!(denials[0]["path"], notes.display().to_string(), "{why}");
+    assert_eq!(denials[0]["op"], "unlink", "{why}");
+    assert!(notes.exists());
+    let denial_id = denials[0]["id"].as_str().unwrap().to_string();
+
+    let (request, is_error) = call(
+        &home,
+        "",
+        "request_override",
+        &[
+            &format!("denial_id={denial_id}"),
+            "reason=The user asked me to delete the notes.",
+        ],
+    );
+    assert!(!is_error, "{request}");
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["state"], "pending", "{request}");
+
+    // The client cannot call what the server does not offer; nothing is granted.
+    let refused = inspector(
+        &home,
+        "",
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "approve_override",
+            "--tool-arg",
+            &format!("id={id}"),
+        ],
+    );
+    assert_eq!(refused.output.status.code(), Some(5), "{}", refused.text());
+    assert!(
+        refused.text().contains("Tool 'approve_override' not found"),
+        "{}",
+        refused.text()
+    );
+    let (status, _) = call(&home, "", "override_status", &[&format!("id={id}")]);
+    assert_eq!(status["state"], "pending", "{status}");
+
+    // The human approves in their own terminal; the agent sees it.
+    home.agent_guard(&["override", "approve", &id]);
+    let (status, is_error) = call(
+        &home,
+        "",
+        "override_status",
+        &[&format!("id={id}"), "wait_seconds=5"],
+    );
+    assert!(!is_error, "{status}");
+    assert_eq!(status["state"], "approved", "{status}");
+
+    let (explained, is_error) = call(
+        &home,
+        "",
+        "explain_path",
+        &[&format!(
+            "path={}",
+            home.home.join(".ssh/id_ed25519").display()
+        )],
+    );
+    assert!(!is_error, "{explained}");
+    assert_eq!(explained["operations"][0]["op"], "read", "{explained}");
+    assert_eq!(
+        explained["operations"][0]["rule"], "secret_zone",
+        "{explained}"
+    );
+}
