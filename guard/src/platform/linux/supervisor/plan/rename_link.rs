@@ -159,7 +159,10 @@ fn moved_tree_creates(p: &Planner<'_>, from: &Path, to: &Path) -> Vec<Action> {
                 });
                 return creates;
             }
-            if !rel.as_os_str().is_empty() {
+            // A repository's config that moves with its repository brings no new key: it was
+            // written through the checked rename (or by the human), wherever it lies.
+            let moved_config = crate::git::config::is_repository_config(&to.join(&rel));
+            if !rel.as_os_str().is_empty() && !moved_config {
                 let kind = if meta.is_dir() {
                     NodeKind::Directory
                 } else if meta.is_symlink() {
