@@ -18,7 +18,9 @@ impl Tmux {
             w.state.display(),
             w.policy_file.display()
         );
+        // $SHELL runs the session's command; the passwd shell may be nologin.
         let status = Command::new("tmux")
+            .env("SHELL", "/bin/sh")
             .args([
                 "-L",
                 &socket,

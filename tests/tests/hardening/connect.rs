@@ -72,7 +72,10 @@ fn command_servers_outside_the_tree_are_refused_and_other_servers_reached() {
         );
         std::fs::write(s.root.join("client.py"), RAW_CLIENT).unwrap();
         std::fs::write(s.root.join("server.py"), PLAIN_SERVER).unwrap();
+        // tmux runs a session's command with $SHELL, else the passwd shell: a test user's is
+        // nologin, and its sessions (and with them the server) would end at once.
         let started = Command::new("tmux")
+            .env("SHELL", "/bin/sh")
             .arg("-S")
             .arg(&tmux)
             .args(["new-session", "-d", "-s", "human", "sleep 300"])
@@ -102,7 +105,7 @@ fn command_servers_outside_the_tree_are_refused_and_other_servers_reached() {
             &s,
             mode,
             &format!(
-                "T={tmux}; tmux -S $T new-session -d \"touch $HOME/pwned-new\"; \
+                "export SHELL=/bin/sh; T={tmux}; tmux -S $T new-session -d \"touch $HOME/pwned-new\"; \
                  tmux -S $T if-shell true \"run-shell 'touch $HOME/pwned-if'\"; \
                  SSH_AUTH_SOCK={agent} ssh-add -l >/dev/null 2>&1; echo SSH-ADD=$?; \
                  python3 {client} $T {agent} {plain}; \
