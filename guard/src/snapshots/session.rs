@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::budget::StoreBudget;
 use super::layout::{entry_name, store_name, SessionId};
@@ -40,6 +40,32 @@ pub enum ContentKept {
     NotKept,
 }
 
+/// The files whose content the session kept (or found too large), and those a thread of the
+/// sensor is keeping right now.
+#[derive(Debug, Default)]
+struct KeptFiles {
+    done: HashMap<FileKey, ContentKept>,
+    claimed: HashSet<FileKey>,
+}
+
+/// The right to keep a file's content for the session, held by one thread of the sensor at a
+/// time: another thread opening the same file waits for the copy to finish, so that the first
+/// thread's task cannot write into the file while a second copy of it is still being read.
+#[derive(Debug)]
+pub struct ContentClaim<'a> {
+    session: &'a Session,
+    file: FileKey,
+    /// What the session had done with the file's content when the claim was granted.
+    pub so_far: Option<ContentKept>,
+}
+
+impl Drop for ContentClaim<'_> {
+    fn drop(&mut self) {
+        lock(&self.session.kept_files).claimed.remove(&self.file);
+        self.session.claim_ended.notify_all();
+    }
+}
+
 /// One agent session.
 #[derive(Debug)]
 pub struct Session {
@@ -50,7 +76,9 @@ pub struct Session {
     limits: RwLock<SnapshotPolicy>,
     next_seq: Mutex<u64>,
     dir_made: Mutex<bool>,
-    kept_files: Mutex<HashMap<FileKey, ContentKept>>,
+    kept_files: Mutex<KeptFiles>,
+    /// Signalled when a claim on a file's content ends.
+    claim_ended: Condvar,
     kept_paths: Mutex<(HashSet<PathBuf>, Vec<PathBuf>)>,
     brake: Mutex<BrakeWindow>,
 }
@@ -75,6 +103,7 @@ impl Session {
             next_seq: Mutex::new(1),
             dir_made: Mutex::new(false),
             kept_files: Mutex::default(),
+            claim_ended: Condvar::new(),
             kept_paths: Mutex::default(),
             brake: Mutex::default(),
         }
@@ -120,13 +149,32 @@ impl Session {
 
     /// What the session did with `file`'s content so far (`None`: nothing yet).
     pub fn content_of(&self, file: FileKey) -> Option<ContentKept> {
-        lock(&self.kept_files).get(&file).copied()
+        lock(&self.kept_files).done.get(&file).copied()
+    }
+
+    /// Claim `file`'s content for keeping: waits while another thread holds a claim on it, then
+    /// says what the session has done with it so far. Hold the claim until the file is kept (or
+    /// not) and noted; dropping it lets the next claimant see the result.
+    pub fn claim_content(&self, file: FileKey) -> ContentClaim<'_> {
+        let mut files = lock(&self.kept_files);
+        while files.claimed.contains(&file) {
+            files = self
+                .claim_ended
+                .wait(files)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        files.claimed.insert(file);
+        ContentClaim {
+            session: self,
+            file,
+            so_far: files.done.get(&file).copied(),
+        }
     }
 
     /// Remember what became of `file`'s content; once kept it stays kept.
     pub fn note_content(&self, file: FileKey, what: ContentKept) {
         let mut files = lock(&self.kept_files);
-        let slot = files.entry(file).or_insert(what);
+        let slot = files.done.entry(file).or_insert(what);
         if what == ContentKept::Kept {
             *slot = what;
         }
@@ -262,6 +310,30 @@ mod tests {
         s.note_content(key, ContentKept::NotKept);
         assert_eq!(s.content_of(key), Some(ContentKept::Kept));
         assert_eq!(s.content_of(FileKey { birth_ns: 4, ..key }), None);
+    }
+
+    #[test]
+    fn a_second_claim_on_a_file_waits_for_the_first_and_sees_its_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path());
+        let key = FileKey {
+            dev: 1,
+            ino: 2,
+            birth_ns: 3,
+        };
+        let other = FileKey { ino: 9, ..key };
+        let first = s.claim_content(key);
+        assert_eq!(first.so_far, None);
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| s.claim_content(key).so_far);
+            // Another file is not held up by the claim.
+            assert_eq!(s.claim_content(other).so_far, None);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!second.is_finished(), "the second claim must wait");
+            s.note_content(key, ContentKept::Kept);
+            drop(first);
+            assert_eq!(second.join().unwrap(), Some(ContentKept::Kept));
+        });
     }
 
     #[test]

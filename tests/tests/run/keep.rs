@@ -391,3 +391,38 @@ except OSError:
         "{t}"
     );
 }
+
+/// Two threads of one session open the same file for writing at once: the second open must not
+/// go ahead (and the first thread's writes must not land) while the session's first state of
+/// the file is still being copied, or the store would hold a mix of old and new bytes.
+#[test]
+fn two_threads_rewriting_one_file_keep_its_first_state() {
+    let s = keep_sandbox();
+    // Large enough that copying it takes a while, under the 64 MiB copy limit.
+    let big: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(s.path("proj/big.bin"), &big).unwrap();
+    let before = tree(&s.path("proj"));
+    let out = s.agent(
+        r#"python3 - <<'PY'
+import os, threading, time
+p = "proj/big.bin"
+size = os.path.getsize(p)
+def writer(tag, delay):
+    time.sleep(delay)
+    with open(p, "r+b") as f:
+        f.seek(size - 4096)
+        f.write(tag * 4096)
+threads = [threading.Thread(target=writer, args=(t, d)) for t, d in ((b"A", 0), (b"B", 0.002), (b"C", 0.004))]
+for t in threads: t.start()
+for t in threads: t.join()
+print("written")
+PY"#,
+    );
+    assert!(text(&out).contains("written"), "{}", text(&out));
+    let kept = kept_entries(&s);
+    let big_path = s.path("proj/big.bin").display().to_string();
+    let entries: Vec<_> = kept.iter().filter(|e| e["path"] == big_path).collect();
+    assert_eq!(entries.len(), 1, "kept once per session: {entries:#?}");
+    let said = restore_all(&s);
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}

@@ -57,8 +57,11 @@ impl Keeper {
         // The session's first state of the file is what a restore puts back: once it is in the
         // store, later changes by the session need no copy. Noted only once kept (or, for an
         // edit, found too large), so that a refused truncation stays refused next time.
+        // Held until the outcome is noted: a second thread of the session opening the same file
+        // waits here instead of copying it while the first one's task already writes to it.
         let key = file_key(file, &st);
-        match (self.session.content_of(key), what) {
+        let claim = self.session.claim_content(key);
+        match (claim.so_far, what) {
             (Some(ContentKept::Kept), _) | (Some(ContentKept::NotKept), KeepWhat::FirstWrite) => {
                 return Ok(None)
             }
