@@ -144,7 +144,7 @@ fn a_process_outside_the_tree_is_read_as_ps_reads_it_and_no_further() {
         ("/proc/1/stat", wr),
         ("/proc/1/mem", wr),
         ("/proc/1/mem", ro),
-        ("/proc/1/environ", ro),
+        ("/proc/1/environ", wr),
         ("/proc/1/maps", ro | libc::O_CREAT as u64),
         ("/proc/1/task/1/mem", ro),
     ] {
@@ -154,6 +154,12 @@ fn a_process_outside_the_tree_is_read_as_ps_reads_it_and_no_further() {
             "{path}: {planned:?}"
         );
     }
+    // Its environment, which `ps` reads of every process: refused as the kernel refuses it to
+    // another user, without a record.
+    assert!(matches!(
+        open(&mut s, "/proc/1/environ", ro),
+        Ok(Plan::Answer(Response::Error(libc::EACCES)))
+    ));
     // Following its root or cwd leads around the agent's mounts: refused during resolution.
     for path in ["/proc/1/root/etc/hostname", "/proc/1/cwd"] {
         let e = open(&mut s, path, ro).unwrap_err();
