@@ -27,7 +27,7 @@ cat > "$policy" <<JSON
  "protected_zones": [{"path": "~/proj", "except": ["**/scratch/**"]}],
  "snapshots": {"brake": {"files": 1000000, "mb": 100000, "window": "60s"}}}
 JSON
-echo "file system: $(stat -f -c %T "$root"); $CALLS calls per run, $RUNS rounds"
+echo "file system: $(df --output=fstype "$root" | tail -1); $CALLS calls per run, $RUNS rounds"
 
 # One run: prints "median_ns mean_ns" of the calls.
 run_once() {
