@@ -107,7 +107,7 @@ pub(super) fn denial(
             )
         }
         RuleId::NestedSandbox => format!(
-            "agent-guard refused a new namespace ({p}), as a sandbox such as bwrap or `unshare` makes: inside agent-guard a nested sandbox could rename and bind files out of its sight; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
+            "agent-guard refused a sandbox of the agent's own ({p}), as bwrap, `unshare` or Landlock make: inside agent-guard a nested sandbox could rename and bind files out of its sight, and a Landlock domain would not bind the calls agent-guard makes for the agent; agent-guard is already this agent's sandbox, so run the agent with its own sandbox off under it: `agent-guard run -- codex -s danger-full-access` (approvals stay on), or Claude Code with its sandbox disabled"
         ),
         // Rows that keep rather than deny, and the refusals `engine::keep` words itself; named
         // here only so that every rule has words.

@@ -118,8 +118,9 @@ pub enum Action {
         path: PathBuf,
         server: Option<PathBuf>,
     },
-    /// New namespaces (`clone`/`unshare` with user, mount or pid namespace flags: a nested
-    /// sandbox such as bwrap): `what` names them (`user,mount`).
+    /// A nested sandbox: new namespaces (`clone`/`unshare` with user, mount or pid namespace
+    /// flags, as bwrap makes), `what` naming them (`user,mount`); or a Landlock domain the task
+    /// would put itself in (`landlock`).
     Namespace {
         what: String,
     },

@@ -169,6 +169,8 @@ pub enum Call {
         info: UserPtr,
         flags: u32,
     },
+    /// landlock_restrict_self: the task would sandbox itself (refused: see the filter).
+    LandlockRestrictSelf,
     /// umask: notified only so that the supervisor's cache of umasks stays fresh.
     Umask,
     /// Any other number: nothing to judge (the filter does not notify it).
@@ -348,6 +350,7 @@ pub fn decode(nr: i64, a: [u64; 6]) -> Call {
             info: ptr(a[2]),
             flags: a[3] as u32,
         },
+        SYS_landlock_restrict_self => Call::LandlockRestrictSelf,
         SYS_umask => Call::Umask,
         other => Call::Other(other),
     }

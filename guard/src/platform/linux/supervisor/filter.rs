@@ -125,6 +125,9 @@ pub fn rules(options: FilterOptions) -> Vec<(c_long, Rule)> {
             },
         ),
         (SYS_setns, Rule::Errno(EPERM)),
+        // An agent's own Landlock domain would not bind the calls the supervisor performs for
+        // it: its sandbox would hold less than it believes. Refused and recorded (see `plan`).
+        (SYS_landlock_restrict_self, Rule::Notify),
         // A nested listener of the agent's own would win over ours (the newest filter's
         // USER_NOTIF takes precedence and its CONTINUE skips ours).
         (

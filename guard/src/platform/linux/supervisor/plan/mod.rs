@@ -77,6 +77,9 @@ pub fn plan(p: &Planner<'_>, call: Call) -> io::Result<Plan> {
         Call::Namespace { flags } => Ok(Plan::Refuse(Action::Namespace {
             what: namespaces(flags),
         })),
+        Call::LandlockRestrictSelf => Ok(Plan::Refuse(Action::Namespace {
+            what: "landlock".into(),
+        })),
         Call::Bind { fd, addr, len } => socket::bind(p, fd, addr, len),
         Call::Connect { fd, addr, len } => socket::connect(p, fd, addr, len),
         Call::PidfdGetfd { pidfd, fd, flags } => signal::pidfd_getfd(p, pidfd, fd, flags),
