@@ -11,8 +11,8 @@ use super::*;
 use crate::audit::{AuditReader, KeptQuery, StoredKept};
 use crate::platform::macos::api::{EsEventKind, KernelAnswer};
 use crate::platform::macos::fake::{Call, FakeClient, FakeCloner};
-use crate::platform::macos::glue::{Body, ClientGlue, Incoming, Sensor};
-use crate::platform::macos::mapping::{fflag, EsDestination, EsRequest, MappingContext};
+use crate::platform::macos::glue::{Body, ClientGlue, Incoming};
+use crate::platform::macos::mapping::{fflag, EsDestination, EsRequest};
 use crate::platform::macos::DeadlinePlan;
 use crate::vocab::{KeptHow, RuleId};
 
@@ -61,20 +61,7 @@ fn keeps(mut cloner: FakeCloner, extra: &str) -> Keeps {
         zone.to_str().unwrap()
     );
     let f = fixture_with(&policy, cloner.clone());
-    let sensor = Sensor::start(
-        f.core.clone(),
-        f.inspector.clone(),
-        MappingContext {
-            guard: ProcessIdentity {
-                pid: 99,
-                pidversion: 9,
-            },
-        },
-        Arc::default(),
-        2,
-        64,
-    )
-    .unwrap();
+    let sensor = f.sensor();
     let glue = ClientGlue::new(Arc::new(fake.clone()), sensor);
     Keeps {
         f,

@@ -249,6 +249,24 @@ impl Fixture {
         self.core.decide(actor, &event, &who, &*self.inspector)
     }
 
+    /// The glue's shared side over this core: two workers, as the daemon's sensor.
+    fn sensor(&self) -> Arc<crate::platform::macos::glue::Sensor> {
+        crate::platform::macos::glue::Sensor::start(
+            self.core.clone(),
+            self.inspector.clone(),
+            crate::platform::macos::mapping::MappingContext {
+                guard: ProcessIdentity {
+                    pid: 99,
+                    pidversion: 9,
+                },
+            },
+            Arc::default(),
+            2,
+            64,
+        )
+        .unwrap()
+    }
+
     fn known(&self, process: &ActorFacts) -> Option<Attribution> {
         self.core.known_attribution(process)
     }
