@@ -15,7 +15,9 @@
 //! - a FIFO, socket or device: recorded;
 //! - a first write-open: cloned once per session and file (device, inode, birth time); a file
 //!   that cannot be cloned is edited anyway and recorded as not kept (an edit, not a destruction);
-//! - a directory tree moved out of its zone: refused (not kept on macOS yet).
+//! - a directory tree moved out of its zone: cloned whole (`clonefile(2)` clones a directory
+//!   recursively) when it fits the policy's tree limit (`max_tree_copy_mb`, as on Linux, and
+//!   [`TREE_ENTRIES_LIMIT`] entries), measured first; refused when it does not.
 //!
 //! No clone is started with less than [`KEEP_MARGIN`] left before the message's budget: the
 //! operation is refused instead. A clone whose message was answered by the deadline timer meanwhile
@@ -38,8 +40,11 @@ use crate::vocab::{
 /// operation is refused rather than kept late.
 pub const KEEP_MARGIN: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The one kernel call of keeping on macOS: a copy of `source` (not followed if a symlink) made
-/// at `target`, which must not exist.
+/// Entries a directory tree moved out of its zone may hold and still be kept (as on Linux).
+pub const TREE_ENTRIES_LIMIT: usize = 100_000;
+
+/// The one kernel call of keeping on macOS: a copy of `source` (not followed if a symlink; a
+/// directory with everything under it) made at `target`, which must not exist.
 pub trait Cloner: Send + Sync {
     /// How its entries are kept: [`KeptHow::Reflinked`] for a copy-on-write clone (no size
     /// limit), [`KeptHow::Copied`] for a byte copy (the policy's copy limit applies).
@@ -48,7 +53,8 @@ pub trait Cloner: Send + Sync {
 }
 
 /// A byte copy: the portable [`Cloner`] the daemon's logic is tested with on Linux. A symlink
-/// is copied as a symlink; the target is created exclusively (0600), never followed.
+/// is copied as a symlink, a directory tree whole (special files left out, as `clonefile`
+/// does); targets are created exclusively (files 0600), never followed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CopyCloner;
 
@@ -58,9 +64,24 @@ impl Cloner for CopyCloner {
     }
 
     fn clone_file(&self, source: &Path, target: &Path) -> io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        if std::fs::symlink_metadata(source)?.file_type().is_symlink() {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let meta = std::fs::symlink_metadata(source)?;
+        if meta.file_type().is_symlink() {
             return std::os::unix::fs::symlink(std::fs::read_link(source)?, target);
+        }
+        if meta.is_dir() {
+            std::fs::create_dir(target)?;
+            for e in std::fs::read_dir(source)? {
+                let e = e?;
+                let kind = e.file_type()?;
+                if kind.is_dir() || kind.is_file() || kind.is_symlink() {
+                    self.clone_file(&e.path(), &target.join(e.file_name()))?;
+                }
+            }
+            return std::fs::set_permissions(
+                target,
+                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+            );
         }
         let mut from = std::fs::OpenOptions::new()
             .read(true)
@@ -215,9 +236,11 @@ impl MacKeeper {
                 // rmdir, or an empty directory renamed over: its name and mode are recorded.
                 KeepWhat::Entry | KeepWhat::Dir => Ok(Some(recorded(session, path, &meta))),
                 KeepWhat::FirstWrite => Ok(None),
-                KeepWhat::Content | KeepWhat::Tree => Err(KeepFailure::Unsupported(
-                    "a directory moved out of its zone is not kept on macOS yet",
-                )),
+                KeepWhat::Content | KeepWhat::Tree => {
+                    let bytes = tree_bytes(path, session.limits().max_tree_bytes, deadline)?;
+                    self.clone_into(session, path, &meta, bytes, deadline)
+                        .map(Some)
+                }
             };
         }
         if !file_type.is_file() && !file_type.is_symlink() {
@@ -239,7 +262,8 @@ impl MacKeeper {
                 _ => {}
             }
         }
-        match (self.clone_into(session, path, &meta, deadline), what) {
+        let size = if file_type.is_file() { meta.len() } else { 0 };
+        match (self.clone_into(session, path, &meta, size, deadline), what) {
             (Ok(made), _) => {
                 if content && file_type.is_file() {
                     session.note_content(key, ContentKept::Kept);
@@ -263,22 +287,19 @@ impl MacKeeper {
         }
     }
 
-    /// Clone a file or symlink into the session's directory, its bytes reserved in the budget.
+    /// Clone a file, symlink or directory tree (`size` bytes) into the session's directory, its
+    /// bytes reserved in the budget.
     fn clone_into(
         &self,
         session: &Session,
         path: &Path,
         meta: &std::fs::Metadata,
+        size: u64,
         deadline: Instant,
     ) -> Result<Made, KeepFailure> {
-        if Instant::now() + KEEP_MARGIN >= deadline {
-            return Err(KeepFailure::Unsupported(
-                "too little of the kernel's deadline was left to keep it first",
-            ));
-        }
-        let size = if meta.is_file() { meta.len() } else { 0 };
+        near(deadline)?;
         let way = self.cloner.way();
-        if way == KeptHow::Copied {
+        if way == KeptHow::Copied && meta.is_file() {
             let limit = session.limits().max_copy_bytes;
             if size > limit {
                 return Err(KeepFailure::TooLarge { size, limit });
@@ -295,7 +316,11 @@ impl MacKeeper {
             return Err(clone_failure(&e));
         }
         let mut entry = recorded_entry(path, meta, seq);
-        entry.how = if meta.is_file() { way } else { KeptHow::Copied };
+        entry.how = if meta.file_type().is_symlink() {
+            KeptHow::Copied
+        } else {
+            way
+        };
         entry.store_name = Some(relative);
         entry.size = size;
         Ok(Made {
@@ -314,6 +339,42 @@ impl MacKeeper {
             }
         }
     }
+}
+
+/// Refused when less than [`KEEP_MARGIN`] is left before `deadline`.
+fn near(deadline: Instant) -> Result<(), KeepFailure> {
+    if Instant::now() + KEEP_MARGIN >= deadline {
+        return Err(KeepFailure::Unsupported(
+            "too little of the kernel's deadline was left to keep it first",
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of the regular files under the directory `root` (symlinks not followed), or why it
+/// is not kept: more than `limit` bytes or [`TREE_ENTRIES_LIMIT`] entries, or the deadline near
+/// while measuring. Measured before anything is cloned.
+fn tree_bytes(root: &Path, limit: u64, deadline: Instant) -> Result<u64, KeepFailure> {
+    let io = |e: io::Error| KeepFailure::Io(format!("cannot read it: {e}"));
+    let (mut bytes, mut entries) = (0u64, 0usize);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        near(deadline)?;
+        for e in std::fs::read_dir(&dir).map_err(io)? {
+            let e = e.map_err(io)?;
+            let meta = e.path().symlink_metadata().map_err(io)?;
+            entries += 1;
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file() {
+                bytes += meta.len();
+            }
+            if bytes > limit || entries > TREE_ENTRIES_LIMIT {
+                return Err(KeepFailure::TreeTooLarge { limit });
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// Why a clone failed, in the words a denial's reason uses.

@@ -346,24 +346,43 @@ fn a_first_write_that_cannot_be_cloned_is_an_edit_recorded_as_not_kept() {
 }
 
 #[test]
-fn a_directory_moved_out_is_refused_on_macos() {
+fn a_directory_moved_out_is_cloned_whole_within_the_tree_limit() {
     let r = rig();
     let tree = r.zone.join("tree");
-    std::fs::create_dir(&tree).unwrap();
-    std::fs::write(tree.join("f"), b"x").unwrap();
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("a.txt"), b"aaa").unwrap();
+    std::fs::write(tree.join("sub/b.txt"), b"bbbb").unwrap();
+    std::os::unix::fs::symlink("a.txt", tree.join("link")).unwrap();
     let keeper = MacKeeper::new(Arc::new(FakeCloner::default()));
-    let action = Action::Rename {
-        from: tree.clone(),
-        to: r.dir.path().join("elsewhere"),
-        dest_exists: false,
-        source_is_dir: true,
+    let moved = |tree: &Path| {
+        let action = Action::Rename {
+            from: tree.to_path_buf(),
+            to: r.dir.path().join("elsewhere"),
+            dest_exists: false,
+            source_is_dir: true,
+        };
+        keep_of(action, RuleId::ProtectedMoveOut, KeepWhat::Tree, &r.zone)
     };
-    let moved = keep_of(action, RuleId::ProtectedMoveOut, KeepWhat::Tree, &r.zone);
-    let keeping = keeper.keep(r.session("1.1", 1 << 20), vec![moved], later());
+    let session = r.session("1.1", 1 << 20);
+    let keeping = keeper.keep(session.clone(), vec![moved(&tree)], later());
+    assert!(keeping.allows());
+    let kept = entries(&keeping);
+    assert_eq!((kept[0].kind, kept[0].size), (EntryKind::Dir, 7));
+    let stored = r.store.join(kept[0].store_name.as_ref().unwrap());
+    assert_eq!(std::fs::read(stored.join("sub/b.txt")).unwrap(), b"bbbb");
+    assert_eq!(
+        std::fs::read_link(stored.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+    assert_eq!(session.budget.used(), 7);
+    // Over the tree limit (1000 bytes here): refused, measured before anything is cloned.
+    std::fs::write(tree.join("sub/big"), [0u8; 1200]).unwrap();
+    let keeping = keeper.keep(r.session("2.2", 1 << 20), vec![moved(&tree)], later());
     assert!(matches!(
         failure(&keeping),
-        Some(KeepFailure::Unsupported(why)) if why.contains("directory")
+        Some(KeepFailure::TreeTooLarge { limit: 1000 })
     ));
+    assert_eq!(r.stored().len(), 1, "only the first session's tree");
 }
 
 #[test]

@@ -413,3 +413,36 @@ fn a_truncating_open_keeps_the_file_every_session_once() {
     let kept = k.store().join(rows[0].record.store_name.as_ref().unwrap());
     assert_eq!(std::fs::read(kept).unwrap(), b"# the project\n");
 }
+
+#[test]
+fn a_directory_moved_out_of_the_zone_is_cloned_whole_and_comes_back() {
+    let k = keeps(FakeCloner::default(), "");
+    let (agent, zsh, _) = agent_tree(&k.f);
+    let dist = k.zone.join("dist");
+    std::fs::create_dir_all(dist.join("js")).unwrap();
+    std::fs::write(dist.join("js/app.js"), b"console.log(1)").unwrap();
+    let move_out = EsRequest::Rename {
+        source: dist.clone(),
+        source_mode: 0o040755,
+        destination: EsDestination::NewPath {
+            dir: k._zone_dir.path().to_path_buf(),
+            name: "dist".into(),
+            kind: crate::vocab::NodeKind::Directory,
+        },
+    };
+    assert_eq!(k.ask(&zsh, LONG, move_out), ALLOW);
+    assert_eq!(k.cloner.cloned(), vec![dist.clone()]);
+    // The kernel moves it; the agent changes it where it went, then exits.
+    let moved = k._zone_dir.path().join("dist");
+    std::fs::rename(&dist, &moved).unwrap();
+    std::fs::write(moved.join("js/app.js"), b"changed").unwrap();
+    k.f.exit(&agent);
+    let rows = k.ended(1);
+    assert_eq!(rows[0].record.rule, RuleId::ProtectedMoveOut);
+    let restored = crate::snapshots::restore::restore(&k.store(), &rows, false);
+    assert!(!restored.iter().any(|r| r.failed()), "{restored:?}");
+    assert_eq!(
+        std::fs::read(dist.join("js/app.js")).unwrap(),
+        b"console.log(1)"
+    );
+}
