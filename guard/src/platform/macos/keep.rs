@@ -436,5 +436,5 @@ fn file_key(meta: &std::fs::Metadata) -> FileKey {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// Tested with real files in `runtime/macos/tests/keeper.rs` (a session's limits come from the
+// policy, which this layer may not name).

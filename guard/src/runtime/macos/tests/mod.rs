@@ -6,6 +6,7 @@
 mod decisions;
 mod glue;
 mod keep;
+mod keeper;
 mod lineage;
 mod policy;
 mod setup;

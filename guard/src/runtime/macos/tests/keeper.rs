@@ -1,15 +1,20 @@
-//! The keeper with real files in a temp dir and the [`FakeCloner`] (a real copy that can fail as
-//! `clonefile(2)` fails): what lands in the store, what is refused and why, first writes once per
-//! session, and that nothing stays in the store for a message that was not allowed.
+//! The macOS keeper (`platform/macos/keep.rs`) on its own, with real files in a temp dir and the
+//! [`FakeCloner`] (a real copy that can fail as `clonefile(2)` fails): what lands in the store,
+//! what is refused and why, first writes once per session, and that nothing stays in the store
+//! for a message that was not allowed.
 
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use super::*;
 use crate::platform::macos::fake::FakeCloner;
+use crate::platform::macos::keep::{Keeping, MacKeeper, KEEP_MARGIN};
 use crate::policy::{BrakeLimits, SnapshotPolicy};
-use crate::snapshots::{SessionId, StoreBudget};
-use crate::vocab::{Action, Actor, KeepItem, OpenFlags, RuleId};
+use crate::snapshots::{Session, SessionId, StoreBudget};
+use crate::vocab::{
+    Action, Actor, EntryKind, Event, Keep, KeepFailure, KeepItem, KeepOutcome, KeepWhat, KeptEntry,
+    KeptHow, OpenFlags, RuleId,
+};
 
 struct Rig {
     dir: tempfile::TempDir,
