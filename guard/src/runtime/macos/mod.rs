@@ -34,7 +34,7 @@
 pub mod lineage;
 pub mod setup;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -75,7 +75,15 @@ pub struct DaemonCore {
     keeper: MacKeeper,
     /// The agent sessions, by their root process (pid and start time: unlike the pidversion,
     /// it does not change when the agent execs itself again).
-    sessions: Mutex<HashMap<ProcessKey, Arc<Session>>>,
+    sessions: Mutex<Sessions>,
+}
+
+/// The open sessions, and the agent roots that have exited (their processes that live on each
+/// get a session of their own, which ends at their own exit).
+#[derive(Default)]
+struct Sessions {
+    open: HashMap<ProcessKey, Arc<Session>>,
+    ended_roots: HashSet<ProcessKey>,
 }
 
 impl DaemonCore {
@@ -97,40 +105,50 @@ impl DaemonCore {
         })
     }
 
-    /// The session of the agent whose root process is `agent_pid` (the attribution's pid), opened
-    /// at its first decision. Keyed by the root's lineage key, so that a pid reused after the
-    /// root exited is another session.
-    fn session_for(&self, agent_pid: i32) -> Arc<Session> {
+    /// The session of `actor`, whose agent's root process is `agent_pid` (the attribution's
+    /// pid), opened at its first decision. Keyed by the root's lineage key, so that a pid reused
+    /// after the root exited is another session; once the root has exited, by the actor's own.
+    fn session_for(&self, agent_pid: i32, actor: &ActorFacts) -> Arc<Session> {
         let root = self.lock().live_key(agent_pid).unwrap_or(ProcessKey {
             pid: agent_pid,
             start: 0,
         });
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        // A session must end: one whose root is gone would run until the daemon stops.
+        let key = if sessions.ended_roots.contains(&root) {
+            key_of(actor)
+        } else {
+            root
+        };
         sessions
-            .entry(root)
+            .open
+            .entry(key)
             .or_insert_with(|| {
                 self.runtime
-                    .open_session(&format!("{}.{}", root.pid, root.start))
+                    .open_session(&format!("{}.{}", key.pid, key.start))
             })
             .clone()
     }
 
-    /// The session of `root`, if one is open (tests).
+    /// The session keyed by `process`, if one is open (tests).
     #[cfg(test)]
-    pub fn session_of(&self, root: &ActorFacts) -> Option<Arc<Session>> {
+    pub fn session_of(&self, process: &ActorFacts) -> Option<Arc<Session>> {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.get(&key_of(root)).cloned()
+        sessions.open.get(&key_of(process)).cloned()
     }
 
-    /// `process` exited: if it is a session's root, the session ends, off the ES thread (the
-    /// runtime waits for the kept files' hashes, then records the state each kept path was left
-    /// in). Its other processes, should they destroy more, start a new session.
-    fn end_session_of(&self, process: &ActorFacts) {
-        let ended = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key_of(process));
+    /// `process` exited (`agent_root`: it was an agent's root process): the session keyed by it
+    /// ends, off the ES thread (the runtime waits for the kept files' hashes, then records the
+    /// state each kept path was left in). The agent's other processes, should they destroy
+    /// more, each get a session of their own.
+    fn end_session_of(&self, process: &ActorFacts, agent_root: bool) {
+        let ended = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if agent_root {
+                sessions.ended_roots.insert(key_of(process));
+            }
+            sessions.open.remove(&key_of(process))
+        };
         let Some(session) = ended else { return };
         let runtime = self.runtime.clone();
         let spawned = std::thread::Builder::new()
@@ -403,8 +421,14 @@ impl EsHandler for DaemonCore {
     }
 
     fn on_exit(&self, process: &ActorFacts, at_ns: u64) {
-        self.lock().exit(process, at_ns);
-        self.end_session_of(process);
+        let agent_root = {
+            let mut state = self.lock();
+            let root = matches!(state.table.attribution(key_of(process)),
+                Some(Attribution::Agent(agent)) if agent.pid == process.process.pid);
+            state.exit(process, at_ns);
+            root
+        };
+        self.end_session_of(process, agent_root);
     }
 
     fn known(&self, actor: &ActorFacts, at_ns: u64) -> Known {
@@ -507,7 +531,7 @@ impl EsHandler for DaemonCore {
         let start = key_of(actor).start;
         match &who.attribution {
             Attribution::Agent(agent) if self.runtime.config.keeps => {
-                let session = self.session_for(agent.pid);
+                let session = self.session_for(agent.pid, actor);
                 self.runtime
                     .decide_in(&session, &event, &who.attribution, start)
             }
@@ -527,7 +551,8 @@ impl EsHandler for DaemonCore {
             // The engine keeps only for agents; should it ever not, the actor is its own session.
             Attribution::Human => actor.process.pid,
         };
-        self.keeper.keep(self.session_for(root), keeps, deadline)
+        self.keeper
+            .keep(self.session_for(root, actor), keeps, deadline)
     }
 
     fn settle(&self, actor: &ActorFacts, who: &Attributed, mut keeping: Keeping, allowed: bool) {

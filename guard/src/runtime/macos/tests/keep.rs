@@ -356,7 +356,7 @@ fn a_session_is_one_agent_root_and_keeps_a_first_write_once() {
 #[test]
 fn the_roots_exit_ends_its_session_and_records_the_state_left() {
     let k = keeps(FakeCloner::default(), "");
-    let (agent, _, rm) = agent_tree(&k.f);
+    let (agent, zsh, rm) = agent_tree(&k.f);
     let file = k.file("main.rs", b"x");
     assert_eq!(k.unlink(&rm, &file), ALLOW);
     std::fs::remove_file(&file).unwrap();
@@ -368,6 +368,17 @@ fn the_roots_exit_ends_its_session_and_records_the_state_left() {
     assert!(k.f.core.session_of(&agent).is_none());
     let state = k.ended(1)[0].record.end_state.clone().unwrap();
     assert_eq!(state, "absent");
+    // A process of the agent that lives on gets a session of its own, which ends with it.
+    let zsh = orphaned(zsh);
+    let later = k.file("later.rs", b"y");
+    assert_eq!(k.unlink(&zsh, &later), ALLOW);
+    let own = k.f.core.session_of(&zsh).expect("its own session");
+    assert!(own.id.as_str().ends_with("-200.2000"), "{}", own.id);
+    std::fs::remove_file(&later).unwrap();
+    k.f.exit(&zsh);
+    let rows = k.ended(2);
+    assert_eq!(rows[1].record.session, own.id.as_str());
+    assert_eq!(rows[1].record.end_state.as_deref(), Some("absent"));
 }
 
 #[test]
