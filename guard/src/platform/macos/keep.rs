@@ -33,7 +33,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use crate::snapshots::session::{ContentKept, FileKey};
 use crate::snapshots::Session;
 use crate::vocab::{
-    EntryKind, Event, Keep, KeepFailure, KeepOutcome, KeepWhat, KeptEntry, KeptHow,
+    EntryKind, Event, Keep, KeepFailure, KeepOutcome, KeepWhat, KeptEntry, KeptHow, RuleId,
 };
 
 /// Time a clone and the answer after it may take at most: with less left before the budget, the
@@ -158,8 +158,12 @@ impl MacKeeper {
         for (event, keep) in keeps {
             let mut made = Vec::new();
             let mut failed = None;
+            // A truncation changes the file in place, as an edit does: kept once per session.
+            // A move or link out is kept every time (and counted by the brake).
+            let edit = keep.rule == RuleId::ProtectedTruncate;
             for item in &keep.items {
-                match self.keep_item(&session, &item.path, item.what, deadline) {
+                let edit = edit || item.what == KeepWhat::FirstWrite;
+                match self.keep_item(&session, &item.path, item.what, edit, deadline) {
                     Ok(Some(m)) => made.push(m),
                     Ok(None) => {}
                     Err(failure) => {
@@ -215,13 +219,16 @@ impl MacKeeper {
         }
     }
 
-    /// Keep one path. `None`: nothing there to keep (gone already, a first write of a file the
-    /// session has kept, not a file whose content a write changes).
+    /// Keep one path. `edit`: its content changes in place (a first write, a truncation), so
+    /// once the session has kept it nothing more is kept. `None`: nothing there to keep (gone
+    /// already, an edit of a file the session has kept, not a file whose content a write
+    /// changes).
     fn keep_item(
         &self,
         session: &Session,
         path: &Path,
         what: KeepWhat,
+        edit: bool,
         deadline: Instant,
     ) -> Result<Option<Made>, KeepFailure> {
         let meta = match std::fs::symlink_metadata(path) {
@@ -254,7 +261,7 @@ impl MacKeeper {
         }
         let key = file_key(&meta);
         let content = matches!(what, KeepWhat::Content | KeepWhat::FirstWrite);
-        if content && file_type.is_file() {
+        if edit && file_type.is_file() {
             // The session's first state of the file is what a restore puts back.
             match (session.content_of(key), what) {
                 (Some(ContentKept::Kept), _)

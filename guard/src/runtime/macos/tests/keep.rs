@@ -392,6 +392,8 @@ fn a_humans_delete_keeps_nothing_and_the_brake_stops_an_agents_spree() {
     let files: Vec<PathBuf> = (0..3).map(|n| k.file(&format!("f{n}"), b"data")).collect();
     assert_eq!(k.unlink(&rm, &files[0]), ALLOW);
     assert_eq!(k.unlink(&rm, &files[1]), ALLOW);
+    // Counted when recorded, just after each answer.
+    assert_eq!(k.rows(2).len(), 2);
     assert_eq!(k.unlink(&rm, &files[2]), DENY);
     assert_eq!(k.cloner.cloned().len(), 2, "nothing cloned past the brake");
     let denied = denials(&k.f);

@@ -310,7 +310,16 @@ fn a_first_write_is_kept_once_per_session_and_file() {
         KeepWhat::Content,
         &r.zone,
     );
-    assert!(entries(&keeper.keep(session, vec![truncate], later())).is_empty());
+    assert!(entries(&keeper.keep(session.clone(), vec![truncate], later())).is_empty());
+    // Moving it out of the zone is kept again (and counted by the brake): it leaves.
+    let action = Action::Rename {
+        from: file.clone(),
+        to: r.dir.path().join("notes.md"),
+        dest_exists: false,
+        source_is_dir: false,
+    };
+    let out = keep_of(action, RuleId::ProtectedMoveOut, KeepWhat::Content, &r.zone);
+    assert_eq!(entries(&keeper.keep(session, vec![out], later())).len(), 1);
     // Another session (another agent root) keeps the file as it found it.
     let other = keeper.keep(
         r.session("200.2000", 1 << 20),
@@ -319,8 +328,15 @@ fn a_first_write_is_kept_once_per_session_and_file() {
     );
     assert_eq!(entries(&other).len(), 1);
     let bytes: Vec<Vec<u8>> = r.stored().into_iter().map(|(_, b)| b).collect();
-    assert_eq!(bytes, vec![b"version 1".to_vec(), b"version 2".to_vec()]);
-    assert_eq!(cloner.cloned().len(), 2);
+    assert_eq!(
+        bytes,
+        vec![
+            b"version 1".to_vec(),
+            b"version 2".to_vec(),
+            b"version 2".to_vec()
+        ]
+    );
+    assert_eq!(cloner.cloned().len(), 3);
 }
 
 #[test]
