@@ -23,9 +23,6 @@ use crate::vocab::{Attribution, EntryKind, Event, Keep, KeepOutcome, KeptEntry, 
 /// How often the running sensor purges expired sessions from the store.
 pub(super) const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-// The macOS daemon does not keep yet (it decides as zones that deny, `RuntimeConfig::keeps`):
-// until its clone path lands, only the Linux supervisor and the tests call this.
-#[cfg_attr(target_os = "macos", allow(dead_code))]
 /// A kept file to hash: its session, number and place in the store.
 pub(super) enum HashJob {
     File {
@@ -37,9 +34,6 @@ pub(super) enum HashJob {
     Drain(mpsc::Sender<()>),
 }
 
-// The macOS daemon does not keep yet (it decides as zones that deny, `RuntimeConfig::keeps`):
-// until its clone path lands, only the Linux supervisor and the tests call this.
-#[cfg_attr(target_os = "macos", allow(dead_code))]
 impl Runtime {
     /// A new agent session; `tag` says who started it (Linux: the supervisor's pid; macOS: the
     /// agent's `pid.pidversion`).

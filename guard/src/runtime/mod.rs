@@ -231,7 +231,6 @@ impl Runtime {
     /// [`Verdict::Keep`] (unless the session's brake is on) comes back *unrecorded*; the sensor
     /// keeps, then reports to [`Runtime::settle`], which records and gives the final answer.
     #[cfg(any(target_os = "macos", test))]
-    #[cfg_attr(target_os = "macos", allow(dead_code))]
     pub fn decide_in(
         &self,
         session: &Session,

@@ -1,12 +1,16 @@
 //! A recording [`EsClient`] for tests: every call the glue makes is appended to one log, and a
 //! [`FakeMessage`] records its retain when it is made and its release when it is dropped, so a
 //! test can check that each AUTH message was answered exactly once and released after that.
+//! And a [`FakeCloner`]: a real byte copy ([`CopyCloner`]) that records each clone, can fail as
+//! `clonefile(2)` fails, take its time, or call a test's check just before it copies.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::api::{EsCallError, EsClient, EsEventKind, KernelAnswer, PathMute};
+use super::keep::{Cloner, CopyCloner};
+use crate::vocab::KeptHow;
 
 /// One call, as the fake saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,5 +216,54 @@ impl EsClient for FakeClient {
     }
     fn clear_cache(&self) -> Result<(), EsCallError> {
         self.call("clear_cache", Call::ClearCache)
+    }
+}
+
+/// A check run just before each clone, with the clone's source.
+type BeforeClone = Box<dyn Fn(&Path) + Send + Sync>;
+
+/// The [`Cloner`] of tests: copies for real (so that what is kept can be compared byte for
+/// byte), and records the sources it cloned.
+#[derive(Default)]
+pub struct FakeCloner {
+    /// Reported as clonefile does ([`KeptHow::Reflinked`]: no copy limit) when set.
+    pub reflinks: bool,
+    /// Every clone fails with this errno (`EXDEV`, `ENOTSUP`) when set.
+    pub errno: Option<i32>,
+    /// Each clone takes this long first.
+    pub delay: Option<Duration>,
+    pub before: Option<BeforeClone>,
+    /// The sources cloned so far ([`FakeCloner::cloned`]).
+    pub cloned: Mutex<Vec<PathBuf>>,
+}
+
+impl FakeCloner {
+    pub fn cloned(&self) -> Vec<PathBuf> {
+        self.cloned.lock().unwrap().clone()
+    }
+}
+
+impl Cloner for FakeCloner {
+    fn way(&self) -> KeptHow {
+        if self.reflinks {
+            KeptHow::Reflinked
+        } else {
+            KeptHow::Copied
+        }
+    }
+
+    fn clone_file(&self, source: &Path, target: &Path) -> std::io::Result<()> {
+        if let Some(check) = &self.before {
+            check(source);
+        }
+        if let Some(delay) = self.delay {
+            std::thread::sleep(delay);
+        }
+        if let Some(errno) = self.errno {
+            return Err(std::io::Error::from_raw_os_error(errno));
+        }
+        CopyCloner.clone_file(source, target)?;
+        self.cloned.lock().unwrap().push(source.to_path_buf());
+        Ok(())
     }
 }

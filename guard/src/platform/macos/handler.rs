@@ -3,11 +3,13 @@
 //! ([`MutingRoots`]).
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::platform::macos::facts::ActorFacts;
+use crate::platform::macos::keep::Keeping;
 use crate::platform::macos::muting::{self, MutingSelection};
 use crate::platform::macos::procinfo::ProcessInspector;
-use crate::vocab::{Attribution, Event, Verdict};
+use crate::vocab::{Attribution, Event, Keep, Verdict};
 
 /// What the lineage table already knows about an actor, learnt without a syscall.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +60,9 @@ pub trait EsHandler: Send + Sync {
         at_ns: u64,
         inspect: &dyn ProcessInspector,
     ) -> Attributed;
-    /// Decide one neutral event of an attributed actor; counted and recorded.
+    /// Decide one neutral event of an attributed actor; counted and recorded, except a
+    /// [`Verdict::Keep`], which comes back unrecorded: the glue then calls [`EsHandler::keep`]
+    /// before it answers and [`EsHandler::settle`] after.
     fn decide(
         &self,
         actor: &ActorFacts,
@@ -66,6 +70,20 @@ pub trait EsHandler: Send + Sync {
         who: &Attributed,
         inspect: &dyn ProcessInspector,
     ) -> Verdict;
+    /// Carry out the keeps one message's decisions asked for (clones into the snapshot store),
+    /// on a worker, before the message is answered; no clone is started too near `deadline`.
+    /// The message may be allowed only if [`Keeping::allows`].
+    fn keep(
+        &self,
+        actor: &ActorFacts,
+        who: &Attributed,
+        keeps: Vec<(Event, Keep)>,
+        deadline: Instant,
+    ) -> Keeping;
+    /// Record what became of the keeps once the answer went out. `allowed`: the kernel got this
+    /// message's allow; false when it was refused or the deadline timer answered first, and then
+    /// what was kept for it is removed again.
+    fn settle(&self, actor: &ActorFacts, who: &Attributed, keeping: Keeping, allowed: bool);
     /// Zones and guard files: what the file client asks the kernel to deliver. Called at start
     /// and on every policy reload.
     fn watched_roots(&self) -> MutingRoots;
@@ -79,9 +97,11 @@ pub trait EsHandler: Send + Sync {
 /// `~/src` becomes `/Users/a/src`, `/Users/b/src`, ... The daemon adds [`default_guard_files`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MutingRoots {
-    /// Protected zone roots: everyone may read and edit there, so opens are not delivered.
+    /// Protected zone roots that deny destruction: everyone may read and edit there, so opens
+    /// are not delivered.
     pub protected: Vec<PathBuf>,
-    /// Read-only and secret zone roots: opens are delivered too.
+    /// Read-only and secret zone roots, and protected zones that keep (a writing open is kept
+    /// the first time, a truncating one always): opens are delivered too.
     pub restricted: Vec<PathBuf>,
     /// The policy file, the overrides store, the logs, the binary, the LaunchDaemon plist.
     pub guard_files: Vec<PathBuf>,

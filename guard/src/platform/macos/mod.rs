@@ -7,6 +7,8 @@
 //!   [`crate::vocab::Action`]s the engine decides on;
 //! - [`muting`]: which target paths (per event type) the file client asks the kernel for;
 //! - [`deadline`]: how much of the kernel's answer deadline a decision may use;
+//! - [`keep`]: what is cloned into the snapshot store before an agent's destructive operation
+//!   is allowed, behind the [`keep::Cloner`] seam (`clonefile(2)` in [`sys`]);
 //! - [`glue`]: every message's way from ES to its answer (lineage first, fast answers on the ES
 //!   thread, the worker pool, exactly one answer per AUTH message), over the [`api::EsClient`]
 //!   seam, tested with the recording fake ([`fake`]);
@@ -30,6 +32,7 @@ pub mod deadline;
 pub mod facts;
 pub mod glue;
 pub mod handler;
+pub mod keep;
 pub mod mapping;
 pub mod muting;
 pub mod procinfo;
@@ -51,6 +54,7 @@ pub use counters::{CountersSnapshot, SensorCounters};
 pub use deadline::{DeadlinePlan, Timebase};
 pub use facts::{comm_of, cs, ActorFacts, ProcessIdentity, SigningInfo};
 pub use handler::{default_guard_files, Attributed, EsHandler, Known, MutingRoots};
+pub use keep::{Cloner, CopyCloner, Keeping, MacKeeper};
 pub use mapping::{EsDestination, EsRequest};
 pub use muting::MutingSelection;
 pub use procinfo::{BsdInfo, ProcArgs, ProcessInspector};

@@ -12,7 +12,8 @@
 //!
 //! Muting is per event type (`es_mute_path_events`): AUTH_OPEN, by far the most frequent event,
 //! is selected only under read-only and secret zones and the guard's files, where a read or a
-//! write can be denied; in a protected zone anyone may open anything.
+//! write can be denied, and under protected zones that keep, where a writing open is kept first;
+//! in a protected zone that denies anyone may open anything.
 //!
 //! Pure: the glue applies [`MutingSelection::mutes`] through the `EsClient` seam.
 

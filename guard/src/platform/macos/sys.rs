@@ -1,16 +1,20 @@
 //! macOS syscalls behind the pure parsers: `sysctl`, `proc_pidinfo`, `proc_pidpath`, the mach
 //! clock, signal masks. Each wrapper copies kernel data into a byte buffer and hands it to the
-//! pure code in [`super::procinfo`]; none of them interprets a structure itself.
+//! pure code in [`super::procinfo`]; none of them interprets a structure itself. And
+//! `clonefile(2)`, the snapshot store's [`super::keep::Cloner`] ([`Clonefile`]).
 //!
-//! Must never block: every call here is a bounded syscall, safe on an ES thread.
+//! Must never block: every call here is a bounded syscall, safe on an ES thread, except
+//! [`Clonefile`], which writes the store and runs on a worker.
 
 use std::ffi::CString;
 use std::mem::{offset_of, size_of, MaybeUninit};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::deadline::Timebase;
+use super::keep::Cloner;
 use super::procinfo::{bsdinfo_layout, BsdInfo, ProcArgs, ProcessInspector};
+use crate::vocab::KeptHow;
 
 // The pure reader of `proc_bsdinfo` uses fixed offsets; prove they are libc's (and Apple's).
 const _: () = {
@@ -224,5 +228,44 @@ impl ProcessInspector for LiveInspector {
     }
     fn exe_path(&self, pid: i32) -> Option<PathBuf> {
         pidpath(pid)
+    }
+}
+
+/// `clonefile(2)`: a copy-on-write clone on APFS, constant time and no space until the two
+/// diverge. A symlink is cloned as itself (`CLONE_NOFOLLOW`); the clone belongs to the daemon
+/// (root), not to the file's owner (`CLONE_NOOWNERCOPY`), so the store stays root's alone.
+/// Another volume (`EXDEV`) or a file system without clones (`ENOTSUP`) fails: the operation is
+/// then refused.
+pub struct Clonefile;
+
+/// `sys/clonefile.h` (not in the libc crate): do not follow a symlink source; the clone is
+/// owned by the caller, not copied from the source's owner.
+const CLONE_NOFOLLOW: u32 = 0x0001;
+const CLONE_NOOWNERCOPY: u32 = 0x0002;
+
+impl Cloner for Clonefile {
+    fn way(&self) -> KeptHow {
+        KeptHow::Reflinked
+    }
+
+    fn clone_file(&self, source: &Path, target: &Path) -> std::io::Result<()> {
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+        };
+        let (source, target) = (c(source)?, c(target)?);
+        // SAFETY: both are NUL-terminated paths that outlive the call; clonefile reads them only.
+        let rc = unsafe {
+            libc::clonefile(
+                source.as_ptr(),
+                target.as_ptr(),
+                CLONE_NOFOLLOW | CLONE_NOOWNERCOPY,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }

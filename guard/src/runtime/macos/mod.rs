@@ -16,7 +16,11 @@
 //!   parent's entries, its own names (argv\[0\] read now: Node's `process.title`) and a live
 //!   parent walk; for a known human whose event an agent would be stopped for, its names and its
 //!   ancestors' read again (at most once a second per process).
-//! - decide, on a worker: the [`Runtime`] decides, counts and records.
+//! - decide, on a worker: the [`Runtime`] decides, counts and records. An agent's decisions are
+//!   made in its session ([`Session`]: the brake, the first writes already kept), one per agent
+//!   root process; a keep verdict comes back unrecorded, the glue has the [`MacKeeper`] clone
+//!   what it asks for before answering, then the runtime records it ([`Runtime::settle`]).
+//!   A session ends (the state it left is recorded) when its root process exits.
 //!
 //! [`setup`] builds what the daemon loads the policy with ([`setup::daemon_context`]: `~` is
 //! every user's home, [`setup::user_homes`]), prepares its state directory
@@ -30,17 +34,21 @@
 pub mod lineage;
 pub mod setup;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::lineage::{
     attribute, remember, AgentMatcher, PatternError, ProcessInfo, ProcessKey, ProcessRecord,
 };
 use crate::platform::macos::{
-    comm_of, ActorFacts, Attributed, EsHandler, Known, MutingRoots, ProcessInspector,
+    comm_of, ActorFacts, Attributed, Cloner, EsHandler, Keeping, Known, MacKeeper, MutingRoots,
+    ProcessInspector,
 };
-use crate::policy::{FailMode, ZoneKind};
+use crate::policy::{FailMode, OnDestroy, ZoneKind};
 use crate::runtime::Runtime;
-use crate::vocab::{AgentInfo, Attribution, Event, Verdict};
+use crate::snapshots::Session;
+use crate::vocab::{AgentInfo, Attribution, Event, Keep, KeepOutcome, Verdict};
 
 use lineage::{key_of, InspectorSource, LineageState};
 
@@ -52,6 +60,10 @@ pub const RECHECK_NS: u64 = 1_000_000_000;
 /// itself is usually the parent or grandparent of the process that acts.
 pub const RECHECK_ANCESTORS: usize = 4;
 
+/// How long after its root's exit a session ends: longer than a worker takes from an answer to
+/// its record.
+pub const SESSION_END_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The Endpoint Security handler over a [`Runtime`]: lineage, agent patterns, decisions.
 pub struct DaemonCore {
     runtime: Arc<Runtime>,
@@ -59,13 +71,28 @@ pub struct DaemonCore {
     /// inspector by the sensor).
     inspector: Arc<dyn ProcessInspector>,
     state: Mutex<LineageState>,
+    /// Clones what agents destroy into the snapshot store.
+    keeper: MacKeeper,
+    /// The agent sessions, by their root process (pid and start time: unlike the pidversion,
+    /// it does not change when the agent execs itself again).
+    sessions: Mutex<Sessions>,
+}
+
+/// The open sessions, and the agent roots that have exited (their processes that live on each
+/// get a session of their own, which ends at their own exit).
+#[derive(Default)]
+struct Sessions {
+    open: HashMap<ProcessKey, Arc<Session>>,
+    ended_roots: HashSet<ProcessKey>,
 }
 
 impl DaemonCore {
-    /// Fails when the policy's `ai_agent_patterns` cannot be compiled (a bad glob).
+    /// Fails when the policy's `ai_agent_patterns` cannot be compiled (a bad glob). `cloner`
+    /// makes the snapshots (`clonefile(2)` on macOS).
     pub fn new(
         runtime: Arc<Runtime>,
         inspector: Arc<dyn ProcessInspector>,
+        cloner: Arc<dyn Cloner>,
     ) -> Result<DaemonCore, PatternError> {
         let policy = runtime.policy.load();
         let matcher = AgentMatcher::new(&policy.agent_patterns)?;
@@ -73,7 +100,68 @@ impl DaemonCore {
             state: Mutex::new(LineageState::new(matcher, policy.version.clone())),
             runtime,
             inspector,
+            keeper: MacKeeper::new(cloner),
+            sessions: Mutex::default(),
         })
+    }
+
+    /// The session of `actor`, whose agent's root process is `agent_pid` (the attribution's
+    /// pid), opened at its first decision. Keyed by the root's lineage key, so that a pid reused
+    /// after the root exited is another session; once the root has exited, by the actor's own.
+    fn session_for(&self, agent_pid: i32, actor: &ActorFacts) -> Arc<Session> {
+        let root = self.lock().live_key(agent_pid).unwrap_or(ProcessKey {
+            pid: agent_pid,
+            start: 0,
+        });
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        // A session must end: one whose root is gone would run until the daemon stops.
+        let key = if sessions.ended_roots.contains(&root) {
+            key_of(actor)
+        } else {
+            root
+        };
+        sessions
+            .open
+            .entry(key)
+            .or_insert_with(|| {
+                self.runtime
+                    .open_session(&format!("{}.{}", key.pid, key.start))
+            })
+            .clone()
+    }
+
+    /// The session keyed by `process`, if one is open (tests).
+    #[cfg(test)]
+    pub fn session_of(&self, process: &ActorFacts) -> Option<Arc<Session>> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.open.get(&key_of(process)).cloned()
+    }
+
+    /// `process` exited (`agent_root`: it was an agent's root process): the session keyed by it
+    /// ends, off the ES thread (the runtime waits for the kept files' hashes, then records the
+    /// state each kept path was left in). The agent's other processes, should they destroy
+    /// more, each get a session of their own.
+    fn end_session_of(&self, process: &ActorFacts, agent_root: bool) {
+        let ended = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if agent_root {
+                sessions.ended_roots.insert(key_of(process));
+            }
+            sessions.open.remove(&key_of(process))
+        };
+        let Some(session) = ended else { return };
+        let runtime = self.runtime.clone();
+        let spawned = std::thread::Builder::new()
+            .name("agent-guard-session-end".into())
+            .spawn(move || {
+                // A worker records a keep just after its allow, and the root may exit just
+                // after that allow too: its last keep must be in the session when it ends.
+                std::thread::sleep(SESSION_END_DELAY);
+                runtime.end_session(&session)
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("the end of an agent session is not recorded: {e}");
+        }
     }
 
     #[cfg(test)]
@@ -333,7 +421,14 @@ impl EsHandler for DaemonCore {
     }
 
     fn on_exit(&self, process: &ActorFacts, at_ns: u64) {
-        self.lock().exit(process, at_ns);
+        let agent_root = {
+            let mut state = self.lock();
+            let root = matches!(state.table.attribution(key_of(process)),
+                Some(Attribution::Agent(agent)) if agent.pid == process.process.pid);
+            state.exit(process, at_ns);
+            root
+        };
+        self.end_session_of(process, agent_root);
     }
 
     fn known(&self, actor: &ActorFacts, at_ns: u64) -> Known {
@@ -433,8 +528,53 @@ impl EsHandler for DaemonCore {
                 event.actor.args = args.argv.into_iter().skip(1).collect();
             }
         }
-        self.runtime
-            .decide(&event, &who.attribution, key_of(actor).start)
+        let start = key_of(actor).start;
+        match &who.attribution {
+            Attribution::Agent(agent) if self.runtime.config.keeps => {
+                let session = self.session_for(agent.pid, actor);
+                self.runtime
+                    .decide_in(&session, &event, &who.attribution, start)
+            }
+            _ => self.runtime.decide(&event, &who.attribution, start),
+        }
+    }
+
+    fn keep(
+        &self,
+        actor: &ActorFacts,
+        who: &Attributed,
+        keeps: Vec<(Event, Keep)>,
+        deadline: Instant,
+    ) -> Keeping {
+        let root = match &who.attribution {
+            Attribution::Agent(agent) => agent.pid,
+            // The engine keeps only for agents; should it ever not, the actor is its own session.
+            Attribution::Human => actor.process.pid,
+        };
+        self.keeper
+            .keep(self.session_for(root, actor), keeps, deadline)
+    }
+
+    fn settle(&self, actor: &ActorFacts, who: &Attributed, mut keeping: Keeping, allowed: bool) {
+        if !allowed && keeping.allows() {
+            // Everything was kept, but the deadline timer answered first: nothing happened.
+            self.keeper.unkeep(&mut keeping);
+        }
+        let start = key_of(actor).start;
+        for kept in keeping.kept {
+            if !allowed && matches!(kept.outcome, KeepOutcome::Kept(_)) {
+                // Refused for another keep of the message: that one's record says why.
+                continue;
+            }
+            self.runtime.settle(
+                &keeping.session,
+                &kept.event,
+                &who.attribution,
+                start,
+                &kept.keep,
+                kept.outcome,
+            );
+        }
     }
 
     fn watched_roots(&self) -> MutingRoots {
@@ -443,6 +583,13 @@ impl EsHandler for DaemonCore {
         for zone in policy.zones.all() {
             let list = match zone.kind {
                 ZoneKind::Guard => &mut roots.guard_files,
+                // Its writing opens are kept the first time, and `O_TRUNC` destroys: opens must
+                // be delivered there too.
+                ZoneKind::Protected
+                    if self.runtime.config.keeps && zone.on_destroy == OnDestroy::Keep =>
+                {
+                    &mut roots.restricted
+                }
                 ZoneKind::Protected => &mut roots.protected,
                 ZoneKind::Readonly | ZoneKind::Secret => &mut roots.restricted,
             };

@@ -214,12 +214,15 @@ pub fn serve(policy: Option<&Path>) -> Result<crate::platform::macos::Stopped, D
         ctx,
         locations,
         force_audit: false,
-        // Until the daemon clones before answering (docs/snapshots.md, "macOS"), zones that keep
-        // answer as zones that deny.
-        keeps: false,
+        // Clones before answering (docs/snapshots.md, "macOS").
+        keeps: true,
     };
     let runtime = Arc::new(Runtime::new(policy, config)?);
-    let core = Arc::new(DaemonCore::new(runtime.clone(), Arc::new(LiveInspector))?);
+    let core = Arc::new(DaemonCore::new(
+        runtime.clone(),
+        Arc::new(LiveInspector),
+        Arc::new(macos::sys::Clonefile),
+    )?);
     let (control, commands) = macos::daemon_control();
     {
         let control = control.clone();

@@ -11,6 +11,12 @@
 //!   everything else becomes a job for the [`pool::WorkerPool`] with a deadline armed in the
 //!   [`answer::DeadlineTimer`], and the ES thread returns to the next message.
 //!
+//! A decision that keeps ([`crate::vocab::Verdict::Keep`]: an agent's destructive operation in a
+//! zone that keeps) is carried out on the worker before the answer: the handler clones what the
+//! operation destroys ([`EsHandler::keep`]), the allow goes out only if everything was kept,
+//! and then the handler records it ([`EsHandler::settle`]), removing the clones again when the
+//! deadline timer answered first.
+//!
 //! Each AUTH message is answered exactly once ([`answer::PendingAuth`]): by the worker's
 //! decision; by the timer at the budget (deny for a known agent, else the fail mode); by the
 //! fallback of a job that panicked (deny for an agent, the fail mode for a human); at once when
@@ -33,7 +39,7 @@ use crate::platform::macos::facts::ActorFacts;
 use crate::platform::macos::handler::{EsHandler, Known};
 use crate::platform::macos::mapping::{actions_for, EsRequest, MappingContext};
 use crate::platform::macos::procinfo::ProcessInspector;
-use crate::vocab::{Action, Event};
+use crate::vocab::{Action, Event, Verdict};
 
 use answer::{DeadlineTimer, Expire, InFlight, PendingAuth};
 use pool::{Job, WorkerPool};
@@ -284,14 +290,18 @@ impl<C: EsClient> ClientGlue<C> {
             Known::Agent => pending.mark_agent(),
             Known::Human { fresh: false } | Known::Unknown => {}
         }
+        let Some(deadline) = budget_end(&pending, plan) else {
+            return;
+        };
         let job = Box::new(DecideJob {
             sensor: sensor.clone(),
             pending: pending.clone(),
             actor,
             at_ns,
             events,
+            deadline,
         });
-        self.dispatch(pending, plan, job);
+        self.dispatch(pending, deadline, job);
     }
 
     /// A truncated path: decided by who acts, never by half a path.
@@ -310,30 +320,39 @@ impl<C: EsClient> ClientGlue<C> {
                 pending.answer(true, Outcome::Unreadable);
             }
             Known::Unknown => {
+                let Some(deadline) = budget_end(&pending, plan) else {
+                    return;
+                };
                 let job = Box::new(UnreadableJob {
                     sensor: self.sensor.clone(),
                     pending: pending.clone(),
                     actor,
                     at_ns,
                 });
-                self.dispatch(pending, plan, job);
+                self.dispatch(pending, deadline, job);
             }
         }
     }
 
-    /// Hand `job` to a worker with the deadline armed, or answer without a decision now.
-    fn dispatch(&self, pending: Arc<PendingAuth<C>>, plan: DeadlinePlan, job: Box<dyn Job>) {
-        let budget = match plan {
-            DeadlinePlan::Decide { budget } => budget,
-            DeadlinePlan::AnswerNow => {
-                pending.fallback(Outcome::ArrivedLate);
-                return;
-            }
-        };
+    /// Hand `job` to a worker with the deadline armed at `deadline`, or answer without a
+    /// decision now when the queue is full.
+    fn dispatch(&self, pending: Arc<PendingAuth<C>>, deadline: Instant, job: Box<dyn Job>) {
         let expire: Weak<dyn Expire> = Arc::downgrade(&pending) as Weak<PendingAuth<C>>;
-        self.sensor.timer.arm(Instant::now() + budget, expire);
+        self.sensor.timer.arm(deadline, expire);
         if self.sensor.pool.submit(job).is_err() {
             pending.fallback(Outcome::QueueFull);
+        }
+    }
+}
+
+/// When a message's budget ends, or `None` once it was answered without a decision because too
+/// little time was left.
+fn budget_end<C: EsClient>(pending: &PendingAuth<C>, plan: DeadlinePlan) -> Option<Instant> {
+    match plan {
+        DeadlinePlan::Decide { budget } => Some(Instant::now() + budget),
+        DeadlinePlan::AnswerNow => {
+            pending.fallback(Outcome::ArrivedLate);
+            None
         }
     }
 }
@@ -349,6 +368,8 @@ struct DecideJob<C: EsClient> {
     actor: ActorFacts,
     at_ns: u64,
     events: Vec<Event>,
+    /// When the timer answers without a decision: keeping must be done before.
+    deadline: Instant,
 }
 
 impl<C: EsClient> Job for DecideJob<C> {
@@ -360,13 +381,34 @@ impl<C: EsClient> Job for DecideJob<C> {
             // Found to be an agent: should the decision now miss its budget, deny.
             self.pending.mark_agent();
         }
-        let allow = self
-            .events
-            .iter()
-            .all(|event| s.handler.decide(&self.actor, event, &who, inspect).allows());
-        if !self.pending.answer(allow, Outcome::Decided) {
+        let mut keeps = Vec::new();
+        let mut allow = true;
+        for event in &self.events {
+            match s.handler.decide(&self.actor, event, &who, inspect) {
+                Verdict::Keep(keep) => keeps.push((event.clone(), keep)),
+                verdict if !verdict.allows() => {
+                    // Refused: what the other events would have kept is not kept.
+                    allow = false;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if !allow || keeps.is_empty() {
+            if !self.pending.answer(allow, Outcome::Decided) {
+                s.counters.late_answer();
+            }
+            return;
+        }
+        // Kept first, answered after: the kernel holds the operation until the answer.
+        let keeping = s.handler.keep(&self.actor, &who, keeps, self.deadline);
+        let allow = keeping.allows();
+        let answered = self.pending.answer(allow, Outcome::Decided);
+        if !answered {
             s.counters.late_answer();
         }
+        s.handler
+            .settle(&self.actor, &who, keeping, allow && answered);
     }
 
     fn panicked(&mut self) {

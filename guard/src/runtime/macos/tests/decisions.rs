@@ -122,7 +122,7 @@ fn only_a_trusted_signing_identity_reaches_the_engine() {
 fn a_third_party_tool_is_trusted_only_with_its_team() {
     let policy = r#"{
       "ai_agent_patterns": ["claude"],
-      "protected_zones": ["~/src"],
+      "protected_zones": [{"path": "~/src", "on_destroy": "deny"}],
       "trusted_tools": [{"name": "tool", "signing_id": "com.example.tool", "team_id": "ABCDE12345"}]
     }"#;
     let f = fixture(policy);

@@ -8,7 +8,7 @@ use super::*;
 use crate::platform::macos::api::{EsEventKind, KernelAnswer};
 use crate::platform::macos::fake::{FakeClient, FakeMessage};
 use crate::platform::macos::glue::{Body, ClientGlue, Incoming, Sensor};
-use crate::platform::macos::mapping::{EsRequest, MappingContext};
+use crate::platform::macos::mapping::EsRequest;
 use crate::platform::macos::DeadlinePlan;
 use crate::runtime::macos::lineage::EXIT_GRACE_NS;
 
@@ -21,20 +21,7 @@ struct Clients {
 }
 
 fn clients(f: &Fixture) -> Clients {
-    let sensor = Sensor::start(
-        f.core.clone(),
-        f.inspector.clone(),
-        MappingContext {
-            guard: ProcessIdentity {
-                pid: 99,
-                pidversion: 9,
-            },
-        },
-        Arc::default(),
-        2,
-        64,
-    )
-    .unwrap();
+    let sensor = f.sensor();
     let (file_fake, process_fake) = (FakeClient::new(), FakeClient::new());
     Clients {
         file: ClientGlue::new(Arc::new(file_fake.clone()), sensor.clone()),

@@ -5,6 +5,8 @@
 
 mod decisions;
 mod glue;
+mod keep;
+mod keeper;
 mod lineage;
 mod policy;
 mod setup;
@@ -102,14 +104,21 @@ struct Fixture {
     clock: AtomicU64,
 }
 
+/// Its zone denies: these tests are about who is stopped (a delete by an agent is refused, a
+/// human's allowed). What zones that keep do is tested with real files in `keep`.
 const POLICY: &str = r#"{
   "ai_agent_patterns": ["claude"],
-  "protected_zones": ["~/src"],
+  "protected_zones": [{"path": "~/src", "on_destroy": "deny"}],
   "secret_zones": ["~/.ssh"],
   "trusted_tools": [{"name": "git", "signing_id": "com.apple.git"}]
 }"#;
 
 fn fixture(policy_json: &str) -> Fixture {
+    fixture_with(policy_json, Arc::new(crate::platform::macos::CopyCloner))
+}
+
+/// A fixture whose core keeps with `cloner`.
+fn fixture_with(policy_json: &str, cloner: Arc<dyn crate::platform::macos::Cloner>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let locations = Locations::in_state_dir(&state);
@@ -129,14 +138,13 @@ fn fixture(policy_json: &str) -> Fixture {
         ctx: ctx.clone(),
         locations,
         force_audit: false,
-        // Until the daemon clones before answering (docs/snapshots.md, "macOS"), zones that keep
-        // answer as zones that deny.
-        keeps: false,
+        // As the daemon: it clones before answering (`keep.rs` tests it with real files).
+        keeps: true,
     };
     let runtime = Arc::new(Runtime::new(policy, config).unwrap());
     runtime.start_background();
     let inspector = desktop();
-    let core = Arc::new(DaemonCore::new(runtime, inspector.clone()).unwrap());
+    let core = Arc::new(DaemonCore::new(runtime, inspector.clone(), cloner).unwrap());
     Fixture {
         _dir: dir,
         state,
@@ -240,6 +248,24 @@ impl Fixture {
         };
         let who = self.core.attribute(actor, self.tick(), &*self.inspector);
         self.core.decide(actor, &event, &who, &*self.inspector)
+    }
+
+    /// The glue's shared side over this core: two workers, as the daemon's sensor.
+    fn sensor(&self) -> Arc<crate::platform::macos::glue::Sensor> {
+        crate::platform::macos::glue::Sensor::start(
+            self.core.clone(),
+            self.inspector.clone(),
+            crate::platform::macos::mapping::MappingContext {
+                guard: ProcessIdentity {
+                    pid: 99,
+                    pidversion: 9,
+                },
+            },
+            Arc::default(),
+            2,
+            64,
+        )
+        .unwrap()
     }
 
     fn known(&self, process: &ActorFacts) -> Option<Attribution> {

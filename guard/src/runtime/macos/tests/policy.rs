@@ -86,3 +86,27 @@ fn a_policy_file_change_runs_the_reload_hook_the_daemon_refreshes_muting_with() 
         .contains(&PathBuf::from("/Users/alice/work")));
     assert!(!roots.protected.contains(&PathBuf::from("/Users/alice/src")));
 }
+
+#[test]
+fn opens_are_delivered_in_zones_that_keep_and_not_in_zones_that_deny() {
+    let f = fixture(
+        r#"{"ai_agent_patterns": ["claude"],
+            "protected_zones": ["~/src", {"path": "~/vault", "on_destroy": "deny"}]}"#,
+    );
+    let roots = f.core.watched_roots();
+    // `: > README.md` is an open with O_TRUNC, and a first write is kept: ES must send opens.
+    assert!(roots
+        .restricted
+        .contains(&PathBuf::from("/Users/alice/src")));
+    assert!(!roots.protected.contains(&PathBuf::from("/Users/alice/src")));
+    assert!(roots
+        .protected
+        .contains(&PathBuf::from("/Users/alice/vault")));
+    let selection = roots.selection(true);
+    assert!(selection
+        .open_prefixes
+        .contains(&PathBuf::from("/Users/alice/src")));
+    assert!(!selection
+        .open_prefixes
+        .contains(&PathBuf::from("/Users/alice/vault")));
+}

@@ -12,7 +12,8 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
         Some(Path::new("/opt/agent-guard/bin/agent-guard")),
     );
     ctx.resolve_symlinks = false;
-    let policy = crate::policy::from_json(POLICY, Path::new("test.json"), &ctx).unwrap();
+    let json = r#"{"ai_agent_patterns": ["claude"], "protected_zones": ["~/src"]}"#;
+    let policy = crate::policy::from_json(json, Path::new("test.json"), &ctx).unwrap();
     let agent = Attribution::Agent(AgentInfo {
         name: "claude".into(),
         pid: 1,
@@ -22,8 +23,7 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
             actor: proc(9, 9, &shell(), "/bin/rm").actor(),
             action,
         };
-        // As the daemon decides until it keeps (`RuntimeConfig::keeps`).
-        crate::engine::decide_without_keeping(&event, &agent, &policy, &Default::default(), 0)
+        crate::engine::decide(&event, &agent, &policy, &Default::default(), 0)
     };
     let unlink = |p: &str| Action::Unlink {
         path: PathBuf::from(p),
@@ -36,15 +36,28 @@ fn the_daemon_policy_guards_its_files_in_both_spellings_and_lets_agents_file_req
         "/private/var/log/agent-guard/daemon.log",
         "/Library/LaunchDaemons/com.agent-guard.daemon.plist",
         "/opt/agent-guard/bin/agent-guard",
-        "/Users/bob/src/x",
-        // APFS is case-insensitive: so is matching in the daemon's policy.
-        "/USERS/Bob/SRC/x",
+        "/private/var/db/agent-guard/store/20261203T160000Z-100.1000/000001-main.rs",
         "/PRIVATE/etc/Agent-Guard/policy.json",
     ] {
         assert!(
             matches!(decide(unlink(guarded)), Verdict::Deny(_)),
             "{guarded}"
         );
+    }
+    // Every user's zone keeps; APFS is case-insensitive: so is matching in the daemon's policy.
+    for kept in ["/Users/bob/src/x", "/USERS/Bob/SRC/x"] {
+        assert!(matches!(decide(unlink(kept)), Verdict::Keep(_)), "{kept}");
+    }
+    // The store is unreadable to agents, by either spelling.
+    for store in [
+        "/var/db/agent-guard/store/20261203T160000Z-100.1000/000001-main.rs",
+        "/private/var/db/agent-guard/store",
+    ] {
+        let read = Action::Open {
+            path: PathBuf::from(store),
+            flags: crate::vocab::OpenFlags::READ,
+        };
+        assert!(matches!(decide(read), Verdict::Deny(_)), "{store}");
     }
     for spool in [
         "/var/db/agent-guard/requests/r1.json",

@@ -155,6 +155,18 @@ impl EsHandler for Scripted {
             Verdict::Allow
         }
     }
+    fn keep(
+        &self,
+        _: &ActorFacts,
+        _: &Attributed,
+        _: Vec<(Event, crate::vocab::Keep)>,
+        _: Instant,
+    ) -> crate::platform::macos::Keeping {
+        panic!("the scripted core never decides to keep (runtime/macos/tests/keep.rs does)")
+    }
+    fn settle(&self, _: &ActorFacts, _: &Attributed, _: crate::platform::macos::Keeping, _: bool) {
+        panic!("the scripted core never decides to keep")
+    }
     fn watched_roots(&self) -> MutingRoots {
         MutingRoots::default()
     }
