@@ -35,6 +35,23 @@ fn wait_for(live: &LivePolicy, want: impl Fn(&policy::Policy) -> bool) -> Durati
     start.elapsed()
 }
 
+/// The file changed between the load and the start of the watch: no event will ever say so.
+#[test]
+fn a_change_before_the_watch_began_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.json");
+    std::fs::write(&file, r#"{"mode": "enforce"}"#).unwrap();
+    let live = LivePolicy::new(policy::load_file(&file, &ctx()).unwrap());
+    std::fs::write(&file, r#"{"mode": "audit"}"#).unwrap();
+    let (tx, reloads) = mpsc::channel();
+    let _watcher = watch(live.clone(), file.clone(), ctx(), move |r| {
+        tx.send(r.is_ok()).unwrap();
+    })
+    .unwrap();
+    wait_for(&live, |p| p.mode == Mode::Audit);
+    assert_eq!(reloads.recv_timeout(LIVENESS), Ok(true));
+}
+
 #[test]
 fn reloads_on_write_rename_and_keeps_last_good_on_corruption() {
     let dir = tempfile::tempdir().unwrap();

@@ -137,7 +137,17 @@ fn reload_loop(
     on_event: impl Fn(Result<bool, PolicyError>),
 ) {
     let name = file.file_name();
-    let mut report_at: Option<Instant> = None;
+    // A change made after the caller loaded `live` but before the watch began sent no event:
+    // look at the file once now.
+    let mut report_at = match live.try_swap(file, ctx) {
+        Some(changed) => {
+            if changed {
+                on_event(Ok(true));
+            }
+            None
+        }
+        None => file.exists().then(|| Instant::now() + SETTLE),
+    };
     loop {
         let next = match report_at {
             Some(at) => received.recv_timeout(at.saturating_duration_since(Instant::now())),
