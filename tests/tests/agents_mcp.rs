@@ -7,6 +7,7 @@
 #![cfg(target_os = "linux")]
 
 use agent_guard_e2e::agent_clients::{npm_bin, AgentHome, AgentRun};
+use agent_guard_e2e::mcp_client::tool_answer;
 use serde_json::Value;
 
 /// `mcp-inspector --cli ARGS -- agent-guard mcp` run by the agent's shell after `before`, under
@@ -43,9 +44,7 @@ fn call(home: &AgentHome, before: &str, tool: &str, args: &[&str]) -> (Value, bo
     run.assert_success();
     let result: Value = serde_json::from_slice(&run.output.stdout)
         .unwrap_or_else(|e| panic!("inspector output is not JSON: {e}\n{}", run.text()));
-    let text = result["content"][0]["text"].as_str().unwrap_or_default();
-    let answer = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
-    (answer, result["isError"] == Value::Bool(true))
+    tool_answer(&result)
 }
 
 #[test]
