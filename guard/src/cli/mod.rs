@@ -76,7 +76,8 @@ pub enum Command {
     Mcp(mcp::McpArgs),
     /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
     Init(init::InitArgs),
-    /// Merge agent-guard's hook and instructions (and on Linux a shell alias) into an agent's own settings
+    /// Merge agent-guard's hook, MCP server and instructions (and on Linux a shell alias) into an
+    /// agent's own settings
     /// (a diff shown, a backup kept; running it again changes nothing).
     Install(install::InstallArgs),
     /// Take what `install` put into an agent's settings out again, leaving the rest.
