@@ -6,7 +6,7 @@
 //! do (docs/closed-loop.md).
 #![cfg(target_os = "linux")]
 
-use agent_guard_e2e::agent_clients::{npm_bin, AgentHome, AgentRun, ClaudeCode};
+use agent_guard_e2e::agent_clients::{npm_bin, AgentHome, AgentRun, ClaudeCode, Codex};
 use agent_guard_e2e::fake_model::{Api, FakeModel, Turn};
 use agent_guard_e2e::mcp_client::tool_answer;
 use serde_json::{json, Value};
@@ -259,5 +259,43 @@ fn claude_code_calls_the_installed_server_in_a_session() {
         told.result.contains(&denial_id) && told.result.contains("notes.txt"),
         "why_denied over MCP must name the denial {denial_id}: {}",
         told.all()
+    );
+}
+
+/// The same with a real Codex session: after `install codex`, `codex exec` starts the server
+/// from the `[mcp_servers.agent-guard]` table (with the agent's variables passed on), the model
+/// calls `why_denied` (Codex offers each MCP server's tools in a namespace, here
+/// `mcp__agent_guard`) and gets the denial of its own `rm`.
+#[test]
+fn codex_calls_the_installed_server_in_a_session() {
+    let home = AgentHome::new();
+    let notes = home.write("project/protected/notes.txt", "my notes\n");
+    let model = FakeModel::start(
+        Api::OpenAiResponses,
+        vec![
+            Turn::tool("exec_command", json!({"cmd": "rm protected/notes.txt"})),
+            Turn::tool("mcp__agent_guard/why_denied", json!({})),
+            Turn::text("It is protected."),
+        ],
+    );
+    let codex = Codex {
+        hooks: json!({}),
+        trust_hooks: false,
+        ..Codex::with_agent_guard_hook()
+    };
+    codex.install(&home, &model);
+    std::fs::remove_file(home.home.join(".codex/hooks.json")).unwrap();
+    home.agent_guard(&["install", "codex", "--no-alias"]);
+
+    let run = codex.exec(&home, "delete my notes");
+    run.assert_success();
+    assert!(notes.exists());
+    let told = model.told_after(1);
+    let denial_id = home.denials()[0]["id"].as_str().unwrap().to_string();
+    assert!(
+        told.result.contains(&denial_id) && told.result.contains("notes.txt"),
+        "why_denied over MCP must name the denial {denial_id}: {}\n{}",
+        told.all(),
+        run.text()
     );
 }
