@@ -1,7 +1,5 @@
 //! The `agent-guard` binary: parse the command line, run the subcommand, exit with its code.
 
-use clap::Parser;
-
 fn main() {
     // Printing into a closed pipe (`agent-guard denials | head`) should end quietly, as other
     // Unix tools do, not panic.
@@ -9,13 +7,6 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = agent_guard::cli::Cli::parse();
-    let code = match agent_guard::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("agent-guard: {e:#}");
-            2
-        }
-    };
+    let code = agent_guard::cli::main_with(std::env::args_os().collect());
     std::process::exit(code);
 }

@@ -246,6 +246,10 @@ fn gemini_cli_gets_an_after_tool_hook() {
         "{v:#}"
     );
     assert_eq!(after["hooks"][0]["command"], OUR_COMMAND);
+    assert_eq!(
+        v["mcpServers"]["agent-guard"],
+        json!({"command": "agent-guard", "args": ["mcp"]})
+    );
     assert!(h.read(".gemini/GEMINI.md").contains("## agent-guard"));
     assert!(h
         .read(".bashrc")
@@ -254,6 +258,7 @@ fn gemini_cli_gets_an_after_tool_hook() {
     let v = h.json(".gemini/settings.json");
     assert!(v.get("hooks").unwrap().get("AfterTool").is_none(), "{v:#}");
     assert_eq!(v["mcpServers"]["fs"]["command"], "fs-mcp");
+    assert!(v["mcpServers"].get("agent-guard").is_none(), "{v:#}");
     assert_eq!(h.read(".gemini/GEMINI.md"), "");
 }
 
@@ -265,9 +270,105 @@ fn cursor_gets_the_alias_of_its_cli_and_a_note_for_its_rules() {
     assert!(h
         .read(".bashrc")
         .contains("alias cursor-agent='agent-guard run -- cursor-agent'"));
-    assert!(!h.home.join(".cursor").exists());
+    assert_eq!(
+        h.json(".cursor/mcp.json"),
+        json!({"mcpServers": {"agent-guard": {"command": "agent-guard", "args": ["mcp"]}}})
+    );
     h.ok(&["uninstall", "cursor"]);
     assert_eq!(h.read(".bashrc"), "");
+    // What is left means what an absent file means to Cursor; the file is not removed, as the
+    // user may have made it.
+    assert_eq!(h.json(".cursor/mcp.json"), json!({}));
+}
+
+/// The MCP server entry `agent-guard mcp` in each agent's own list of user-wide servers: beside
+/// the user's servers (which keep their places and settings), once however often `install`
+/// runs, and out again with `uninstall`, leaving the file as it was.
+#[test]
+fn install_registers_the_mcp_server_beside_the_users_servers_and_uninstall_takes_it_out() {
+    let h = Home::new();
+    // ~/.claude.json as Claude Code keeps it: its own state, a project's local-scope servers,
+    // and a user-scope server of the user's.
+    let claude = r#"{
+  "numStartups": 12,
+  "theme": "dark",
+  "projects": {
+    "/home/dev/app": {"allowedTools": [], "mcpServers": {"db": {"type": "stdio", "command": "db-mcp", "args": [], "env": {}}}}
+  },
+  "mcpServers": {
+    "github": {"type": "stdio", "command": "npx", "args": ["-y", "github-mcp"], "env": {"TOKEN": "x"}}
+  },
+  "userID": "abc"
+}
+"#;
+    h.write(".claude.json", claude);
+    let cursor = r#"{"mcpServers": {"linear": {"url": "https://mcp.linear.app/sse"}}}"#;
+    h.write(".cursor/mcp.json", cursor);
+    let codex = "# my codex config\nmodel = \"o3\"\n\n[mcp_servers.docs]\ncommand = \"docs-mcp\" # the docs\n\n[mcp_servers.docs.env]\nKEY = \"v\"\n";
+    h.write(".codex/config.toml", codex);
+
+    let dry = h.ok(&["install", "claude-code", "--dry-run", "--no-alias"]);
+    assert!(
+        dry.contains(".claude.json: MCP server agent-guard")
+            && dry.contains("+    \"agent-guard\""),
+        "{dry}"
+    );
+    assert_eq!(h.read(".claude.json"), claude, "--dry-run writes nothing");
+
+    for agent in ["claude-code", "cursor", "codex"] {
+        h.ok(&["install", agent, "--no-alias"]);
+    }
+    let v = h.json(".claude.json");
+    assert_eq!(
+        v["mcpServers"]["agent-guard"],
+        json!({"type": "stdio", "command": "agent-guard", "args": ["mcp"], "env": {}})
+    );
+    let original: Value = serde_json::from_str(claude).unwrap();
+    assert_eq!(v["mcpServers"]["github"], original["mcpServers"]["github"]);
+    assert_eq!(v["projects"], original["projects"], "local scope untouched");
+    assert_eq!(
+        (&v["numStartups"], &v["userID"]),
+        (&json!(12), &json!("abc"))
+    );
+    assert_eq!(h.backups(".").len(), 1, "a backup of ~/.claude.json");
+
+    let v = h.json(".cursor/mcp.json");
+    assert_eq!(
+        v["mcpServers"]["linear"]["url"],
+        "https://mcp.linear.app/sse"
+    );
+    assert_eq!(v["mcpServers"]["agent-guard"]["args"], json!(["mcp"]));
+
+    let toml = h.read(".codex/config.toml");
+    assert!(
+        toml.starts_with(codex),
+        "the user's lines, comments included: {toml}"
+    );
+    assert!(
+        toml.contains("[mcp_servers.agent-guard]\ncommand = \"agent-guard\"\nargs = [\"mcp\"]\nenv_vars = [\"AGENT_GUARD_AGENT\", \"AGENT_GUARD_STATE_DIR\", \"AGENT_GUARD_POLICY\"]\n"),
+        "{toml}"
+    );
+
+    let files = [".claude.json", ".cursor/mcp.json", ".codex/config.toml"];
+    let installed: Vec<String> = files.iter().map(|f| h.read(f)).collect();
+    for agent in ["claude-code", "cursor", "codex"] {
+        let again = h.ok(&["install", agent, "--no-alias"]);
+        assert!(again.contains("nothing to change"), "{agent}: {again}");
+    }
+    let again: Vec<String> = files.iter().map(|f| h.read(f)).collect();
+    assert_eq!(again, installed, "a second install changes nothing");
+
+    for agent in ["claude-code", "cursor", "codex"] {
+        h.ok(&["uninstall", agent, "--no-alias"]);
+    }
+    assert_eq!(h.json(".claude.json"), original);
+    assert_eq!(
+        h.json(".cursor/mcp.json"),
+        serde_json::from_str::<Value>(cursor).unwrap()
+    );
+    assert_eq!(h.read(".codex/config.toml"), codex);
+    let again = h.ok(&["uninstall", "codex", "--no-alias"]);
+    assert!(again.contains("nothing to change"), "{again}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod agent_clients;
 pub mod fake_model;
+pub mod mcp_client;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

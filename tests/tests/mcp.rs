@@ -8,134 +8,40 @@
 //! ancestors are what tie the denials to this agent.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::Duration;
 
+use agent_guard_e2e::mcp_client::McpSession;
 use agent_guard_e2e::{bin, text, Sandbox, LIVENESS};
-use serde_json::{json, Value};
+use serde_json::json;
 
-/// A JSON-RPC session with one `agent-guard mcp` process.
-struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    next_id: u64,
-}
-
-impl Session {
-    /// `agent-guard run --agent claude -- bash -c 'SCRIPT; agent-guard mcp'` in the sandbox.
-    fn under_agent(sandbox: &Sandbox, script: &str) -> Session {
-        let mut cmd = sandbox.agent_command(
-            &sandbox.home,
-            &[],
-            // `; exit`: bash would exec a last simple command in place of itself.
-            &format!("{script}; '{}' mcp; exit $?", bin().display()),
-        );
-        Session::start(&mut cmd)
-    }
-
-    fn start(cmd: &mut Command) -> Session {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut session = Session {
-            child,
-            stdin,
-            lines,
-            next_id: 1,
-        };
-        let init = session.request(
-            "initialize",
-            json!({
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "agent-guard-e2e", "version": "0"}
-            }),
-        );
-        assert_eq!(
-            init["result"]["serverInfo"]["name"], "agent-guard",
-            "{init}"
-        );
-        assert!(
-            init["result"]["capabilities"]["tools"].is_object(),
-            "{init}"
-        );
-        assert!(
-            init["result"]["instructions"]
-                .as_str()
-                .unwrap()
-                .contains("why_denied"),
-            "{init}"
-        );
-        session.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        session
-    }
-
-    fn send(&mut self, message: Value) {
-        writeln!(self.stdin, "{message}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// Send a request and return the response with its id (notifications in between skipped).
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(LIVENESS * 6)
-                .unwrap_or_else(|e| panic!("no answer to {method} (id {id}): {e}"));
-            let message: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout must carry JSON-RPC only: {line:?}: {e}"));
-            if message["id"] == json!(id) {
-                return message;
-            }
-        }
-    }
-
-    /// `tools/call`: the tool's answer (its text parsed as JSON when it is) and `isError`.
-    fn call(&mut self, tool: &str, arguments: Value) -> (Value, bool) {
-        let response = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
-        let result = &response["result"];
-        assert!(result.is_object(), "{tool}: {response}");
-        let text = result["content"][0]["text"].as_str().unwrap_or_default();
-        let answer = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
-        (answer, result["isError"] == json!(true))
-    }
-
-    /// Close stdin: the server must exit 0.
-    fn close(mut self) {
-        drop(self.stdin);
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "agent-guard mcp exited with {status}");
-                return;
-            }
-            if start.elapsed() > LIVENESS {
-                let _ = self.child.kill();
-                panic!("agent-guard mcp did not exit when its stdin closed");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// `agent-guard run --agent claude -- bash -c 'SCRIPT; agent-guard mcp'` in the sandbox, with
+/// the handshake checked.
+fn under_agent(sandbox: &Sandbox, script: &str) -> McpSession {
+    let mut cmd = sandbox.agent_command(
+        &sandbox.home,
+        &[],
+        // `; exit`: bash would exec a last simple command in place of itself.
+        &format!("{script}; '{}' mcp; exit $?", bin().display()),
+    );
+    let session = McpSession::start(&mut cmd);
+    let init = &session.initialized;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "agent-guard",
+        "{init}"
+    );
+    assert!(
+        init["result"]["capabilities"]["tools"].is_object(),
+        "{init}"
+    );
+    assert!(
+        init["result"]["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("why_denied"),
+        "{init}"
+    );
+    session
 }
 
 /// The whole loop over MCP: list the tools, learn why the `rm` was denied (and only this
@@ -153,7 +59,7 @@ fn the_closed_loop_over_mcp_inside_the_agents_tree() {
     );
     sandbox.wait_denials(1);
 
-    let mut mcp = Session::under_agent(&sandbox, "rm proj/README.md 2>/dev/null");
+    let mut mcp = under_agent(&sandbox, "rm proj/README.md 2>/dev/null");
     let readme = sandbox.path("proj/README.md");
     assert!(readme.exists(), "the protected file must survive");
 

@@ -55,10 +55,10 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PATH")]
     pub path: Option<PathBuf>,
     /// Only records at or after this time: a duration ago (30s, 2m, 1h, 1d) or an RFC 3339 time.
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = super::parse_when)]
     pub since: Option<SystemTime>,
     /// Only records before this time: a duration ago or an RFC 3339 time.
-    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = super::parse_when)]
     pub until: Option<SystemTime>,
     /// At most this many records (query: default 100; export: all).
     #[arg(long)]
@@ -87,11 +87,6 @@ pub struct ExportArgs {
     /// Write to FILE (created 0600, replaced if it exists) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-/// clap's value parser for `--since` and `--until`.
-pub fn parse_when(value: &str) -> Result<SystemTime, crate::duration::DurationError> {
-    crate::duration::parse_time_bound(value, SystemTime::now())
 }
 
 impl FilterArgs {

@@ -44,8 +44,11 @@ pub struct CheckArgs {
     /// For rename: the destination exists (default: look on disk).
     #[arg(long)]
     pub dest_exists: bool,
+    /// The policy file (default: $AGENT_GUARD_POLICY, ~/.config/agent-guard/policy.json,
+    /// /etc/agent-guard/policy.json, the embedded default).
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Print the decision as one JSON object.
     #[arg(long)]
     pub json: bool,
     /// For exec: the arguments, argv[0] first (`-- git clean -fdx`).
@@ -54,20 +57,9 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
-    let action = match action_of(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("agent-guard check: {e:#}");
-            return Ok(2);
-        }
-    };
-    let loaded = match load_policy(args.policy.as_deref()) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("agent-guard check: {e:#}");
-            return Ok(2);
-        }
-    };
+    // Bad input is an error of main's (exit 2; JSON with --json).
+    let action = action_of(args)?;
+    let loaded = load_policy(args.policy.as_deref())?;
     let exe = args.exe.clone().map(|e| absolute(&e)).unwrap_or_default();
     let name = exe
         .file_name()

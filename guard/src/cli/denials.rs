@@ -1,4 +1,4 @@
-//! `agent-guard denials [--since DUR] [--json] [--follow]`: what was denied (or, in audit mode,
+//! `agent-guard denials [--since WHEN] [--json] [--follow]`: what was denied (or, in audit mode,
 //! would have been), read from denials.jsonl and its rotated files.
 //!
 //! Human output is one line per denial; `--json` prints the records themselves (JSONL). Paths
@@ -20,20 +20,15 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(clap::Args, Debug)]
 pub struct DenialsArgs {
-    /// Only denials from the last DUR: a whole number and a unit, s, m, h, d or w (30s, 2m, 1h, 1d).
-    #[arg(long, value_name = "DUR", value_parser = parse_since)]
-    pub since: Option<Duration>,
+    /// Only denials at or after this time: a duration ago (30s, 2m, 1h, 1d) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = super::parse_when)]
+    pub since: Option<SystemTime>,
     /// Print the records as JSON, one per line.
     #[arg(long)]
     pub json: bool,
     /// Keep printing new denials as they happen (until interrupted); survives log rotation.
     #[arg(long)]
     pub follow: bool,
-}
-
-/// clap's value parser for `--since`; clap prefixes the message with the argument's name.
-pub fn parse_since(value: &str) -> Result<Duration, crate::duration::DurationError> {
-    crate::duration::parse_duration(value)
 }
 
 /// Exit status 0; an unreadable log is an error (exit 1 from main).
@@ -50,11 +45,7 @@ pub fn run_to(
     out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let path = &locations.denials;
-    let since = args.since.map(|d| {
-        SystemTime::now()
-            .checked_sub(d)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    });
+    let since = args.since;
     if args.follow {
         let mut failure = None;
         audit::follow(path, since, FOLLOW_INTERVAL, |record| {
@@ -115,13 +106,24 @@ mod tests {
     #[test]
     fn since_is_parsed_and_a_bad_value_names_the_argument() {
         let cli = Cli::try_parse_from(["x", "--since", "2m", "--json"]).unwrap();
-        assert_eq!(cli.args.since, Some(Duration::from_secs(120)));
+        let ago = SystemTime::now()
+            .duration_since(cli.args.since.unwrap())
+            .unwrap();
+        assert!(
+            ago >= Duration::from_secs(120) && ago < Duration::from_secs(180),
+            "{ago:?}"
+        );
         assert!(cli.args.json);
+        let cli = Cli::try_parse_from(["x", "--since", "1970-01-01T00:00:05Z"]).unwrap();
+        assert_eq!(
+            cli.args.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(5))
+        );
         let err = Cli::try_parse_from(["x", "--since", "2 minutes"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("--since"), "{err}");
-        assert!(err.contains("e.g. 30s"), "{err}");
+        assert!(err.contains("30s"), "{err}");
     }
 
     #[test]
@@ -141,7 +143,7 @@ mod tests {
         log.log(recent);
         drop(log);
         let mut args = DenialsArgs {
-            since: Some(Duration::from_secs(3600)),
+            since: Some(now - Duration::from_secs(3600)),
             json: true,
             follow: false,
         };

@@ -1,8 +1,11 @@
 //! `agent-guard explain [--pid PID] [--json]`: why a process is, or is not, agent-attributed.
 //!
 //! It prints the live parent chain of the process with, for each one, its pid, start time,
-//! executable, argv\[0\] and comm, and which agent pattern matched which of its names. It only
-//! reads process information; it never changes anything.
+//! executable, argv\[0\] and comm, and which agent pattern matched which of its names; and, when
+//! the chain passes through a running `agent-guard run` supervisor (one that published its
+//! status in this user's state directory), that the process is the agent's whatever its names:
+//! `run` treats its whole tree as the agent. It only reads process and status information; it
+//! never changes anything.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -28,18 +31,33 @@ pub struct ExplainArgs {
 /// was explained (attributed or not), 2 when the pid names no process.
 pub fn run(args: &ExplainArgs, patterns: &[String]) -> anyhow::Result<i32> {
     let source = process_source()?;
+    let locations = crate::paths::Locations::for_user(&crate::paths::process_env);
+    let supervisors: Vec<i32> = crate::runtime::status::running(&locations)
+        .iter()
+        .filter_map(|s| i32::try_from(s.pid).ok())
+        .collect();
     run_with(
         args,
         patterns,
+        &supervisors,
         source.as_ref(),
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     )
 }
 
+/// Where the chain passes through a running `run` supervisor: its pid and the agent's as the
+/// records and `$AGENT_GUARD_AGENT` give it (`agent-guard run` itself, the supervisor's parent).
+#[derive(serde::Serialize)]
+struct UnderRun {
+    supervisor_pid: i32,
+    agent_pid: i32,
+}
+
 fn run_with(
     args: &ExplainArgs,
     patterns: &[String],
+    supervisors: &[i32],
     source: &dyn ProcessSource,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -52,10 +70,25 @@ fn run_with(
     };
     match explain(pid, source, &matcher) {
         Ok(explanation) => {
+            let under_run = explanation.chain.iter().skip(1).find_map(|link| {
+                supervisors.contains(&link.pid).then_some(UnderRun {
+                    supervisor_pid: link.pid,
+                    agent_pid: link.ppid,
+                })
+            });
             if args.json {
-                serde_json::to_writer_pretty(&mut *out, &explanation)?;
+                let mut value = serde_json::to_value(&explanation)?;
+                value["under_run"] = serde_json::to_value(&under_run)?;
+                serde_json::to_writer_pretty(&mut *out, &value)?;
                 writeln!(out)?;
             } else {
+                if let Some(r) = &under_run {
+                    writeln!(
+                        out,
+                        "pid {pid} is the agent's: it descends from `agent-guard run` (pid {}, the agent's pid in the records; supervisor pid {}), which treats every process it starts as the agent, whatever its names; the name check below does not apply.",
+                        r.agent_pid, r.supervisor_pid
+                    )?;
+                }
                 writeln!(out, "{explanation}")?;
             }
             Ok(0)
@@ -91,7 +124,7 @@ mod tests {
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let patterns = ["claude-agent-guard-test".to_string()];
-        let code = run_with(&args, &patterns, &ProcFs::new(), &mut out, &mut err).unwrap();
+        let code = run_with(&args, &patterns, &[], &ProcFs::new(), &mut out, &mut err).unwrap();
         (
             code,
             String::from_utf8(out).unwrap(),

@@ -3,6 +3,13 @@
 //! This is the edge: errors are reported here with context (`anyhow`), and every subcommand
 //! returns its exit code. Exit codes: 0 success (for `check`: allowed or only audited),
 //! 1 denied (`check`) or a failed operation, 2 bad input (a bad argument, an invalid policy).
+//!
+//! With `--json` anywhere before a `--` (and not after `run`, whose arguments from CMD on are
+//! CMD's), an error that ends the command is one line of JSON on stderr, for scripts and agents:
+//! `{"error": {"kind": "usage" | "failed", "message": "...", "causes": ["..."], "exit_code": N}}`
+//! (`usage`: the command line was not understood, exit 2; `failed`: the command could not do
+//! its work; `causes`: the chain of reasons under `message`, outermost first). The shape is
+//! stable: fields may be added, none removed or renamed.
 
 use std::path::Path;
 
@@ -76,7 +83,8 @@ pub enum Command {
     Mcp(mcp::McpArgs),
     /// Write a commented starter policy for this user (~/.config/agent-guard/policy.json).
     Init(init::InitArgs),
-    /// Merge agent-guard's hook and instructions (and on Linux a shell alias) into an agent's own settings
+    /// Merge agent-guard's hook, MCP server and instructions (and on Linux a shell alias) into an
+    /// agent's own settings
     /// (a diff shown, a backup kept; running it again changes nothing).
     Install(install::InstallArgs),
     /// Take what `install` put into an agent's settings out again, leaving the rest.
@@ -88,6 +96,62 @@ pub enum Command {
     /// List what agents destroyed and the guard kept, restore it, or purge it.
     #[command(subcommand)]
     Undo(undo::UndoCommand),
+}
+
+/// The whole command line as the binary runs it: parse `args` (with the program name first),
+/// run the command, report an error (as JSON with `--json`, see the module docs); returns the
+/// exit code. Help and version go to stdout with exit 0, as clap prints them.
+pub fn main_with(args: Vec<std::ffi::OsString>) -> i32 {
+    let json = wants_json(&args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() || !json => e.exit(),
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let message = rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            print_json_error("usage", &message, &[], 2);
+            return 2;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if json => {
+            let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+            print_json_error("failed", &e.to_string(), &causes, 2);
+            2
+        }
+        Err(e) => {
+            eprintln!("agent-guard: {e:#}");
+            2
+        }
+    }
+}
+
+/// Whether the command line asks for JSON: `--json` before any `--`, and not among the
+/// arguments of `run` (CMD's own).
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    if args.get(1).is_some_and(|a| a == "run") {
+        return false;
+    }
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+fn print_json_error(kind: &str, message: &str, causes: &[String], exit_code: i32) {
+    let error = serde_json::json!({"error": {
+        "kind": kind,
+        "message": message,
+        "causes": causes,
+        "exit_code": exit_code,
+    }});
+    eprintln!("{error}");
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -116,6 +180,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Man(args) => completions::man(&args),
         Command::Undo(cmd) => undo::run(cmd),
     }
+}
+
+/// clap's value parser for every `--since` (and `--until`): a duration ago (30s, 2m, 1h, 1d) or
+/// an RFC 3339 time. One parser, so that every subcommand takes the same forms; clap prefixes
+/// its error with the argument's name.
+pub(crate) fn parse_when(
+    value: &str,
+) -> Result<std::time::SystemTime, crate::duration::DurationError> {
+    crate::duration::parse_time_bound(value, std::time::SystemTime::now())
+}
+
+/// clap's value parser for a duration (`--wait 30s`, `--ttl 10m`).
+pub(crate) fn parse_duration(
+    value: &str,
+) -> Result<std::time::Duration, crate::duration::DurationError> {
+    crate::duration::parse_duration(value)
 }
 
 fn user_locations() -> crate::paths::Locations {

@@ -17,7 +17,7 @@ pub struct StatusArgs {
     /// The request id (`r-...`).
     pub id: String,
     /// Wait up to DUR (e.g. 30s, 5m) for the user to decide before answering.
-    #[arg(long, value_name = "DUR", value_parser = super::denials::parse_since)]
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration)]
     pub wait: Option<Duration>,
     /// Print the state as JSON (`{"id", "state", "expires_at"?}`).
     #[arg(long)]
@@ -32,10 +32,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<i32> {
             Ok(state) if state.is_decided() => break state,
             Ok(state) if deadline.is_none_or(|d| Instant::now() >= d) => break state,
             Ok(_) => std::thread::sleep(POLL),
-            Err(e) => {
-                eprintln!("agent-guard: {}", crate::vocab::printable(&e.to_string()));
-                return Ok(2);
-            }
+            // Exit 2 from main, as JSON with --json; the id is the caller's text: escaped.
+            Err(e) => anyhow::bail!("{}", crate::vocab::printable(&e.to_string())),
         }
     };
     if args.json {

@@ -11,13 +11,17 @@ use crate::policy::{self, PolicyFile, DEFAULT_POLICY_JSON};
 pub enum PolicyCommand {
     /// Validate a policy file (default: the one in force) and print its warnings.
     Check {
+        /// The policy file to check [default: the one in force].
         file: Option<PathBuf>,
+        /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
     },
     /// Print the effective policy after loading and normalizing (defaults filled in, paths
     /// expanded and resolved).
     Show {
+        /// The policy file (default: $AGENT_GUARD_POLICY, ~/.config/agent-guard/policy.json,
+        /// /etc/agent-guard/policy.json, the embedded default).
         #[arg(long)]
         policy: Option<PathBuf>,
     },

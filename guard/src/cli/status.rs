@@ -10,8 +10,11 @@ use crate::runtime::status::StatusReport;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// The policy file (default: $AGENT_GUARD_POLICY, ~/.config/agent-guard/policy.json,
+    /// /etc/agent-guard/policy.json, the embedded default).
     #[arg(long)]
     pub policy: Option<std::path::PathBuf>,
+    /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

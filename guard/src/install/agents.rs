@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::codex_trust::{set_table, trust_hash, trust_header, trust_key};
+use super::mcp_servers::{claude_code_server, codex_table, plain_server, set_json_server};
 use super::{read_text, replace_block, Change, Direction, InstallError, Plan};
 use crate::feedback::instructions::{
     agent_paragraph, codex_hooks, gemini_hook_group, hook_group, AgentKind, HOOK_COMMAND,
@@ -43,6 +44,12 @@ pub fn plan(
                         set_hook_group(v, event, install.then(|| hook_group(HOOK_MATCHER)));
                     }
                 },
+            )?);
+            // User-scope MCP servers live in ~/.claude.json, beside Claude Code's own state.
+            plan.changes.push(json_change(
+                &home.join(".claude.json"),
+                "MCP server agent-guard",
+                |v| set_json_server(v, install.then(claude_code_server)),
             )?);
         }
         Agent::Codex => {
@@ -90,21 +97,32 @@ pub fn plan(
                     Some(&format!("trusted_hash = \"{hash}\"")),
                 );
             }
+            let (header, body) = codex_table();
+            toml = set_table(&toml, &header, install.then_some(body.as_str()));
             plan.changes.push(Change {
                 after: text_after(&before, toml),
                 before,
                 path: config,
-                what: "hook trust".into(),
+                what: "hook trust, MCP server agent-guard".into(),
             });
         }
         Agent::GeminiCli => {
             let settings = home.join(".gemini/settings.json");
-            plan.changes
-                .push(json_change(&settings, "hook AfterTool", |v| {
+            plan.changes.push(json_change(
+                &settings,
+                "hook AfterTool, MCP server agent-guard",
+                |v| {
                     set_hook_group(v, "AfterTool", install.then(gemini_hook_group));
-                })?);
+                    set_json_server(v, install.then(plain_server));
+                },
+            )?);
         }
         Agent::Cursor => {
+            plan.changes.push(json_change(
+                &home.join(".cursor/mcp.json"),
+                "MCP server agent-guard",
+                |v| set_json_server(v, install.then(plain_server)),
+            )?);
             if install {
                 plan.notes.push(
                     "Cursor's hooks cannot add text to the agent's context after a command, and it has no user-wide instructions file: paste the \"instructions\" of `agent-guard instructions --agent cursor` into Cursor Settings > Rules.".into(),

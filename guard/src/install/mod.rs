@@ -1,11 +1,14 @@
-//! `agent-guard install AGENT` / `uninstall AGENT`: agent-guard's hook, its instructions and
-//! (on Linux) the shell alias that runs the agent under `agent-guard run`, merged into an agent's own settings files, idempotently, and taken out again.
+//! `agent-guard install AGENT` / `uninstall AGENT`: agent-guard's hook, its MCP server
+//! (`agent-guard mcp`), its instructions and (on Linux) the shell alias that runs the agent
+//! under `agent-guard run`, merged into an agent's own settings files, idempotently, and taken
+//! out again.
 //!
 //! Each agent's files are planned first ([`plan`]): every change is a whole new text for one
 //! file, so it can be shown as a diff (`--dry-run`) before anything is written. Applying
 //! ([`apply`]) copies each file it changes to a backup beside it first, then replaces it
 //! atomically (temporary file, rename), keeping its mode. Merging only ever touches what is
-//! agent-guard's: hook handlers whose command is agent-guard's, trust entries of those, a block
+//! agent-guard's: hook handlers whose command is agent-guard's, trust entries of those, the MCP
+//! server entry named `agent-guard`, a block
 //! between marker lines in a text file; everything else in the file is kept as it was. A file
 //! that cannot be read as what it should be (settings that are not a JSON object) is an error
 //! naming it, never overwritten.
@@ -16,6 +19,7 @@ mod agents;
 mod codex_trust;
 mod diff;
 mod init;
+mod mcp_servers;
 
 use std::path::{Path, PathBuf};
 

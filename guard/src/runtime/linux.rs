@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::{FactsUse, Runtime, RuntimeConfig};
 use crate::overrides::{OverrideError, AGENT_ENV};
@@ -86,17 +86,20 @@ pub fn supervise(cmd: &[OsString], options: &RunOptions) -> Result<i32, RunError
     // The supervised tree inherits this: `override approve` refuses politely when it is set (the
     // guard-files rule is what actually stops an agent from approving), and requests are
     // rate-limited per agent.
+    // The pid is this process's, `agent-guard run` itself: it stands for the agent in the
+    // records (`agent_pid`) and the session's name too, so the three agree, and every process
+    // of the tree (the hook, the MCP server) descends from it.
+    let launcher = std::process::id() as i32;
     // SAFETY: single-threaded here; no thread has been started yet that reads the environment.
-    unsafe { std::env::set_var(AGENT_ENV, format!("{agent}:{}", std::process::id())) };
+    unsafe { std::env::set_var(AGENT_ENV, format!("{agent}:{launcher}")) };
     let session = runtime.open_session(&std::process::id().to_string());
     let tree = Arc::new(AgentTree {
         session,
         runtime,
         agent: AgentInfo {
             name: agent,
-            pid: 0,
+            pid: launcher,
         },
-        agent_pid: OnceLock::new(),
         recent: Default::default(),
     });
     if !supervise_reads {
@@ -142,39 +145,18 @@ struct AgentTree {
     runtime: Arc<Runtime>,
     /// This run is one agent session of the snapshot store.
     session: Arc<Session>,
-    /// The agent's name; its pid is [`AgentTree::agent_pid`].
+    /// The agent's name, and the pid of `agent-guard run` (the process the human started for
+    /// the agent, an ancestor of every process of the tree; `$AGENT_GUARD_AGENT` names it too).
     agent: AgentInfo,
-    agent_pid: OnceLock<i32>,
     /// Facts of the tree's processes for the records of allowed calls.
     recent: RecentFacts,
-}
-
-impl AgentTree {
-    /// The pid of CMD, the agent itself: the supervised process whose parent is the supervisor
-    /// (this process: the judge runs in it). Found once by walking up from the first caller; a
-    /// process orphaned before that (adopted by the supervisor as subreaper) stands for itself.
-    /// The hook matches denials to its agent by this pid.
-    fn agent_pid(&self, tid: i32) -> i32 {
-        *self.agent_pid.get_or_init(|| {
-            let me = std::process::id() as i32;
-            let mut pid = procfs::facts_with_tgid(tid).tgid.unwrap_or(tid);
-            for _ in 0..64 {
-                match procfs::quick_facts(pid).ppid {
-                    Some(parent) if parent == me || parent <= 1 => return pid,
-                    Some(parent) => pid = parent,
-                    None => return pid,
-                }
-            }
-            pid
-        })
-    }
 }
 
 impl Judge for AgentTree {
     fn judge(&self, pid: i32, event: &Event) -> Verdict {
         let agent = AgentInfo {
             name: self.agent.name.clone(),
-            pid: self.agent_pid(pid),
+            pid: self.agent.pid,
         };
         let verdict = self.runtime.decide_lazily(
             Some(&self.session),
@@ -217,7 +199,7 @@ impl Judge for AgentTree {
     fn settle(&self, pid: i32, event: &Event, keep: &Keep, outcome: KeepOutcome) -> Verdict {
         let agent = AgentInfo {
             name: self.agent.name.clone(),
-            pid: self.agent_pid(pid),
+            pid: self.agent.pid,
         };
         let facts = self.recent.get(pid);
         let mut event = event.clone();

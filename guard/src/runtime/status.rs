@@ -265,7 +265,7 @@ impl StatusReport {
 }
 
 /// Status files of sensors that are still alive; stale ones (a crashed supervisor) are skipped.
-fn running(locations: &Locations) -> Vec<RuntimeStatus> {
+pub fn running(locations: &Locations) -> Vec<RuntimeStatus> {
     let Ok(entries) = std::fs::read_dir(status_dir(locations)) else {
         return vec![];
     };

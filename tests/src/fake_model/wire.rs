@@ -114,9 +114,15 @@ pub(super) fn openai_turn(out: &mut impl Write, turn: usize, step: &Turn) -> std
             "content": [{"type": "output_text", "text": text, "annotations": []}]})
         }
         Turn::ToolCall { name, input } => {
-            json!({"type": "function_call", "id": format!("fc_fake_{turn}"),
+            let mut item = json!({"type": "function_call", "id": format!("fc_fake_{turn}"),
             "call_id": call_id(Api::OpenAiResponses, turn), "name": name,
-            "arguments": input.to_string()})
+            "arguments": input.to_string()});
+            // A tool of a namespace (Codex puts each MCP server's tools in one): `NS/TOOL`.
+            if let Some((namespace, tool)) = name.split_once('/') {
+                item["namespace"] = json!(namespace);
+                item["name"] = json!(tool);
+            }
+            item
         }
     };
     start_events(out)?;

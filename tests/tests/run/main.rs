@@ -3,6 +3,7 @@
 //! well-formed denial names the operation, path, process and agent. The same commands by the
 //! human succeed.
 
+mod cli;
 mod exec_override;
 mod keep;
 mod keep_limits;

@@ -11,6 +11,7 @@ use super::{kept_rows, Selection};
 pub struct ListArgs {
     #[command(flatten)]
     pub select: Selection,
+    /// Print the sessions and their entries as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

@@ -43,7 +43,7 @@ pub struct Selection {
     pub session: Option<SessionId>,
     /// Only what was kept at or after this time: a duration ago (30s, 2m, 1h, 1d) or an RFC
     /// 3339 time.
-    #[arg(long, value_name = "WHEN", value_parser = super::audit::parse_when)]
+    #[arg(long, value_name = "WHEN", value_parser = super::parse_when)]
     pub since: Option<SystemTime>,
     /// Only this path and what lies under it (relative to the current directory when not
     /// absolute).

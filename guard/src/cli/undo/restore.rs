@@ -18,6 +18,7 @@ pub struct RestoreArgs {
     /// Say what would be restored, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print what was done to each entry as JSON.
     #[arg(long)]
     pub json: bool,
 }

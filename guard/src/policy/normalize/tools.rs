@@ -48,8 +48,9 @@ impl Normalizer<'_> {
                 StringOr::String(name) => match default_tools.iter().find(|t| t.name == name) {
                     Some(known) => known.clone(),
                     None if INTERPRETERS.contains(&name.as_str()) => {
+                        let one_liner = one_liner_flag(&name);
                         warnings.push(format!(
-                            "{key}: {name:?} is an interpreter: trusting it lets an agent delete anything in the protected zones with a one-line script (`{name} -e ...`); remove it"
+                            "{key}: {name:?} is an interpreter: trusting it lets an agent delete anything in the protected zones with a one-line script (`{name} {one_liner} ...`); remove it"
                         ));
                         TrustedToolEntry::from(name)
                     }
@@ -165,5 +166,16 @@ impl Normalizer<'_> {
             .map(|d| d.to_string())
             .chain(homes)
             .any(|dir| literal.starts_with(&dir) || dir.starts_with(literal))
+    }
+}
+
+/// The flag that makes `interpreter` run code given on its command line (`python3 -c`,
+/// `node -e`, `php -r`), for the warning to show a command that works.
+fn one_liner_flag(interpreter: &str) -> &'static str {
+    match interpreter {
+        "python" | "python3" | "sh" | "bash" | "zsh" => "-c",
+        "php" => "-r",
+        "deno" => "eval",
+        _ => "-e",
     }
 }

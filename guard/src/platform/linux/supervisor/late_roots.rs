@@ -196,11 +196,12 @@ pub fn serve(sock: OwnedFd, pending: Vec<PathBuf>, judge: Arc<dyn Judge>) {
     }
 }
 
-/// Whether `helper` is the only child the supervisor has left (every thread's children: an
-/// orphan is adopted by whichever thread the kernel picks). A thread that ends while it is read
-/// (the workers end once nothing is supervised) has no children left to count; any other
-/// failure to read counts as "not only the helper", which keeps the helper running.
-pub fn only_child_is(helper: i32) -> bool {
+/// Whether `expected` (the helper, or nothing) are the only children the supervisor has left
+/// (every thread's children: an orphan is adopted by whichever thread the kernel picks). A
+/// thread that ends while it is read (the workers end once nothing is supervised) has no
+/// children left to count; any other failure to read counts as "others are left", which keeps
+/// the helper running and lets `run` return without waiting for the session's end.
+pub fn only_children_are(expected: &[i32]) -> bool {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return false;
     };
@@ -218,5 +219,5 @@ pub fn only_child_is(helper: i32) -> bool {
                 .filter_map(|p| p.parse::<i32>().ok()),
         );
     }
-    children == [helper]
+    children == expected
 }

@@ -186,9 +186,14 @@ pub fn main(
             unsafe { libc::kill(cmd_pid, libc::SIGKILL) };
         }
     }
-    reap_until_empty(cmd_pid, status, helper, handler.judge.as_ref());
+    let unreported = reap_until_empty(cmd_pid, status, helper, handler.judge.as_ref());
     // Nothing supervised is left: let the judge write out what it queued before `_exit`.
     handler.judge.stop_in_supervisor();
+    // When CMD was the last of the tree, `run` returns only now: what the session recorded at
+    // its end (the state it left at every kept path) is there for the very next command.
+    if let Some(code) = unreported {
+        ipc::write_to_pipe(status, Tag::Status, i64::from(code));
+    }
 }
 
 /// What the CMD child made of the secret view: whether the zones are hidden (else its filter
@@ -237,13 +242,20 @@ fn serve(listener: &Listener, handler: &Handler) {
 }
 
 /// Reap every child (CMD and the orphans we adopt) until none is left; report CMD's status to
-/// the caller as soon as CMD exits.
-fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>, judge: &dyn Judge) {
+/// the caller as soon as CMD exits while others of its tree live on. CMD's status when it was
+/// not reported (CMD was the last, or was never seen), for the caller to report after the stop.
+fn reap_until_empty(
+    cmd_pid: i32,
+    status_fd: RawFd,
+    mut helper: Option<i32>,
+    judge: &dyn Judge,
+) -> Option<i32> {
     let mut reported = false;
+    let mut last_status = None;
     loop {
         // The helper only serves the agent's tree: once it is all that is left, end it.
         if let Some(h) = helper {
-            if late_roots::only_child_is(h) {
+            if late_roots::only_children_are(&[h]) {
                 // SAFETY: plain kill of our own child.
                 unsafe { libc::kill(h, libc::SIGKILL) };
                 helper = None;
@@ -269,12 +281,19 @@ fn reap_until_empty(cmd_pid: i32, status_fd: RawFd, mut helper: Option<i32>, jud
             } else {
                 1
             };
+            if late_roots::only_children_are(helper.as_slice()) {
+                // The tree ended with CMD: the status waits for the session's end.
+                last_status = Some(code);
+                continue;
+            }
             judge.flush_records();
             ipc::write_to_pipe(status_fd, Tag::Status, i64::from(code));
             reported = true;
         }
     }
-    if !reported {
-        ipc::write_to_pipe(status_fd, Tag::Status, 1);
+    if reported {
+        None
+    } else {
+        Some(last_status.unwrap_or(1))
     }
 }
