@@ -426,3 +426,25 @@ PY"#,
     let said = restore_all(&s);
     assert_eq!(tree(&s.path("proj")), before, "{said}");
 }
+
+/// A truncation as the agent's very last act: the task runs on, exits, and so ends the session
+/// at once; the session's end must still find the record of that keep (the process's exe in it)
+/// and record the state it left. A race, so tried a number of times.
+#[test]
+fn the_last_act_of_a_session_is_recorded_before_it_ends() {
+    let s = keep_sandbox();
+    for round in 0..20 {
+        let out = s.agent(&format!("echo round{round} > proj/README.md"));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let kept = kept_entries(&s);
+    let readme = s.path("proj/README.md").display().to_string();
+    let entries: Vec<_> = kept.iter().filter(|e| e["path"] == readme).collect();
+    assert_eq!(entries.len(), 20, "one per session: {kept:#?}");
+    for e in entries {
+        assert!(
+            e["end_state"].is_string() && e["exe"].as_str().is_some_and(|x| !x.is_empty()),
+            "{e:#}"
+        );
+    }
+}

@@ -130,6 +130,20 @@ pub(super) fn open_for_task(path: &Path, flags: i32, mode: u32) -> io::Result<Ow
     Ok(fd)
 }
 
+/// Install `fd` in the task without answering: the answer is its number there. For a call whose
+/// outcome must be recorded before the task runs on (a kept open: the session's end, which
+/// the task's exit may bring at once, must find the record made).
+pub fn install_fd_unanswered(to: &Delivery<'_>, fd: OwnedFd, open_flags: i32) -> Response {
+    let cloexec = open_flags & libc::O_CLOEXEC != 0;
+    // Our copy is closed before the answer, so an exec of the file cannot meet it (ETXTBSY).
+    let installed = to.listener.add_fd(to.id, fd.as_raw_fd(), cloexec, false);
+    drop(fd);
+    match installed {
+        Ok(number) => Response::Value(number.into()),
+        Err(e) => Response::failed(&e),
+    }
+}
+
 /// Install `fd` in the task and answer with its number there, in one step
 /// (`SECCOMP_ADDFD_FLAG_SEND`). The task runs on before our copy is closed; for a writable file
 /// that copy would make an exec of the file fail with ETXTBSY (`cp /bin/rm ./x && ./x`), so it

@@ -258,9 +258,9 @@ impl Emulator<'_> {
         fd::open_for_task(path, flags, 0)
     }
 
-    /// Install `file` in the task as the answer to an open with `flags`.
-    pub fn install(&self, file: OwnedFd, flags: i32) -> Option<Response> {
-        fd::install_fd(&self.deliver, file, flags)
+    /// Install `file` in the task and leave the answer (its number there) to the caller.
+    pub fn install_unanswered(&self, file: OwnedFd, flags: i32) -> Response {
+        fd::install_fd_unanswered(&self.deliver, file, flags)
     }
 }
 

@@ -98,7 +98,9 @@ impl Keeper {
     }
 
     /// A writing or truncating open of an existing file: opened as the task asked (its rights),
-    /// what it would destroy kept, then truncated if asked, and installed in the task.
+    /// what it would destroy kept, then truncated if asked, and installed in the task. The answer
+    /// is left to the handler, which records what was kept first: a task that ran on could exit
+    /// and end the session before the record of its last keep was made.
     pub(super) fn open(
         &self,
         emulator: &Emulator<'_>,
@@ -148,7 +150,10 @@ impl Keeper {
             Err(failure) => return self.failed(keeps, path, failure),
         }
         if flags & libc::O_TRUNC == 0 {
-            return (emulator.install(file, flags), outcome_for(keeps, kept));
+            return (
+                Some(emulator.install_unanswered(file, flags)),
+                outcome_for(keeps, kept),
+            );
         }
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let truncated = if writable && fstat(file.as_fd()).is_ok_and(|st| is_regular(&st)) {
@@ -159,7 +164,10 @@ impl Keeper {
             emulator.open_for_task(&path, flags & !libc::O_CREAT)
         };
         match truncated {
-            Ok(file) => (emulator.install(file, flags), outcome_for(keeps, kept)),
+            Ok(file) => (
+                Some(emulator.install_unanswered(file, flags)),
+                outcome_for(keeps, kept),
+            ),
             Err(e) => (Some(Response::failed(&e)), outcome_for(keeps, kept)),
         }
     }
