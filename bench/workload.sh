@@ -23,9 +23,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
-cargo build --release -q -p agent-guard --bin agent-guard --example notify_floor
+# The comparison with bubblewrap is one of the verdicts: install it as scripts/test installs its
+# Debian packages (as root, or with sudo), and say so in the verdict when that is not possible.
+if ! command -v bwrap > /dev/null && command -v apt-get > /dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing bubblewrap (the benchmark compares with it)" >&2
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap; } \
+    > /dev/null 2>&1 || echo "cannot install bubblewrap: its comparison is skipped" >&2
+fi
+cargo build --release -q -p agent-guard --bin agent-guard --example notify_floor --example call_latency
 AG="$PWD/target/release/agent-guard"
 FLOOR="$PWD/target/release/examples/notify_floor"
+LATENCY="$PWD/target/release/examples/call_latency"
+# The per-call concurrency measurement (WORKLOAD=make only): each round times LATENCY_CALLS
+# write-opens per thread with one thread and with LATENCY_THREADS threads.
+LATENCY_THREADS=${LATENCY_THREADS:-64}
+LATENCY_CALLS=${LATENCY_CALLS:-200}
 root=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}")
 trap 'rm -rf "$root"' EXIT
 home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
@@ -180,9 +193,11 @@ for ((r = 0; r < RUNS; r++)); do
   done
 done
 base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
+declare -A ratio
 printf '%-50s %10s %8s\n' "$WORKLOAD workload (median of $RUNS)" "seconds" "ratio"
 for m in "${modes[@]}"; do
   t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
+  ratio[$m]=$(echo "$t / $base" | bc -l)
   case $m in
     native) label="unsupervised";;
     floor) label="notification round trips alone (judges nothing)";;
@@ -193,5 +208,65 @@ for m in "${modes[@]}"; do
     deny) label="agent-guard run, the zone denies destruction";;
     keep) label="agent-guard run, the zone keeps (snapshots)";;
   esac
-  printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "$(echo "$t / $base" | bc -l)"
+  printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "${ratio[$m]}"
 done
+
+# The per-call concurrency measurement: one supervised call (a write-open, judged and let
+# through) timed call by call in one thread and in LATENCY_THREADS threads at once, natively,
+# under the floor and under `run`; modes and thread counts interleaved in each round.
+if [ "$WORKLOAD" = make ]; then
+  declare -A p50s
+  lat_modes=(native floor guard)
+  for ((r = 0; r < RUNS; r++)); do
+    for ((i = 0; i < ${#lat_modes[@]}; i++)); do
+      m=${lat_modes[$(((i + r) % ${#lat_modes[@]}))]}
+      for threads in 1 "$LATENCY_THREADS"; do
+        rm -rf "$home/work"; mkdir -p "$home/work"
+        args=("$LATENCY" "$threads" "$LATENCY_CALLS" "$home/work")
+        case $m in
+          native) line=$(HOME="$home" "${args[@]}") ;;
+          floor) line=$(HOME="$home" "$FLOOR" -- "${args[@]}") ;;
+          guard) line=$(HOME="$home" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
+                   "$AG" run --agent bench -- "${args[@]}") ;;
+        esac || { echo "call_latency failed in mode $m" >&2; exit 1; }
+        p50s[$m-$threads]+="${line%% *} "
+      done
+    done
+  done
+  echo
+  printf '%-50s %10s %10s %8s\n' "write-open p50 (median of $RUNS), microseconds" "1 thread" "$LATENCY_THREADS threads" "ratio"
+  for m in "${lat_modes[@]}"; do
+    one=$(echo "${p50s[$m-1]}" | tr ' ' '\n' | grep . | median)
+    many=$(echo "${p50s[$m-$LATENCY_THREADS]}" | tr ' ' '\n' | grep . | median)
+    case $m in
+      native) label="unsupervised";;
+      floor) label="notification round trips alone (judges nothing)";;
+      guard) label="agent-guard run, default policy";;
+    esac
+    ratio[lat-$m]=$(echo "$many / $one" | bc -l)
+    printf '%-50s %10.1f %10.1f %7.2fx\n' "$label" "$(echo "$one / 1000" | bc -l)" \
+      "$(echo "$many / 1000" | bc -l)" "${ratio[lat-$m]}"
+  done
+fi
+
+# The verdicts of issue 19, from the ratios above (all measured in this run).
+verdict() { # label, value, comparison, target
+  local met="not met"
+  [ "$(echo "$2 $3 $4" | bc -l)" = 1 ] && met="met"
+  printf 'verdict: %-62s %6.2f %s %6.2f: %s\n' "$1" "$2" "$3" "$4" "$met"
+}
+fs=$(stat -f -c %T "$root")
+echo
+case $WORKLOAD in
+make)
+  verdict "run / unsupervised, make workload on $fs" "${ratio[guard]}" "<=" 1.10
+  if [ -n "${ratio[bwrap]:-}" ]; then
+    verdict "run / unsupervised at or below bwrap's, on $fs" "${ratio[guard]}" "<=" "${ratio[bwrap]}"
+  else
+    echo "verdict: run against bwrap on $fs: not measured (bwrap missing or cannot make namespaces)"
+  fi
+  verdict "64-thread / 1-thread p50 of a write-open under run" "${ratio[lat-guard]}" "<=" 3
+  ;;
+crate) verdict "run / unsupervised, crate workload on $fs" "${ratio[guard]}" "<=" 1.05 ;;
+destroy) verdict "keep / unsupervised within deny's + 5 points, on $fs" "${ratio[keep]}" "<=" "$(echo "${ratio[deny]} + 0.05" | bc -l)" ;;
+esac
