@@ -215,7 +215,7 @@ done
 # through) timed call by call in one thread and in LATENCY_THREADS threads at once, natively,
 # under the floor and under `run`; modes and thread counts interleaved in each round.
 if [ "$WORKLOAD" = make ]; then
-  declare -A p50s
+  declare -A p50s walls
   lat_modes=(native floor guard)
   for ((r = 0; r < RUNS; r++)); do
     for ((i = 0; i < ${#lat_modes[@]}; i++)); do
@@ -230,11 +230,16 @@ if [ "$WORKLOAD" = make ]; then
                    "$AG" run --agent bench -- "${args[@]}") ;;
         esac || { echo "call_latency failed in mode $m" >&2; exit 1; }
         p50s[$m-$threads]+="${line%% *} "
+        read -r _ _ calls wall <<< "$line"
+        walls[$m-$threads]+="$(echo "$wall / $calls" | bc -l) "
       done
     done
   done
   echo
-  printf '%-50s %10s %10s %8s\n' "write-open p50 (median of $RUNS), microseconds" "1 thread" "$LATENCY_THREADS threads" "ratio"
+  # p50: how long one call waits; wall/call: the run's wall time over all its calls (with many
+  # threads, the inverse of the throughput: a call that costs more CPU shows here).
+  printf '%-50s %10s %10s %8s %12s %12s\n' "write-open p50 (median of $RUNS), microseconds" "1 thread" \
+    "$LATENCY_THREADS threads" "ratio" "wall/call 1" "wall/call $LATENCY_THREADS"
   for m in "${lat_modes[@]}"; do
     one=$(echo "${p50s[$m-1]}" | tr ' ' '\n' | grep . | median)
     many=$(echo "${p50s[$m-$LATENCY_THREADS]}" | tr ' ' '\n' | grep . | median)
@@ -244,8 +249,11 @@ if [ "$WORKLOAD" = make ]; then
       guard) label="agent-guard run, default policy";;
     esac
     ratio[lat-$m]=$(echo "$many / $one" | bc -l)
-    printf '%-50s %10.1f %10.1f %7.2fx\n' "$label" "$(echo "$one / 1000" | bc -l)" \
-      "$(echo "$many / 1000" | bc -l)" "${ratio[lat-$m]}"
+    wall_one=$(echo "${walls[$m-1]}" | tr ' ' '\n' | grep . | median)
+    wall_many=$(echo "${walls[$m-$LATENCY_THREADS]}" | tr ' ' '\n' | grep . | median)
+    printf '%-50s %10.1f %10.1f %7.2fx %12.1f %12.1f\n' "$label" "$(echo "$one / 1000" | bc -l)" \
+      "$(echo "$many / 1000" | bc -l)" "${ratio[lat-$m]}" "$(echo "$wall_one / 1000" | bc -l)" \
+      "$(echo "$wall_many / 1000" | bc -l)"
   done
 fi
 
@@ -266,6 +274,10 @@ make)
     echo "verdict: run against bwrap on $fs: not measured (bwrap missing or cannot make namespaces)"
   fi
   verdict "64-thread / 1-thread p50 of a write-open under run" "${ratio[lat-guard]}" "<=" 3
+  # With more threads than cores, a call also waits for the calls queued before it, whoever
+  # serves them: the floor's own ratio says how much of the above is that.
+  printf 'note: the same ratio with nothing judged (the floor): %.2f; unsupervised: %.2f; %s cores\n' \
+    "${ratio[lat-floor]}" "${ratio[lat-native]}" "$(nproc)"
   ;;
 crate) verdict "run / unsupervised, crate workload on $fs" "${ratio[guard]}" "<=" 1.05 ;;
 destroy) verdict "keep / unsupervised within deny's + 5 points, on $fs" "${ratio[keep]}" "<=" "$(echo "${ratio[deny]} + 0.05" | bc -l)" ;;
