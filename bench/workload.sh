@@ -263,7 +263,7 @@ verdict() { # label, value, comparison, target
   [ "$(echo "$2 $3 $4" | bc -l)" = 1 ] && met="met"
   printf 'verdict: %-62s %6.2f %s %6.2f: %s\n' "$1" "$2" "$3" "$4" "$met"
 }
-fs=$(stat -f -c %T "$root")
+fs=$(df --output=fstype "$root" | tail -1)
 echo
 case $WORKLOAD in
 make)
