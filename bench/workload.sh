@@ -11,6 +11,9 @@
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
 # default policy), then read every file once more; WORKLOAD=crate does the same with a small
 # Rust crate built offline by cargo (see below).
+# WORKLOAD=make also times one supervised call (a write-open) call by call in 1 and in
+# LATENCY_THREADS (64) threads at once, natively, under the floor and under `run`
+# (examples/call_latency.rs). Last come issue 19's verdicts, each from ratios of this run.
 # WORKLOAD=destroy (issue 14) deletes, truncates and rewrites files in a protected zone instead
 # (no build): timed with the zone keeping what it destroys (snapshots), with the zone denying,
 # and unsupervised.
