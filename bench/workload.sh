@@ -11,6 +11,9 @@
 # init/add/commit/status/diff over it, delete the build output (target/, a carve-out of the
 # default policy), then read every file once more; WORKLOAD=crate does the same with a small
 # Rust crate built offline by cargo (see below).
+# WORKLOAD=make also times one supervised call (a write-open) call by call in 1 and in
+# LATENCY_THREADS (64) threads at once, natively, under the floor and under `run`
+# (examples/call_latency.rs). Last come issue 19's verdicts, each from ratios of this run.
 # WORKLOAD=destroy (issue 14) deletes, truncates and rewrites files in a protected zone instead
 # (no build): timed with the zone keeping what it destroys (snapshots), with the zone denying,
 # and unsupervised.
@@ -23,9 +26,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
-cargo build --release -q -p agent-guard --bin agent-guard --example notify_floor
+# The comparison with bubblewrap is one of the verdicts: install it as scripts/test installs its
+# Debian packages (as root, or with sudo), and say so in the verdict when that is not possible.
+if ! command -v bwrap > /dev/null && command -v apt-get > /dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing bubblewrap (the benchmark compares with it)" >&2
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap; } \
+    > /dev/null 2>&1 || echo "cannot install bubblewrap: its comparison is skipped" >&2
+fi
+cargo build --release -q -p agent-guard --bin agent-guard --example notify_floor --example call_latency
 AG="$PWD/target/release/agent-guard"
 FLOOR="$PWD/target/release/examples/notify_floor"
+LATENCY="$PWD/target/release/examples/call_latency"
+# The per-call concurrency measurement (WORKLOAD=make only): each round times LATENCY_CALLS
+# write-opens per thread with one thread and with LATENCY_THREADS threads.
+LATENCY_THREADS=${LATENCY_THREADS:-64}
+LATENCY_CALLS=${LATENCY_CALLS:-200}
 root=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}")
 trap 'rm -rf "$root"' EXIT
 home="$root/home"; mkdir -p "$home/work" "$home/.ssh" "$root/state" "$root/src/proj/src"
@@ -180,9 +196,11 @@ for ((r = 0; r < RUNS; r++)); do
   done
 done
 base=$(echo "${times[native]}" | tr ' ' '\n' | grep . | median)
+declare -A ratio
 printf '%-50s %10s %8s\n' "$WORKLOAD workload (median of $RUNS)" "seconds" "ratio"
 for m in "${modes[@]}"; do
   t=$(echo "${times[$m]}" | tr ' ' '\n' | grep . | median)
+  ratio[$m]=$(echo "$t / $base" | bc -l)
   case $m in
     native) label="unsupervised";;
     floor) label="notification round trips alone (judges nothing)";;
@@ -193,5 +211,77 @@ for m in "${modes[@]}"; do
     deny) label="agent-guard run, the zone denies destruction";;
     keep) label="agent-guard run, the zone keeps (snapshots)";;
   esac
-  printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "$(echo "$t / $base" | bc -l)"
+  printf '%-50s %10.3f %7.2fx\n' "$label" "$t" "${ratio[$m]}"
 done
+
+# The per-call concurrency measurement: one supervised call (a write-open, judged and let
+# through) timed call by call in one thread and in LATENCY_THREADS threads at once, natively,
+# under the floor and under `run`; modes and thread counts interleaved in each round.
+if [ "$WORKLOAD" = make ]; then
+  declare -A p50s walls
+  lat_modes=(native floor guard)
+  for ((r = 0; r < RUNS; r++)); do
+    for ((i = 0; i < ${#lat_modes[@]}; i++)); do
+      m=${lat_modes[$(((i + r) % ${#lat_modes[@]}))]}
+      for threads in 1 "$LATENCY_THREADS"; do
+        rm -rf "$home/work"; mkdir -p "$home/work"
+        args=("$LATENCY" "$threads" "$LATENCY_CALLS" "$home/work")
+        case $m in
+          native) line=$(HOME="$home" "${args[@]}") ;;
+          floor) line=$(HOME="$home" "$FLOOR" -- "${args[@]}") ;;
+          guard) line=$(HOME="$home" AGENT_GUARD_STATE_DIR="$root/state" AGENT_GUARD_POLICY= \
+                   "$AG" run --agent bench -- "${args[@]}") ;;
+        esac || { echo "call_latency failed in mode $m" >&2; exit 1; }
+        p50s[$m-$threads]+="${line%% *} "
+        read -r _ _ calls wall <<< "$line"
+        walls[$m-$threads]+="$(echo "$wall / $calls" | bc -l) "
+      done
+    done
+  done
+  echo
+  # p50: how long one call waits; wall/call: the run's wall time over all its calls (with many
+  # threads, the inverse of the throughput: a call that costs more CPU shows here).
+  printf '%-50s %10s %10s %8s %12s %12s\n' "write-open p50 (median of $RUNS), microseconds" "1 thread" \
+    "$LATENCY_THREADS threads" "ratio" "wall/call 1" "wall/call $LATENCY_THREADS"
+  for m in "${lat_modes[@]}"; do
+    one=$(echo "${p50s[$m-1]}" | tr ' ' '\n' | grep . | median)
+    many=$(echo "${p50s[$m-$LATENCY_THREADS]}" | tr ' ' '\n' | grep . | median)
+    case $m in
+      native) label="unsupervised";;
+      floor) label="notification round trips alone (judges nothing)";;
+      guard) label="agent-guard run, default policy";;
+    esac
+    ratio[lat-$m]=$(echo "$many / $one" | bc -l)
+    wall_one=$(echo "${walls[$m-1]}" | tr ' ' '\n' | grep . | median)
+    wall_many=$(echo "${walls[$m-$LATENCY_THREADS]}" | tr ' ' '\n' | grep . | median)
+    printf '%-50s %10.1f %10.1f %7.2fx %12.1f %12.1f\n' "$label" "$(echo "$one / 1000" | bc -l)" \
+      "$(echo "$many / 1000" | bc -l)" "${ratio[lat-$m]}" "$(echo "$wall_one / 1000" | bc -l)" \
+      "$(echo "$wall_many / 1000" | bc -l)"
+  done
+fi
+
+# The verdicts of issue 19, from the ratios above (all measured in this run).
+verdict() { # label, value, comparison, target
+  local met="not met"
+  [ "$(echo "$2 $3 $4" | bc -l)" = 1 ] && met="met"
+  printf 'verdict: %-62s %6.2f %s %6.2f: %s\n' "$1" "$2" "$3" "$4" "$met"
+}
+fs=$(df --output=fstype "$root" | tail -1)
+echo
+case $WORKLOAD in
+make)
+  verdict "run / unsupervised, make workload on $fs" "${ratio[guard]}" "<=" 1.10
+  if [ -n "${ratio[bwrap]:-}" ]; then
+    verdict "run / unsupervised at or below bwrap's, on $fs" "${ratio[guard]}" "<=" "${ratio[bwrap]}"
+  else
+    echo "verdict: run against bwrap on $fs: not measured (bwrap missing or cannot make namespaces)"
+  fi
+  verdict "64-thread / 1-thread p50 of a write-open under run" "${ratio[lat-guard]}" "<=" 3
+  # With more threads than cores, a call also waits for the calls queued before it, whoever
+  # serves them: the floor's own ratio says how much of the above is that.
+  printf 'note: the same ratio with nothing judged (the floor): %.2f; unsupervised: %.2f; %s cores\n' \
+    "${ratio[lat-floor]}" "${ratio[lat-native]}" "$(nproc)"
+  ;;
+crate) verdict "run / unsupervised, crate workload on $fs" "${ratio[guard]}" "<=" 1.05 ;;
+destroy) verdict "keep / unsupervised within deny's + 5 points, on $fs" "${ratio[keep]}" "<=" "$(echo "${ratio[deny]} + 0.05" | bc -l)" ;;
+esac

@@ -174,12 +174,17 @@ impl Judge for AgentTree {
                         if matches!(event.action, Action::Exec { .. }) {
                             event.actor.args = dir.args();
                         }
-                        dir.facts()
+                        let facts = dir.facts();
+                        procfs::QuickFacts {
+                            tgid: (facts.threads == 1).then_some(pid),
+                            ..facts
+                        }
                     }
                 };
                 // The kernel names the thread; a record names the process (a hook tells
-                // the agent's own process from the commands it runs by this pid).
-                event.actor.pid = procfs::tgid_of(pid).unwrap_or(pid);
+                // the agent's own process from the commands it runs by this pid). Known
+                // without reading `status` for a task alone in its process or a leader.
+                event.actor.pid = facts.tgid.or_else(|| procfs::tgid_of(pid)).unwrap_or(pid);
                 event.actor.exe = facts.exe;
                 event.actor.comm = facts.comm;
                 facts.start

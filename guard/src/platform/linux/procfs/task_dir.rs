@@ -133,6 +133,19 @@ impl TaskDir {
         }
     }
 
+    /// Whether thread `tid` belongs to this task's process now (`task/TID` exists; a lookup,
+    /// nothing formatted).
+    pub fn has_thread(&self, tid: i32) -> bool {
+        CString::new(format!("task/{tid}")).is_ok_and(|name| {
+            fs::openat(
+                self.0.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+            .is_ok()
+        })
+    }
+
     /// Whether the task has not been reaped: the kernel takes a `/proc/PID` directory fd as a
     /// pidfd, and signal 0 only checks existence. (A zombie counts: it makes no more calls.)
     pub fn is_alive(&self) -> bool {

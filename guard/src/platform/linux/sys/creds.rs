@@ -125,15 +125,28 @@ fn set_groups(groups: &[u32]) -> io::Result<()> {
 }
 
 /// The thread's current supplementary groups (getgroups(2) reads the calling task's).
+/// Asked for the count first: a buffer for the kernel's maximum (65536) was zeroed on every
+/// supervised call, a tenth of a worker's time.
 fn groups() -> io::Result<Vec<u32>> {
-    let mut groups = vec![0u32; 65536];
-    // SAFETY: a buffer of `len` gids.
-    let n = unsafe { libc::syscall(libc::SYS_getgroups, groups.len(), groups.as_mut_ptr()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    loop {
+        // SAFETY: a zero size asks for the count only; nothing is written.
+        let count = unsafe { libc::syscall(libc::SYS_getgroups, 0, std::ptr::null_mut::<u32>()) };
+        if count < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut groups = vec![0u32; count as usize];
+        // SAFETY: a buffer of `len` gids.
+        let n = unsafe { libc::syscall(libc::SYS_getgroups, groups.len(), groups.as_mut_ptr()) };
+        if n >= 0 {
+            groups.truncate(n as usize);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        // EINVAL: the groups grew between the two calls (only this thread changes its own).
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
     }
-    groups.truncate(n as usize);
-    Ok(groups)
 }
 
 /// The current fs uid and gid: a setfs*id call with an invalid id changes nothing and returns
@@ -197,6 +210,12 @@ pub fn as_task<T>(task: &Credentials, f: impl FnOnce() -> T) -> io::Result<T> {
         groups: groups()?,
         fs_ids: fs_ids(),
     };
+    if ours.would_be(task) {
+        // The switch would leave every credential as it is (a root agent under a root
+        // supervisor): nothing to change, nothing to restore. Each switch and restore
+        // allocates and commits new credentials four times.
+        return Ok(f());
+    }
     let switched = (|| {
         set_groups(&task.groups)?;
         set_fsgid(task.fsgid)?;
@@ -222,6 +241,21 @@ struct Saved {
 }
 
 impl Saved {
+    /// Whether switching to `task` would leave the thread exactly as it is: the same fs ids,
+    /// the same set of groups and the same effective capabilities (the switch keeps the
+    /// permitted and inheritable sets).
+    fn would_be(&self, task: &Credentials) -> bool {
+        let sorted = |groups: &[u32]| {
+            let mut g = groups.to_vec();
+            g.sort_unstable();
+            g.dedup();
+            g
+        };
+        self.fs_ids == (task.fsuid, task.fsgid)
+            && task.effective & self.caps.permitted == self.caps.effective
+            && sorted(&self.groups) == sorted(&task.groups)
+    }
+
     fn restore(&self) {
         // Capabilities first: switching the fs ids and groups back needs CAP_SETUID/CAP_SETGID,
         // which the task's set may lack; then once more, as moving fsuid to 0 raises the fs
@@ -269,6 +303,57 @@ mod tests {
         assert_eq!(
             Credentials::from_status(&status.replace("CapEff:\t0", "CapEff:\tz")),
             None
+        );
+    }
+
+    #[test]
+    fn only_a_switch_that_changes_nothing_is_skipped() {
+        let ours = Saved {
+            caps: Caps {
+                effective: 0b0110,
+                permitted: 0b0111,
+                inheritable: 0,
+            },
+            groups: vec![27, 4],
+            fs_ids: (1000, 100),
+        };
+        let same = Credentials {
+            fsuid: 1000,
+            fsgid: 100,
+            groups: vec![4, 27],
+            // A bit we do not have permitted is not ours to give: the switch drops it too.
+            effective: 0b1110,
+        };
+        assert!(ours.would_be(&same));
+        for other in [
+            Credentials {
+                fsuid: 1001,
+                ..same.clone()
+            },
+            Credentials {
+                fsgid: 101,
+                ..same.clone()
+            },
+            Credentials {
+                groups: vec![4],
+                ..same.clone()
+            },
+            Credentials {
+                groups: vec![4, 27, 1000],
+                ..same.clone()
+            },
+            Credentials {
+                effective: 0b0100,
+                ..same.clone()
+            },
+        ] {
+            assert!(!ours.would_be(&other), "{other:?}");
+        }
+        // The thread's own groups, read with an exact buffer.
+        assert_eq!(
+            groups().unwrap().len(),
+            // SAFETY: a zero size only asks for the count.
+            unsafe { libc::getgroups(0, std::ptr::null_mut()) } as usize
         );
     }
 
