@@ -34,13 +34,55 @@ fn json_error(out: &Output) -> Value {
     let v: Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {err}"));
     let e = &v["error"];
     assert!(
-        matches!(e["kind"].as_str(), Some("usage" | "failed")),
+        matches!(
+            e["kind"].as_str(),
+            Some("usage" | "failed" | "refused" | "not_found" | "bad_input")
+        ),
         "{v}"
     );
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     assert!(e["causes"].is_array(), "{v}");
     assert_eq!(e["exit_code"], out.status.code().unwrap(), "{v}");
     v
+}
+
+/// Errors a command reports itself, with its own exit code, take the same shape.
+#[test]
+fn a_commands_own_refusals_are_json_errors_too() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing kept: exit 1.
+    let out = fresh(home.path(), &["undo", "restore", "--since", "1h", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json_error(&out);
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
+    // A pid that names no process: exit 2.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id().to_string();
+    child.wait().unwrap();
+    let out = fresh(home.path(), &["explain", "--pid", &pid, "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json_error(&out);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&pid),
+        "{v}"
+    );
+    // What only a human may do, asked by an agent: exit 1.
+    let out = Command::new(BIN)
+        .args(["undo", "restore", "--since", "1h", "--json"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env("AGENT_GUARD_AGENT", "claude:4200")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v = json_error(&out);
+    assert_eq!(v["error"]["kind"], "refused", "{v}");
+    // Without --json, the same as text.
+    let out = fresh(home.path(), &["undo", "restore", "--since", "1h"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "agent-guard: nothing kept matches\n");
 }
 
 #[test]

@@ -42,7 +42,6 @@ pub fn run(args: &ExplainArgs, patterns: &[String]) -> anyhow::Result<i32> {
         &supervisors,
         source.as_ref(),
         &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
     )
 }
 
@@ -60,7 +59,6 @@ fn run_with(
     supervisors: &[i32],
     source: &dyn ProcessSource,
     out: &mut dyn Write,
-    err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let matcher = AgentMatcher::new(patterns).context("the policy's agent patterns")?;
     let pid = match args.pid {
@@ -93,10 +91,9 @@ fn run_with(
             }
             Ok(0)
         }
-        Err(error @ (LineageError::Vanished { .. } | LineageError::InvalidPid { .. })) => {
-            writeln!(err, "agent-guard explain: --pid {pid}: {error}")?;
-            Ok(2)
-        }
+        Err(error @ (LineageError::Vanished { .. } | LineageError::InvalidPid { .. })) => Err(
+            super::Exit::bad_input(format!("explain: --pid {pid}: {error}")),
+        ),
         Err(error) => Err(error).with_context(|| format!("cannot explain process {pid}")),
     }
 }
@@ -116,20 +113,22 @@ mod tests {
     use super::*;
     use crate::platform::linux::procfs::ProcFs;
 
+    /// The exit code and stdout, or the error that ends the command (its code and message).
     fn explain_cli(pid: Option<i32>, json: bool) -> (i32, String, String) {
         let args = ExplainArgs {
             pid,
             json,
             policy: None,
         };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
         let patterns = ["claude-agent-guard-test".to_string()];
-        let code = run_with(&args, &patterns, &[], &ProcFs::new(), &mut out, &mut err).unwrap();
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        match run_with(&args, &patterns, &[], &ProcFs::new(), &mut out) {
+            Ok(code) => (code, String::from_utf8(out).unwrap(), String::new()),
+            Err(e) => {
+                let exit = e.downcast_ref::<super::super::Exit>().expect("an Exit");
+                (exit.code, String::from_utf8(out).unwrap(), e.to_string())
+            }
+        }
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //!
 //! With `--json` anywhere before a `--` (and not after `run`, whose arguments from CMD on are
 //! CMD's), an error that ends the command is one line of JSON on stderr, for scripts and agents:
-//! `{"error": {"kind": "usage" | "failed", "message": "...", "causes": ["..."], "exit_code": N}}`
+//! `{"error": {"kind": KIND, "message": "...", "causes": ["..."], "exit_code": N}}`
 //! (`usage`: the command line was not understood, exit 2; `failed`: the command could not do
-//! its work; `causes`: the chain of reasons under `message`, outermost first). The shape is
-//! stable: fields may be added, none removed or renamed.
+//! its work, exit 2; `refused`, `not_found`, `bad_input`: a command's own [`Exit`], with its
+//! code; `causes`: the chain of reasons under `message`, outermost first). The shape is stable:
+//! fields may be added, none removed or renamed.
 
 use std::path::Path;
 
@@ -120,15 +121,83 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> i32 {
     };
     match run(cli) {
         Ok(code) => code,
-        Err(e) if json => {
-            let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
-            print_json_error("failed", &e.to_string(), &causes, 2);
-            2
-        }
         Err(e) => {
-            eprintln!("agent-guard: {e:#}");
-            2
+            let (kind, code) = match e.downcast_ref::<Exit>() {
+                Some(exit) => (exit.kind.as_str(), exit.code),
+                None => ("failed", 2),
+            };
+            if json {
+                let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                print_json_error(kind, &e.to_string(), &causes, code);
+            } else {
+                eprintln!("agent-guard: {e:#}");
+            }
+            code
         }
+    }
+}
+
+/// A command's own way of ending without doing its work, with its exit code: reported by
+/// [`main_with`] as every error is (one JSON line under `--json`), but with this code and kind
+/// instead of `failed` and 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub kind: ExitKind,
+    pub code: i32,
+    pub message: String,
+}
+
+/// The `kind` of an [`Exit`] in the JSON error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Not allowed for this caller (an agent), or an override operation refused: exit 1.
+    Refused,
+    /// Nothing matched what the command was asked about: exit 1.
+    NotFound,
+    /// The input named something that is not there or not valid (a pid): exit 2.
+    BadInput,
+}
+
+impl ExitKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Refused => "refused",
+            ExitKind::NotFound => "not_found",
+            ExitKind::BadInput => "bad_input",
+        }
+    }
+}
+
+impl Exit {
+    /// Refused for this caller or this request: exit 1.
+    pub fn refused(message: impl Into<String>) -> anyhow::Error {
+        Exit {
+            kind: ExitKind::Refused,
+            code: 1,
+            message: message.into(),
+        }
+        .into()
+    }
+
+    /// Nothing matches: exit 1.
+    pub fn not_found(message: impl Into<String>) -> anyhow::Error {
+        Exit {
+            kind: ExitKind::NotFound,
+            code: 1,
+            message: message.into(),
+        }
+        .into()
+    }
+
+    /// The input names what is not there: exit 2.
+    pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+        Exit {
+            kind: ExitKind::BadInput,
+            code: 2,
+            message: message.into(),
+        }
+        .into()
     }
 }
 

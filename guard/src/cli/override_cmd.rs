@@ -125,8 +125,11 @@ pub fn run(cmd: OverrideCommand) -> anyhow::Result<i32> {
         Ok(code) => Ok(code),
         Err(Failure::Refused(e)) => {
             // Messages can quote the agent-writable spool (a field name, an id): escape them.
-            eprintln!("agent-guard: {}", printable(&e.to_string()));
-            Ok(exit_code(&e))
+            let message = printable(&e.to_string());
+            Err(match exit_code(&e) {
+                1 => super::Exit::refused(message),
+                _ => super::Exit::bad_input(message),
+            })
         }
         Err(Failure::Other(e)) => Err(e),
     }

@@ -85,10 +85,11 @@ fn kept_rows(locations: &Locations, q: &KeptQuery) -> anyhow::Result<Vec<StoredK
 /// `restore` and `purge` write as the human: refused inside an agent's tree (exit 1, as a
 /// refused override operation). A courtesy: the store is unreadable to agents anyway, and what
 /// a restore would write, the zones' rules judge.
-fn refused_for_agent(command: &str) -> Option<i32> {
-    let agent = process_env(AGENT_ENV).filter(|v| !v.is_empty())?;
-    eprintln!(
-        "agent-guard: agent-guard undo {command} must be run by a human, not by an agent: this process runs under agent-guard as agent {agent:?} ({AGENT_ENV} is set); ask the user to run it in their own terminal"
-    );
-    Some(1)
+fn refuse_agents(command: &str) -> anyhow::Result<()> {
+    match process_env(AGENT_ENV).filter(|v| !v.is_empty()) {
+        Some(agent) => Err(super::Exit::refused(format!(
+            "agent-guard undo {command} must be run by a human, not by an agent: this process runs under agent-guard as agent {agent:?} ({AGENT_ENV} is set); ask the user to run it in their own terminal"
+        ))),
+        None => Ok(()),
+    }
 }

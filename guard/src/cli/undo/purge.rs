@@ -13,7 +13,7 @@ use crate::snapshots::purge::{remove_session, sessions};
 use crate::snapshots::SessionId;
 use crate::vocab::human_bytes;
 
-use super::refused_for_agent;
+use super::refuse_agents;
 
 #[derive(clap::Args, Debug)]
 pub struct PurgeArgs {
@@ -36,9 +36,7 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: &PurgeArgs, locations: &Locations) -> anyhow::Result<i32> {
-    if let Some(code) = refused_for_agent("purge") {
-        return Ok(code);
-    }
+    refuse_agents("purge")?;
     let chosen = [args.session.is_some(), args.older_than.is_some(), args.all];
     if chosen.iter().filter(|c| **c).count() > 1 {
         bail!("give one of --session, --older-than and --all");
@@ -76,8 +74,9 @@ pub fn run(args: &PurgeArgs, locations: &Locations) -> anyhow::Result<i32> {
     }
     if let Some(session) = &args.session {
         if !gone.contains(&session.to_string()) {
-            eprintln!("no session {session} in the store");
-            return Ok(1);
+            return Err(crate::cli::Exit::not_found(format!(
+                "no session {session} in the store"
+            )));
         }
     }
     if !args.dry_run && !gone.is_empty() && locations.audit_db.exists() {

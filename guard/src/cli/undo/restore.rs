@@ -7,7 +7,7 @@ use crate::paths::Locations;
 use crate::snapshots::restore::{restore, Restored};
 use crate::vocab::printable;
 
-use super::{kept_rows, refused_for_agent, Selection};
+use super::{kept_rows, refuse_agents, Selection};
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
@@ -24,17 +24,14 @@ pub struct RestoreArgs {
 }
 
 pub fn run(args: &RestoreArgs, locations: &Locations) -> anyhow::Result<i32> {
-    if let Some(code) = refused_for_agent("restore") {
-        return Ok(code);
-    }
+    refuse_agents("restore")?;
     let s = &args.select;
     if args.ids.is_empty() && s.session.is_none() && s.since.is_none() {
         bail!("name what to restore: entry ids, --session SESSION or --since WHEN (see `agent-guard undo list`)");
     }
     let rows = kept_rows(locations, &s.query(&args.ids))?;
     if rows.is_empty() {
-        eprintln!("nothing kept matches");
-        return Ok(1);
+        return Err(crate::cli::Exit::not_found("nothing kept matches"));
     }
     let results = restore(&locations.store, &rows, args.dry_run);
     if args.json {
