@@ -17,6 +17,7 @@ pub mod listing;
 pub mod purge;
 pub mod restore;
 pub mod session;
+pub mod tree;
 
 pub use budget::StoreBudget;
 pub use layout::SessionId;

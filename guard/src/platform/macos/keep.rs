@@ -17,7 +17,7 @@
 //!   that cannot be cloned is edited anyway and recorded as not kept (an edit, not a destruction);
 //! - a directory tree moved out of its zone: cloned whole (`clonefile(2)` clones a directory
 //!   recursively) when it fits the policy's tree limit (`max_tree_copy_mb`, as on Linux, and
-//!   [`TREE_ENTRIES_LIMIT`] entries), measured first; refused when it does not.
+//!   [`TREE_ENTRIES_LIMIT`](crate::snapshots::tree::TREE_ENTRIES_LIMIT) entries), measured first; refused when it does not.
 //!
 //! No clone is started with less than [`KEEP_MARGIN`] left before the message's budget: the
 //! operation is refused instead. A clone whose message was answered by the deadline timer meanwhile
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 
 use crate::snapshots::session::{ContentKept, FileKey};
+use crate::snapshots::tree::tree_bytes;
 use crate::snapshots::Session;
 use crate::vocab::{
     EntryKind, Event, Keep, KeepFailure, KeepOutcome, KeepWhat, KeptEntry, KeptHow, RuleId,
@@ -39,9 +40,6 @@ use crate::vocab::{
 /// Time a clone and the answer after it may take at most: with less left before the budget, the
 /// operation is refused rather than kept late.
 pub const KEEP_MARGIN: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// Entries a directory tree moved out of its zone may hold and still be kept (as on Linux).
-pub const TREE_ENTRIES_LIMIT: usize = 100_000;
 
 /// The one kernel call of keeping on macOS: a copy of `source` (not followed if a symlink; a
 /// directory with everything under it) made at `target`, which must not exist.
@@ -244,7 +242,8 @@ impl MacKeeper {
                 KeepWhat::Entry | KeepWhat::Dir => Ok(Some(recorded(session, path, &meta))),
                 KeepWhat::FirstWrite => Ok(None),
                 KeepWhat::Content | KeepWhat::Tree => {
-                    let bytes = tree_bytes(path, session.limits().max_tree_bytes, deadline)?;
+                    let bytes =
+                        tree_bytes(path, session.limits().max_tree_bytes, || near(deadline))?;
                     self.clone_into(session, path, &meta, bytes, deadline)
                         .map(Some)
                 }
@@ -356,32 +355,6 @@ fn near(deadline: Instant) -> Result<(), KeepFailure> {
         ));
     }
     Ok(())
-}
-
-/// The bytes of the regular files under the directory `root` (symlinks not followed), or why it
-/// is not kept: more than `limit` bytes or [`TREE_ENTRIES_LIMIT`] entries, or the deadline near
-/// while measuring. Measured before anything is cloned.
-fn tree_bytes(root: &Path, limit: u64, deadline: Instant) -> Result<u64, KeepFailure> {
-    let io = |e: io::Error| KeepFailure::Io(format!("cannot read it: {e}"));
-    let (mut bytes, mut entries) = (0u64, 0usize);
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        near(deadline)?;
-        for e in std::fs::read_dir(&dir).map_err(io)? {
-            let e = e.map_err(io)?;
-            let meta = e.path().symlink_metadata().map_err(io)?;
-            entries += 1;
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else if meta.is_file() {
-                bytes += meta.len();
-            }
-            if bytes > limit || entries > TREE_ENTRIES_LIMIT {
-                return Err(KeepFailure::TreeTooLarge { limit });
-            }
-        }
-    }
-    Ok(bytes)
 }
 
 /// Why a clone failed, in the words a denial's reason uses.

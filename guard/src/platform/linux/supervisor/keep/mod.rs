@@ -47,10 +47,8 @@ use crate::platform::linux::sys::copy::{copy_bytes, ficlone, fstat, fstatat, ope
 use crate::platform::linux::sys::fs;
 use crate::platform::linux::sys::notify::Response;
 use crate::snapshots::session::{ContentKept, FileKey};
+use crate::snapshots::tree::tree_bytes;
 use crate::snapshots::Session;
-
-/// Entries a directory tree moved out of its zone may hold and still be copied.
-const TREE_ENTRIES_LIMIT: usize = 100_000;
 
 /// The supervisor's side of one session's store.
 pub struct Keeper {

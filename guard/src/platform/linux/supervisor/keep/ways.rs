@@ -182,27 +182,8 @@ impl Keeper {
     /// Copy a directory tree that leaves its zone, when it fits the tree limit.
     pub(super) fn keep_tree(&self, path: &Path, st: &libc::stat) -> Result<Made, KeepFailure> {
         let limit = self.session.limits().max_tree_bytes;
-        let too_large = || KeepFailure::TreeTooLarge { limit };
         let io = |e: io::Error| KeepFailure::Io(e.to_string());
-        // Measured first, so that nothing is copied of a tree that does not fit.
-        let mut bytes = 0u64;
-        let mut entries = 0usize;
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir).map_err(io)? {
-                let e = e.map_err(io)?;
-                let meta = e.path().symlink_metadata().map_err(io)?;
-                entries += 1;
-                if meta.is_dir() {
-                    stack.push(e.path());
-                } else if meta.is_file() {
-                    bytes += meta.len();
-                }
-                if bytes > limit || entries > TREE_ENTRIES_LIMIT {
-                    return Err(too_large());
-                }
-            }
-        }
+        let bytes = tree_bytes(path, limit, || Ok(()))?;
         self.store()?;
         self.session.budget.reserve(bytes)?;
         let (seq, entry_name, relative) = self.session.next_entry(path);
