@@ -126,7 +126,11 @@ mod tests {
             Ok(code) => (code, String::from_utf8(out).unwrap(), String::new()),
             Err(e) => {
                 let exit = e.downcast_ref::<super::super::Exit>().expect("an Exit");
-                (exit.code, String::from_utf8(out).unwrap(), e.to_string())
+                (
+                    exit.kind.code(),
+                    String::from_utf8(out).unwrap(),
+                    e.to_string(),
+                )
             }
         }
     }

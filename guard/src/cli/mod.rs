@@ -123,7 +123,7 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             let (kind, code) = match e.downcast_ref::<Exit>() {
-                Some(exit) => (exit.kind.as_str(), exit.code),
+                Some(exit) => (exit.kind.as_str(), exit.kind.code()),
                 None => ("failed", 2),
             };
             if json {
@@ -137,18 +137,17 @@ pub fn main_with(args: Vec<std::ffi::OsString>) -> i32 {
     }
 }
 
-/// A command's own way of ending without doing its work, with its exit code: reported by
-/// [`main_with`] as every error is (one JSON line under `--json`), but with this code and kind
-/// instead of `failed` and 2.
+/// A command's own way of ending without doing its work: reported by [`main_with`] as every
+/// error is (one JSON line under `--json`), but with its kind and exit code instead of `failed`
+/// and 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Exit {
     pub kind: ExitKind,
-    pub code: i32,
     pub message: String,
 }
 
-/// The `kind` of an [`Exit`] in the JSON error.
+/// The `kind` of an [`Exit`] in the JSON error; it decides the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
     /// Not allowed for this caller (an agent), or an override operation refused: exit 1.
@@ -167,37 +166,37 @@ impl ExitKind {
             ExitKind::BadInput => "bad_input",
         }
     }
+
+    pub fn code(self) -> i32 {
+        match self {
+            ExitKind::Refused | ExitKind::NotFound => 1,
+            ExitKind::BadInput => 2,
+        }
+    }
 }
 
 impl Exit {
-    /// Refused for this caller or this request: exit 1.
-    pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    fn error(kind: ExitKind, message: impl Into<String>) -> anyhow::Error {
         Exit {
-            kind: ExitKind::Refused,
-            code: 1,
+            kind,
             message: message.into(),
         }
         .into()
+    }
+
+    /// Refused for this caller or this request: exit 1.
+    pub fn refused(message: impl Into<String>) -> anyhow::Error {
+        Exit::error(ExitKind::Refused, message)
     }
 
     /// Nothing matches: exit 1.
     pub fn not_found(message: impl Into<String>) -> anyhow::Error {
-        Exit {
-            kind: ExitKind::NotFound,
-            code: 1,
-            message: message.into(),
-        }
-        .into()
+        Exit::error(ExitKind::NotFound, message)
     }
 
     /// The input names what is not there: exit 2.
     pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
-        Exit {
-            kind: ExitKind::BadInput,
-            code: 2,
-            message: message.into(),
-        }
-        .into()
+        Exit::error(ExitKind::BadInput, message)
     }
 }
 

@@ -139,14 +139,10 @@ fn reload_loop(
     let name = file.file_name();
     // A change made after the caller loaded `live` but before the watch began sent no event:
     // look at the file once now.
-    let mut report_at = match live.try_swap(file, ctx) {
-        Some(changed) => {
-            if changed {
-                on_event(Ok(true));
-            }
-            None
-        }
-        None => file.exists().then(|| Instant::now() + SETTLE),
+    let mut report_at = if file.exists() {
+        try_now(live, file, ctx, &on_event)
+    } else {
+        None
     };
     loop {
         let next = match report_at {
@@ -167,15 +163,7 @@ fn reload_loop(
                 if !event.paths.iter().any(|p| p.file_name() == name) || !file.exists() {
                     continue;
                 }
-                match live.try_swap(file, ctx) {
-                    Some(changed) => {
-                        report_at = None;
-                        if changed {
-                            on_event(Ok(true));
-                        }
-                    }
-                    None => report_at = Some(Instant::now() + SETTLE),
-                }
+                report_at = try_now(live, file, ctx, &on_event);
             }
             Ok(Err(_)) => {}
             Err(RecvTimeoutError::Timeout) => {
@@ -187,5 +175,24 @@ fn reload_loop(
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// Try the file as it is now: swapped in (and told, when it changed), or, while it is not valid,
+/// when to report it if nothing else happens.
+fn try_now(
+    live: &LivePolicy,
+    file: &Path,
+    ctx: &LoadContext,
+    on_event: &impl Fn(Result<bool, PolicyError>),
+) -> Option<Instant> {
+    match live.try_swap(file, ctx) {
+        Some(changed) => {
+            if changed {
+                on_event(Ok(true));
+            }
+            None
+        }
+        None => Some(Instant::now() + SETTLE),
     }
 }
