@@ -33,13 +33,28 @@ const LONG: DeadlinePlan = DeadlinePlan::Decide {
     budget: Duration::from_secs(30),
 };
 
+/// Where the zones live: not under `/tmp`, `/var` or `/etc`, which the daemon's policy spells
+/// `/private/...` as macOS resolves them, a spelling Linux has no files under. The repository's
+/// own target directory, unless the clone itself is under one of those (a clone in `/tmp`);
+/// then `/dev/shm`, which every Linux has and anyone may write.
+fn scratch() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/macos-keep-tests");
+    std::fs::create_dir_all(&target).unwrap();
+    let target = target.canonicalize().unwrap();
+    let respelled = ["/tmp", "/var", "/etc"]
+        .iter()
+        .any(|top| target.starts_with(top));
+    if respelled {
+        PathBuf::from("/dev/shm")
+    } else {
+        target
+    }
+}
+
 /// A core keeping in a real zone with `cloner` (its `before` is the rig's), under `extra`
 /// policy keys.
 fn keeps(mut cloner: FakeCloner, extra: &str) -> Keeps {
-    // Not under /tmp: the daemon's policy spells that /private/tmp, as macOS resolves it.
-    let scratch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/macos-keep-tests");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let zone_dir = tempfile::tempdir_in(scratch.canonicalize().unwrap()).unwrap();
+    let zone_dir = tempfile::tempdir_in(scratch()).unwrap();
     let zone = zone_dir.path().join("src");
     std::fs::create_dir(&zone).unwrap();
     let fake = FakeClient::new();
