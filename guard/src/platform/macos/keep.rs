@@ -21,7 +21,7 @@
 //!
 //! No clone is started with less than [`KEEP_MARGIN`] left before the message's budget: the
 //! operation is refused instead. A clone whose message was answered by the deadline timer meanwhile
-//! (a deny) is removed again by [`MacKeeper::undo`]. This must never let an operation be allowed
+//! (a deny) is removed again by `MacKeeper::undo`. This must never let an operation be allowed
 //! whose keep failed.
 
 use std::io;
