@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use crate::engine::{Action, Actor, Event, Keep, KeepFailure, KeepOutcome};
 
 use super::call::{self, Call};
-use super::emulate::{Delivery, Emulator, TaskUmask};
+use super::emulate::{Delivery, Emulation, Emulator, TaskUmask};
 use super::judge::Judge;
 use super::keep::Keeper;
 use super::plan::{self, GuardProcesses, Plan, Planner};
@@ -38,11 +38,30 @@ pub struct Handler {
     pub tasks: LiveTasks,
     /// Where keep verdicts are carried out (the judge's session), if it keeps.
     pub keeper: Option<Keeper>,
+    /// Held by every emulation that changes names: shared by those that act in one call,
+    /// exclusively by a keep, which looks at a name, keeps what is there and then acts on the
+    /// name. Without it a second thread could put another file at the name between the look
+    /// and the act (a rename away, then a rename in), and the act would destroy that file
+    /// unkept. Every agent call that removes or replaces a name is emulated, so every one of
+    /// them waits here; creating calls need not (they fail on a name that is there).
+    pub names: RwLock<()>,
 }
+
+/// Renames retried at most this often when their destination appeared after they were judged.
+const REPLANS: u32 = 3;
 
 impl Handler {
     /// Handle one notification. `None` means no answer is due (the task is gone).
     pub fn handle(&self, listener: &Listener, n: &Notification) -> Option<Response> {
+        self.handle_attempt(listener, n, 0)
+    }
+
+    fn handle_attempt(
+        &self,
+        listener: &Listener,
+        n: &Notification,
+        attempt: u32,
+    ) -> Option<Response> {
         let call = call::decode(n.nr, n.args);
         if call == Call::Umask {
             self.umasks.forget_all();
@@ -134,6 +153,23 @@ impl Handler {
                 // A root supervisor acts with the task's credentials, never its own, and never
                 // lets the kernel redo the call instead (CONTINUE would reopen the path-swap
                 // race the emulation closes).
+                // A rename judged onto a name that was not there is performed with
+                // RENAME_NOREPLACE: a file put there since was not judged (nor kept), and is
+                // judged now, on a new plan.
+                let replan_if_taken = matches!(
+                    emulation,
+                    Emulation::Rename {
+                        noreplace_added: true,
+                        ..
+                    }
+                ) && attempt < REPLANS;
+                let changes_names = matches!(
+                    emulation,
+                    Emulation::Unlink { .. }
+                        | Emulation::Rename { .. }
+                        | Emulation::Link { .. }
+                        | Emulation::LinkObject { .. }
+                );
                 let task_creds = if self.acts_as_task {
                     match self.tasks.credentials(n.tid) {
                         Some(creds) => Some(creds),
@@ -143,12 +179,18 @@ impl Handler {
                     None
                 };
                 if keeps.is_empty() {
+                    let _names = changes_names.then(|| self.names.read());
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    return match &task_creds {
+                    let response = match &task_creds {
                         None => emulator.run(emulation),
                         Some(task) => creds::as_task(task, || emulator.run(emulation))
                             .unwrap_or(Some(Response::Error(libc::EPERM))),
                     };
+                    drop(_names);
+                    if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
+                        return self.handle_attempt(listener, n, attempt + 1);
+                    }
+                    return response;
                 }
                 if task_creds.is_some_and(|task| !acts_as_itself(&task)) {
                     // Keeping writes the store, which only the supervisor's own identity may;
@@ -165,7 +207,9 @@ impl Handler {
                     return Some(Response::Error(libc::EPERM));
                 };
                 let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
+                let names = changes_names.then(|| self.names.write());
                 let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
+                drop(names);
                 let mut allowed = true;
                 for ((event, keep), outcome) in keeps.iter().zip(outcomes) {
                     allowed &= self.judge.settle(n.tid, event, keep, outcome).allows();
@@ -173,6 +217,9 @@ impl Handler {
                 if !allowed {
                     // Nothing was done: a keep that fails stops the call before it happens.
                     return Some(Response::Error(libc::EPERM));
+                }
+                if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
+                    return self.handle_attempt(listener, n, attempt + 1);
                 }
                 response?
             }
