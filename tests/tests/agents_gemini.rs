@@ -42,6 +42,28 @@ fn installed(home: &AgentHome) -> GeminiCli {
     gemini
 }
 
+/// A `gemini -p PROMPT` session against a fake model answering `script`; panics unless the
+/// run exits 0.
+fn session(home: &AgentHome, script: Vec<Turn>, prompt: &str) -> (FakeModel, AgentRun) {
+    let model = FakeModel::start(Api::GeminiGenerateContent, script);
+    let run = GeminiCli::exec(home, &model, prompt);
+    run.assert_success();
+    eprintln!("gemini session {prompt:?}: {:?}", run.elapsed);
+    (model, run)
+}
+
+/// After `install gemini-cli`, a protected `project/protected/notes.txt` and a session whose
+/// model first runs `rm` on it, then answers `then`: the home, the file, the model, the run.
+fn rm_session(then: Vec<Turn>) -> (AgentHome, std::path::PathBuf, FakeModel, AgentRun) {
+    let home = AgentHome::new();
+    let notes = home.write("project/protected/notes.txt", "my notes\n");
+    installed(&home);
+    let mut script = vec![shell("rm protected/notes.txt")];
+    script.extend(then);
+    let (model, run) = session(&home, script, "delete my notes");
+    (home, notes, model, run)
+}
+
 /// The one line of `gemini mcp list` (it prints the list on stderr) naming agent-guard.
 fn mcp_list_line(run: &AgentRun) -> Option<String> {
     let text = format!(
@@ -82,20 +104,7 @@ fn assert_told_in_result(home: &AgentHome, told: &Told, op: &str, path: &std::pa
 /// GEMINI.md install wrote reaches the model.
 #[test]
 fn install_gemini_cli_explains_a_denied_rm_to_the_model() {
-    let home = AgentHome::new();
-    let notes = home.write("project/protected/notes.txt", "my notes\n");
-    installed(&home);
-    let model = FakeModel::start(
-        Api::GeminiGenerateContent,
-        vec![
-            shell("rm protected/notes.txt"),
-            Turn::text("I could not delete it."),
-        ],
-    );
-
-    let run = GeminiCli::exec(&home, &model, "delete my notes");
-    run.assert_success();
-    eprintln!("gemini rm run: {:?}", run.elapsed);
+    let (home, notes, model, run) = rm_session(vec![Turn::text("I could not delete it.")]);
     assert!(
         String::from_utf8_lossy(&run.output.stdout).contains("I could not delete it."),
         "{}",
@@ -134,8 +143,8 @@ fn a_denied_write_file_is_explained_in_the_tool_error() {
     let home = AgentHome::new();
     let envrc = home.write("project/.envrc", "export MODE=dev\n");
     installed(&home);
-    let model = FakeModel::start(
-        Api::GeminiGenerateContent,
+    let (model, _) = session(
+        &home,
         vec![
             Turn::tool(
                 "write_file",
@@ -143,10 +152,8 @@ fn a_denied_write_file_is_explained_in_the_tool_error() {
             ),
             Turn::text("It is read-only."),
         ],
+        "switch .envrc to prod",
     );
-
-    let run = GeminiCli::exec(&home, &model, "switch .envrc to prod");
-    run.assert_success();
 
     assert_eq!(
         std::fs::read_to_string(&envrc).unwrap(),
@@ -167,18 +174,16 @@ fn a_denied_write_file_is_explained_in_the_tool_error() {
 fn harmless_command_output_reaches_the_model() {
     let home = AgentHome::new();
     installed(&home);
-    let model = FakeModel::start(
-        Api::GeminiGenerateContent,
+    let (model, _) = session(
+        &home,
         vec![
             // No `$(…)` or `$((…))`: Gemini CLI refuses any command with a `$(` in it
             // ("Command injection detected") before running it.
             shell("printf 'made by gemini\\n' > made.txt && tr a-z A-Z < made.txt"),
             Turn::text("done"),
         ],
+        "make a file",
     );
-
-    let run = GeminiCli::exec(&home, &model, "make a file");
-    run.assert_success();
 
     assert_eq!(
         std::fs::read_to_string(home.project.join("made.txt"))
@@ -241,20 +246,10 @@ fn gemini_mcp_list_connects_to_the_installed_server() {
 /// `mcp_SERVER_TOOL`), and the tool's answer the model gets names that denial.
 #[test]
 fn gemini_calls_the_installed_server_in_a_session() {
-    let home = AgentHome::new();
-    let notes = home.write("project/protected/notes.txt", "my notes\n");
-    installed(&home);
-    let model = FakeModel::start(
-        Api::GeminiGenerateContent,
-        vec![
-            shell("rm protected/notes.txt"),
-            Turn::tool("mcp_agent-guard_why_denied", json!({})),
-            Turn::text("It is protected."),
-        ],
-    );
-
-    let run = GeminiCli::exec(&home, &model, "delete my notes");
-    run.assert_success();
+    let (home, notes, model, run) = rm_session(vec![
+        Turn::tool("mcp_agent-guard_why_denied", json!({})),
+        Turn::text("It is protected."),
+    ]);
     assert!(notes.exists());
     let tools = model.model_requests()[0]["tools"].to_string();
     assert!(tools.contains("mcp_agent-guard_why_denied"), "{tools}");
