@@ -191,13 +191,16 @@ impl Runtime {
             .name("agent-guard-hasher".into())
             .stack_size(256 * 1024)
             .spawn(move || {
+                // One buffer for every file: a fresh zeroed one per file cost more than
+                // hashing a small file.
+                let mut buf = vec![0u8; 256 * 1024];
                 for job in rx {
                     match job {
                         HashJob::Drain(done) => {
                             let _ = done.send(());
                         }
                         HashJob::File { session, seq, path } => {
-                            let Ok(sha256) = restore::sha256_of(&path) else {
+                            let Ok(sha256) = restore::sha256_with(&path, &mut buf) else {
                                 continue;
                             };
                             let Some(runtime) = me.upgrade() else { return };

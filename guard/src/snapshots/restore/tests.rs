@@ -183,3 +183,19 @@ fn a_dry_run_changes_nothing() {
     assert!(matches!(&results[..], [Restored::InPlace { .. }]));
     assert!(!k.zone.join("f").exists());
 }
+
+#[test]
+fn the_hash_is_sha256_in_lower_case_hex_whatever_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("abc");
+    fs::write(&file, b"abc").unwrap();
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(sha256_of(&file).unwrap(), abc);
+    // A buffer smaller than the file, reused: the same hash.
+    let mut small = [0u8; 2];
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), abc);
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), abc);
+    fs::write(&file, b"").unwrap();
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), empty);
+}
