@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::Runtime;
 use crate::audit::{EndState, KeptRecord, KeptUpdate};
@@ -48,6 +48,9 @@ const QUIET: Duration = Duration::from_millis(20);
 /// hash stay bounded.
 const MAX_PENDING_FILES: usize = 8192;
 const MAX_PENDING_BYTES: u64 = 256 << 20;
+/// And in time: a steady trickle of keeps (never a quiet spell) leaves no row without its hash
+/// for longer than this.
+const MAX_PENDING_WAIT: Duration = Duration::from_secs(2);
 
 /// A file waiting to be hashed.
 struct Pending {
@@ -55,6 +58,7 @@ struct Pending {
     seq: u64,
     path: PathBuf,
     size: u64,
+    since: Instant,
 }
 
 /// The files waiting for a quiet spell, oldest first.
@@ -84,15 +88,22 @@ impl PendingHashes {
                     seq,
                     path,
                     size,
+                    since: Instant::now(),
                 });
             }
             HashJob::Drain(done) => drains.push(done),
         }
     }
 
-    /// The next file to hash: the oldest, if `all` are due or more wait than the bounds allow.
+    /// The next file to hash: the oldest, if `all` are due, or more wait than the bounds allow,
+    /// or it has waited too long.
     fn next(&mut self, all: bool) -> Option<Pending> {
-        let over = self.files.len() > MAX_PENDING_FILES || self.bytes > MAX_PENDING_BYTES;
+        let over = self.files.len() > MAX_PENDING_FILES
+            || self.bytes > MAX_PENDING_BYTES
+            || self
+                .files
+                .front()
+                .is_some_and(|f| f.since.elapsed() > MAX_PENDING_WAIT);
         if !(all || over) {
             return None;
         }
@@ -412,5 +423,13 @@ mod tests {
         assert_eq!(pending.next(false).map(|p| p.seq), Some(4));
         assert!(pending.next(false).is_some());
         assert!(pending.next(false).is_none());
+        // Waited too long: due in a burst too.
+        while pending.next(true).is_some() {}
+        pending.take(file(99, 0), &mut drains);
+        assert!(pending.next(false).is_none());
+        if let Some(f) = pending.files.front_mut() {
+            f.since -= MAX_PENDING_WAIT + Duration::from_millis(1);
+        }
+        assert_eq!(pending.next(false).map(|p| p.seq), Some(99));
     }
 }
