@@ -9,6 +9,8 @@
 # is a session of its own, with a fresh directory; the store grows by CALLS * 64 KiB per run.
 #   RUNS=5 CALLS=2000 bench/keep-cost.sh
 # BENCH_DIR picks the file system (default $TMPDIR or /tmp; the targets are for ext4).
+# BASELINE=/path/to/an/older/agent-guard adds its kept calls to every round ("keep-base"),
+# interleaved with this build's, so that a change is judged against the same machine's load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -34,7 +36,7 @@ run_once() {
   local kind=$1 mode=$2 dir
   case $mode in
     native) dir="$home/proj/native-$RANDOM$RANDOM" ;;
-    keep) dir="$home/proj/kept-$RANDOM$RANDOM" ;;
+    keep | keep-base) dir="$home/proj/kept-$RANDOM$RANDOM" ;;
     carve) dir="$home/proj/scratch/c-$RANDOM$RANDOM" ;;
   esac
   if [ "$kind" = first-write ]; then
@@ -43,11 +45,13 @@ run_once() {
     for i in $(seq 1 $((CALLS - 1))); do cp "$dir/w0" "$dir/w$i"; done
     sync -f "$dir/w0"
   fi
+  local ag=$AG
+  if [ "$mode" = keep-base ]; then ag=$BASELINE; fi
   if [ "$mode" = native ]; then
     "$CALLER" "$kind" "$dir" "$CALLS"
   else
     HOME="$home" AGENT_GUARD_STATE_DIR="$root/state" \
-      "$AG" run --policy "$policy" --agent bench -- "$CALLER" "$kind" "$dir" "$CALLS"
+      "$ag" run --policy "$policy" --agent bench -- "$CALLER" "$kind" "$dir" "$CALLS"
   fi
   # Nothing is removed before the end: on an ext4 without a journal (our CI machines) every
   # create scans past the inodes freed in the last minute or so, which would time the file
@@ -56,11 +60,15 @@ run_once() {
 
 declare -A got
 modes=(native keep carve)
+if [ -n "${BASELINE:-}" ]; then
+  [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE: not an executable agent-guard" >&2; exit 2; }
+  modes+=(keep-base)
+fi
 # The write-opens first: the unlinks free inodes (in the carve-out and natively).
 for kind in first-write unlink; do
   for round in $(seq 1 "$RUNS"); do
-    for k in 0 1 2; do
-      mode=${modes[$(((round + k) % 3))]}
+    for k in "${!modes[@]}"; do
+      mode=${modes[$(((round + k) % ${#modes[@]}))]}
       read -r median _ < <(run_once "$kind" "$mode")
       got[$kind.$mode]+="$median "
     done
@@ -72,7 +80,7 @@ us() { awk -v n="$1" 'BEGIN {printf "%.1f", n / 1000}'; }
 for kind in unlink first-write; do
   for mode in "${modes[@]}"; do
     m=$(median_of "${got[$kind.$mode]}")
-    declare "med_${kind//-/_}_$mode=$m"
+    declare "med_${kind//-/_}_${mode//-/_}=$m"
     printf '%-12s %-7s median call %8s µs  (runs: %s)\n' "$kind" "$mode" "$(us "$m")" "${got[$kind.$mode]}"
   done
 done
@@ -83,3 +91,7 @@ echo "verdict: unlink kept into the store / plain supervised unlink = ${ratio}x 
 first=$(us "$med_first_write_keep")
 verdict=$(awk -v n="$med_first_write_keep" 'BEGIN {print (n <= 150000) ? "met" : "NOT met"}')
 echo "verdict: first write-open of a 64 KiB file, copy included = ${first} µs (target <= 150 µs): $verdict"
+if [ -n "${BASELINE:-}" ]; then
+  ratio=$(awk -v a="$med_unlink_keep_base" -v b="$med_unlink_carve" 'BEGIN {printf "%.2f", a / b}')
+  echo "baseline ($BASELINE): unlink kept / plain supervised = ${ratio}x; first write-open = $(us "$med_first_write_keep_base") µs"
+fi

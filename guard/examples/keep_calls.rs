@@ -5,6 +5,10 @@
 //!   keep_calls unlink DIR N        makes N files of 4 KiB in DIR, then unlinks each (timed)
 //!   keep_calls first-write DIR N   write-opens DIR/w0 .. DIR/w{N-1} (made beforehand) once each
 //!                                  (timed: open and close)
+//!
+//! With `KEEP_CALLS_PAUSE_MS=T` it says `ready` on stderr once the files are made and waits T ms
+//! before the timed calls: time for `perf record -p` to attach to the supervisor (profiling the
+//! calls alone, not the making of the files).
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -35,6 +39,13 @@ fn main() {
             let path = std::str::from_utf8(name.as_bytes()).expect("utf-8");
             std::fs::write(path, [7u8; 4096]).expect("file can be written");
         }
+    }
+    if let Some(ms) = std::env::var("KEEP_CALLS_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        eprintln!("ready");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let mut times: Vec<u128> = Vec::with_capacity(n);
     for name in &names {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::Runtime;
 use crate::audit::{EndState, KeptRecord, KeptUpdate};
@@ -23,15 +23,94 @@ use crate::vocab::{Attribution, EntryKind, Event, Keep, KeepOutcome, KeptEntry, 
 /// How often the running sensor purges expired sessions from the store.
 pub(super) const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A kept file to hash: its session, number and place in the store.
+/// A kept file to hash: its session, number, place in the store and size.
 pub(super) enum HashJob {
     File {
         session: String,
         seq: u64,
         path: PathBuf,
+        size: u64,
     },
     /// Answer once everything before it is hashed.
     Drain(mpsc::Sender<()>),
+}
+
+/// How long the hasher sleeps between looks at its queue while files come, and how long none
+/// must come before it hashes what waits: a burst of keeps (an `rm -rf`, a checkout) neither
+/// wakes the hasher for each file nor shares the cores with the hashing of its own files, which
+/// follows once it is over. The content does not change meanwhile: the store is the guard's
+/// alone (a file the agent still holds open could be written through that fd, before as after
+/// a hash), and a session's end waits for every hash.
+const QUIET: Duration = Duration::from_millis(20);
+
+/// What may wait for a quiet spell at most, in files and in bytes: past either, the oldest is
+/// hashed at once, so that a session's end (which waits for every hash) and the rows without a
+/// hash stay bounded.
+const MAX_PENDING_FILES: usize = 8192;
+const MAX_PENDING_BYTES: u64 = 256 << 20;
+/// And in time: a steady trickle of keeps (never a quiet spell) leaves no row without its hash
+/// for longer than this.
+const MAX_PENDING_WAIT: Duration = Duration::from_secs(2);
+
+/// A file waiting to be hashed.
+struct Pending {
+    session: String,
+    seq: u64,
+    path: PathBuf,
+    size: u64,
+    since: Instant,
+}
+
+/// The files waiting for a quiet spell, oldest first.
+#[derive(Default)]
+struct PendingHashes {
+    files: std::collections::VecDeque<Pending>,
+    bytes: u64,
+}
+
+impl PendingHashes {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Note a job: a file waits; a drain is answered once everything before it is hashed.
+    fn take(&mut self, job: HashJob, drains: &mut Vec<mpsc::Sender<()>>) {
+        match job {
+            HashJob::File {
+                session,
+                seq,
+                path,
+                size,
+            } => {
+                self.bytes += size;
+                self.files.push_back(Pending {
+                    session,
+                    seq,
+                    path,
+                    size,
+                    since: Instant::now(),
+                });
+            }
+            HashJob::Drain(done) => drains.push(done),
+        }
+    }
+
+    /// The next file to hash: the oldest, if `all` are due, or more wait than the bounds allow,
+    /// or it has waited too long.
+    fn next(&mut self, all: bool) -> Option<Pending> {
+        let over = self.files.len() > MAX_PENDING_FILES
+            || self.bytes > MAX_PENDING_BYTES
+            || self
+                .files
+                .front()
+                .is_some_and(|f| f.since.elapsed() > MAX_PENDING_WAIT);
+        if !(all || over) {
+            return None;
+        }
+        let job = self.files.pop_front()?;
+        self.bytes -= job.size;
+        Some(job)
+    }
 }
 
 impl Runtime {
@@ -148,6 +227,7 @@ impl Runtime {
                         session: session.id.to_string(),
                         seq: entry.seq,
                         path: self.config.locations.store.join(name),
+                        size: entry.size,
                     });
                 }
             }
@@ -183,7 +263,8 @@ impl Runtime {
             .retain(|s| s.id != session.id);
     }
 
-    /// Start the thread that hashes kept files off the decision path.
+    /// Start the thread that hashes kept files off the decision path, when the sessions are
+    /// quiet (see [`QUIET`]).
     pub(super) fn start_hasher(self: &Arc<Self>) {
         let (jobs, rx) = mpsc::channel::<HashJob>();
         let me = Arc::downgrade(self);
@@ -191,23 +272,64 @@ impl Runtime {
             .name("agent-guard-hasher".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                for job in rx {
-                    match job {
-                        HashJob::Drain(done) => {
-                            let _ = done.send(());
+                // One buffer for every file: a fresh zeroed one per file cost more than
+                // hashing a small file.
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut hash = |job: Pending| {
+                    let Ok(sha256) = restore::sha256_with(&job.path, &mut buf) else {
+                        return true;
+                    };
+                    let Some(runtime) = me.upgrade() else {
+                        return false;
+                    };
+                    if let Some(store) = runtime.store.get() {
+                        store.update_kept(KeptUpdate::Hash {
+                            session: job.session,
+                            seq: job.seq,
+                            sha256,
+                        });
+                    }
+                    true
+                };
+                let mut pending = PendingHashes::default();
+                let mut drains = Vec::new();
+                let mut open = true;
+                while open {
+                    // Idle: wait for the first file (one wake-up per burst, not per file).
+                    match rx.recv() {
+                        Ok(job) => pending.take(job, &mut drains),
+                        Err(_) => open = false,
+                    }
+                    // Then sleep and drain rather than wait on the channel: a waiting receiver
+                    // makes every send a futex wake and a context switch on the path of the
+                    // kept call. Files are hashed once a sleep brought nothing new (the burst
+                    // is over), or when more wait than the bounds allow, or a drain asks.
+                    while open && !(pending.is_empty() && drains.is_empty()) {
+                        if drains.is_empty() {
+                            std::thread::sleep(QUIET);
                         }
-                        HashJob::File { session, seq, path } => {
-                            let Ok(sha256) = restore::sha256_of(&path) else {
-                                continue;
-                            };
-                            let Some(runtime) = me.upgrade() else { return };
-                            if let Some(store) = runtime.store.get() {
-                                store.update_kept(KeptUpdate::Hash {
-                                    session,
-                                    seq,
-                                    sha256,
-                                });
+                        let mut came = false;
+                        loop {
+                            match rx.try_recv() {
+                                Ok(job) => {
+                                    came = true;
+                                    pending.take(job, &mut drains);
+                                }
+                                Err(mpsc::TryRecvError::Empty) => break,
+                                Err(mpsc::TryRecvError::Disconnected) => {
+                                    open = false;
+                                    break;
+                                }
                             }
+                        }
+                        let all = !came || !drains.is_empty() || !open;
+                        while let Some(job) = pending.next(all) {
+                            if !hash(job) {
+                                return;
+                            }
+                        }
+                        for done in drains.drain(..) {
+                            let _ = done.send(());
                         }
                     }
                 }
@@ -256,5 +378,58 @@ impl Runtime {
         {
             session.set_limits(policy.snapshots);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(seq: u64, size: u64) -> HashJob {
+        HashJob::File {
+            session: "s".into(),
+            seq,
+            path: PathBuf::from(format!("/store/s/{seq}")),
+            size,
+        }
+    }
+
+    #[test]
+    fn files_wait_for_a_quiet_spell_within_bounds_and_drains_are_kept() {
+        let mut pending = PendingHashes::default();
+        let mut drains = Vec::new();
+        pending.take(file(1, 10), &mut drains);
+        pending.take(file(2, 10), &mut drains);
+        // A burst goes on: nothing is due.
+        assert!(pending.next(false).is_none());
+        let (done, _wait) = mpsc::channel();
+        pending.take(HashJob::Drain(done), &mut drains);
+        assert_eq!(drains.len(), 1);
+        // Quiet (or a drain): every file, oldest first.
+        let order: Vec<u64> = std::iter::from_fn(|| pending.next(true))
+            .map(|p| p.seq)
+            .collect();
+        assert_eq!(order, [1, 2]);
+        assert!(pending.is_empty());
+        // Over the bytes bound in a burst: the oldest is due until it fits again.
+        pending.take(file(3, MAX_PENDING_BYTES), &mut drains);
+        pending.take(file(4, 1), &mut drains);
+        assert_eq!(pending.next(false).map(|p| p.seq), Some(3));
+        assert!(pending.next(false).is_none());
+        // Over the files bound.
+        for seq in 0..=MAX_PENDING_FILES as u64 {
+            pending.take(file(10 + seq, 0), &mut drains);
+        }
+        assert_eq!(pending.next(false).map(|p| p.seq), Some(4));
+        assert!(pending.next(false).is_some());
+        assert!(pending.next(false).is_none());
+        // Waited too long: due in a burst too.
+        while pending.next(true).is_some() {}
+        pending.take(file(99, 0), &mut drains);
+        assert!(pending.next(false).is_none());
+        if let Some(f) = pending.files.front_mut() {
+            f.since -= MAX_PENDING_WAIT + Duration::from_millis(1);
+        }
+        assert_eq!(pending.next(false).map(|p| p.seq), Some(99));
     }
 }

@@ -311,16 +311,27 @@ fn copy_checked(
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The SHA-256 of a file, in hex (what the sensors record for each kept file).
 pub fn sha256_of(path: &Path) -> io::Result<String> {
+    sha256_with(path, &mut vec![0u8; 256 * 1024])
+}
+
+/// [`sha256_of`] reading through `buf`: a thread that hashes many files reuses one buffer
+/// (a fresh zeroed one costs more than hashing a small file).
+pub fn sha256_with(path: &Path, buf: &mut [u8]) -> io::Result<String> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
+        let n = file.read(buf)?;
         if n == 0 {
             return Ok(hex(&hasher.finalize()));
         }

@@ -1,6 +1,7 @@
 //! Writing the audit trail: the [`Sink`] that commits each batch from the queued writer in one
 //! transaction (all its rows or none), retrying a failing batch before counting it as dropped.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
@@ -127,6 +128,42 @@ struct Batch {
     updates: Vec<KeptUpdate>,
 }
 
+/// A hash computed while its row still waits in the same batch goes into the row (one insert
+/// rather than an insert and an update); any other update is handed back, to run after the
+/// rows in order.
+pub(super) fn fold_hash(
+    kept: &mut [KeptRecord],
+    kept_at: &HashMap<u64, usize>,
+    update: KeptUpdate,
+) -> Option<KeptUpdate> {
+    match update {
+        KeptUpdate::Hash {
+            session,
+            seq,
+            sha256,
+        } => {
+            // Entry numbers are per session: a row of another session with the same number is
+            // left alone (the update then runs as an UPDATE).
+            let row = kept_at
+                .get(&seq)
+                .and_then(|&i| kept.get_mut(i))
+                .filter(|row| row.session == session);
+            match row {
+                Some(row) => {
+                    row.sha256 = Some(sha256);
+                    None
+                }
+                None => Some(KeptUpdate::Hash {
+                    session,
+                    seq,
+                    sha256,
+                }),
+            }
+        }
+        other => Some(other),
+    }
+}
+
 impl Sink for StoreSink {
     type Record = StoreRecord;
     type Control = StoreControl;
@@ -139,12 +176,21 @@ impl Sink for StoreSink {
             kept: Vec::new(),
             updates: Vec::new(),
         };
+        // The kept rows of this batch by entry number, for the hashes that come with them.
+        let mut kept_at: HashMap<u64, usize> = HashMap::new();
         for record in records {
             match record {
                 StoreRecord::Decision(d) => batch.decisions.push(*d),
                 StoreRecord::Override(o) => batch.overrides.push(*o),
-                StoreRecord::Kept(k) => batch.kept.push(*k),
-                StoreRecord::KeptUpdate(u) => batch.updates.push(*u),
+                StoreRecord::Kept(k) => {
+                    kept_at.insert(k.seq, batch.kept.len());
+                    batch.kept.push(*k);
+                }
+                StoreRecord::KeptUpdate(u) => {
+                    if let Some(u) = fold_hash(&mut batch.kept, &kept_at, *u) {
+                        batch.updates.push(u);
+                    }
+                }
             }
         }
         self.commit(&batch, counters);

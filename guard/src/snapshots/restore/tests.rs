@@ -220,3 +220,19 @@ fn nothing_is_written_through_a_directory_turned_into_a_symlink() {
     let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn the_hash_is_sha256_in_lower_case_hex_whatever_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("abc");
+    fs::write(&file, b"abc").unwrap();
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(sha256_of(&file).unwrap(), abc);
+    // A buffer smaller than the file, reused: the same hash.
+    let mut small = [0u8; 2];
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), abc);
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), abc);
+    fs::write(&file, b"").unwrap();
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    assert_eq!(sha256_with(&file, &mut small).unwrap(), empty);
+}

@@ -2,6 +2,7 @@
 //! a killed writer that leaves no partial row.
 
 use super::*;
+use crate::audit::store::write::fold_hash;
 
 #[test]
 fn decision_record_from_engine_types() {
@@ -182,4 +183,87 @@ fn killed_writer_leaves_no_partial_row() {
         n += 1;
     }
     assert!(n > 20_000);
+}
+
+fn kept_row(session: &str, seq: u64) -> KeptRecord {
+    KeptRecord {
+        time_ms: 1000 + seq as i64,
+        session: session.into(),
+        seq,
+        agent: "claude".into(),
+        agent_pid: 5,
+        pid: 77,
+        exe: "/usr/bin/rm".into(),
+        op: OpKind::Unlink,
+        rule: RuleId::ProtectedDelete,
+        path: format!("/a/proj/{session}-{seq}"),
+        dest: None,
+        kind: crate::vocab::EntryKind::File,
+        how: crate::vocab::KeptHow::Moved,
+        store_name: Some(format!("{session}/{seq:06}-x")),
+        size: 3,
+        mode: 0o100644,
+        mtime_ns: 1,
+        sha256: None,
+        end_state: None,
+    }
+}
+
+fn hash_update(session: &str, seq: u64, sha256: &str) -> KeptUpdate {
+    KeptUpdate::Hash {
+        session: session.into(),
+        seq,
+        sha256: sha256.into(),
+    }
+}
+
+/// A hash that comes in the batch of its row goes into that row, not into another session's
+/// row with the same number; any other update is left to run after the rows.
+#[test]
+fn a_hash_in_its_rows_batch_is_folded_into_the_row() {
+    let mut kept = vec![kept_row("s1", 1), kept_row("s2", 2)];
+    let at = std::collections::HashMap::from([(1, 0), (2, 1)]);
+    assert_eq!(fold_hash(&mut kept, &at, hash_update("s1", 1, "aa")), None);
+    assert_eq!(kept[0].sha256.as_deref(), Some("aa"));
+    let elsewhere = hash_update("s1", 2, "bb");
+    assert_eq!(
+        fold_hash(&mut kept, &at, elsewhere.clone()),
+        Some(elsewhere)
+    );
+    assert_eq!(kept[1].sha256, None);
+    let end = KeptUpdate::EndState {
+        session: "s1".into(),
+        path: "/a/proj/s1-1".into(),
+        state: EndState::Absent,
+    };
+    assert_eq!(fold_hash(&mut kept, &at, end.clone()), Some(end));
+}
+
+/// Hashes reach their rows whether they come in the rows' batch or a later one, and for rows
+/// of two sessions with the same entry numbers.
+#[test]
+fn hashes_reach_their_rows_in_any_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let s = store(&path);
+    s.record_kept(kept_row("s1", 1));
+    s.record_kept(kept_row("s2", 1));
+    s.update_kept(hash_update("s2", 1, "b1"));
+    s.update_kept(hash_update("s1", 1, "a1"));
+    s.record_kept(kept_row("s1", 2));
+    s.flush().unwrap();
+    s.update_kept(hash_update("s1", 2, "a2"));
+    s.flush().unwrap();
+    let rows = AuditReader::open(&path)
+        .unwrap()
+        .kept(&KeptQuery::default())
+        .unwrap();
+    let got: Vec<(String, u64, Option<String>)> = rows
+        .into_iter()
+        .map(|r| (r.record.session, r.record.seq, r.record.sha256))
+        .collect();
+    let want = [("s1", 1, "a1"), ("s2", 1, "b1"), ("s1", 2, "a2")]
+        .map(|(s, n, h)| (s.to_string(), n, Some(h.to_string())));
+    assert_eq!(got, want);
+    assert_eq!(s.stats().kept_written, 3);
 }

@@ -277,10 +277,5 @@ fn actor(tid: i32) -> Actor {
 /// Whether a task's credentials are the supervisor's own (a root agent under a root
 /// supervisor): what the supervisor does for it with its own identity is then no more.
 fn acts_as_itself(task: &creds::Credentials) -> bool {
-    std::fs::read_to_string("/proc/thread-self/status")
-        .ok()
-        .and_then(|status| creds::Credentials::from_status(&status))
-        .is_some_and(|ours| {
-            ours.fsuid == task.fsuid && ours.fsgid == task.fsgid && ours.effective == task.effective
-        })
+    creds::thread_has_ids_of(task).unwrap_or(false)
 }

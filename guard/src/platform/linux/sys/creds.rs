@@ -161,6 +161,14 @@ fn fs_ids() -> (u32, u32) {
     }
 }
 
+/// Whether the calling thread's fs ids and effective capabilities are `task`'s: read with three
+/// system calls, not through `/proc/thread-self/status` (which costs a keep its own read and
+/// parse on every call).
+pub fn thread_has_ids_of(task: &Credentials) -> io::Result<bool> {
+    let effective = caps()?.effective;
+    Ok(fs_ids() == (task.fsuid, task.fsgid) && effective == task.effective)
+}
+
 /// What the kernel checks when a task acts on files and on other processes' /proc entries:
 /// its fs uid and gid, supplementary groups and effective capabilities
 /// (`/proc/TID/status`: the fourth `Uid:`/`Gid:` field, `Groups:`, `CapEff:`).
@@ -281,6 +289,28 @@ impl Saved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_threads_own_ids_are_told_from_anothers() {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let ours = Credentials::from_status(&status).unwrap();
+        assert!(thread_has_ids_of(&ours).unwrap());
+        let other_uid = Credentials {
+            fsuid: ours.fsuid + 1,
+            ..ours.clone()
+        };
+        let other_gid = Credentials {
+            fsgid: ours.fsgid + 1,
+            ..ours.clone()
+        };
+        let other_caps = Credentials {
+            effective: ours.effective ^ 1,
+            ..ours.clone()
+        };
+        for other in [other_uid, other_gid, other_caps] {
+            assert!(!thread_has_ids_of(&other).unwrap(), "{other:?}");
+        }
+    }
 
     #[test]
     fn credentials_are_read_from_status() {
