@@ -1,6 +1,7 @@
 //! One agent session's side of the store: its directory, the numbering of its entries, the files
 //! it has already kept since it started (a file is kept at its first write-open only), the paths
-//! it kept (whose state it leaves behind is recorded when it ends), and the brake's count of what
+//! it kept (whose state it leaves behind is recorded when it ends), the names it made itself
+//! ([`NewNames`]: a bulk restore leaves what was kept at them out), and the brake's count of what
 //! it destroyed lately.
 //!
 //! A session is one `agent-guard run` on Linux and one agent root process (pid + pidversion) on
@@ -15,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::budget::StoreBudget;
 use super::layout::{entry_name, store_name, SessionId};
+use super::new_names::NewNames;
 use crate::engine::BrakeState;
 use crate::policy::SnapshotPolicy;
 use crate::vocab::KeptEntry;
@@ -80,6 +82,9 @@ pub struct Session {
     /// Signalled when a claim on a file's content ends.
     claim_ended: Condvar,
     kept_paths: Mutex<(HashSet<PathBuf>, Vec<PathBuf>)>,
+    /// The names in zones that keep that the session made itself (the sensor marks them as it
+    /// performs the calls; a kept entry records whether its path was one).
+    pub new_names: NewNames,
     brake: Mutex<BrakeWindow>,
 }
 
@@ -105,6 +110,7 @@ impl Session {
             kept_files: Mutex::default(),
             claim_ended: Condvar::new(),
             kept_paths: Mutex::default(),
+            new_names: NewNames::default(),
             brake: Mutex::default(),
         }
     }

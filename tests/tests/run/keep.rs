@@ -201,7 +201,7 @@ fn the_issues_false_positives_succeed_and_are_undoable() {
     // Everything there before the session is back, byte for byte, except README.md: `sed -i`
     // renamed it to README.md.bak within the zone (not a destruction) and wrote a new
     // README.md; the deleted README.md.bak comes back with the original bytes. What the
-    // session made and deleted comes back too (a restore puts back what was destroyed).
+    // session made and deleted itself is left out.
     let after = tree(&s.path("proj"));
     for (path, value) in &before {
         let want = if path == "README.md" {
@@ -219,8 +219,137 @@ fn the_issues_false_positives_succeed_and_are_undoable() {
         "Makefile",
         "tests/_tmp/a/f",
     ] {
+        assert!(!after.contains_key(made), "{made}: {said}");
+    }
+    assert!(said.contains("--include-new"), "{said}");
+}
+
+/// An agent session that makes files, a directory tree, a symlink and a hard link, brings a
+/// file in from outside the zone, renames what it made and removes all of it; it also removes
+/// two files that were there before.
+fn make_and_remove(s: &Sandbox) {
+    let out = s.agent(
+        r#"set -e
+        cd proj
+        mkdir -p dist/js && echo app > dist/js/app.js && echo map > dist/app.map
+        ln -s js/app.js dist/latest
+        echo obj > tmp.o && rm tmp.o
+        echo draft > notes.txt && mv notes.txt src/notes.md && rm src/notes.md
+        echo gen > "$OUTSIDE/g.json" && mv "$OUTSIDE/g.json" gen.json && rm gen.json
+        ln src/main.rs alias.rs && rm alias.rs
+        rm -rf dist
+        rm src/sub/lib.rs README.md
+        echo all-done"#,
+    );
+    assert!(
+        out.status.success() && text(&out).contains("all-done"),
+        "{}",
+        text(&out)
+    );
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+}
+
+/// What was kept at the paths the session made itself: relative path → whether `undo list`
+/// marks it made during the session.
+fn made_marks(s: &Sandbox) -> BTreeMap<String, bool> {
+    let proj = s.path("proj").display().to_string();
+    kept_entries(s)
+        .iter()
+        .map(|e| {
+            let path = e["path"].as_str().unwrap();
+            let rel = path.strip_prefix(&proj).unwrap().trim_start_matches('/');
+            (rel.to_string(), e["new_in_session"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_bulk_restore_leaves_out_what_the_session_made_and_removed_itself() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    make_and_remove(&s);
+    let made = made_marks(&s);
+    let want: BTreeMap<String, bool> = [
+        ("dist", true),
+        ("dist/js", true),
+        ("dist/js/app.js", true),
+        ("dist/app.map", true),
+        ("dist/latest", true),
+        ("tmp.o", true),
+        ("src/notes.md", true),
+        ("gen.json", true),
+        ("alias.rs", true),
+        ("src/sub/lib.rs", false),
+        ("README.md", false),
+    ]
+    .into_iter()
+    .map(|(p, new)| (p.to_string(), new))
+    .collect();
+    assert_eq!(made, want);
+    let listed = s.guard(&["undo", "list"]);
+    let listed = text(&listed);
+    assert_eq!(
+        listed.matches("(made during the session)").count(),
+        9,
+        "{listed}"
+    );
+    // A dry run says the same as the restore.
+    let dry = s.guard(&["undo", "restore", "--since", "1h", "--dry-run"]);
+    assert!(text(&dry).contains("left out 9 entries"), "{}", text(&dry));
+    let said = restore_all(&s);
+    assert!(
+        said.contains("left out 9 entries") && said.contains("--include-new"),
+        "{said}"
+    );
+    // Exactly what was there before: the two files back, nothing the session made.
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+#[test]
+fn a_bulk_restore_with_include_new_and_a_restore_by_id_bring_back_what_the_session_made() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    make_and_remove(&s);
+    let out = s.guard(&["undo", "restore", "--since", "1h", "--include-new"]);
+    let said = text(&out);
+    assert!(out.status.success() && !said.contains("left out"), "{said}");
+    let after = tree(&s.path("proj"));
+    for (path, value) in &before {
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
+    }
+    let hash = |text: &str| {
+        let digest = Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(after["dist/js/app.js"], format!("{} 644", hash("app\n")));
+    assert_eq!(after["dist/latest"], "-> js/app.js");
+    for made in [
+        "dist/app.map",
+        "tmp.o",
+        "src/notes.md",
+        "gen.json",
+        "alias.rs",
+    ] {
         assert!(after.contains_key(made), "{made}: {said}");
     }
+
+    // Named by id, an entry the session made is restored without the flag.
+    let s = keep_sandbox();
+    make_and_remove(&s);
+    let id = kept_entries(&s)
+        .iter()
+        .find(|e| e["path"] == s.path("proj/tmp.o").display().to_string())
+        .map(|e| e["id"].to_string())
+        .unwrap();
+    let out = s.guard(&["undo", "restore", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/tmp.o")).unwrap(),
+        "obj\n"
+    );
 }
 
 #[test]

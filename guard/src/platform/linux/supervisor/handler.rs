@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 use crate::engine::{Action, Actor, Event, Keep, KeepFailure, KeepOutcome};
 
 use super::call::{self, Call};
-use super::emulate::{Delivery, Emulator, TaskUmask};
+use super::emulate::{Delivery, Emulation, Emulator, TaskUmask};
 use super::judge::Judge;
 use super::keep::Keeper;
+use super::new_names::NameChange;
 use super::plan::{self, GuardProcesses, Plan, Planner};
 use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
@@ -142,13 +143,27 @@ impl Handler {
                 } else {
                     None
                 };
+                // The names the call makes, moves or removes in zones that keep, for the
+                // session (noted once it is performed, after what it keeps is settled: a kept
+                // entry says whether its path was new before the call).
+                let names = self.keeper.as_ref().map(|k| &k.session.new_names);
+                let name_change = |emulation: &Emulation| {
+                    names.map_or(NameChange::Nothing, |names| {
+                        NameChange::before(emulation, &|p| self.judge.keeps_at(p), names)
+                    })
+                };
                 if keeps.is_empty() {
+                    let change = name_change(&emulation);
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
-                    return match &task_creds {
+                    let response = match &task_creds {
                         None => emulator.run(emulation),
                         Some(task) => creds::as_task(task, || emulator.run(emulation))
                             .unwrap_or(Some(Response::Error(libc::EPERM))),
                     };
+                    if let Some(names) = names {
+                        change.after(response.as_ref(), names);
+                    }
+                    return response;
                 }
                 if task_creds.is_some_and(|task| !acts_as_itself(&task)) {
                     // Keeping writes the store, which only the supervisor's own identity may;
@@ -164,6 +179,7 @@ impl Handler {
                     self.cannot_keep(n.tid, &keeps, "agent-guard has no snapshot store here");
                     return Some(Response::Error(libc::EPERM));
                 };
+                let change = name_change(&emulation);
                 let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
                 let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
                 let mut allowed = true;
@@ -172,8 +188,13 @@ impl Handler {
                 }
                 if !allowed {
                     // Nothing was done: a keep that fails stops the call before it happens.
+                    change.after(
+                        Some(&Response::Error(libc::EPERM)),
+                        &keeper.session.new_names,
+                    );
                     return Some(Response::Error(libc::EPERM));
                 }
+                change.after(response.as_ref(), &keeper.session.new_names);
                 response?
             }
         };

@@ -1,0 +1,132 @@
+//! The names an emulated call makes, moves or removes in zones that keep, noted in the agent
+//! session's [`NewNames`] as the call is performed: a bulk `undo restore` leaves out what the
+//! session made itself (docs/snapshots.md).
+//!
+//! Looked at before the call (what it will do, whether a creating open's file is there yet),
+//! noted after it (only what happened). A creating open is noted before it is performed,
+//! because the task may be answered by the open itself and remove the file at once; the note is
+//! taken back when the file is not there afterwards.
+//!
+//! It must never change a file or an answer: it only tells the session what was done.
+
+use std::path::{Path, PathBuf};
+
+use super::emulate::{path_of, Emulation};
+use crate::platform::linux::sys::notify::Response;
+use crate::snapshots::new_names::NewNames;
+
+/// What a call does to names in zones that keep.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NameChange {
+    Nothing,
+    /// mkdir, mknod, symlink, link: the name is new once the call succeeds (it fails on a name
+    /// that exists).
+    Makes(PathBuf),
+    /// A creating open of a file that was not there: noted already (see the module).
+    Opens(PathBuf),
+    /// unlink, rmdir.
+    Removes(PathBuf),
+    /// A rename; `from_kept`/`to_kept`: whether each side lies in a zone that keeps.
+    Renames {
+        from: PathBuf,
+        to: PathBuf,
+        from_kept: bool,
+        to_kept: bool,
+        exchange: bool,
+    },
+}
+
+impl NameChange {
+    /// What `emulation` will do to names where `keeps_at`, looked at before it runs. A creating
+    /// open of a file that is not there is noted in `names` now.
+    pub fn before(
+        emulation: &Emulation,
+        keeps_at: &dyn Fn(&Path) -> bool,
+        names: &NewNames,
+    ) -> NameChange {
+        let kept = |path: PathBuf| {
+            if keeps_at(&path) {
+                Some(path)
+            } else {
+                None
+            }
+        };
+        let change = match emulation {
+            Emulation::Open { path, flags, .. } if flags & libc::O_CREAT != 0 => {
+                match kept(path.clone()) {
+                    Some(path) if std::fs::symlink_metadata(&path).is_err() => {
+                        names.created(&path);
+                        Some(NameChange::Opens(path))
+                    }
+                    _ => None,
+                }
+            }
+            Emulation::Mkdir { parent, name, .. }
+            | Emulation::Mknod { parent, name, .. }
+            | Emulation::Symlink { parent, name, .. }
+            | Emulation::Link {
+                to_parent: parent,
+                to_name: name,
+                ..
+            }
+            | Emulation::LinkObject {
+                to_parent: parent,
+                to_name: name,
+                ..
+            } => kept(path_of(parent, name)).map(NameChange::Makes),
+            Emulation::Unlink { parent, name, .. } => {
+                kept(path_of(parent, name)).map(NameChange::Removes)
+            }
+            Emulation::Rename {
+                from_parent,
+                from_name,
+                to_parent,
+                to_name,
+                flags,
+            } => {
+                let (from, to) = (path_of(from_parent, from_name), path_of(to_parent, to_name));
+                let (from_kept, to_kept) = (keeps_at(&from), keeps_at(&to));
+                (from_kept || to_kept).then_some(NameChange::Renames {
+                    from,
+                    to,
+                    from_kept,
+                    to_kept,
+                    exchange: flags & libc::RENAME_EXCHANGE != 0,
+                })
+            }
+            _ => None,
+        };
+        change.unwrap_or(NameChange::Nothing)
+    }
+
+    /// Note what the call did, given its answer (`None`: answered already, or the task is gone).
+    pub fn after(self, response: Option<&Response>, names: &NewNames) {
+        let performed = matches!(response, Some(Response::Value(_)));
+        match self {
+            NameChange::Nothing => {}
+            NameChange::Opens(path) => {
+                if std::fs::symlink_metadata(&path).is_err() {
+                    names.removed(&path);
+                }
+            }
+            _ if !performed => {}
+            NameChange::Makes(path) => names.created(&path),
+            NameChange::Removes(path) => names.removed(&path),
+            NameChange::Renames {
+                from,
+                to,
+                from_kept,
+                to_kept,
+                exchange,
+            } => match (from_kept, to_kept, exchange) {
+                (true, true, false) => names.renamed(&from, &to),
+                (true, true, true) => names.exchanged(&from, &to),
+                // Brought in from outside the zones that keep: the session's own.
+                (false, true, _) => names.created(&to),
+                (true, false, true) => names.created(&from),
+                (true, false, false) => names.removed(&from),
+                (false, false, _) => {}
+            },
+        }
+    }
+}
