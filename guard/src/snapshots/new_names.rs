@@ -51,13 +51,15 @@ impl NewNames {
     }
 
     /// `from` was renamed to `to`, both in zones that keep: `to` (and what lies below it) is the
-    /// session's own exactly when `from` was. What `to` named before is gone.
-    pub fn renamed(&self, from: &Path, to: &Path) {
+    /// session's own exactly when `from` was, or when the sensor kept `from` itself before the
+    /// rename (`from_kept`: a restore puts the file back at `from`, so what is at `to` is a
+    /// second copy of it). What `to` named before is gone.
+    pub fn renamed(&self, from: &Path, to: &Path, from_kept: bool) {
         if from == to {
             return;
         }
         let mut marks = self.marks();
-        let status = status_of(&marks, from);
+        let status = from_kept || status_of(&marks, from);
         let below = take_below(&mut marks, from);
         take_below(&mut marks, to);
         put_below(&mut marks, to, below);
@@ -166,27 +168,30 @@ mod tests {
         let n = NewNames::default();
         // An editor's save: a new temporary file renamed over a file that was there.
         n.created(p("/h/f.tmp"));
-        n.renamed(p("/h/f.tmp"), p("/h/f"));
+        n.renamed(p("/h/f.tmp"), p("/h/f"), false);
         assert!(!n.is_new(p("/h/f.tmp")));
         assert!(n.is_new(p("/h/f")));
-        // GNU sed -i.bak: the original renamed aside stays the human's.
-        n.renamed(p("/h/g"), p("/h/g.bak"));
+        // GNU sed -i.bak: the original renamed aside stays the human's, unless the sensor kept
+        // it at its old name (then a restore puts it back there, and g.bak is a second copy).
+        n.renamed(p("/h/g"), p("/h/g.bak"), false);
         assert!(!n.is_new(p("/h/g.bak")));
+        n.renamed(p("/h/k"), p("/h/k.bak"), true);
+        assert!(n.is_new(p("/h/k.bak")) && !n.is_new(p("/h/k")));
         // A tree the session made, moved: its marks move with it, old and new.
         n.created(p("/h/build"));
         n.created(p("/h/build/out"));
-        n.renamed(p("/h/src.rs"), p("/h/build/src.rs"));
+        n.renamed(p("/h/src.rs"), p("/h/build/src.rs"), false);
         assert!(!n.is_new(p("/h/build/src.rs")), "there before, moved in");
-        n.renamed(p("/h/build"), p("/h/dist"));
+        n.renamed(p("/h/build"), p("/h/dist"), false);
         assert!(!n.is_new(p("/h/build")) && !n.is_new(p("/h/build/out")));
         assert!(n.is_new(p("/h/dist")) && n.is_new(p("/h/dist/out")));
         assert!(!n.is_new(p("/h/dist/src.rs")));
         // Moved back out from under the new directory, it is still the human's.
-        n.renamed(p("/h/dist/src.rs"), p("/h/src.rs"));
+        n.renamed(p("/h/dist/src.rs"), p("/h/src.rs"), false);
         assert!(!n.is_new(p("/h/src.rs")));
         // A name the session made renamed over one it made: the new content is its own.
         n.created(p("/h/a"));
-        n.renamed(p("/h/old"), p("/h/a"));
+        n.renamed(p("/h/old"), p("/h/a"), false);
         assert!(!n.is_new(p("/h/a")), "what was at old was there before");
     }
 

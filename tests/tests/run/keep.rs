@@ -198,19 +198,14 @@ fn the_issues_false_positives_succeed_and_are_undoable() {
         "README\n"
     );
     let said = restore_all(&s);
-    // Everything there before the session is back, byte for byte, except README.md: `sed -i`
-    // renamed it to README.md.bak within the zone (not a destruction) and wrote a new
-    // README.md; the deleted README.md.bak comes back with the original bytes. What the
-    // session made and deleted itself is left out.
+    // Everything there before the session is back, byte for byte (README.md too: `sed -i.bak`
+    // renamed it to README.md.bak, which kept it at its old name). What the session made and
+    // deleted itself is left out, README.md.bak among it.
     let after = tree(&s.path("proj"));
     for (path, value) in &before {
-        let want = if path == "README.md" {
-            &after["README.md.bak"]
-        } else {
-            &after[path]
-        };
-        assert_eq!(value, want, "{path}: {said}");
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
     }
+    assert!(!after.contains_key("README.md.bak"), "{said}");
     for made in [
         "scratch.txt",
         "dist/app.js",
@@ -350,6 +345,86 @@ fn a_bulk_restore_with_include_new_and_a_restore_by_id_bring_back_what_the_sessi
         std::fs::read_to_string(s.path("proj/tmp.o")).unwrap(),
         "obj\n"
     );
+}
+
+/// GNU `sed -i.bak f; rm f.bak` renames `f` to `f.bak` and its temporary file to `f`: the
+/// rename keeps `f` at its name, so a bulk restore undoes the edit at `f`, and leaves out
+/// `f.bak` (a name the session made). An editor's atomic save (a temporary file renamed over
+/// the file) keeps the file it replaces and nothing of the temporary file; a plain `mv` within
+/// the zone is undone at the old name.
+#[test]
+fn sed_in_place_is_undone_at_the_file_and_an_atomic_save_keeps_no_temporary() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    let out = s.agent(
+        r#"set -e
+        cd proj
+        sed --version | head -1
+        sed -i.bak s/readme/README/ README.md && rm README.md.bak
+        python3 -c '
+import os
+with open("src/.main.rs.swp", "w") as f:
+    f.write("saved\n")
+os.replace("src/.main.rs.swp", "src/main.rs")'
+        mv src/sub/lib.rs src/sub/lib2.rs
+        echo all-done"#,
+    );
+    let t = text(&out);
+    assert!(
+        out.status.success() && t.contains("all-done") && t.contains("GNU sed"),
+        "{t}"
+    );
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "README\n"
+    );
+    let kept = kept_entries(&s);
+    let entry = |rel: &str| {
+        let path = s.path(rel).display().to_string();
+        let found: Vec<&Value> = kept.iter().filter(|e| e["path"] == path).collect();
+        assert_eq!(found.len(), 1, "{rel}: {kept:#?}");
+        let e = found[0];
+        (
+            e["rule"].as_str().unwrap().to_string(),
+            e["how"].as_str().unwrap().to_string(),
+            e["new_in_session"].as_bool().unwrap(),
+        )
+    };
+    let rule = |r: &str, how: &str, new: bool| (r.to_string(), how.to_string(), new);
+    assert_eq!(
+        entry("proj/README.md"),
+        rule("protected_rename", "linked", false)
+    );
+    assert_eq!(
+        entry("proj/README.md.bak"),
+        rule("protected_delete", "moved", true)
+    );
+    assert_eq!(
+        entry("proj/src/main.rs"),
+        rule("protected_replace", "linked", false)
+    );
+    assert_eq!(
+        entry("proj/src/sub/lib.rs"),
+        rule("protected_rename", "linked", false)
+    );
+    assert!(
+        kept.iter().all(|e| {
+            let path = e["path"].as_str().unwrap();
+            !path.contains(".main.rs.swp") && !path.contains("/sed")
+        }),
+        "no temporary file is kept: {kept:#?}"
+    );
+    let said = restore_all(&s);
+    assert!(said.contains("left out 1 entry"), "{said}");
+    let after = tree(&s.path("proj"));
+    for (path, value) in &before {
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
+    }
+    // The file's new name stays (a restore never removes anything); the backup does not come
+    // back.
+    let extra: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(extra, vec!["src/sub/lib2.rs"], "{said}");
 }
 
 #[test]

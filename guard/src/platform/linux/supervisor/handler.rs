@@ -182,6 +182,17 @@ impl Handler {
                 let change = name_change(&emulation);
                 let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
                 let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
+                let mut change = change;
+                change.kept(
+                    &outcomes
+                        .iter()
+                        .flat_map(|o| match o {
+                            KeepOutcome::Kept(entries) => entries.as_slice(),
+                            KeepOutcome::Failed { .. } => &[],
+                        })
+                        .map(|e| e.path.as_path())
+                        .collect::<Vec<_>>(),
+                );
                 let mut allowed = true;
                 for ((event, keep), outcome) in keeps.iter().zip(outcomes) {
                     allowed &= self.judge.settle(n.tid, event, keep, outcome).allows();

@@ -33,6 +33,8 @@ pub enum NameChange {
         from_kept: bool,
         to_kept: bool,
         exchange: bool,
+        /// The sensor kept the file at `from` before the rename (see [`NameChange::kept`]).
+        from_stored: bool,
     },
 }
 
@@ -92,11 +94,23 @@ impl NameChange {
                     from_kept,
                     to_kept,
                     exchange: flags & libc::RENAME_EXCHANGE != 0,
+                    from_stored: false,
                 })
             }
             _ => None,
         };
         change.unwrap_or(NameChange::Nothing)
+    }
+
+    /// What the keeper stored for the call: a rename's source among it (a file renamed within
+    /// its zone, kept at its old name) makes the destination a second copy, the session's own.
+    pub fn kept(&mut self, stored: &[&Path]) {
+        if let NameChange::Renames {
+            from, from_stored, ..
+        } = self
+        {
+            *from_stored = stored.contains(&from.as_path());
+        }
     }
 
     /// Note what the call did, given its answer (`None`: answered already, or the task is gone).
@@ -118,8 +132,9 @@ impl NameChange {
                 from_kept,
                 to_kept,
                 exchange,
+                from_stored,
             } => match (from_kept, to_kept, exchange) {
-                (true, true, false) => names.renamed(&from, &to),
+                (true, true, false) => names.renamed(&from, &to, from_stored),
                 (true, true, true) => names.exchanged(&from, &to),
                 // Brought in from outside the zones that keep: the session's own.
                 (false, true, _) => names.created(&to),
