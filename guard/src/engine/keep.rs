@@ -145,7 +145,7 @@ mod tests {
     use crate::policy::{LoadContext, Platform};
     use crate::vocab::{KeepItem, KeepWhat};
 
-    fn policy() -> Policy {
+    fn policy_of(json: &str) -> Policy {
         let ctx = LoadContext {
             platform: Platform::Linux,
             homes: vec!["/h".into()],
@@ -154,12 +154,13 @@ mod tests {
             unreadable: vec![],
             resolve_symlinks: false,
         };
-        crate::policy::from_json(
+        crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap()
+    }
+
+    fn policy() -> Policy {
+        policy_of(
             r#"{"protected_zones": ["/h"], "snapshots": {"brake": {"files": 3, "mb": 1, "window": "60s"}}}"#,
-            Path::new("p.json"),
-            &ctx,
         )
-        .unwrap()
     }
 
     fn delete(path: &str) -> (Action, Keep) {
@@ -208,21 +209,10 @@ mod tests {
 
     #[test]
     fn keeping_happens_in_zones_that_keep_outside_their_carve_outs() {
-        let ctx = LoadContext {
-            platform: Platform::Linux,
-            homes: vec!["/h".into()],
-            guard_paths: vec![],
-            agent_writable: vec![],
-            unreadable: vec![],
-            resolve_symlinks: false,
-        };
-        let policy = crate::policy::from_json(
+        let policy = policy_of(
             r#"{"protected_zones": [{"path": "/h/p", "except": ["**/target/**"]},
                                     {"path": "/h/d", "on_destroy": "deny"}]}"#,
-            Path::new("p.json"),
-            &ctx,
-        )
-        .unwrap();
+        );
         assert!(keeps_at(&policy, Path::new("/h/p/src/a.rs")));
         assert!(keeps_at(&policy, Path::new("/h/p")));
         assert!(!keeps_at(&policy, Path::new("/h/p/target/debug/x")));
