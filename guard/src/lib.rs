@@ -2,7 +2,7 @@
 //!
 //! The flow (docs/design.md has the layers and the decision table; the README the rest):
 //! a sensor in [`platform`] turns a kernel event into a neutral [`vocab::Event`]; [`lineage`]
-//! says whether the actor is agent-attributed; [`engine::decide`] answers with a
+//! says whether the actor is agent-attributed; [`engine::decide()`] answers with a
 //! [`vocab::Verdict`] from the [`policy`] and the override [`vocab::Grants`]; [`audit`] records
 //! denials off the hot path; [`overrides`] and [`feedback`] close the loop with the agent.
 //!

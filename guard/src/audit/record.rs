@@ -68,7 +68,7 @@ pub struct DenialRecord {
     /// The exact command that requests an override.
     #[serde(default)]
     pub hint: String,
-    /// For an exec: the arguments the program was run with (argv, argv[0] first), as denied.
+    /// For an exec: the arguments the program was run with (argv, `argv[0]` first), as denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<String>>,
     /// Set on a summary of repeated denials: this record stands for `count` more denials like
@@ -210,7 +210,7 @@ fn next_id(since_epoch: Duration) -> String {
     format!("{}-{}-{}", since_epoch.as_millis(), std::process::id(), n)
 }
 
-/// The name codex-es-guard put in `process`: the real executable's basename (never argv[0],
+/// The name codex-es-guard put in `process`: the real executable's basename (never `argv[0]`,
 /// which the agent controls), falling back to comm when the sensor had no executable.
 fn process_name(event: &Event) -> String {
     let actor = &event.actor;

@@ -51,7 +51,7 @@ pub struct CheckArgs {
     /// Print the decision as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// For exec: the arguments, argv[0] first (`-- git clean -fdx`).
+    /// For exec: the arguments, `argv[0]` first (`-- git clean -fdx`).
     #[arg(last = true)]
     pub argv: Vec<String>,
 }

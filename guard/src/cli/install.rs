@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::feedback::AgentKind;
-use crate::install::{apply, plan, unified_diff, Direction};
+use crate::install::{apply, plan, unified_diff, Direction, InstallError};
 use crate::overrides::now_unix;
 use crate::paths::process_env;
 
@@ -31,13 +31,36 @@ pub fn run(args: &InstallArgs, direction: Direction) -> anyhow::Result<i32> {
         .map(PathBuf::from)
         .context("no home directory: $HOME must be an absolute path")?;
     let shell = (!args.no_alias).then(|| process_env("SHELL")).flatten();
-    let plan = plan(
-        args.agent,
-        direction,
-        &home,
-        shell.as_deref(),
-        cfg!(target_os = "linux"),
-    )?;
+    let plan_now = || {
+        plan(
+            args.agent,
+            direction,
+            &home,
+            shell.as_deref(),
+            cfg!(target_os = "linux"),
+        )
+    };
+    let mut plan = plan_now()?;
+    let mut backups = Vec::new();
+    if !args.dry_run {
+        // A running agent may rewrite its settings between our read and our write: then its
+        // text stays, and the merge is planned again from it.
+        let mut attempts = 0;
+        loop {
+            match apply(&plan, now_unix()) {
+                Ok(made) => {
+                    backups = made;
+                    break;
+                }
+                Err(InstallError::ChangedMeanwhile { .. }) if attempts < 3 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    plan = plan_now()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let verb = match direction {
         Direction::Install => "install",
         Direction::Uninstall => "uninstall",
@@ -69,7 +92,7 @@ pub fn run(args: &InstallArgs, direction: Direction) -> anyhow::Result<i32> {
             );
         }
     } else {
-        for backup in apply(&plan, now_unix())? {
+        for backup in &backups {
             println!("backup: {}", backup.display());
         }
         if !plan.changes.is_empty() {

@@ -4,7 +4,7 @@
 //! It must never do I/O, read a clock or touch a global: everything it needs is passed in, so it
 //! is tested exhaustively on any OS and benchmarked in isolation. Its input and output types are
 //! the shared vocabulary ([`crate::vocab`]); they are re-exported here so that a caller of
-//! [`decide`] names them where it names the engine.
+//! [`decide()`] names them where it names the engine.
 
 pub mod decide;
 pub mod keep;

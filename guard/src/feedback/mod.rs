@@ -6,7 +6,7 @@
 //!   answers with the hook output that puts a short explanation into the agent's context: what
 //!   was blocked, by which rule, why, and the exact `override request` command. No denial: no
 //!   output at all.
-//! - [`instructions`] is `agent-guard instructions`: the settings.json hook snippet and the
+//! - [`instructions()`] is `agent-guard instructions`: the settings.json hook snippet and the
 //!   CLAUDE.md / AGENTS.md paragraph that teaches an agent the loop.
 //!
 //! This module only reads denials and writes its own per-session cursors; it must never change

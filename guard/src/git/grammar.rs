@@ -7,7 +7,7 @@
 //! defined on its own command line or in its environment (`-c alias.x='reset --hard' x`), and
 //! runs `git-clean` (a link to git in git's exec path) as `git clean`.
 //!
-//! [`parse`] follows git's parse-options for the subcommands of [`options`] (tables taken from
+//! [`parse`] follows git's parse-options for the subcommands in `git::options` (tables taken from
 //! git's own `-h` output) and returns a [`GitCommand`]: the subcommand path and each option in the
 //! state git will act on, named canonically (`--force`, `--exclude=-n`, `-d`), then the
 //! positionals. Rules are matched against that form, and their own option tokens are put in the

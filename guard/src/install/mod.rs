@@ -73,6 +73,10 @@ pub enum InstallError {
     NoHome,
     #[error("{path} exists already; `agent-guard init --force` replaces it (keeping a backup)")]
     Exists { path: PathBuf },
+    /// The file is not what the plan was made from: something (a running agent rewriting its
+    /// own settings) wrote it meanwhile. Its writes win; the caller plans again.
+    #[error("{path} changed while agent-guard was merging into it (is the agent running and rewriting it?); it was left as the other writer made it: run the command again")]
+    ChangedMeanwhile { path: PathBuf },
 }
 
 /// Read `path` as text; `None` when it does not exist.
@@ -91,9 +95,19 @@ pub(crate) fn read_text(path: &Path) -> Result<Option<String>, InstallError> {
 
 /// Write every change of `plan` that changes something: a backup of the old file first
 /// (`NAME.agent-guard-backup-UNIXSECS`), then the new text atomically. Returns the backups made.
+///
+/// An agent rewrites some of these files itself while it runs (Claude Code rewrites
+/// `~/.claude.json` on every start), so a file is written only while it still holds the text
+/// the plan was made from: all are compared before the first write, and each again just
+/// before its rename. A file that changed is [`InstallError::ChangedMeanwhile`], and the other
+/// writer's text is what stays. (The window left is the time of one rename.)
 pub fn apply(plan: &Plan, now: u64) -> Result<Vec<PathBuf>, InstallError> {
+    let changes: Vec<&Change> = plan.changes.iter().filter(|c| !c.is_noop()).collect();
+    for change in &changes {
+        unchanged_since_plan(change)?;
+    }
     let mut backups = Vec::new();
-    for change in plan.changes.iter().filter(|c| !c.is_noop()) {
+    for change in changes {
         let path = &change.path;
         let mode = std::fs::metadata(path).ok().map(|m| {
             use std::os::unix::fs::PermissionsExt;
@@ -121,12 +135,30 @@ pub fn apply(plan: &Plan, now: u64) -> Result<Vec<PathBuf>, InstallError> {
                     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
                         .map_err(IoError::at(&tmp, "keep the mode of"))?;
                 }
+                if let Err(e) = unchanged_since_plan(change) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
                 std::fs::rename(&tmp, path).map_err(IoError::at(path, "replace"))?;
             }
-            None => std::fs::remove_file(path).map_err(IoError::at(path, "remove"))?,
+            None => {
+                unchanged_since_plan(change)?;
+                std::fs::remove_file(path).map_err(IoError::at(path, "remove"))?
+            }
         }
     }
     Ok(backups)
+}
+
+/// Whether `change.path` still holds what the plan read.
+fn unchanged_since_plan(change: &Change) -> Result<(), InstallError> {
+    if read_text(&change.path)? == change.before {
+        Ok(())
+    } else {
+        Err(InstallError::ChangedMeanwhile {
+            path: change.path.clone(),
+        })
+    }
 }
 
 /// `text` with the block between `begin` and `end` marker lines replaced by `block` (added at
@@ -194,5 +226,42 @@ mod tests {
             "# My notes\n\nkeep this\n"
         );
         assert_eq!(replace_block("", b, e, Some("x")), format!("{b}\nx\n{e}\n"));
+    }
+
+    #[test]
+    fn a_file_rewritten_after_planning_keeps_the_other_writers_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, other) = (dir.path().join("settings.json"), dir.path().join("b.md"));
+        std::fs::write(&settings, "{\"a\": 1}\n").unwrap();
+        let plan = Plan {
+            changes: vec![
+                Change {
+                    path: other.clone(),
+                    before: None,
+                    after: Some("ours\n".into()),
+                    what: "a block".into(),
+                },
+                Change {
+                    path: settings.clone(),
+                    before: Some("{\"a\": 1}\n".into()),
+                    after: Some("{\"a\": 1, \"ours\": true}\n".into()),
+                    what: "an entry".into(),
+                },
+            ],
+            notes: Vec::new(),
+        };
+        // The agent rewrites its settings between the plan and its application.
+        std::fs::write(&settings, "{\"a\": 2}\n").unwrap();
+        let err = apply(&plan, 1).unwrap_err();
+        assert!(
+            matches!(&err, InstallError::ChangedMeanwhile { path } if *path == settings),
+            "{err}"
+        );
+        assert!(err.to_string().contains("settings.json"), "{err}");
+        assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{\"a\": 2}\n");
+        // Nothing was written: not even the file that had not changed.
+        assert!(!other.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no backup or temporary file is left");
     }
 }

@@ -217,7 +217,7 @@ fn is_interpreter(name: &str) -> bool {
         .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The script an interpreter runs: the first non-option argument after argv[0]. Options that
+/// The script an interpreter runs: the first non-option argument after `argv[0]`. Options that
 /// take a separate value (`node -r mod script`) are not understood; the value is taken for the
 /// script, which at worst misses a match (lineage still covers the children).
 fn script_of<'a>(interpreter: &str, argv: &'a [String]) -> Option<&'a str> {

@@ -35,7 +35,7 @@ pub struct OverrideEvent {
     /// The denial the request was about, if it named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
-    /// For an exec: the arguments after argv[0] the request (or grant) is for; `None` on an
+    /// For an exec: the arguments after `argv[0]` the request (or grant) is for; `None` on an
     /// approval that widened it to any arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,

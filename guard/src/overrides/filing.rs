@@ -27,7 +27,7 @@ pub struct RequestSpec {
     pub ops: Vec<OpKind>,
     pub reason: String,
     pub ttl_secs: u64,
-    /// For an exec: the arguments after argv[0]; `None` only for other operations (a
+    /// For an exec: the arguments after `argv[0]`; `None` only for other operations (a
     /// request cannot ask for a program with any arguments: a human widens it explicitly).
     pub args: Option<Vec<String>>,
 }
@@ -242,7 +242,7 @@ pub struct RequestInput {
     pub ttl: Option<String>,
     /// `--denial ID`: the denial record the request is about.
     pub denial: Option<String>,
-    /// The arguments after `--`: for an exec, the command's arguments after argv[0]; empty:
+    /// The arguments after `--`: for an exec, the command's arguments after `argv[0]`; empty:
     /// the denial's (an exec denial records its argv).
     pub args: Vec<String>,
 }

@@ -18,7 +18,7 @@
 //!   milliseconds of a change to `grants.json` (file watching, not polling). Expiry needs no
 //!   reload: the engine compares each grant's `expires_at` with `now`.
 //!
-//! This module must never decide an operation (that is [`crate::engine::decide`]) and must never
+//! This module must never decide an operation (that is [`crate::engine::decide()`]) and must never
 //! trust the content of the requests spool.
 
 mod events;

@@ -61,7 +61,7 @@ pub struct Request {
     /// The denial record this request is about (`--denial ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
-    /// For an exec: the exact arguments after argv[0] the override is for.
+    /// For an exec: the exact arguments after `argv[0]` the override is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
     pub requester: Requester,

@@ -52,7 +52,7 @@ pub struct StoredGrant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial_id: Option<String>,
     pub requested_at: u64,
-    /// For an exec: the exact arguments after argv[0] it allows; `None`: any (other
+    /// For an exec: the exact arguments after `argv[0]` it allows; `None`: any (other
     /// operations, or an approval that widened it with `--any-args`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,

@@ -38,7 +38,7 @@ pub struct PolicyFile {
     /// macOS daemon: answer when a decision misses the kernel deadline (`open` or `closed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_mode: Option<FailMode>,
-    /// Names that mark a process as an AI agent (matched on exe, argv[0], comm, script name).
+    /// Names that mark a process as an AI agent (matched on exe, `argv[0]`, comm, script name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai_agent_patterns: Option<Vec<String>>,
     /// Agents may read, write and create here, but not delete or move things out.
@@ -264,7 +264,7 @@ pub enum ExecAction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRuleEntry {
-    /// Basename of the program (matched on the executable and on argv[0]).
+    /// Basename of the program (matched on the executable and on `argv[0]`).
     pub program: String,
     /// Globs that must match arguments in this order (other arguments may come between);
     /// `{a,b}` alternatives allowed. Empty: any invocation.

@@ -149,7 +149,7 @@ pub struct TrustedTool {
 
 impl TrustedTool {
     /// Whether `actor` is this tool, judged by its real executable or signing identity, never by
-    /// argv[0] or comm (a copy of `rm` named `git` is not git).
+    /// `argv[0]` or comm (a copy of `rm` named `git` is not git).
     ///
     /// A signing identifier counts as Santa counts it: an Apple one (`com.apple.*`) alone (the
     /// sensor reports one only for Apple's platform binaries), any other only with the team

@@ -105,7 +105,7 @@ pub struct PolicyWatcher {
 
 /// Watch `file` and reload `live` when it changes. `on_event` is told about each reload: `Ok(true)`
 /// for a new policy, `Err` for an invalid file (once per distinct error, after the file has been
-/// quiet for [`SETTLE`], so a half-written file is never reported).
+/// quiet for `SETTLE`, so a half-written file is never reported).
 pub fn watch(
     live: Arc<LivePolicy>,
     file: PathBuf,

@@ -46,7 +46,7 @@ pub enum NodeKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start a program. `path` is the executable being started, `argv` its arguments
-    /// (argv[0] included), `env` the `NAME=VALUE` entries of its environment that a rule needs
+    /// (`argv[0]` included), `env` the `NAME=VALUE` entries of its environment that a rule needs
     /// (git's `GIT_CONFIG_*`, read by the sensor only when the policy asks: see
     /// `ExecCall::needs_env`), usually none.
     Exec {
@@ -178,13 +178,13 @@ impl Action {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Actor {
     pub pid: i32,
-    /// The real executable (from the kernel, `/proc/PID/exe` or the ES message), never argv[0].
+    /// The real executable (from the kernel, `/proc/PID/exe` or the ES message), never `argv[0]`.
     pub exe: PathBuf,
-    /// argv[0] as the process reports it now (Node's `process.title` rewrites it).
+    /// `argv[0]` as the process reports it now (Node's `process.title` rewrites it).
     pub argv0: String,
     /// The kernel's short process name (`comm`).
     pub comm: String,
-    /// The arguments after argv[0] as the process shows them now; before an exec, those of the
+    /// The arguments after `argv[0]` as the process shows them now; before an exec, those of the
     /// program that execs. Read by the sensor only where a rule asks (an exec rule's
     /// `unless_run_by`), so usually empty.
     pub args: Vec<String>,

@@ -16,7 +16,7 @@ pub struct Grant {
     pub path: PathBuf,
     pub ops: OpSet,
     pub expires_at: Option<u64>,
-    /// For an exec: the exact arguments after argv[0] the program may be run with, as the
+    /// For an exec: the exact arguments after `argv[0]` the program may be run with, as the
     /// denied command had them (approving `git clean -fdx` must not let `git reset --hard`
     /// run). `None`: any arguments, which a human chooses explicitly (`approve --any-args`) or
     /// the policy's `temporary_overrides` give.
@@ -29,7 +29,7 @@ impl Grant {
     }
 
     /// Whether the grant's arguments allow `action`: any action but an exec, and an exec whose
-    /// arguments after argv[0] are exactly the grant's (or any, when it names none).
+    /// arguments after `argv[0]` are exactly the grant's (or any, when it names none).
     pub fn covers_args(&self, action: &Action) -> bool {
         match (&self.args, action) {
             (None, _) => true,

@@ -7,6 +7,7 @@ mod cli;
 mod exec_override;
 mod keep;
 mod keep_limits;
+mod keep_races;
 mod record;
 mod supervision;
 mod tools;

@@ -34,7 +34,7 @@ pub struct DecisionRecord {
     pub mode: Mode,
     /// A hash of the normalized policy that decided.
     pub policy_version: String,
-    /// For an exec: its arguments (argv[0] first).
+    /// For an exec: its arguments (`argv[0]` first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv: Option<Vec<String>>,
     /// How many decisions this row stands for: 1, or the repeats a summary of repeated denials

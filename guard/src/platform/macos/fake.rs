@@ -252,7 +252,12 @@ impl Cloner for FakeCloner {
         }
     }
 
-    fn clone_file(&self, source: &Path, target: &Path) -> std::io::Result<()> {
+    fn clone_file(
+        &self,
+        source: &Path,
+        target: &Path,
+        expect: Option<crate::platform::macos::keep::FileId>,
+    ) -> std::io::Result<()> {
         if let Some(check) = &self.before {
             check(source);
         }
@@ -262,7 +267,7 @@ impl Cloner for FakeCloner {
         if let Some(errno) = self.errno {
             return Err(std::io::Error::from_raw_os_error(errno));
         }
-        CopyCloner.clone_file(source, target)?;
+        CopyCloner.clone_file(source, target, expect)?;
         self.cloned.lock().unwrap().push(source.to_path_buf());
         Ok(())
     }

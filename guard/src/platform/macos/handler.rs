@@ -72,12 +72,14 @@ pub trait EsHandler: Send + Sync {
     ) -> Verdict;
     /// Carry out the keeps one message's decisions asked for (clones into the snapshot store),
     /// on a worker, before the message is answered; no clone is started too near `deadline`.
-    /// The message may be allowed only if [`Keeping::allows`].
+    /// The message may be allowed only if [`Keeping::allows`]. `files`: the message's files as
+    /// the kernel identified them (see [`MacKeeper::keep`](super::MacKeeper::keep)).
     fn keep(
         &self,
         actor: &ActorFacts,
         who: &Attributed,
         keeps: Vec<(Event, Keep)>,
+        files: &[(std::path::PathBuf, super::keep::FileId)],
         deadline: Instant,
     ) -> Keeping;
     /// Record what became of the keeps once the answer went out. `allowed`: the kernel got this

@@ -23,7 +23,7 @@
 //!
 //! No clone is started with less than [`KEEP_MARGIN`] left before the message's budget: the
 //! operation is refused instead. A clone whose message was answered by the deadline timer meanwhile
-//! (a deny) is removed again by [`MacKeeper::undo`]. This must never let an operation be allowed
+//! (a deny) is removed again by `MacKeeper::undo`. This must never let an operation be allowed
 //! whose keep failed.
 
 use std::io;
@@ -39,6 +39,26 @@ use crate::vocab::{
     EntryKind, Event, Keep, KeepFailure, KeepOutcome, KeepWhat, KeptEntry, KeptHow, RuleId,
 };
 
+/// A file as the kernel identified it in the message (the message's `stat` of it): what the
+/// operation will act on once allowed, whatever the path names by then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// The existing files an AUTH message names, by path, each as the kernel identified it.
+pub type MessageFiles = Vec<(PathBuf, FileId)>;
+
 /// Time a clone and the answer after it may take at most: with less left before the budget, the
 /// operation is refused rather than kept late.
 pub const KEEP_MARGIN: std::time::Duration = std::time::Duration::from_millis(5);
@@ -49,8 +69,19 @@ pub trait Cloner: Send + Sync {
     /// How its entries are kept: [`KeptHow::Reflinked`] for a copy-on-write clone (no size
     /// limit), [`KeptHow::Copied`] for a byte copy (the policy's copy limit applies).
     fn way(&self) -> KeptHow;
-    fn clone_file(&self, source: &Path, target: &Path) -> io::Result<()>;
+    /// With `expect`, the source must be that file: a regular file is opened and cloned from
+    /// what was opened, anything else checked first; another file there is [`changed`].
+    fn clone_file(&self, source: &Path, target: &Path, expect: Option<FileId>) -> io::Result<()>;
 }
+
+/// The error of a clone whose source is no longer the file the kernel named (ESTALE).
+pub fn changed() -> io::Error {
+    io::Error::from_raw_os_error(libc::ESTALE)
+}
+
+/// Why a keep is refused when the name no longer holds the file the kernel will act on: a
+/// second thread moved it away, or another file in, after the kernel looked it up.
+const CHANGED: &str = "the file at that path was replaced while it was being kept, so what the operation destroys could not be kept; run it again";
 
 /// A byte copy: the portable [`Cloner`] the daemon's logic is tested with on Linux. A symlink
 /// is copied as a symlink, a directory tree whole (special files left out, as `clonefile`
@@ -63,9 +94,12 @@ impl Cloner for CopyCloner {
         KeptHow::Copied
     }
 
-    fn clone_file(&self, source: &Path, target: &Path) -> io::Result<()> {
+    fn clone_file(&self, source: &Path, target: &Path, expect: Option<FileId>) -> io::Result<()> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let meta = std::fs::symlink_metadata(source)?;
+        if expect.is_some_and(|id| id != FileId::of(&meta)) {
+            return Err(changed());
+        }
         if meta.file_type().is_symlink() {
             return std::os::unix::fs::symlink(std::fs::read_link(source)?, target);
         }
@@ -75,7 +109,7 @@ impl Cloner for CopyCloner {
                 let e = e?;
                 let kind = e.file_type()?;
                 if kind.is_dir() || kind.is_file() || kind.is_symlink() {
-                    self.clone_file(&e.path(), &target.join(e.file_name()))?;
+                    self.clone_file(&e.path(), &target.join(e.file_name()), None)?;
                 }
             }
             return std::fs::set_permissions(
@@ -87,6 +121,11 @@ impl Cloner for CopyCloner {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(source)?;
+        // What is copied is what was opened: checked again on the open file.
+        let opened = FileId::of(&from.metadata()?);
+        if expect.is_some_and(|id| id != opened) {
+            return Err(changed());
+        }
         let mut to = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -148,10 +187,14 @@ impl MacKeeper {
     /// [`KEEP_MARGIN`] left before `deadline`. At the first failure, what was kept for the
     /// message is removed again and that keep's outcome says why; the others are then left
     /// unkept (the message is refused).
+    ///
+    /// `files` are the message's files as the kernel identified them: a path that holds
+    /// another file by now (or none) is not kept, and the message is refused.
     pub fn keep(
         &self,
         session: Arc<Session>,
         keeps: Vec<(Event, Keep)>,
+        files: &[(PathBuf, FileId)],
         deadline: Instant,
     ) -> Keeping {
         let mut kept: Vec<KeptFor> = Vec::with_capacity(keeps.len());
@@ -163,7 +206,11 @@ impl MacKeeper {
             let edit = keep.rule == RuleId::ProtectedTruncate;
             for item in &keep.items {
                 let edit = edit || item.what == KeepWhat::FirstWrite;
-                match self.keep_item(&session, &item.path, item.what, edit, deadline) {
+                let expect = files
+                    .iter()
+                    .find(|(path, _)| *path == item.path)
+                    .map(|(_, id)| *id);
+                match self.keep_item(&session, &item.path, item.what, edit, expect, deadline) {
                     Ok(Some(m)) => made.push(m),
                     Ok(None) => {}
                     Err(failure) => {
@@ -229,6 +276,7 @@ impl MacKeeper {
         path: &Path,
         what: KeepWhat,
         edit: bool,
+        expect: Option<FileId>,
         deadline: Instant,
     ) -> Result<Option<Made>, KeepFailure> {
         if what == KeepWhat::Renamed {
@@ -239,10 +287,17 @@ impl MacKeeper {
         }
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
+            // The kernel holds a file the path no longer names: it would act on it unkept.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && expect.is_some() => {
+                return Err(KeepFailure::Unsupported(CHANGED))
+            }
             // Gone already: the kernel will say so to the process.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(KeepFailure::Io(format!("cannot read it: {e}"))),
         };
+        if expect.is_some_and(|id| id != FileId::of(&meta)) {
+            return Err(KeepFailure::Unsupported(CHANGED));
+        }
         let file_type = meta.file_type();
         if file_type.is_dir() {
             return match what {
@@ -325,7 +380,9 @@ impl MacKeeper {
             .to_path_buf();
         session.budget.reserve(size)?;
         let (seq, name, relative) = session.next_entry(path);
-        if let Err(e) = self.cloner.clone_file(path, &dir.join(&name)) {
+        // The file looked at (and checked against the message) is the one cloned.
+        let looked_at = Some(FileId::of(meta));
+        if let Err(e) = self.cloner.clone_file(path, &dir.join(&name), looked_at) {
             session.budget.release(size);
             return Err(clone_failure(&e));
         }
@@ -368,6 +425,9 @@ fn near(deadline: Instant) -> Result<(), KeepFailure> {
 /// Why a clone failed, in the words a denial's reason uses.
 fn clone_failure(e: &io::Error) -> KeepFailure {
     let why = match e.raw_os_error() {
+        // Not an I/O failure: an edit must not go ahead unkept on another file than the one
+        // the kernel named.
+        Some(libc::ESTALE) => return KeepFailure::Unsupported(CHANGED),
         Some(libc::EXDEV) => {
             "the file is on another volume than the snapshot store, and clones stay within a volume"
                 .to_string()

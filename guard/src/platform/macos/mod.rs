@@ -8,16 +8,16 @@
 //! - [`muting`]: which target paths (per event type) the file client asks the kernel for;
 //! - [`deadline`]: how much of the kernel's answer deadline a decision may use;
 //! - [`keep`]: what is cloned into the snapshot store before an agent's destructive operation
-//!   is allowed, behind the [`keep::Cloner`] seam (`clonefile(2)` in [`sys`]);
+//!   is allowed, behind the [`keep::Cloner`] seam (`clonefile(2)` in `sys`);
 //! - [`glue`]: every message's way from ES to its answer (lineage first, fast answers on the ES
 //!   thread, the worker pool, exactly one answer per AUTH message), over the [`api::EsClient`]
-//!   seam, tested with the recording fake ([`fake`]);
+//!   seam, tested with the recording fake (`fake`);
 //! - [`procinfo`]: parsers of `KERN_PROCARGS2` buffers and `proc_bsdinfo` records;
 //! - [`start`]: the errors that stop the daemon at start, each with the one thing to do about it;
 //! - [`handler`], [`control`], [`counters`]: the daemon core's side of the seam, commands to
 //!   the running daemon, and what it counts.
 //!
-//! Only [`es`] and [`sys`] (cfg macOS) call Apple's libraries. They must stay thin: create the
+//! Only `es` and `sys` (cfg macOS) call Apple's libraries. They must stay thin: create the
 //! clients, copy each message into plain values, hand it to the glue, implement the seam. They
 //! must never block the ES thread on I/O, logging or SQLite, and never cache an answer that
 //! depends on who the actor is.

@@ -19,9 +19,9 @@ pub const MAXCOMLEN: usize = 16;
 /// A parsed `KERN_PROCARGS2` buffer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcArgs {
-    /// The path the kernel exec'd (not argv[0]).
+    /// The path the kernel exec'd (not `argv[0]`).
     pub exec_path: PathBuf,
-    /// The arguments as the process shows them now (argv[0] included).
+    /// The arguments as the process shows them now (`argv[0]` included).
     pub argv: Vec<String>,
     pub env: Vec<String>,
 }
@@ -42,7 +42,7 @@ pub enum ProcArgsError {
 impl ProcArgs {
     /// Parse a `KERN_PROCARGS2` buffer (exactly the bytes the sysctl returned).
     ///
-    /// Known ambiguity, shared with `ps`: an empty argv[0] is indistinguishable from the NUL
+    /// Known ambiguity, shared with `ps`: an empty `argv[0]` is indistinguishable from the NUL
     /// padding after the exec path and is skipped.
     pub fn parse(buf: &[u8]) -> Result<ProcArgs, ProcArgsError> {
         let argc_bytes: [u8; 4] = buf
@@ -105,7 +105,7 @@ impl ProcArgs {
         })
     }
 
-    /// argv[0], or the empty string when the process has none.
+    /// `argv[0]`, or the empty string when the process has none.
     pub fn argv0(&self) -> &str {
         self.argv.first().map(String::as_str).unwrap_or("")
     }
@@ -195,9 +195,9 @@ pub struct AncestorFacts {
     pub start_micros: u64,
     pub comm: String,
     pub exe: Option<PathBuf>,
-    /// argv[0] as shown now (`process.title`), when readable.
+    /// `argv[0]` as shown now (`process.title`), when readable.
     pub argv0: Option<String>,
-    /// The script of an interpreter (argv[1]), when readable.
+    /// The script of an interpreter (`argv[1]`), when readable.
     pub argv1: Option<String>,
 }
 

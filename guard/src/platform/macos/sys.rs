@@ -8,11 +8,12 @@
 
 use std::ffi::CString;
 use std::mem::{offset_of, size_of, MaybeUninit};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::deadline::Timebase;
-use super::keep::Cloner;
+use super::keep::{changed, Cloner, FileId};
 use super::procinfo::{bsdinfo_layout, BsdInfo, ProcArgs, ProcessInspector};
 use crate::vocab::KeptHow;
 
@@ -248,11 +249,48 @@ impl Cloner for Clonefile {
         KeptHow::Reflinked
     }
 
-    fn clone_file(&self, source: &Path, target: &Path) -> std::io::Result<()> {
+    fn clone_file(
+        &self,
+        source: &Path,
+        target: &Path,
+        expect: Option<FileId>,
+    ) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         let c = |p: &Path| {
             CString::new(p.as_os_str().as_bytes())
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
         };
+        let meta = std::fs::symlink_metadata(source)?;
+        if expect.is_some_and(|id| id != FileId::of(&meta)) {
+            return Err(changed());
+        }
+        if expect.is_some() && meta.is_file() {
+            // Cloned from what was opened and checked: a rename in between changes nothing.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(source)?;
+            let opened = FileId::of(&file.metadata()?);
+            if expect.is_some_and(|id| id != opened) {
+                return Err(changed());
+            }
+            let target = c(target)?;
+            // SAFETY: the fd is open for the call's duration and the target a NUL-terminated
+            // path that outlives it; fclonefileat only reads them.
+            let rc = unsafe {
+                libc::fclonefileat(
+                    file.as_raw_fd(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    CLONE_NOOWNERCOPY,
+                )
+            };
+            return if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            };
+        }
         let (source, target) = (c(source)?, c(target)?);
         // SAFETY: both are NUL-terminated paths that outlive the call; clonefile reads them only.
         let rc = unsafe {

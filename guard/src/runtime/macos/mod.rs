@@ -35,12 +35,14 @@ pub mod lineage;
 pub mod setup;
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::lineage::{
     attribute, remember, AgentMatcher, PatternError, ProcessInfo, ProcessKey, ProcessRecord,
 };
+use crate::platform::macos::keep::FileId;
 use crate::platform::macos::{
     comm_of, ActorFacts, Attributed, Cloner, EsHandler, Keeping, Known, MacKeeper, MutingRoots,
     ProcessInspector,
@@ -544,6 +546,7 @@ impl EsHandler for DaemonCore {
         actor: &ActorFacts,
         who: &Attributed,
         keeps: Vec<(Event, Keep)>,
+        files: &[(PathBuf, FileId)],
         deadline: Instant,
     ) -> Keeping {
         let root = match &who.attribution {
@@ -552,7 +555,7 @@ impl EsHandler for DaemonCore {
             Attribution::Human => actor.process.pid,
         };
         self.keeper
-            .keep(self.session_for(root, actor), keeps, deadline)
+            .keep(self.session_for(root, actor), keeps, files, deadline)
     }
 
     fn settle(&self, actor: &ActorFacts, who: &Attributed, mut keeping: Keeping, allowed: bool) {

@@ -39,11 +39,30 @@ pub struct Handler {
     pub tasks: LiveTasks,
     /// Where keep verdicts are carried out (the judge's session), if it keeps.
     pub keeper: Option<Keeper>,
+    /// Held by every emulation that changes names: shared by those that act in one call,
+    /// exclusively by a keep, which looks at a name, keeps what is there and then acts on the
+    /// name. Without it a second thread could put another file at the name between the look
+    /// and the act (a rename away, then a rename in), and the act would destroy that file
+    /// unkept. Every agent call that removes or replaces a name is emulated, so every one of
+    /// them waits here; creating calls need not (they fail on a name that is there).
+    pub names: RwLock<()>,
 }
+
+/// Renames retried at most this often when their destination appeared after they were judged.
+const REPLANS: u32 = 3;
 
 impl Handler {
     /// Handle one notification. `None` means no answer is due (the task is gone).
     pub fn handle(&self, listener: &Listener, n: &Notification) -> Option<Response> {
+        self.handle_attempt(listener, n, 0)
+    }
+
+    fn handle_attempt(
+        &self,
+        listener: &Listener,
+        n: &Notification,
+        attempt: u32,
+    ) -> Option<Response> {
         let call = call::decode(n.nr, n.args);
         if call == Call::Umask {
             self.umasks.forget_all();
@@ -135,6 +154,23 @@ impl Handler {
                 // A root supervisor acts with the task's credentials, never its own, and never
                 // lets the kernel redo the call instead (CONTINUE would reopen the path-swap
                 // race the emulation closes).
+                // A rename judged onto a name that was not there is performed with
+                // RENAME_NOREPLACE: a file put there since was not judged (nor kept), and is
+                // judged now, on a new plan.
+                let replan_if_taken = matches!(
+                    emulation,
+                    Emulation::Rename {
+                        noreplace_added: true,
+                        ..
+                    }
+                ) && attempt < REPLANS;
+                let changes_names = matches!(
+                    emulation,
+                    Emulation::Unlink { .. }
+                        | Emulation::Rename { .. }
+                        | Emulation::Link { .. }
+                        | Emulation::LinkObject { .. }
+                );
                 let task_creds = if self.acts_as_task {
                     match self.tasks.credentials(n.tid) {
                         Some(creds) => Some(creds),
@@ -144,15 +180,17 @@ impl Handler {
                     None
                 };
                 // The names the call makes, moves or removes in zones that keep, for the
-                // session (noted once it is performed, after what it keeps is settled: a kept
-                // entry says whether its path was new before the call).
-                let names = self.keeper.as_ref().map(|k| &k.session.new_names);
+                // session: noted once it is performed, after what it keeps is settled (a kept
+                // entry says whether its path was new before the call), and before the names
+                // lock is let go (another call's keep looks at the marks).
+                let new_names = self.keeper.as_ref().map(|k| &k.session.new_names);
                 let name_change = |emulation: &Emulation| {
-                    names.map_or(NameChange::Nothing, |names| {
+                    new_names.map_or(NameChange::Nothing, |names| {
                         NameChange::before(emulation, &|p| self.judge.keeps_at(p), names)
                     })
                 };
                 if keeps.is_empty() {
+                    let names_held = changes_names.then(|| self.names.read());
                     let change = name_change(&emulation);
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
                     let response = match &task_creds {
@@ -160,8 +198,12 @@ impl Handler {
                         Some(task) => creds::as_task(task, || emulator.run(emulation))
                             .unwrap_or(Some(Response::Error(libc::EPERM))),
                     };
-                    if let Some(names) = names {
+                    if let Some(names) = new_names {
                         change.after(response.as_ref(), names);
+                    }
+                    drop(names_held);
+                    if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
+                        return self.handle_attempt(listener, n, attempt + 1);
                     }
                     return response;
                 }
@@ -179,10 +221,10 @@ impl Handler {
                     self.cannot_keep(n.tid, &keeps, "agent-guard has no snapshot store here");
                     return Some(Response::Error(libc::EPERM));
                 };
-                let change = name_change(&emulation);
                 let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
+                let names_held = changes_names.then(|| self.names.write());
+                let mut change = name_change(&emulation);
                 let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
-                let mut change = change;
                 change.kept(
                     &outcomes
                         .iter()
@@ -206,6 +248,10 @@ impl Handler {
                     return Some(Response::Error(libc::EPERM));
                 }
                 change.after(response.as_ref(), &keeper.session.new_names);
+                drop(names_held);
+                if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
+                    return self.handle_attempt(listener, n, attempt + 1);
+                }
                 response?
             }
         };

@@ -2,10 +2,10 @@
 //! session's [`NewNames`] as the call is performed: a bulk `undo restore` leaves out what the
 //! session made itself (docs/snapshots.md).
 //!
-//! Looked at before the call (what it will do, whether a creating open's file is there yet),
-//! noted after it (only what happened). A creating open is noted before it is performed,
-//! because the task may be answered by the open itself and remove the file at once; the note is
-//! taken back when the file is not there afterwards.
+//! Looked at before the call (what it will do, whether the name it makes is there yet), noted
+//! after it (only what happened). A name a call makes is noted before the call is performed: an
+//! open answers the task itself, and any task may remove the new name at once, whose keep must
+//! find it marked; the note is taken back when the call did not make it.
 //!
 //! It must never change a file or an answer: it only tells the session what was done.
 
@@ -19,10 +19,11 @@ use crate::snapshots::new_names::NewNames;
 #[derive(Debug, PartialEq, Eq)]
 pub enum NameChange {
     Nothing,
-    /// mkdir, mknod, symlink, link: the name is new once the call succeeds (it fails on a name
-    /// that exists).
+    /// mkdir, mknod, symlink, link of a name that is not there: noted already (see the module),
+    /// taken back unless the call succeeds.
     Makes(PathBuf),
-    /// A creating open of a file that was not there: noted already (see the module).
+    /// A creating open of a file that was not there: noted already, taken back unless the file
+    /// is there afterwards (the open's answer may have gone to the task already).
     Opens(PathBuf),
     /// unlink, rmdir.
     Removes(PathBuf),
@@ -53,15 +54,18 @@ impl NameChange {
                 None
             }
         };
+        // A name the call would make, when it is not there yet: noted now.
+        let made = |path: PathBuf| {
+            let path = kept(path)?;
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return None;
+            }
+            names.created(&path);
+            Some(path)
+        };
         let change = match emulation {
             Emulation::Open { path, flags, .. } if flags & libc::O_CREAT != 0 => {
-                match kept(path.clone()) {
-                    Some(path) if std::fs::symlink_metadata(&path).is_err() => {
-                        names.created(&path);
-                        Some(NameChange::Opens(path))
-                    }
-                    _ => None,
-                }
+                made(path.clone()).map(NameChange::Opens)
             }
             Emulation::Mkdir { parent, name, .. }
             | Emulation::Mknod { parent, name, .. }
@@ -75,7 +79,7 @@ impl NameChange {
                 to_parent: parent,
                 to_name: name,
                 ..
-            } => kept(path_of(parent, name)).map(NameChange::Makes),
+            } => made(path_of(parent, name)).map(NameChange::Makes),
             Emulation::Unlink { parent, name, .. } => {
                 kept(path_of(parent, name)).map(NameChange::Removes)
             }
@@ -85,6 +89,7 @@ impl NameChange {
                 to_parent,
                 to_name,
                 flags,
+                ..
             } => {
                 let (from, to) = (path_of(from_parent, from_name), path_of(to_parent, to_name));
                 let (from_kept, to_kept) = (keeps_at(&from), keeps_at(&to));
@@ -123,8 +128,12 @@ impl NameChange {
                     names.removed(&path);
                 }
             }
+            NameChange::Makes(path) => {
+                if !performed {
+                    names.removed(&path);
+                }
+            }
             _ if !performed => {}
-            NameChange::Makes(path) => names.created(&path),
             NameChange::Removes(path) => names.removed(&path),
             NameChange::Renames {
                 from,

@@ -170,6 +170,7 @@ pub fn main(
         umasks: Default::default(),
         installing_writable: Default::default(),
         tasks: Default::default(),
+        names: Default::default(),
     });
     let listener = Arc::new(listener);
     for i in 0..config.workers.max(1) {

@@ -19,6 +19,7 @@ use crate::platform::macos::api::EsEventKind;
 use crate::platform::macos::deadline::{self, Timebase};
 use crate::platform::macos::facts::{ActorFacts, ProcessIdentity, SigningInfo};
 use crate::platform::macos::glue::{Body, Incoming, Unreadable};
+use crate::platform::macos::keep::{FileId, MessageFiles};
 use crate::platform::macos::mapping::{node_kind, EsDestination, EsRequest};
 use crate::platform::macos::sys;
 
@@ -51,6 +52,7 @@ pub fn incoming(
                 plan: deadline::plan(view.raw_deadline(), sys::now_ticks(), timebase),
                 instigator: event.as_ref().and_then(instigator),
                 request: event.as_ref().and_then(request).ok_or(unreadable),
+                files: event.as_ref().map(files_of).unwrap_or_default(),
             }
         }
         _ => return None,
@@ -175,6 +177,41 @@ fn request(event: &EsEvent<'_>) -> Option<EsRequest> {
         EsEvent::AuthSetAttrlist(e) => metadata(&e.target())?,
         _ => return None,
     })
+}
+
+/// The existing files of an AUTH message whose operation keeping may have to keep, each as
+/// the kernel identified it (the message's `stat`): the file it will act on once allowed.
+fn files_of(event: &EsEvent) -> MessageFiles {
+    let mut files: Vec<File<'_>> = Vec::new();
+    match event {
+        EsEvent::AuthUnlink(e) => files.push(e.target()),
+        EsEvent::AuthRename(e) => {
+            files.push(e.source());
+            if let Some(EventRenameDestinationFile::ExistingFile { file, .. }) = e.destination() {
+                files.push(file);
+            }
+        }
+        EsEvent::AuthOpen(e) => files.push(e.file()),
+        EsEvent::AuthTruncate(e) => files.push(e.target()),
+        EsEvent::AuthLink(e) => files.push(e.source()),
+        EsEvent::AuthExchangeData(e) => {
+            files.push(e.file1());
+            files.push(e.file2());
+        }
+        _ => {}
+    }
+    files
+        .iter()
+        .filter_map(|file| {
+            let stat = file.stat();
+            let id = FileId {
+                // As std's `MetadataExt::dev` widens it, so the two compare.
+                dev: stat.st_dev as u64,
+                ino: stat.st_ino,
+            };
+            Some((path_of(file)?, id))
+        })
+        .collect()
 }
 
 fn existing(file: &File<'_>) -> Option<EsDestination> {

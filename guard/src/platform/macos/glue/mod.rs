@@ -37,6 +37,7 @@ use crate::platform::macos::counters::{Outcome, SensorCounters};
 use crate::platform::macos::deadline::DeadlinePlan;
 use crate::platform::macos::facts::ActorFacts;
 use crate::platform::macos::handler::{EsHandler, Known};
+use crate::platform::macos::keep::MessageFiles;
 use crate::platform::macos::mapping::{actions_for, EsRequest, MappingContext};
 use crate::platform::macos::procinfo::ProcessInspector;
 use crate::vocab::{Action, Event, Verdict};
@@ -78,6 +79,8 @@ pub enum Body<M> {
         /// `launchctl kill`; ES message version 9, macOS 15.4): it acts, not launchd.
         instigator: Option<ActorFacts>,
         request: Result<EsRequest, Unreadable>,
+        /// The existing files the request names, as the kernel identified them.
+        files: MessageFiles,
     },
 }
 
@@ -192,6 +195,7 @@ impl<C: EsClient> ClientGlue<C> {
                 plan,
                 instigator,
                 request,
+                files,
             } => {
                 // The message is in a PendingAuth before anything else is done with it: from
                 // here on, whatever happens, dropping it answers it.
@@ -209,7 +213,7 @@ impl<C: EsClient> ClientGlue<C> {
                 ));
                 self.note_seq(m.kind, m.seq_num, m.global_seq_num);
                 let actor = instigator.unwrap_or(m.process);
-                self.authorize(pending, actor, m.at_ns, plan, request);
+                self.authorize(pending, actor, m.at_ns, plan, request, files);
             }
         }
     }
@@ -233,6 +237,7 @@ impl<C: EsClient> ClientGlue<C> {
         at_ns: u64,
         plan: DeadlinePlan,
         request: Result<EsRequest, Unreadable>,
+        files: MessageFiles,
     ) {
         let sensor = &self.sensor;
         let handler = &sensor.handler;
@@ -299,6 +304,7 @@ impl<C: EsClient> ClientGlue<C> {
             actor,
             at_ns,
             events,
+            files,
             deadline,
         });
         self.dispatch(pending, deadline, job);
@@ -368,6 +374,8 @@ struct DecideJob<C: EsClient> {
     actor: ActorFacts,
     at_ns: u64,
     events: Vec<Event>,
+    /// The message's files as the kernel identified them: what keeping must keep.
+    files: MessageFiles,
     /// When the timer answers without a decision: keeping must be done before.
     deadline: Instant,
 }
@@ -401,7 +409,9 @@ impl<C: EsClient> Job for DecideJob<C> {
             return;
         }
         // Kept first, answered after: the kernel holds the operation until the answer.
-        let keeping = s.handler.keep(&self.actor, &who, keeps, self.deadline);
+        let keeping = s
+            .handler
+            .keep(&self.actor, &who, keeps, &self.files, self.deadline);
         let allow = keeping.allows();
         let answered = self.pending.answer(allow, Outcome::Decided);
         if !answered {

@@ -85,6 +85,7 @@ fn unlink_message(
                 target: PathBuf::from(path),
                 target_mode: 0o100644,
             }),
+            files: Vec::new(),
         },
     )
 }
@@ -197,6 +198,7 @@ fn a_metadata_change_by_an_agent_is_judged_through_the_glue() {
                 request: Ok(EsRequest::Metadata {
                     target: PathBuf::from(path),
                 }),
+                files: Vec::new(),
             },
         )
     };

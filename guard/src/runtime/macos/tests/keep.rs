@@ -111,6 +111,7 @@ impl Keeps {
                 plan,
                 instigator: None,
                 request: Ok(request),
+                files: Vec::new(),
             },
         });
         assert!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::platform::macos::fake::FakeCloner;
-use crate::platform::macos::keep::{Keeping, MacKeeper, KEEP_MARGIN};
+use crate::platform::macos::keep::{FileId, Keeping, MacKeeper, KEEP_MARGIN};
 use crate::policy::{BrakeLimits, SnapshotPolicy};
 use crate::snapshots::{Session, SessionId, StoreBudget};
 use crate::vocab::{
@@ -143,7 +143,7 @@ fn a_deleted_file_is_cloned_into_the_session_with_its_bytes_and_counted() {
     let cloner = Arc::new(FakeCloner::default());
     let keeper = MacKeeper::new(cloner.clone());
     let session = r.session("100.1000", 1 << 20);
-    let keeping = keeper.keep(session.clone(), vec![unlink(&file, &r.zone)], later());
+    let keeping = keeper.keep(session.clone(), vec![unlink(&file, &r.zone)], &[], later());
     assert!(keeping.allows());
     let kept = entries(&keeping);
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -182,6 +182,7 @@ fn a_symlink_is_kept_as_itself_and_a_removed_directory_is_recorded() {
     let keeping = keeper.keep(
         r.session("1.1", 1 << 20),
         vec![unlink(&link, &r.zone), rmdir],
+        &[],
         later(),
     );
     assert!(keeping.allows());
@@ -204,6 +205,7 @@ fn a_file_already_gone_keeps_nothing_and_is_allowed() {
     let keeping = keeper.keep(
         r.session("1.1", 1 << 20),
         vec![unlink(&gone, &r.zone)],
+        &[],
         later(),
     );
     assert!(keeping.allows());
@@ -225,7 +227,7 @@ fn a_clone_that_fails_refuses_with_the_volume_named_and_leaves_nothing() {
         };
         let keeper = MacKeeper::new(Arc::new(cloner));
         let session = r.session("1.1", 1 << 20);
-        let keeping = keeper.keep(session.clone(), vec![unlink(&file, &r.zone)], later());
+        let keeping = keeper.keep(session.clone(), vec![unlink(&file, &r.zone)], &[], later());
         assert!(!keeping.allows());
         let why = failure(&keeping).unwrap().to_string();
         assert!(why.contains(words), "{why}");
@@ -244,6 +246,7 @@ fn no_clone_starts_near_the_deadline() {
     let keeping = keeper.keep(
         r.session("1.1", 1 << 20),
         vec![unlink(&file, &r.zone)],
+        &[],
         soon,
     );
     assert!(!keeping.allows());
@@ -261,6 +264,7 @@ fn a_full_store_and_the_copy_limit_refuse_but_a_clone_has_no_copy_limit() {
     let keeping = keeper.keep(
         r.session("1.1", 1 << 20),
         vec![unlink(&big, &r.zone)],
+        &[],
         later(),
     );
     assert!(matches!(
@@ -278,11 +282,17 @@ fn a_full_store_and_the_copy_limit_refuse_but_a_clone_has_no_copy_limit() {
     let keeping = cloning.keep(
         r.session("2.2", 1 << 20),
         vec![unlink(&big, &r.zone)],
+        &[],
         later(),
     );
     assert!(keeping.allows());
     assert_eq!(entries(&keeping)[0].how, KeptHow::Reflinked);
-    let keeping = cloning.keep(r.session("3.3", 1500), vec![unlink(&big, &r.zone)], later());
+    let keeping = cloning.keep(
+        r.session("3.3", 1500),
+        vec![unlink(&big, &r.zone)],
+        &[],
+        later(),
+    );
     assert!(matches!(
         failure(&keeping),
         Some(KeepFailure::StoreFull { limit: 1500, .. })
@@ -296,11 +306,21 @@ fn a_first_write_is_kept_once_per_session_and_file() {
     let cloner = Arc::new(FakeCloner::default());
     let keeper = MacKeeper::new(cloner.clone());
     let session = r.session("100.1000", 1 << 20);
-    let first = keeper.keep(session.clone(), vec![write_open(&file, &r.zone)], later());
+    let first = keeper.keep(
+        session.clone(),
+        vec![write_open(&file, &r.zone)],
+        &[],
+        later(),
+    );
     assert_eq!(entries(&first).len(), 1);
     std::fs::write(&file, b"version 2").unwrap();
     // The same session writing again: its own edit, nothing more to keep.
-    let again = keeper.keep(session.clone(), vec![write_open(&file, &r.zone)], later());
+    let again = keeper.keep(
+        session.clone(),
+        vec![write_open(&file, &r.zone)],
+        &[],
+        later(),
+    );
     assert!(again.allows());
     assert!(entries(&again).is_empty());
     // A truncation in the same session: the session's first state is kept already.
@@ -310,7 +330,7 @@ fn a_first_write_is_kept_once_per_session_and_file() {
         KeepWhat::Content,
         &r.zone,
     );
-    assert!(entries(&keeper.keep(session.clone(), vec![truncate], later())).is_empty());
+    assert!(entries(&keeper.keep(session.clone(), vec![truncate], &[], later())).is_empty());
     // Moving it out of the zone is kept again (and counted by the brake): it leaves.
     let action = Action::Rename {
         from: file.clone(),
@@ -319,11 +339,15 @@ fn a_first_write_is_kept_once_per_session_and_file() {
         source_is_dir: false,
     };
     let out = keep_of(action, RuleId::ProtectedMoveOut, KeepWhat::Content, &r.zone);
-    assert_eq!(entries(&keeper.keep(session, vec![out], later())).len(), 1);
+    assert_eq!(
+        entries(&keeper.keep(session, vec![out], &[], later())).len(),
+        1
+    );
     // Another session (another agent root) keeps the file as it found it.
     let other = keeper.keep(
         r.session("200.2000", 1 << 20),
         vec![write_open(&file, &r.zone)],
+        &[],
         later(),
     );
     assert_eq!(entries(&other).len(), 1);
@@ -348,22 +372,30 @@ fn a_first_write_that_cannot_be_cloned_is_an_edit_recorded_as_not_kept() {
         ..FakeCloner::default()
     }));
     let session = r.session("1.1", 1 << 20);
-    let keeping = keeper.keep(session.clone(), vec![write_open(&file, &r.zone)], later());
+    let keeping = keeper.keep(
+        session.clone(),
+        vec![write_open(&file, &r.zone)],
+        &[],
+        later(),
+    );
     assert!(keeping.allows());
     let kept = entries(&keeping);
     assert_eq!((kept[0].how, kept[0].size), (KeptHow::NotKept, 4));
     // Noted: the next write-open is an edit too, but a truncation must still keep or refuse.
-    assert!(
-        entries(&keeper.keep(session.clone(), vec![write_open(&file, &r.zone)], later()))
-            .is_empty()
-    );
+    assert!(entries(&keeper.keep(
+        session.clone(),
+        vec![write_open(&file, &r.zone)],
+        &[],
+        later()
+    ))
+    .is_empty());
     let truncate = keep_of(
         Action::Truncate { path: file.clone() },
         RuleId::ProtectedTruncate,
         KeepWhat::Content,
         &r.zone,
     );
-    assert!(!keeper.keep(session, vec![truncate], later()).allows());
+    assert!(!keeper.keep(session, vec![truncate], &[], later()).allows());
 }
 
 #[test]
@@ -385,7 +417,7 @@ fn a_directory_moved_out_is_cloned_whole_within_the_tree_limit() {
         keep_of(action, RuleId::ProtectedMoveOut, KeepWhat::Tree, &r.zone)
     };
     let session = r.session("1.1", 1 << 20);
-    let keeping = keeper.keep(session.clone(), vec![moved(&tree)], later());
+    let keeping = keeper.keep(session.clone(), vec![moved(&tree)], &[], later());
     assert!(keeping.allows());
     let kept = entries(&keeping);
     assert_eq!((kept[0].kind, kept[0].size), (EntryKind::Dir, 7));
@@ -398,7 +430,7 @@ fn a_directory_moved_out_is_cloned_whole_within_the_tree_limit() {
     assert_eq!(session.budget.used(), 7);
     // Over the tree limit (1000 bytes here): refused, measured before anything is cloned.
     std::fs::write(tree.join("sub/big"), [0u8; 1200]).unwrap();
-    let keeping = keeper.keep(r.session("2.2", 1 << 20), vec![moved(&tree)], later());
+    let keeping = keeper.keep(r.session("2.2", 1 << 20), vec![moved(&tree)], &[], later());
     assert!(matches!(
         failure(&keeping),
         Some(KeepFailure::TreeTooLarge { limit: 1000 })
@@ -416,6 +448,7 @@ fn a_later_failure_removes_what_was_kept_for_the_same_message() {
     let keeping = keeper.keep(
         session.clone(),
         vec![unlink(&a, &r.zone), unlink(&big, &r.zone)],
+        &[],
         later(),
     );
     assert!(!keeping.allows());
@@ -429,11 +462,82 @@ fn unkeep_removes_the_clones_of_a_message_the_timer_refused() {
     let a = r.file("a", b"aaa");
     let keeper = MacKeeper::new(Arc::new(FakeCloner::default()));
     let session = r.session("1.1", 1 << 20);
-    let mut keeping = keeper.keep(session.clone(), vec![unlink(&a, &r.zone)], later());
+    let mut keeping = keeper.keep(session.clone(), vec![unlink(&a, &r.zone)], &[], later());
     assert_eq!(r.stored().len(), 1);
     keeper.unkeep(&mut keeping);
     assert!(r.stored().is_empty());
     assert_eq!(session.budget.used(), 0);
     let why = failure(&keeping).unwrap().to_string();
     assert!(why.contains("deadline"), "{why}");
+}
+
+/// The file the kernel named in the message (its `stat` there) is what must be kept: a second
+/// thread that moves it away, or another file in, after the kernel looked it up would otherwise
+/// have the other file kept and the named one destroyed unkept.
+#[test]
+fn a_path_that_no_longer_holds_the_file_the_kernel_named_is_refused() {
+    let r = rig();
+    let keeper = MacKeeper::new(Arc::new(FakeCloner::default()));
+    let file = r.file("named.rs", b"the named file");
+    let named = FileId::of(&std::fs::symlink_metadata(&file).unwrap());
+    // The named file is moved away and another put at its path.
+    std::fs::rename(&file, r.zone.join("away.rs")).unwrap();
+    r.file("named.rs", b"another file");
+    let files = [(file.clone(), named)];
+    for keep in [unlink(&file, &r.zone), write_open(&file, &r.zone)] {
+        let session = r.session("1.1", 1 << 20);
+        let keeping = keeper.keep(session.clone(), vec![keep], &files, later());
+        assert!(!keeping.allows());
+        let why = failure(&keeping).unwrap().to_string();
+        assert!(why.contains("replaced while it was being kept"), "{why}");
+        assert_eq!(session.budget.used(), 0);
+    }
+    // Moved away and nothing in its place: the kernel still holds it.
+    std::fs::remove_file(&file).unwrap();
+    let keeping = keeper.keep(
+        r.session("2.2", 1 << 20),
+        vec![unlink(&file, &r.zone)],
+        &files,
+        later(),
+    );
+    assert!(!keeping.allows());
+    assert!(r.stored().is_empty(), "{:?}", r.stored());
+    // The file the kernel named, still there: kept.
+    let file = r.file("same.rs", b"same");
+    let same = [(file.clone(), FileId::of(&std::fs::metadata(&file).unwrap()))];
+    let keeping = keeper.keep(
+        r.session("3.3", 1 << 20),
+        vec![unlink(&file, &r.zone)],
+        &same,
+        later(),
+    );
+    assert!(keeping.allows());
+    assert_eq!(
+        r.stored(),
+        vec![("000001-same.rs".to_string(), b"same".to_vec())]
+    );
+}
+
+/// The same swap between the keeper's look and its clone: the clone is of the file looked at,
+/// or nothing.
+#[test]
+fn a_file_swapped_in_just_before_the_clone_is_not_kept_in_its_place() {
+    let r = rig();
+    let file = r.file("named.rs", b"the named file");
+    let zone = r.zone.clone();
+    let cloner = FakeCloner {
+        before: Some(Box::new(move |source: &Path| {
+            std::fs::rename(source, zone.join("away.rs")).unwrap();
+            std::fs::write(source, b"another file").unwrap();
+        })),
+        ..FakeCloner::default()
+    };
+    let keeper = MacKeeper::new(Arc::new(cloner));
+    let session = r.session("1.1", 1 << 20);
+    let keeping = keeper.keep(session.clone(), vec![unlink(&file, &r.zone)], &[], later());
+    assert!(!keeping.allows());
+    let why = failure(&keeping).unwrap().to_string();
+    assert!(why.contains("replaced while it was being kept"), "{why}");
+    assert!(r.stored().is_empty(), "{:?}", r.stored());
+    assert_eq!(session.budget.used(), 0);
 }

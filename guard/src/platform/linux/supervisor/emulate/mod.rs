@@ -43,6 +43,9 @@ pub enum Emulation {
         to_parent: PathBuf,
         to_name: CString,
         flags: u32,
+        /// `RENAME_NOREPLACE` is in `flags` because the destination was not there when the
+        /// rename was judged, not because the task asked for it (see the handler).
+        noreplace_added: bool,
     },
     Link {
         from_parent: PathBuf,
@@ -177,9 +180,18 @@ impl Emulator<'_> {
                 to_parent,
                 to_name,
                 flags,
+                noreplace_added,
             } => in_dir(&from_parent, |from| {
                 in_dir(&to_parent, |to| {
-                    fs::renameat2(from, &from_name, to, &to_name, flags)
+                    match fs::renameat2(from, &from_name, to, &to_name, flags) {
+                        // A file system without RENAME_NOREPLACE (some FUSE and network ones):
+                        // the call as the task made it.
+                        Err(e) if noreplace_added && e.raw_os_error() == Some(libc::EINVAL) => {
+                            let asked = flags & !libc::RENAME_NOREPLACE;
+                            fs::renameat2(from, &from_name, to, &to_name, asked)
+                        }
+                        done => done,
+                    }
                 })
             }),
             Emulation::Link {

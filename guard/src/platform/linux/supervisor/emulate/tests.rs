@@ -99,6 +99,7 @@ fn a_rename_exchange_exchanges_and_a_link_through_a_magic_link_links_the_held_fi
         to_parent: b.root.clone(),
         to_name: c("b"),
         flags: libc::RENAME_EXCHANGE,
+        noreplace_added: false,
     };
     assert_eq!(b.run(exchange), Response::Value(0));
     assert_eq!(std::fs::read(b.root.join("a")).unwrap(), b"B");

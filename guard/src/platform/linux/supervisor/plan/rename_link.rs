@@ -58,7 +58,7 @@ pub fn rename(
     if flags & libc::RENAME_EXCHANGE != 0 {
         actions.extend(config_commands_added(&to, &from));
         // An exchange is two moves: the destination's entry moves to the source too.
-        let dest_is_dir = dest.is_some_and(|m| m.is_dir());
+        let dest_is_dir = dest.as_ref().is_some_and(|m| m.is_dir());
         actions.push(Action::Rename {
             from: to.clone(),
             to: from.clone(),
@@ -71,6 +71,10 @@ pub fn rename(
     }
     let (from_parent, from_name) = parent_and_name(&from, old_trailing)?;
     let (to_parent, to_name) = parent_and_name(&to, new_trailing)?;
+    // Judged as a move onto nothing: performed so that it cannot replace what appears there
+    // meanwhile (a second thread's rename), which was neither judged nor kept.
+    let noreplace_added =
+        dest.is_none() && flags & (libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) == 0;
     Ok(Plan::Emulate(
         actions,
         Emulation::Rename {
@@ -78,7 +82,12 @@ pub fn rename(
             from_name,
             to_parent,
             to_name,
-            flags,
+            flags: if noreplace_added {
+                flags | libc::RENAME_NOREPLACE
+            } else {
+                flags
+            },
+            noreplace_added,
         },
     ))
 }

@@ -160,6 +160,7 @@ impl EsHandler for Scripted {
         _: &ActorFacts,
         _: &Attributed,
         _: Vec<(Event, crate::vocab::Keep)>,
+        _: &[(std::path::PathBuf, crate::platform::macos::keep::FileId)],
         _: Instant,
     ) -> crate::platform::macos::Keeping {
         panic!("the scripted core never decides to keep (runtime/macos/tests/keep.rs does)")
@@ -243,6 +244,7 @@ impl Rig {
                 plan,
                 instigator: None,
                 request,
+                files: Vec::new(),
             },
         });
     }

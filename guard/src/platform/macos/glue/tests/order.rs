@@ -70,6 +70,7 @@ fn a_delegated_signal_is_judged_by_the_process_that_asked_launchd() {
                 plan: LONG,
                 instigator,
                 request: term(),
+                files: Vec::new(),
             },
         })
     };

@@ -186,7 +186,7 @@ fn a_rename_exchange_plans_two_renames() {
         to: to_new,
         flags: 0,
     };
-    let (actions, _) = emulated(s.plan(plain).unwrap());
+    let (actions, emulation) = emulated(s.plan(plain).unwrap());
     assert_eq!(
         actions,
         [Action::Rename {
@@ -196,6 +196,15 @@ fn a_rename_exchange_plans_two_renames() {
             source_is_dir: false
         }]
     );
+    // ... and is performed so that it cannot replace a file put there after the judgement.
+    assert!(matches!(
+        emulation,
+        Emulation::Rename {
+            flags: libc::RENAME_NOREPLACE,
+            noreplace_added: true,
+            ..
+        }
+    ));
     // Renaming `..` is refused before anything is looked at.
     let dotdot = s.tasks.put_str("x/..");
     let onto_dotdot = Call::Rename {
