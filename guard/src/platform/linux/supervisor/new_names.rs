@@ -154,3 +154,82 @@ impl NameChange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    fn name(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    fn mkdir(parent: &Path, n: &str) -> Emulation {
+        Emulation::Mkdir {
+            parent: parent.to_path_buf(),
+            name: name(n),
+            mode: 0o755,
+            tid: 1,
+        }
+    }
+
+    fn rename(from: &Path, to: &Path) -> Emulation {
+        Emulation::Rename {
+            from_parent: from.parent().unwrap().to_path_buf(),
+            from_name: name(from.file_name().unwrap().to_str().unwrap()),
+            to_parent: to.parent().unwrap().to_path_buf(),
+            to_name: name(to.file_name().unwrap().to_str().unwrap()),
+            flags: 0,
+            noreplace_added: false,
+        }
+    }
+
+    #[test]
+    fn a_name_is_marked_before_the_call_and_unmarked_when_it_was_not_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = dir.path().join("zone");
+        std::fs::create_dir(&zone).unwrap();
+        let in_zone = |p: &Path| p.starts_with(&zone);
+        let names = NewNames::default();
+        let change = NameChange::before(&mkdir(&zone, "dist"), &in_zone, &names);
+        assert!(names.is_new(&zone.join("dist")), "marked before the call");
+        change.after(Some(&Response::Value(0)), &names);
+        assert!(names.is_new(&zone.join("dist")));
+        // A call that failed takes its mark back.
+        let change = NameChange::before(&mkdir(&zone, "nope"), &in_zone, &names);
+        change.after(Some(&Response::Error(libc::EACCES)), &names);
+        assert!(!names.is_new(&zone.join("nope")));
+        // A name that is there is not the call's to make; outside the zones nothing is noted.
+        std::fs::write(zone.join("there"), "x").unwrap();
+        let there = NameChange::before(&mkdir(&zone, "there"), &in_zone, &names);
+        assert_eq!(there, NameChange::Nothing);
+        let outside = NameChange::before(&mkdir(dir.path(), "out"), &in_zone, &names);
+        assert_eq!(outside, NameChange::Nothing);
+        assert!(names.is_new(&zone.join("dist")) && !names.is_new(&zone.join("there")));
+    }
+
+    #[test]
+    fn a_rename_from_outside_is_new_and_one_whose_source_was_kept_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = dir.path().join("zone");
+        let in_zone = |p: &Path| p.starts_with(&zone);
+        let names = NewNames::default();
+        let from_outside = rename(&dir.path().join("gen.json"), &zone.join("config.json"));
+        NameChange::before(&from_outside, &in_zone, &names)
+            .after(Some(&Response::Value(0)), &names);
+        assert!(names.is_new(&zone.join("config.json")));
+        // Within the zone: the mark moves, unless the source was kept at its old name.
+        let (f, g) = (zone.join("f"), zone.join("g"));
+        NameChange::before(&rename(&f, &g), &in_zone, &names)
+            .after(Some(&Response::Value(0)), &names);
+        assert!(!names.is_new(&g));
+        let mut kept = NameChange::before(&rename(&g, &f), &in_zone, &names);
+        kept.kept(&[g.as_path()]);
+        kept.after(Some(&Response::Value(0)), &names);
+        assert!(names.is_new(&f));
+        // A rename that did not happen changes nothing.
+        NameChange::before(&rename(&zone.join("config.json"), &g), &in_zone, &names)
+            .after(Some(&Response::Error(libc::EEXIST)), &names);
+        assert!(names.is_new(&zone.join("config.json")) && !names.is_new(&g));
+    }
+}
