@@ -1,4 +1,4 @@
-//! The real agent clients, Claude Code and Codex (installed from the npm registry into
+//! The real agent clients, Claude Code, Codex and Gemini CLI (installed from the npm registry into
 //! `tests/agents/node_modules` by `scripts/test`), run under `agent-guard run` in a throwaway
 //! home against a [`FakeModel`], with agent-guard's hook installed in their own settings files.
 //!
@@ -40,7 +40,7 @@ pub fn agents_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("agents")
 }
 
-/// An installed client's command (`claude`, `codex`, `mcp-inspector`). Panics, saying how to
+/// An installed client's command (`claude`, `codex`, `gemini`, `mcp-inspector`). Panics, saying how to
 /// install them, when missing: a missing client is a failed set-up, not a reason to skip.
 pub fn npm_bin(name: &str) -> PathBuf {
     let bin = agents_dir().join("node_modules/.bin").join(name);
@@ -438,6 +438,74 @@ impl Codex {
             ],
             &[],
         )
+    }
+}
+
+/// The model Gemini CLI is told to use (`-m`): without one it asks a small routing model
+/// first (a `generateContent` call expecting a JSON complexity score) to pick one.
+pub const GEMINI_MODEL: &str = "gemini-2.5-flash";
+
+/// Gemini CLI (`gemini -p`, headless) with API-key auth against the fake
+/// (`GOOGLE_GEMINI_BASE_URL`), every tool call approved (`--yolo`).
+pub struct GeminiCli {
+    /// Written to `~/.gemini/settings.json` before `agent-guard install gemini-cli` merges into
+    /// it: the user's own settings.
+    pub settings: Value,
+    /// Whether `~/.gemini/trustedFolders.json` trusts the project, as the user's answer to
+    /// Gemini CLI's trust dialog does. In an untrusted folder Gemini CLI runs no hook and starts
+    /// no MCP server from the settings, user-wide ones included.
+    pub trust_project: bool,
+}
+
+impl GeminiCli {
+    /// A user's settings before agent-guard: the API key as auth method (Gemini CLI asks for
+    /// one otherwise; `GOOGLE_GEMINI_BASE_URL` alone selects a "gateway" auth that headless
+    /// mode refuses), no update check or usage statistics; the project trusted.
+    pub fn user_setup() -> GeminiCli {
+        GeminiCli {
+            settings: json!({
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+                "privacy": {"usageStatisticsEnabled": false},
+            }),
+            trust_project: true,
+        }
+    }
+
+    /// Write the user's `~/.gemini/settings.json` and, when `trust_project`,
+    /// `~/.gemini/trustedFolders.json` (`{"/path/of/project": "TRUST_FOLDER"}`).
+    pub fn install(&self, home: &AgentHome) {
+        let dir = home.home.join(".gemini");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("settings.json"),
+            serde_json::to_string_pretty(&self.settings).unwrap(),
+        )
+        .unwrap();
+        if self.trust_project {
+            let trusted = json!({home.project.to_str().unwrap(): "TRUST_FOLDER"});
+            std::fs::write(dir.join("trustedFolders.json"), trusted.to_string()).unwrap();
+        }
+    }
+
+    /// Run `gemini -p PROMPT` under `agent-guard run` against `model`, with the files already
+    /// in the home.
+    pub fn exec(home: &AgentHome, model: &FakeModel, prompt: &str) -> AgentRun {
+        let base_url = model.base_url();
+        home.run(
+            true,
+            &npm_bin("gemini"),
+            &["-p", prompt, "--yolo", "-m", GEMINI_MODEL],
+            &[
+                ("GOOGLE_GEMINI_BASE_URL", &base_url),
+                ("GEMINI_API_KEY", "gemini-fake-key"),
+            ],
+        )
+    }
+
+    /// `gemini ARGS` (e.g. `mcp list`) under `agent-guard run`, no model.
+    pub fn command(home: &AgentHome, args: &[&str]) -> AgentRun {
+        home.run(true, &npm_bin("gemini"), args, &[])
     }
 }
 

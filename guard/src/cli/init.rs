@@ -57,12 +57,13 @@ pub fn run(args: &InitArgs) -> anyhow::Result<i32> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     if file.exists() {
-        let backup = dir.join(format!("policy.json.agent-guard-backup-{}", now_unix()));
-        std::fs::copy(&file, &backup)
-            .with_context(|| format!("back up {} to {}", file.display(), backup.display()))?;
+        let backup = crate::install::back_up(&file, now_unix())?;
         println!("backup: {}", backup.display());
     }
-    std::fs::write(&file, &text).with_context(|| format!("write {}", file.display()))?;
+    // Through a new file renamed over it: a policy is never seen half-written by the watch.
+    crate::install::new_beside(&file, &text, Some(0o644))?
+        .persist(&file)
+        .map_err(|e| crate::vocab::IoError::at(&file, "write")(e.error))?;
     println!("wrote {}", file.display());
     let names = |items: &[(String, std::path::PathBuf)]| {
         items

@@ -51,9 +51,11 @@ pub const HOOK_MATCHER: &str = "Bash|Read|Write|Edit|MultiEdit|NotebookEdit|Glob
 /// Codex's shell tool, as its hooks name it.
 pub const CODEX_HOOK_MATCHER: &str = "Bash";
 
-/// Gemini CLI's tools that run commands or touch files.
+/// Gemini CLI's tools that run commands or touch files (a regular expression, unanchored).
+/// `grep_search` is what Gemini CLI 0.61 calls the tool older versions named
+/// `search_file_content`; both stay, as does `read_many_files`, for the versions that have it.
 pub const GEMINI_HOOK_MATCHER: &str =
-    "run_shell_command|write_file|replace|read_file|read_many_files|glob|search_file_content";
+    "run_shell_command|write_file|replace|read_file|read_many_files|glob|grep_search|search_file_content";
 
 /// The command every hook runs.
 pub const HOOK_COMMAND: &str = "agent-guard hook claude-code";

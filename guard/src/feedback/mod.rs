@@ -107,6 +107,9 @@ pub struct HookInput {
     /// not its doing (Claude Code's own lock files, an earlier call's stragglers).
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// The tool's result: an object (Claude Code, Gemini CLI) or a string (Codex).
+    #[serde(default)]
+    pub tool_response: Value,
 }
 
 impl HookInput {
@@ -121,6 +124,15 @@ impl HookInput {
             // Claude Code and Codex; Gemini CLI's AfterTool has the same input fields.
             "PostToolUse" | "PostToolUseFailure" | "AfterTool"
         )
+    }
+
+    /// The error of a Gemini CLI tool that failed (`tool_response.error.message` of AfterTool):
+    /// its own file tools fail this way on EPERM, and the model then gets only that message.
+    pub fn failed_tool_error(&self) -> Option<&str> {
+        if self.hook_event_name != "AfterTool" {
+            return None;
+        }
+        self.tool_response["error"]["message"].as_str()
     }
 }
 
@@ -261,9 +273,14 @@ pub fn render_context(denials: &[&DenialRecord]) -> String {
 /// The hook answer that adds `context` to the agent's context for `event_name`. After a
 /// PostToolUse it also says `decision: "block"` with the same text as `reason`: Claude Code
 /// shows a PostToolUse hook's reason to the model even where it drops additionalContext
-/// (anthropics/claude-code#55889). (PostToolUseFailure takes no decision: the call failed;
-/// Gemini CLI's AfterTool neither: there "deny" would replace the tool's output.)
-pub fn hook_output(event_name: &str, context: &str) -> Value {
+/// (anthropics/claude-code#55889). (PostToolUseFailure takes no decision: the call failed.)
+///
+/// Gemini CLI appends an AfterTool hook's additionalContext to the tool's output, but when the
+/// tool failed (`failed_tool_error`, e.g. its write_file on EPERM) the model gets only the
+/// error message: then the answer is `decision: "deny"` with that message and the context as
+/// `reason`, which Gemini CLI hands the model in the error's place. A tool that succeeded
+/// keeps its output (a shell command that exits 1 has succeeded as a tool call).
+pub fn hook_output(event_name: &str, context: &str, failed_tool_error: Option<&str>) -> Value {
     let mut out = serde_json::json!({
         "hookSpecificOutput": {
             "hookEventName": event_name,
@@ -273,6 +290,10 @@ pub fn hook_output(event_name: &str, context: &str) -> Value {
     if event_name == "PostToolUse" {
         out["decision"] = serde_json::json!("block");
         out["reason"] = serde_json::json!(context);
+    }
+    if let Some(error) = failed_tool_error {
+        out["decision"] = serde_json::json!("deny");
+        out["reason"] = serde_json::json!(format!("{error}\n\n{context}"));
     }
     out
 }

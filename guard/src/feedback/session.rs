@@ -146,6 +146,7 @@ pub fn run_hook(
     Ok(Some(hook_output(
         &input.hook_event_name,
         context.trim_end(),
+        input.failed_tool_error(),
     )))
 }
 

@@ -116,6 +116,11 @@ pub fn plan(
                     set_json_server(v, install.then(plain_server));
                 },
             )?);
+            if install {
+                plan.notes.push(
+                    "Gemini CLI runs hooks and MCP servers, user-wide ones included, only in folders you trust (its trust dialog, kept in ~/.gemini/trustedFolders.json): in an untrusted folder agent-guard still blocks, but Gemini is not told why.".into(),
+                );
+            }
         }
         Agent::Cursor => {
             plan.changes.push(json_change(

@@ -114,32 +114,14 @@ pub fn apply(plan: &Plan, now: u64) -> Result<Vec<PathBuf>, InstallError> {
             m.permissions().mode()
         });
         if change.before.is_some() {
-            let mut name = path.as_os_str().to_os_string();
-            name.push(format!(".agent-guard-backup-{now}"));
-            let backup = PathBuf::from(name);
-            std::fs::copy(path, &backup).map_err(IoError::at(path, "back up"))?;
-            backups.push(backup);
+            backups.push(back_up(path, now)?);
         }
         match &change.after {
             Some(text) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(IoError::at(dir, "create the directory"))?;
-                }
-                let mut tmp = path.as_os_str().to_os_string();
-                tmp.push(".agent-guard-tmp");
-                let tmp = PathBuf::from(tmp);
-                std::fs::write(&tmp, text).map_err(IoError::at(&tmp, "write"))?;
-                if let Some(mode) = mode {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-                        .map_err(IoError::at(&tmp, "keep the mode of"))?;
-                }
-                if let Err(e) = unchanged_since_plan(change) {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
-                std::fs::rename(&tmp, path).map_err(IoError::at(path, "replace"))?;
+                let tmp = new_beside(path, text, mode)?;
+                unchanged_since_plan(change)?;
+                tmp.persist(path)
+                    .map_err(|e| IoError::at(path, "replace")(e.error))?;
             }
             None => {
                 unchanged_since_plan(change)?;
@@ -148,6 +130,69 @@ pub fn apply(plan: &Plan, now: u64) -> Result<Vec<PathBuf>, InstallError> {
         }
     }
     Ok(backups)
+}
+
+/// A copy of `path` beside it, `NAME.agent-guard-backup-UNIXSECS` (`.1`, `.2`, ... when taken),
+/// with its mode. Made exclusively: a name someone put there first (a symlink an agent planted
+/// for the human's next install) is never written through.
+pub(crate) fn back_up(path: &Path, now: u64) -> Result<PathBuf, IoError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut from = std::fs::File::open(path).map_err(IoError::at(path, "back up"))?;
+    let mode = from
+        .metadata()
+        .map_err(IoError::at(path, "back up"))?
+        .permissions()
+        .mode();
+    for n in 0..100 {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(format!(".agent-guard-backup-{now}"));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let backup = PathBuf::from(name);
+        let mut to = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&backup)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            other => other.map_err(IoError::at(&backup, "create the backup"))?,
+        };
+        std::io::copy(&mut from, &mut to).map_err(IoError::at(&backup, "write the backup"))?;
+        to.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(IoError::at(&backup, "keep the mode of"))?;
+        return Ok(backup);
+    }
+    Err(IoError::at(path, "back up")(std::io::Error::from(
+        std::io::ErrorKind::AlreadyExists,
+    )))
+}
+
+/// `text` in a new file of a random name beside `path` (its directory made when missing),
+/// with `mode`, to be renamed over it: never a name someone could have put there first.
+pub(crate) fn new_beside(
+    path: &Path,
+    text: &str,
+    mode: Option<u32>,
+) -> Result<tempfile::NamedTempFile, IoError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(IoError::at(dir, "create the directory"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".agent-guard-")
+        .tempfile_in(dir)
+        .map_err(IoError::at(dir, "write a new file in"))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(IoError::at(tmp.path(), "write"))?;
+    if let Some(mode) = mode {
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(IoError::at(tmp.path(), "keep the mode of"))?;
+    }
+    Ok(tmp)
 }
 
 /// Whether `change.path` still holds what the plan read.
@@ -226,6 +271,42 @@ mod tests {
             "# My notes\n\nkeep this\n"
         );
         assert_eq!(replace_block("", b, e, Some("x")), format!("{b}\nx\n{e}\n"));
+    }
+
+    /// An agent plants a symlink where the human's next install will put its backup: the
+    /// backup is made elsewhere and the link's target is left as it was.
+    #[test]
+    fn a_name_planted_where_the_backup_goes_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, victim) = (dir.path().join("settings.json"), dir.path().join("bashrc"));
+        std::fs::write(&settings, "{}\n").unwrap();
+        std::fs::write(&victim, "the human's bashrc\n").unwrap();
+        let planted = dir.path().join("settings.json.agent-guard-backup-7");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let plan = Plan {
+            changes: vec![Change {
+                path: settings.clone(),
+                before: Some("{}\n".into()),
+                after: Some("{\"ours\": true}\n".into()),
+                what: "an entry".into(),
+            }],
+            notes: Vec::new(),
+        };
+        let backups = apply(&plan, 7).unwrap();
+        assert_eq!(
+            backups,
+            [dir.path().join("settings.json.agent-guard-backup-7.1")]
+        );
+        assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), "{}\n");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "the human's bashrc\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&settings).unwrap(),
+            "{\"ours\": true}\n"
+        );
+        assert!(std::fs::symlink_metadata(&settings).unwrap().is_file());
     }
 
     #[test]

@@ -7,15 +7,21 @@
 //! writes are part of what is undone) or nothing; otherwise someone changed it since, and the
 //! kept version goes beside it as `NAME.agent-guard-restored`. Every file is written to a
 //! temporary name in its directory and renamed into place, and its bytes are checked against
-//! the hash recorded when it was kept.
+//! the hash recorded when it was kept. Nothing is written through a symlink: every directory
+//! on the way is reached without following one ([`at`]), since the agent may have turned a
+//! directory of the zone into a symlink to somewhere else after it deleted what is restored.
 //!
 //! This runs with the human's rights and writes into the zones: it must never be offered to an
 //! agent (the CLI refuses), and never overwrite a path whose state it cannot vouch for.
 
+mod at;
+
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -102,7 +108,7 @@ pub fn restore(store_root: &Path, rows: &[StoredKept], dry_run: bool) -> Vec<Res
     }
     if !dry_run {
         for (dir, mode) in dir_modes.into_iter().rev() {
-            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(mode & 0o7777));
+            let _ = at::set_dir_mode(&dir, mode);
         }
     }
     results
@@ -125,9 +131,19 @@ fn restore_one(
     if r.how == KeptHow::NotKept {
         return skipped("not kept (larger than the copy limit when the agent first wrote it)");
     }
-    let now = EndState::of(&path);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return skipped("not a path a file can be restored at");
+    };
+    let now = match at::open_dir(parent, false) {
+        Ok(dir) => at::state(dir.as_fd(), name),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => EndState::Absent,
+        Err(e) => {
+            let why = at::not_followed(parent, &e);
+            return Restored::Failed { id, path, why };
+        }
+    };
     if r.kind == EntryKind::Dir && r.how == KeptHow::Recorded {
-        if path.is_dir() {
+        if at::open_dir(&path, false).is_ok() {
             return skipped("the directory is there");
         }
         if now != EndState::Absent {
@@ -136,15 +152,15 @@ fn restore_one(
         if dry_run {
             return Restored::InPlace { id, path };
         }
-        return match make_dir_and_parents(&path) {
-            Ok(()) => {
+        return match at::open_dir(&path, true) {
+            Ok(_) => {
                 dir_modes.push((path.clone(), r.mode));
                 Restored::InPlace { id, path }
             }
             Err(e) => Restored::Failed {
                 id,
+                why: format!("cannot make the directory: {}", at::not_followed(&path, &e)),
                 path,
-                why: format!("cannot make the directory: {e}"),
             },
         };
     }
@@ -159,17 +175,33 @@ fn restore_one(
             why: format!("{} is no longer in the store (purged?)", source.display()),
         };
     }
+    let dir = if dry_run {
+        at::open_dir(parent, false).ok()
+    } else {
+        match at::open_dir(parent, true) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                let why = format!("cannot make {}", at::not_followed(parent, &e));
+                return Restored::Failed { id, path, why };
+            }
+        }
+    };
     // In place when the path holds nothing, or exactly what the agent's session left there.
     let left = r.end_state.as_deref().and_then(EndState::parse);
-    let (target, why_beside) = if now == EndState::Absent || left == Some(now) {
-        (path.clone(), None)
+    let (target_name, why_beside) = if now == EndState::Absent || left == Some(now) {
+        (name.to_os_string(), None)
     } else {
         let why = match left {
             None => "the agent's session had not ended, so whether it changed since cannot be told",
             Some(_) => "it changed after the agent's session ended",
         };
-        (beside(&path), Some(why.to_string()))
+        let free = |candidate: &OsStr| match &dir {
+            Some(dir) => at::state(dir.as_fd(), candidate) == EndState::Absent,
+            None => true,
+        };
+        (beside(name, free), Some(why.to_string()))
     };
+    let target = parent.join(&target_name);
     let done = |path: PathBuf, target: PathBuf, why_beside: Option<String>| match why_beside {
         None => Restored::InPlace { id, path },
         Some(why) => Restored::Beside {
@@ -179,21 +211,13 @@ fn restore_one(
             why,
         },
     };
-    if dry_run {
+    let Some(dir) = dir.filter(|_| !dry_run) else {
         return done(path, target, why_beside);
-    }
-    if let Some(parent) = target.parent() {
-        if let Err(e) = make_dir_and_parents(parent) {
-            return Restored::Failed {
-                id,
-                path,
-                why: format!("cannot make {}: {e}", parent.display()),
-            };
-        }
-    }
+    };
     match put_back(
         &source,
-        &target,
+        dir.as_fd(),
+        &target_name,
         r.kind,
         r.mode,
         r.mtime_ns,
@@ -204,70 +228,60 @@ fn restore_one(
     }
 }
 
-/// `PATH.agent-guard-restored`, or `.1`, `.2`, ... when that is taken.
-fn beside(path: &Path) -> PathBuf {
-    let base = format!("{}{BESIDE_SUFFIX}", path.display());
-    let mut candidate = PathBuf::from(&base);
+/// `NAME.agent-guard-restored`, or `.1`, `.2`, ... when that is taken (`free` says).
+fn beside(name: &OsStr, free: impl Fn(&OsStr) -> bool) -> OsString {
+    let mut base = name.to_os_string();
+    base.push(BESIDE_SUFFIX);
+    let mut candidate = base.clone();
     let mut n = 1;
-    while fs::symlink_metadata(&candidate).is_ok() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
+    while !free(&candidate) {
+        candidate = base.clone();
+        candidate.push(format!(".{n}"));
         n += 1;
     }
     candidate
 }
 
-fn make_dir_and_parents(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-}
-
-/// Copy `source` (a file, a symlink or a copied tree in the store) to a temporary name next to
-/// `target`, check it, and rename it into place.
+/// Copy `source` (a file, a symlink or a copied tree in the store) to a temporary name in
+/// `dir`, check it, and rename it to `name`.
 fn put_back(
     source: &Path,
-    target: &Path,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
     kind: EntryKind,
     mode: u32,
     mtime_ns: i64,
     sha256: Option<&str>,
 ) -> Result<(), String> {
-    let parent = target.parent().unwrap_or(Path::new("/"));
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = parent.join(format!(
-        ".{name}.agent-guard-restoring-{}",
-        std::process::id()
-    ));
+    let mut temp = OsString::from(".");
+    temp.push(name);
+    temp.push(format!(".agent-guard-restoring-{}", std::process::id()));
     let meta = fs::symlink_metadata(source).map_err(|e| e.to_string())?;
     let written = if meta.file_type().is_symlink() {
         fs::read_link(source)
-            .and_then(|text| std::os::unix::fs::symlink(text, &temp))
+            .and_then(|text| at::symlink(&text, dir, &temp))
             .map_err(|e| format!("cannot make the symlink: {e}"))
     } else if meta.is_dir() {
-        if fs::symlink_metadata(target).is_ok() {
+        if at::state(dir, name) != EndState::Absent {
             return Err(format!(
                 "{} exists; a kept directory tree is only put back where nothing is",
-                target.display()
+                name.to_string_lossy()
             ));
         }
-        copy_tree(source, &temp).map_err(|e| format!("cannot copy the kept tree: {e}"))
+        at::copy_tree(source, dir, &temp).map_err(|e| format!("cannot copy the kept tree: {e}"))
     } else if kind == EntryKind::File || meta.is_file() {
-        copy_checked(source, &temp, mode, mtime_ns, sha256)
+        at::create_file(dir, &temp)
+            .map_err(|e| format!("cannot write {}: {e}", temp.to_string_lossy()))
+            .and_then(|to| copy_checked(source, to, mode, mtime_ns, sha256))
     } else {
         return Err("only files, directories and symlinks can be restored".to_string());
     };
     if let Err(why) = written {
-        let _ = fs::remove_file(&temp);
-        let _ = fs::remove_dir_all(&temp);
+        at::remove(dir, &temp);
         return Err(why);
     }
-    fs::rename(&temp, target).map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        let _ = fs::remove_dir_all(&temp);
+    at::rename(dir, &temp, name).map_err(|e| {
+        at::remove(dir, &temp);
         format!("cannot put it in place: {e}")
     })
 }
@@ -275,18 +289,12 @@ fn put_back(
 /// Copy a kept file, hashing what is read; refuse it when the hash is not the recorded one.
 fn copy_checked(
     source: &Path,
-    temp: &Path,
+    mut to: File,
     mode: u32,
     mtime_ns: i64,
     sha256: Option<&str>,
 ) -> Result<(), String> {
     let mut from = File::open(source).map_err(|e| format!("cannot read the kept copy: {e}"))?;
-    let mut to = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(temp)
-        .map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -311,32 +319,6 @@ fn copy_checked(
         let _ = to.set_modified(UNIX_EPOCH + Duration::from_nanos(mtime_ns as u64));
     }
     to.sync_all().map_err(|e| e.to_string())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir(to)?;
-    let mut modes = Vec::new();
-    let mut stack = vec![(from.to_path_buf(), to.to_path_buf())];
-    while let Some((src, dst)) = stack.pop() {
-        for e in fs::read_dir(&src)? {
-            let e = e?;
-            let meta = e.path().symlink_metadata()?;
-            let out = dst.join(e.file_name());
-            if meta.is_dir() {
-                fs::create_dir(&out)?;
-                modes.push((out.clone(), meta.permissions().mode()));
-                stack.push((e.path(), out));
-            } else if meta.file_type().is_symlink() {
-                std::os::unix::fs::symlink(fs::read_link(e.path())?, &out)?;
-            } else if meta.is_file() {
-                fs::copy(e.path(), &out)?;
-            }
-        }
-    }
-    for (dir, mode) in modes.into_iter().rev() {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 /// Lower-case hex.

@@ -424,6 +424,40 @@ fn gemini_after_tool_gets_the_explanation_as_additional_context() {
     assert!(v.get("decision").is_none(), "{v}");
 }
 
+/// A Gemini CLI tool that failed (its own write_file on EPERM: `tool_response.error`) gets the
+/// explanation as the AfterTool `deny` reason, after the tool's error message: Gemini CLI gives
+/// the model only the error of a failed tool, where additionalContext does not reach.
+#[test]
+fn gemini_failed_tool_gets_the_explanation_as_its_error() {
+    let env = Env::new();
+    env.append_denial(&unlink_denial(
+        "d-w",
+        "/home/dev/project/.envrc",
+        now(),
+        me(),
+        "deny",
+    ));
+    let error = "Error writing to file '/home/dev/project/.envrc': EPERM: operation not permitted";
+    let input = json!({
+        "session_id": "gemini-session-2", "transcript_path": "/home/dev/.gemini/tmp/t.jsonl",
+        "cwd": "/home/dev/project", "hook_event_name": "AfterTool",
+        "timestamp": "2026-12-03T13:00:00.000Z", "tool_name": "write_file",
+        "tool_input": {"file_path": ".envrc", "content": "x"},
+        "tool_response": {"llmContent": error, "returnDisplay": error,
+            "error": {"message": error, "type": "file_write_failure"}}
+    });
+    let (code, out, err) = env.hook(input.to_string().as_bytes());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["decision"], "deny", "{v}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.starts_with(error), "{reason}");
+    assert!(
+        reason.contains("d-w") && reason.contains("/home/dev/project/.envrc"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn malformed_input_is_a_non_blocking_error() {
     let env = Env::new();

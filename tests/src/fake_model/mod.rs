@@ -1,14 +1,17 @@
 //! A scripted fake of a model API on 127.0.0.1, for driving the real agent clients (Claude Code,
-//! Codex) in end-to-end tests: each model request gets the script's next turn, streamed as the
+//! Codex, Gemini CLI) in end-to-end tests: each model request gets the script's next turn, streamed as the
 //! real API streams it, and every request is recorded so a test can read exactly what the model
 //! was told after a tool call (the tool's result, hook context, reminders).
 //!
-//! Two wire formats, the ones the clients speak:
+//! Three wire formats, the ones the clients speak:
 //! - [`Api::AnthropicMessages`]: `POST /v1/messages` (server-sent events `message_start`,
 //!   `content_block_start/delta/stop`, `message_delta`, `message_stop`; tool calls as `tool_use`
 //!   blocks with `input_json_delta`), plus `POST /v1/messages/count_tokens`.
 //! - [`Api::OpenAiResponses`]: `POST /v1/responses` (events `response.created`,
 //!   `response.output_item.done`, `response.completed`; tool calls as `function_call` items).
+//! - [`Api::GeminiGenerateContent`]: `POST /v1beta/models/MODEL:streamGenerateContent?alt=sse`
+//!   (server-sent `data:` lines, each a `GenerateContentResponse`; tool calls as `functionCall`
+//!   parts) and `POST /v1beta/models/MODEL:generateContent` (one JSON answer).
 //!
 //! Anything else is answered 404 and recorded, so an unexpected call shows up in
 //! [`FakeModel::requests`] instead of hanging the client. Only std: a thread per connection is
@@ -32,6 +35,8 @@ pub enum Api {
     AnthropicMessages,
     /// OpenAI's Responses API (Codex).
     OpenAiResponses,
+    /// Google's Gemini API, `generateContent` and its streamed form (Gemini CLI).
+    GeminiGenerateContent,
 }
 
 /// One answer of the scripted model.
@@ -49,7 +54,8 @@ impl Turn {
     }
 
     /// A tool call, e.g. `Turn::tool("Bash", json!({"command": "rm notes.txt"}))` for Claude
-    /// Code or `Turn::tool("exec_command", json!({"cmd": "rm notes.txt"}))` for Codex.
+    /// Code, `Turn::tool("exec_command", json!({"cmd": "rm notes.txt"}))` for Codex or
+    /// `Turn::tool("run_shell_command", json!({"command": "rm notes.txt"}))` for Gemini CLI.
     pub fn tool(name: &str, input: Value) -> Turn {
         Turn::ToolCall {
             name: name.to_string(),
@@ -83,12 +89,14 @@ impl Request {
 #[derive(Clone, Debug, Default)]
 pub struct Told {
     /// The tool's result as the model sees it (Anthropic `tool_result` content, OpenAI
-    /// `function_call_output` output).
+    /// `function_call_output` output, Gemini `functionResponse` output or error, less its
+    /// `<hook_context>` sections).
     pub result: String,
-    /// Anthropic's `is_error` flag of the result (OpenAI has none).
+    /// Whether the result is an error: Anthropic's `is_error` flag, Gemini's `error` response
+    /// (OpenAI has none).
     pub is_error: Option<bool>,
-    /// Every other text the client added after the call: hook `additionalContext`, system
-    /// reminders, developer messages.
+    /// Every other text the client added after the call: hook `additionalContext` (Gemini CLI's
+    /// `<hook_context>` sections of the result), system reminders, developer messages.
     pub context: Vec<String>,
 }
 
@@ -148,8 +156,8 @@ impl FakeModel {
         FakeModel { addr, shared }
     }
 
-    /// `http://127.0.0.1:PORT`, without a path: Claude Code's `ANTHROPIC_BASE_URL`; Codex's
-    /// provider `base_url` is this plus `/v1`.
+    /// `http://127.0.0.1:PORT`, without a path: Claude Code's `ANTHROPIC_BASE_URL`, Gemini
+    /// CLI's `GOOGLE_GEMINI_BASE_URL`; Codex's provider `base_url` is this plus `/v1`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -162,15 +170,16 @@ impl FakeModel {
     /// The bodies of the model requests (the ones answered with a turn), in order: body `i` is
     /// what the client sent before turn `i` was answered.
     pub fn model_requests(&self) -> Vec<Value> {
-        let turn_path = turn_path(self.shared.api);
+        let api = self.shared.api;
         self.requests()
             .iter()
-            .filter(|r| r.method == "POST" && r.path_only() == turn_path)
+            .filter(|r| r.method == "POST" && is_turn_path(api, r.path_only()))
             .map(|r| r.json().expect("a model request body is JSON"))
             .collect()
     }
 
-    /// The id the fake gave the tool call of turn `turn` (`toolu_fake_N` / `call_fake_N`).
+    /// The id the fake gave the tool call of turn `turn` (`toolu_fake_N` / `call_fake_N` /
+    /// `gemini_fake_N`).
     pub fn call_id(&self, turn: usize) -> String {
         call_id(self.shared.api, turn)
     }
@@ -194,6 +203,7 @@ impl FakeModel {
         let told = match self.shared.api {
             Api::AnthropicMessages => told_anthropic(next, &id),
             Api::OpenAiResponses => told_openai(next, &id),
+            Api::GeminiGenerateContent => told_gemini(next, &id),
         };
         told.unwrap_or_else(|| {
             panic!("the request after turn {turn} has no result for {id}: {next}")
@@ -209,10 +219,19 @@ impl Drop for FakeModel {
     }
 }
 
-fn turn_path(api: Api) -> &'static str {
+/// Whether `path` (without its query) asks `api` for a model turn.
+fn is_turn_path(api: Api, path: &str) -> bool {
     match api {
-        Api::AnthropicMessages => "/v1/messages",
-        Api::OpenAiResponses => "/v1/responses",
+        Api::AnthropicMessages => path == "/v1/messages",
+        Api::OpenAiResponses => path == "/v1/responses",
+        Api::GeminiGenerateContent => path
+            .strip_prefix("/v1beta/models/")
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(model, method)| {
+                !model.is_empty()
+                    && !model.contains('/')
+                    && matches!(method, "generateContent" | "streamGenerateContent")
+            }),
     }
 }
 
@@ -220,6 +239,7 @@ fn call_id(api: Api, turn: usize) -> String {
     match api {
         Api::AnthropicMessages => format!("toolu_fake_{turn}"),
         Api::OpenAiResponses => format!("call_fake_{turn}"),
+        Api::GeminiGenerateContent => format!("gemini_fake_{turn}"),
     }
 }
 
@@ -299,7 +319,7 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
 fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> std::io::Result<bool> {
     let path = request.path_only();
     match (shared.api, request.method.as_str(), path) {
-        (_, "POST", p) if p == turn_path(shared.api) => {
+        (_, "POST", p) if is_turn_path(shared.api, p) => {
             let body = request.json().unwrap_or(Value::Null);
             let turn = {
                 let mut next = shared.next_turn.lock().unwrap();
@@ -310,6 +330,10 @@ fn answer(request: &Request, shared: &Shared, out: &mut impl Write) -> std::io::
             match shared.api {
                 Api::AnthropicMessages => anthropic_turn(out, &body, turn, &step),
                 Api::OpenAiResponses => openai_turn(out, turn, &step),
+                Api::GeminiGenerateContent => {
+                    let streamed = p.ends_with(":streamGenerateContent");
+                    gemini_turn(out, streamed, turn, &step)
+                }
             }
         }
         (Api::AnthropicMessages, "POST", "/v1/messages/count_tokens") => {
@@ -395,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn told_after_reads_result_and_context_in_both_formats() {
+    fn told_after_reads_result_and_context_in_every_format() {
         let anthropic = json!({"messages": [
             {"role": "user", "content": "do it"},
             {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_fake_0"}]},
@@ -417,5 +441,74 @@ mod tests {
         assert_eq!(told.result, "Operation not permitted");
         assert_eq!(told.context, ["hook says why"]);
         assert!(!told.all().contains("do it"));
+
+        let gemini = json!({"contents": [
+            {"role": "user", "parts": [{"text": "do it"}]},
+            {"role": "model", "parts": [{"functionCall": {"id": "gemini_fake_0", "name": "run_shell_command"}}]},
+            {"role": "user", "parts": [{"functionResponse": {"id": "gemini_fake_0", "name": "run_shell_command",
+                "response": {"output": "Exit Code: 1\n\n<hook_context>hook says why</hook_context>"}}}]},
+            {"role": "model", "parts": [{"functionCall": {"id": "gemini_fake_1", "name": "write_file"}}]},
+            {"role": "user", "parts": [{"functionResponse": {"id": "gemini_fake_1", "name": "write_file",
+                "response": {"error": "EPERM"}}}, {"text": "a reminder"}]}]});
+        let told = told_gemini(&gemini, "gemini_fake_0").unwrap();
+        assert_eq!(told.result, "Exit Code: 1");
+        assert_eq!(told.is_error, Some(false));
+        assert_eq!(told.context[0], "hook says why");
+        let told = told_gemini(&gemini, "gemini_fake_1").unwrap();
+        assert_eq!(told.result, "EPERM");
+        assert_eq!(told.is_error, Some(true));
+        assert_eq!(told.context, ["a reminder"]);
+        assert!(told_gemini(&gemini, "gemini_fake_9").is_none());
+    }
+
+    /// Gemini's two methods: `streamGenerateContent?alt=sse` gets `data:` chunks that put
+    /// together make the scripted call, `generateContent` one JSON answer; other model methods
+    /// and paths are not turns.
+    #[test]
+    fn gemini_turns_stream_and_answer_whole() {
+        let model = FakeModel::start(
+            Api::GeminiGenerateContent,
+            vec![
+                Turn::tool("run_shell_command", json!({"command": "rm x"})),
+                Turn::text("all done"),
+            ],
+        );
+        let post = |path: &str| {
+            let body = r#"{"contents":[]}"#;
+            let mut s = TcpStream::connect(model.addr).unwrap();
+            write!(
+                s,
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            answer
+        };
+        let answer = post("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+        assert!(answer.contains("text/event-stream"), "{answer}");
+        let chunks: Vec<Value> = answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(chunks.len(), 1, "{answer}");
+        let call = &chunks[0]["candidates"][0]["content"]["parts"][0]["functionCall"];
+        assert_eq!(call["id"], "gemini_fake_0");
+        assert_eq!(call["args"], json!({"command": "rm x"}));
+
+        let answer = post("/v1beta/models/gemini-2.5-flash:generateContent");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let whole: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            whole["candidates"][0]["content"]["parts"],
+            json!([{"text": "all done"}])
+        );
+        assert_eq!(whole["candidates"][0]["finishReason"], "STOP");
+
+        assert!(post("/v1beta/models/gemini-2.5-flash:countTokens").starts_with("HTTP/1.1 404"));
+        assert!(post("/v1beta/models:streamGenerateContent").starts_with("HTTP/1.1 404"));
+        assert_eq!(model.model_requests().len(), 2);
     }
 }

@@ -1,5 +1,6 @@
-//! The two wire formats the fake speaks: the answers it streams (Anthropic Messages events,
-//! OpenAI Responses events) and what it reads back of a request after a tool call.
+//! The three wire formats the fake speaks: the answers it streams (Anthropic Messages events,
+//! OpenAI Responses events, Gemini `GenerateContentResponse` chunks) and what it reads back of a
+//! request after a tool call.
 
 use std::io::Write;
 
@@ -147,6 +148,52 @@ pub(super) fn openai_turn(out: &mut impl Write, turn: usize, step: &Turn) -> std
     Ok(false)
 }
 
+/// Gemini: the answer to `generateContent` (one JSON object) or `streamGenerateContent?alt=sse`
+/// (`data:` lines, one `GenerateContentResponse` each, the connection closed after the last).
+/// A text arrives in two chunks, as the real API streams it; a function call whole, in one.
+/// The call carries the fake's id, which Gemini CLI keeps and returns in its `functionResponse`.
+pub(super) fn gemini_turn(
+    out: &mut impl Write,
+    streamed: bool,
+    turn: usize,
+    step: &Turn,
+) -> std::io::Result<bool> {
+    let chunk = |parts: Value, last: bool| {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+        let mut chunk = json!({"candidates": [], "modelVersion": "gemini-fake",
+            "responseId": format!("gemini_response_{turn}")});
+        if last {
+            candidate["finishReason"] = json!("STOP");
+            chunk["usageMetadata"] =
+                json!({"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15});
+        }
+        chunk["candidates"] = json!([candidate]);
+        chunk
+    };
+    let pieces: Vec<Value> = match step {
+        Turn::Text(text) => halves(text)
+            .into_iter()
+            .map(|t| json!([{"text": t}]))
+            .collect(),
+        Turn::ToolCall { name, input } => vec![json!([{"functionCall": {
+            "id": call_id(Api::GeminiGenerateContent, turn), "name": name, "args": input}}])],
+    };
+    if !streamed {
+        let whole = match step {
+            Turn::Text(text) => json!([{"text": text}]),
+            Turn::ToolCall { .. } => pieces[0].clone(),
+        };
+        return write_json(out, 200, &chunk(whole, true));
+    }
+    start_events(out)?;
+    let n = pieces.len();
+    for (i, parts) in pieces.into_iter().enumerate() {
+        write!(out, "data: {}\r\n\r\n", chunk(parts, i + 1 == n))?;
+    }
+    out.flush()?;
+    Ok(false)
+}
+
 /// `s` cut in two at a character boundary near its middle.
 pub(super) fn halves(s: &str) -> Vec<&str> {
     let mut mid = s.len() / 2;
@@ -219,4 +266,62 @@ pub(super) fn told_openai(request: &Value, id: &str) -> Option<Told> {
         is_error: None,
         context,
     })
+}
+
+/// Gemini: the `functionResponse` for `id` (its `output`, or its `error` when the tool failed)
+/// and every text after it. Gemini CLI appends an AfterTool hook's `additionalContext` to the
+/// tool's output as `\n\n<hook_context>…</hook_context>`: those sections are context, not result.
+pub(super) fn told_gemini(request: &Value, id: &str) -> Option<Told> {
+    let contents = request["contents"].as_array()?;
+    let parts = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default());
+    let mut told: Option<Told> = None;
+    for part in parts {
+        match &mut told {
+            None if part["functionResponse"]["id"] == id => {
+                let response = &part["functionResponse"]["response"];
+                let (text, is_error) = match (&response["error"], &response["output"]) {
+                    (Value::String(e), _) => (e.clone(), true),
+                    (_, Value::String(o)) => (o.clone(), false),
+                    _ => (response.to_string(), false),
+                };
+                let (result, context) = split_hook_context(&text);
+                told = Some(Told {
+                    result,
+                    is_error: Some(is_error),
+                    context,
+                });
+            }
+            None => {}
+            Some(t) => {
+                if let Some(text) = part["text"].as_str() {
+                    t.context.push(text.to_string());
+                } else if let Some(response) = part.get("functionResponse") {
+                    t.context.push(response["response"].to_string());
+                }
+            }
+        }
+    }
+    told
+}
+
+/// A Gemini tool output without its `<hook_context>` sections, and the sections' texts.
+fn split_hook_context(text: &str) -> (String, Vec<String>) {
+    const OPEN: &str = "<hook_context>";
+    const CLOSE: &str = "</hook_context>";
+    let mut result = String::new();
+    let mut context = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let inner = &rest[start + OPEN.len()..];
+        let Some(end) = inner.find(CLOSE) else {
+            break;
+        };
+        result.push_str(&rest[..start]);
+        context.push(inner[..end].to_string());
+        rest = &inner[end + CLOSE.len()..];
+    }
+    result.push_str(rest);
+    (result.trim_end().to_string(), context)
 }

@@ -79,6 +79,21 @@ pub fn changed() -> io::Error {
     io::Error::from_raw_os_error(libc::ESTALE)
 }
 
+/// `source` opened for reading, not followed if a symlink, and checked to be `expect` (when
+/// given) on the open file: what is then cloned or copied from it is that file.
+pub fn open_checked(source: &Path, expect: Option<FileId>) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(source)?;
+    let opened = FileId::of(&file.metadata()?);
+    if expect.is_some_and(|id| id != opened) {
+        return Err(changed());
+    }
+    Ok(file)
+}
+
 /// Why a keep is refused when the name no longer holds the file the kernel will act on: a
 /// second thread moved it away, or another file in, after the kernel looked it up.
 const CHANGED: &str = "the file at that path was replaced while it was being kept, so what the operation destroys could not be kept; run it again";
@@ -117,15 +132,7 @@ impl Cloner for CopyCloner {
                 std::fs::Permissions::from_mode(meta.mode() & 0o7777),
             );
         }
-        let mut from = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(source)?;
-        // What is copied is what was opened: checked again on the open file.
-        let opened = FileId::of(&from.metadata()?);
-        if expect.is_some_and(|id| id != opened) {
-            return Err(changed());
-        }
+        let mut from = open_checked(source, expect)?;
         let mut to = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

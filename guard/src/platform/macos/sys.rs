@@ -13,7 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::deadline::Timebase;
-use super::keep::{changed, Cloner, FileId};
+use super::keep::{changed, open_checked, Cloner, FileId};
 use super::procinfo::{bsdinfo_layout, BsdInfo, ProcArgs, ProcessInspector};
 use crate::vocab::KeptHow;
 
@@ -255,7 +255,6 @@ impl Cloner for Clonefile {
         target: &Path,
         expect: Option<FileId>,
     ) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let c = |p: &Path| {
             CString::new(p.as_os_str().as_bytes())
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
@@ -266,14 +265,7 @@ impl Cloner for Clonefile {
         }
         if expect.is_some() && meta.is_file() {
             // Cloned from what was opened and checked: a rename in between changes nothing.
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(source)?;
-            let opened = FileId::of(&file.metadata()?);
-            if expect.is_some_and(|id| id != opened) {
-                return Err(changed());
-            }
+            let file = open_checked(source, expect)?;
             let target = c(target)?;
             // SAFETY: the fd is open for the call's duration and the target a NUL-terminated
             // path that outlives it; fclonefileat only reads them.

@@ -210,3 +210,40 @@ fn a_bulk_restore_leaves_out_what_the_session_made_itself() {
     assert_eq!(fs::read(k.zone.join("f")).unwrap(), b"the human's");
     assert_eq!(fs::read(k.zone.join("tmp.o")).unwrap(), b"object");
 }
+
+/// The agent deletes `x/authorized_keys` (kept), then turns `x` into a symlink to a directory
+/// outside the zone. The human's restore, which writes with the human's rights, must not put
+/// the file (the agent's bytes, under the agent's name) there, nor make or chmod a directory
+/// through the link.
+#[test]
+fn nothing_is_written_through_a_directory_turned_into_a_symlink() {
+    let mut k = Kept::new();
+    let outside = k.root.path().join("home-ssh");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+    k.file(
+        "x/authorized_keys",
+        b"ssh-ed25519 AAAA agent",
+        1,
+        Some(EndState::Absent),
+    );
+    k.dir("x/sub", 2);
+    k.file("y/deeper/f", b"deep", 3, Some(EndState::Absent));
+    std::os::unix::fs::symlink(&outside, k.zone.join("x")).unwrap();
+    fs::create_dir(k.zone.join("y")).unwrap();
+    std::os::unix::fs::symlink(&outside, k.zone.join("y/deeper")).unwrap();
+    let results = restore(&k.store, &k.rows, false);
+    assert_eq!(results.len(), 3, "{results:#?}");
+    for r in &results {
+        match r {
+            Restored::Failed { why, .. } => {
+                assert!(why.contains("no longer a directory"), "{why}")
+            }
+            other => panic!("restored through a symlink: {other:#?}"),
+        }
+    }
+    let left: Vec<_> = fs::read_dir(&outside).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+}
