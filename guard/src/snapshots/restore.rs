@@ -8,7 +8,7 @@
 //! kept version goes beside it as `NAME.agent-guard-restored`. Every file is written to a
 //! temporary name in its directory and renamed into place, and its bytes are checked against
 //! the hash recorded when it was kept. Nothing is written through a symlink: every directory
-//! on the way is reached without following one ([`at`]), since the agent may have turned a
+//! on the way is reached without following one (`restore::at`), since the agent may have turned a
 //! directory of the zone into a symlink to somewhere else after it deleted what is restored.
 //!
 //! This runs with the human's rights and writes into the zones: it must never be offered to an
