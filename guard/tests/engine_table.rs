@@ -167,8 +167,9 @@ fn decision_table() {
         // Protected zone that keeps (`on_destroy: keep`, the default).
         ("unlink keeps the entry", rm, unlink("/a/keep/src/main.rs"), keep(ProtectedDelete, &[("/a/keep/src/main.rs", KeepWhat::Entry)])),
         ("rmdir records the directory", rm, Action::Rmdir { path: p("/a/keep/src") }, keep(ProtectedDelete, &[("/a/keep/src", KeepWhat::Dir)])),
-        ("rename to a new name inside", "/usr/bin/mv", rename("/a/keep/a", "/a/keep/b", false), Want::Allow),
-        ("atomic save over a file keeps the old one", "/usr/bin/mv", rename("/a/keep/.f.tmp", "/a/keep/f", true), keep(ProtectedReplace, &[("/a/keep/f", KeepWhat::Entry)])),
+        ("rename of a file to a new name inside keeps its old name", "/usr/bin/mv", rename("/a/keep/a", "/a/keep/b", false), keep(ProtectedRename, &[("/a/keep/a", KeepWhat::Renamed)])),
+        ("rename of a directory inside keeps nothing", "/usr/bin/mv", Action::Rename { from: p("/a/keep/d"), to: p("/a/keep/e"), dest_exists: false, source_is_dir: true }, Want::Allow),
+        ("atomic save over a file keeps the old one (and the temporary's name, unless the session made it)", "/usr/bin/mv", rename("/a/keep/.f.tmp", "/a/keep/f", true), keep(ProtectedReplace, &[("/a/keep/f", KeepWhat::Entry), ("/a/keep/.f.tmp", KeepWhat::Renamed)])),
         ("rename of a file out keeps its content", "/usr/bin/mv", rename("/a/keep/f", "/tmp/f", false), keep(ProtectedMoveOut, &[("/a/keep/f", KeepWhat::Content)])),
         ("rename of a directory out keeps the tree", "/usr/bin/mv", Action::Rename { from: p("/a/keep/d"), to: p("/tmp/d"), dest_exists: false, source_is_dir: true }, keep(ProtectedMoveOut, &[("/a/keep/d", KeepWhat::Tree)])),
         ("rename into a carve-out keeps the content", "/usr/bin/mv", rename("/a/keep/f", "/a/keep/target/f", false), keep(ProtectedMoveOut, &[("/a/keep/f", KeepWhat::Content)])),

@@ -7,7 +7,7 @@
 use std::path::{Component, Path};
 
 use super::reason::request_command;
-use crate::policy::Policy;
+use crate::policy::{OnDestroy, Policy};
 use crate::vocab::{human_bytes, shell_quote, Action, Denial, Keep, KeepFailure, RuleId};
 
 /// What one agent session has deleted or moved out of its zones within the brake's window, and
@@ -110,6 +110,16 @@ pub fn keep_refused(action: &Action, keep: &Keep, path: &Path, failure: &KeepFai
     }
 }
 
+/// Whether what an agent destroys at `path` is kept: it lies in a protected zone that keeps,
+/// outside the zone's carve-outs. Sensors note the names a session makes only there.
+pub fn keeps_at(policy: &Policy, path: &Path) -> bool {
+    policy
+        .zones
+        .lookup(path)
+        .protected
+        .is_some_and(|zone| zone.on_destroy == OnDestroy::Keep && !zone.excepts(path))
+}
+
 /// Whether removing `path` counts for the brake: not inside a git object store.
 pub fn counts_for_brake(path: &Path) -> bool {
     !in_git_objects(path)
@@ -135,7 +145,7 @@ mod tests {
     use crate::policy::{LoadContext, Platform};
     use crate::vocab::{KeepItem, KeepWhat};
 
-    fn policy() -> Policy {
+    fn policy_of(json: &str) -> Policy {
         let ctx = LoadContext {
             platform: Platform::Linux,
             homes: vec!["/h".into()],
@@ -144,12 +154,13 @@ mod tests {
             unreadable: vec![],
             resolve_symlinks: false,
         };
-        crate::policy::from_json(
+        crate::policy::from_json(json, Path::new("p.json"), &ctx).unwrap()
+    }
+
+    fn policy() -> Policy {
+        policy_of(
             r#"{"protected_zones": ["/h"], "snapshots": {"brake": {"files": 3, "mb": 1, "window": "60s"}}}"#,
-            Path::new("p.json"),
-            &ctx,
         )
-        .unwrap()
     }
 
     fn delete(path: &str) -> (Action, Keep) {
@@ -194,6 +205,19 @@ mod tests {
         let (action, mut keep) = delete("/h/src/f");
         keep.rule = RuleId::ProtectedReplace;
         assert!(brake(&action, &keep, &state(9, 0, None), &policy, 0).is_none());
+    }
+
+    #[test]
+    fn keeping_happens_in_zones_that_keep_outside_their_carve_outs() {
+        let policy = policy_of(
+            r#"{"protected_zones": [{"path": "/h/p", "except": ["**/target/**"]},
+                                    {"path": "/h/d", "on_destroy": "deny"}]}"#,
+        );
+        assert!(keeps_at(&policy, Path::new("/h/p/src/a.rs")));
+        assert!(keeps_at(&policy, Path::new("/h/p")));
+        assert!(!keeps_at(&policy, Path::new("/h/p/target/debug/x")));
+        assert!(!keeps_at(&policy, Path::new("/h/d/a.rs")));
+        assert!(!keeps_at(&policy, Path::new("/tmp/a.rs")));
     }
 
     #[test]

@@ -19,4 +19,4 @@ pub use crate::vocab::{
 pub use decide::{
     decide, decide_without_keeping, moved_tree_probes, needs_actor_args, needs_exec_env,
 };
-pub use keep::{brake, keep_refused, BrakeState};
+pub use keep::{brake, keep_refused, keeps_at, BrakeState};

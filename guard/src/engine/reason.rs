@@ -112,6 +112,7 @@ pub(super) fn denial(
         // Rows that keep rather than deny, and the refusals `engine::keep` words itself; named
         // here only so that every rule has words.
         RuleId::ProtectedReplace
+        | RuleId::ProtectedRename
         | RuleId::ProtectedTruncate
         | RuleId::ProtectedFirstWrite
         | RuleId::ProtectedLinkOut

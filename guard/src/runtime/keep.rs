@@ -209,14 +209,12 @@ impl Runtime {
         let verdict = self.account(event, attribution, start_key, verdict, &policy, now);
         if let (Some(store), Attribution::Agent(agent)) = (self.store.get(), attribution) {
             for entry in &entries {
-                store.record_kept(KeptRecord::new(
-                    session.id.as_str(),
-                    event,
-                    agent,
-                    &keep.rule,
-                    entry,
-                    now,
-                ));
+                let mut record =
+                    KeptRecord::new(session.id.as_str(), event, agent, &keep.rule, entry, now);
+                // Settled before the sensor notes what the call did to names: whether the path
+                // was the session's own before the call.
+                record.new_in_session = session.new_names.is_new(&entry.path);
+                store.record_kept(record);
             }
         }
         if let Some(hasher) = self.hasher.get() {

@@ -201,6 +201,10 @@ impl Judge for AgentTree {
         Some(Arc::clone(&self.session))
     }
 
+    fn keeps_at(&self, path: &Path) -> bool {
+        crate::engine::keeps_at(&self.runtime.policy.load(), path)
+    }
+
     fn settle(&self, pid: i32, event: &Event, keep: &Keep, outcome: KeepOutcome) -> Verdict {
         let agent = AgentInfo {
             name: self.agent.name.clone(),

@@ -86,7 +86,8 @@ pub fn listing(rows: Vec<StoredKept>, files: &[StoreFile]) -> Listing {
 
 impl Listing {
     /// The listing for a human: per session a header, then one line per entry (id, time, how,
-    /// size, operation, path), control characters escaped (agents choose file names).
+    /// size, operation, path, and whether the session had made the path itself), control
+    /// characters escaped (agents choose file names).
     pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         if self.sessions.is_empty() && self.unrecorded.is_empty() {
             return writeln!(out, "nothing kept");
@@ -106,7 +107,7 @@ impl Listing {
                 let r = &e.record;
                 writeln!(
                     out,
-                    "  {:>6}  {}  {:<9} {:>9}  {:<8} {}{}",
+                    "  {:>6}  {}  {:<9} {:>9}  {:<8} {}{}{}",
                     e.id,
                     &e.time[11..19],
                     r.how.as_str(),
@@ -120,7 +121,12 @@ impl Listing {
                     r.dest
                         .as_deref()
                         .map(|d| format!(" -> {}", printable(d)))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if r.new_in_session {
+                        "  (made during the session)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }

@@ -4,7 +4,8 @@
 //! The sensors keep (the Linux supervisor moves, links, clones or copies; the macOS daemon
 //! clones) and report [`crate::vocab::KeptEntry`]s; this module names the store's directories
 //! and entries ([`layout`]), holds what a session remembers while it runs ([`Session`]: its
-//! numbering, the files it has kept since its start, the brake's count) and the store's size
+//! numbering, the files it has kept since its start, the names it made itself ([`new_names`]),
+//! the brake's count) and the store's size
 //! ([`StoreBudget`]), and is what the human's commands use to list, restore and purge
 //! ([`listing`], [`restore`], [`purge`]).
 //!
@@ -14,6 +15,7 @@
 pub mod budget;
 pub mod layout;
 pub mod listing;
+pub mod new_names;
 pub mod purge;
 pub mod restore;
 pub mod session;

@@ -59,6 +59,18 @@ impl Restored {
     }
 }
 
+/// Why a bulk restore leaves out an entry the agent session made itself.
+pub const MADE_IN_SESSION: &str =
+    "made during the agent's session (it did not exist before); --include-new restores it too";
+
+/// A bulk restore's rows split into those to restore and those it leaves out: what was kept at
+/// a path the agent's session had made itself (`rm -rf dist` of a `dist` it built, a temporary
+/// file it wrote and removed). Nothing of the human's is among them; a restore by id, or with
+/// `--include-new`, puts them back too.
+pub fn leave_out_new(rows: Vec<StoredKept>) -> (Vec<StoredKept>, Vec<StoredKept>) {
+    rows.into_iter().partition(|r| !r.record.new_in_session)
+}
+
 /// The rows to restore, one per path (the oldest that holds something), newest first.
 pub fn choose(rows: &[StoredKept]) -> Vec<&StoredKept> {
     let mut oldest: HashMap<&str, &StoredKept> = HashMap::new();

@@ -1,6 +1,7 @@
 //! One agent session's side of the store: its directory, the numbering of its entries, the files
 //! it has already kept since it started (a file is kept at its first write-open only), the paths
-//! it kept (whose state it leaves behind is recorded when it ends), and the brake's count of what
+//! it kept (whose state it leaves behind is recorded when it ends), the names it made itself
+//! ([`NewNames`]: a bulk restore leaves what was kept at them out), and the brake's count of what
 //! it destroyed lately.
 //!
 //! A session is one `agent-guard run` on Linux and one agent root process (pid + pidversion) on
@@ -15,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::budget::StoreBudget;
 use super::layout::{entry_name, store_name, SessionId};
+use super::new_names::NewNames;
 use crate::engine::BrakeState;
 use crate::policy::SnapshotPolicy;
 use crate::vocab::KeptEntry;
@@ -80,6 +82,12 @@ pub struct Session {
     /// Signalled when a claim on a file's content ends.
     claim_ended: Condvar,
     kept_paths: Mutex<(HashSet<PathBuf>, Vec<PathBuf>)>,
+    /// Per file (device, inode), how many hard links to it the session made in the store (a
+    /// name kept before a rename): those are not names the agent can change the file through.
+    store_links: Mutex<HashMap<(u64, u64), u64>>,
+    /// The names in zones that keep that the session made itself (the sensor marks them as it
+    /// performs the calls; a kept entry records whether its path was one).
+    pub new_names: NewNames,
     brake: Mutex<BrakeWindow>,
 }
 
@@ -105,6 +113,8 @@ impl Session {
             kept_files: Mutex::default(),
             claim_ended: Condvar::new(),
             kept_paths: Mutex::default(),
+            store_links: Mutex::default(),
+            new_names: NewNames::default(),
             brake: Mutex::default(),
         }
     }
@@ -189,6 +199,28 @@ impl Session {
                 order.push(e.path.clone());
             }
         }
+    }
+
+    /// A hard link to the file `(dev, ino)` was made in the store (`true`) or removed again.
+    pub fn note_store_link(&self, dev: u64, ino: u64, made: bool) {
+        let mut links = lock(&self.store_links);
+        let count = links.entry((dev, ino)).or_default();
+        if made {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                links.remove(&(dev, ino));
+            }
+        }
+    }
+
+    /// How many of the file `(dev, ino)`'s hard links are the session's in the store.
+    pub fn store_links(&self, dev: u64, ino: u64) -> u64 {
+        lock(&self.store_links)
+            .get(&(dev, ino))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every path kept in this session, in the order first kept.
@@ -310,6 +342,19 @@ mod tests {
         s.note_content(key, ContentKept::NotKept);
         assert_eq!(s.content_of(key), Some(ContentKept::Kept));
         assert_eq!(s.content_of(FileKey { birth_ns: 4, ..key }), None);
+    }
+
+    #[test]
+    fn the_store_links_of_a_file_are_counted_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path());
+        s.note_store_link(1, 2, true);
+        s.note_store_link(1, 2, true);
+        assert_eq!((s.store_links(1, 2), s.store_links(1, 3)), (2, 0));
+        s.note_store_link(1, 2, false);
+        s.note_store_link(1, 2, false);
+        s.note_store_link(1, 2, false);
+        assert_eq!(s.store_links(1, 2), 0);
     }
 
     #[test]

@@ -69,6 +69,11 @@ pub enum KeepWhat {
     /// A directory tree leaves the zone: copied whole, when it fits the tree limit; refused when
     /// it does not.
     Tree,
+    /// A file's name moves to another name within its zone (a rename): nothing of it is lost,
+    /// but a restore must find it at the name it had. Kept as a second name in the store (a hard
+    /// link, no copy), unless the agent session made the name itself (an editor's temporary
+    /// file renamed over the file it saves), which a sensor that notes such names skips.
+    Renamed,
 }
 
 impl KeepWhat {
@@ -79,6 +84,7 @@ impl KeepWhat {
             KeepWhat::FirstWrite => "first_write",
             KeepWhat::Dir => "dir",
             KeepWhat::Tree => "tree",
+            KeepWhat::Renamed => "renamed",
         }
     }
 }

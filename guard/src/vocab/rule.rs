@@ -37,6 +37,9 @@ pub enum RuleId {
     /// A rename from inside a protected zone over an existing entry of it (an atomic save):
     /// the replaced entry is kept.
     ProtectedReplace,
+    /// A rename of a file to another name within its protected zone: the name it leaves is kept
+    /// (unless the agent session made it itself), so a restore finds the file where it was.
+    ProtectedRename,
     /// A truncation (`truncate`, `O_TRUNC`) of a file in a protected zone: its content is kept.
     ProtectedTruncate,
     /// The first write-open of an existing file of a protected zone in an agent session: its
@@ -59,7 +62,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule this version applies.
-    pub const KNOWN: [RuleId; 19] = [
+    pub const KNOWN: [RuleId; 20] = [
         RuleId::GuardSelf,
         RuleId::SecretZone,
         RuleId::ExecRule,
@@ -74,6 +77,7 @@ impl RuleId {
         RuleId::NestedSandbox,
         RuleId::CommandShadow,
         RuleId::ProtectedReplace,
+        RuleId::ProtectedRename,
         RuleId::ProtectedTruncate,
         RuleId::ProtectedFirstWrite,
         RuleId::ProtectedLinkOut,
@@ -97,6 +101,7 @@ impl RuleId {
             RuleId::NestedSandbox => "nested_sandbox",
             RuleId::CommandShadow => "command_shadow",
             RuleId::ProtectedReplace => "protected_replace",
+            RuleId::ProtectedRename => "protected_rename",
             RuleId::ProtectedTruncate => "protected_truncate",
             RuleId::ProtectedFirstWrite => "protected_first_write",
             RuleId::ProtectedLinkOut => "protected_link_out",

@@ -198,19 +198,14 @@ fn the_issues_false_positives_succeed_and_are_undoable() {
         "README\n"
     );
     let said = restore_all(&s);
-    // Everything there before the session is back, byte for byte, except README.md: `sed -i`
-    // renamed it to README.md.bak within the zone (not a destruction) and wrote a new
-    // README.md; the deleted README.md.bak comes back with the original bytes. What the
-    // session made and deleted comes back too (a restore puts back what was destroyed).
+    // Everything there before the session is back, byte for byte (README.md too: `sed -i.bak`
+    // renamed it to README.md.bak, which kept it at its old name). What the session made and
+    // deleted itself is left out, README.md.bak among it.
     let after = tree(&s.path("proj"));
     for (path, value) in &before {
-        let want = if path == "README.md" {
-            &after["README.md.bak"]
-        } else {
-            &after[path]
-        };
-        assert_eq!(value, want, "{path}: {said}");
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
     }
+    assert!(!after.contains_key("README.md.bak"), "{said}");
     for made in [
         "scratch.txt",
         "dist/app.js",
@@ -219,8 +214,217 @@ fn the_issues_false_positives_succeed_and_are_undoable() {
         "Makefile",
         "tests/_tmp/a/f",
     ] {
+        assert!(!after.contains_key(made), "{made}: {said}");
+    }
+    assert!(said.contains("--include-new"), "{said}");
+}
+
+/// An agent session that makes files, a directory tree, a symlink and a hard link, brings a
+/// file in from outside the zone, renames what it made and removes all of it; it also removes
+/// two files that were there before.
+fn make_and_remove(s: &Sandbox) {
+    let out = s.agent(
+        r#"set -e
+        cd proj
+        mkdir -p dist/js && echo app > dist/js/app.js && echo map > dist/app.map
+        ln -s js/app.js dist/latest
+        echo obj > tmp.o && rm tmp.o
+        echo draft > notes.txt && mv notes.txt src/notes.md && rm src/notes.md
+        echo gen > "$OUTSIDE/g.json" && mv "$OUTSIDE/g.json" gen.json && rm gen.json
+        ln src/main.rs alias.rs && rm alias.rs
+        rm -rf dist
+        rm src/sub/lib.rs README.md
+        echo all-done"#,
+    );
+    assert!(
+        out.status.success() && text(&out).contains("all-done"),
+        "{}",
+        text(&out)
+    );
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+}
+
+/// What was kept at the paths the session made itself: relative path → whether `undo list`
+/// marks it made during the session.
+fn made_marks(s: &Sandbox) -> BTreeMap<String, bool> {
+    let proj = s.path("proj").display().to_string();
+    kept_entries(s)
+        .iter()
+        .map(|e| {
+            let path = e["path"].as_str().unwrap();
+            let rel = path.strip_prefix(&proj).unwrap().trim_start_matches('/');
+            (rel.to_string(), e["new_in_session"].as_bool().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_bulk_restore_leaves_out_what_the_session_made_and_removed_itself() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    make_and_remove(&s);
+    let made = made_marks(&s);
+    let want: BTreeMap<String, bool> = [
+        ("dist", true),
+        ("dist/js", true),
+        ("dist/js/app.js", true),
+        ("dist/app.map", true),
+        ("dist/latest", true),
+        ("tmp.o", true),
+        ("src/notes.md", true),
+        ("gen.json", true),
+        ("alias.rs", true),
+        ("src/sub/lib.rs", false),
+        ("README.md", false),
+    ]
+    .into_iter()
+    .map(|(p, new)| (p.to_string(), new))
+    .collect();
+    assert_eq!(made, want);
+    let listed = s.guard(&["undo", "list"]);
+    let listed = text(&listed);
+    assert_eq!(
+        listed.matches("(made during the session)").count(),
+        9,
+        "{listed}"
+    );
+    // A dry run says the same as the restore.
+    let dry = s.guard(&["undo", "restore", "--since", "1h", "--dry-run"]);
+    assert!(text(&dry).contains("left out 9 entries"), "{}", text(&dry));
+    let said = restore_all(&s);
+    assert!(
+        said.contains("left out 9 entries") && said.contains("--include-new"),
+        "{said}"
+    );
+    // Exactly what was there before: the two files back, nothing the session made.
+    assert_eq!(tree(&s.path("proj")), before, "{said}");
+}
+
+#[test]
+fn a_bulk_restore_with_include_new_and_a_restore_by_id_bring_back_what_the_session_made() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    make_and_remove(&s);
+    let out = s.guard(&["undo", "restore", "--since", "1h", "--include-new"]);
+    let said = text(&out);
+    assert!(out.status.success() && !said.contains("left out"), "{said}");
+    let after = tree(&s.path("proj"));
+    for (path, value) in &before {
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
+    }
+    let hash = |text: &str| {
+        let digest = Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(after["dist/js/app.js"], format!("{} 644", hash("app\n")));
+    assert_eq!(after["dist/latest"], "-> js/app.js");
+    for made in [
+        "dist/app.map",
+        "tmp.o",
+        "src/notes.md",
+        "gen.json",
+        "alias.rs",
+    ] {
         assert!(after.contains_key(made), "{made}: {said}");
     }
+
+    // Named by id, an entry the session made is restored without the flag.
+    let s = keep_sandbox();
+    make_and_remove(&s);
+    let id = kept_entries(&s)
+        .iter()
+        .find(|e| e["path"] == s.path("proj/tmp.o").display().to_string())
+        .map(|e| e["id"].to_string())
+        .unwrap();
+    let out = s.guard(&["undo", "restore", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/tmp.o")).unwrap(),
+        "obj\n"
+    );
+}
+
+/// GNU `sed -i.bak f; rm f.bak` renames `f` to `f.bak` and its temporary file to `f`: the
+/// rename keeps `f` at its name, so a bulk restore undoes the edit at `f`, and leaves out
+/// `f.bak` (a name the session made). An editor's atomic save (a temporary file renamed over
+/// the file) keeps the file it replaces and nothing of the temporary file; a plain `mv` within
+/// the zone is undone at the old name.
+#[test]
+fn sed_in_place_is_undone_at_the_file_and_an_atomic_save_keeps_no_temporary() {
+    let s = keep_sandbox();
+    let before = tree(&s.path("proj"));
+    let out = s.agent(
+        r#"set -e
+        cd proj
+        sed --version | head -1
+        sed -i.bak s/readme/README/ README.md && rm README.md.bak
+        python3 -c '
+import os
+with open("src/.main.rs.swp", "w") as f:
+    f.write("saved\n")
+os.replace("src/.main.rs.swp", "src/main.rs")'
+        mv src/sub/lib.rs src/sub/lib2.rs
+        echo all-done"#,
+    );
+    let t = text(&out);
+    assert!(
+        out.status.success() && t.contains("all-done") && t.contains("GNU sed"),
+        "{t}"
+    );
+    assert!(s.denials().is_empty(), "{:#?}", s.denials());
+    assert_eq!(
+        std::fs::read_to_string(s.path("proj/README.md")).unwrap(),
+        "README\n"
+    );
+    let kept = kept_entries(&s);
+    let entry = |rel: &str| {
+        let path = s.path(rel).display().to_string();
+        let found: Vec<&Value> = kept.iter().filter(|e| e["path"] == path).collect();
+        assert_eq!(found.len(), 1, "{rel}: {kept:#?}");
+        let e = found[0];
+        (
+            e["rule"].as_str().unwrap().to_string(),
+            e["how"].as_str().unwrap().to_string(),
+            e["new_in_session"].as_bool().unwrap(),
+        )
+    };
+    let rule = |r: &str, how: &str, new: bool| (r.to_string(), how.to_string(), new);
+    assert_eq!(
+        entry("proj/README.md"),
+        rule("protected_rename", "linked", false)
+    );
+    assert_eq!(
+        entry("proj/README.md.bak"),
+        rule("protected_delete", "moved", true)
+    );
+    assert_eq!(
+        entry("proj/src/main.rs"),
+        rule("protected_replace", "linked", false)
+    );
+    assert_eq!(
+        entry("proj/src/sub/lib.rs"),
+        rule("protected_rename", "linked", false)
+    );
+    assert!(
+        kept.iter().all(|e| {
+            let path = e["path"].as_str().unwrap();
+            !path.contains(".main.rs.swp") && !path.contains("/sed")
+        }),
+        "no temporary file is kept: {kept:#?}"
+    );
+    let said = restore_all(&s);
+    assert!(said.contains("left out 1 entry"), "{said}");
+    let after = tree(&s.path("proj"));
+    for (path, value) in &before {
+        assert_eq!(Some(value), after.get(path), "{path}: {said}");
+    }
+    // The file's new name stays (a restore never removes anything); the backup does not come
+    // back.
+    let extra: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert_eq!(extra, vec!["src/sub/lib2.rs"], "{said}");
 }
 
 #[test]

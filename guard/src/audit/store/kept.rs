@@ -34,7 +34,7 @@ pub struct StoredKept {
 }
 
 const KEPT_COLUMNS: &str = "id, time_ms, session, seq, agent, agent_pid, pid, exe, op, rule, \
-     path, dest, kind, how, store_name, size, mode, mtime_ns, sha256, end_state";
+     path, dest, kind, how, store_name, size, mode, mtime_ns, sha256, end_state, new_in_session";
 
 impl AuditReader {
     /// The kept snapshots matching `q`, oldest first.
@@ -106,6 +106,7 @@ fn kept_from_row(row: &Row<'_>) -> rusqlite::Result<StoredKept> {
             mtime_ns: row.get(17)?,
             sha256: row.get(18)?,
             end_state: row.get(19)?,
+            new_in_session: row.get(20)?,
         },
     })
 }

@@ -148,6 +148,10 @@ pub struct KeptRecord {
     pub sha256: Option<String>,
     /// What the session left at `path` when it ended (see [`EndState`]); `None` while it runs.
     pub end_state: Option<String>,
+    /// The session had made `path` itself (it did not exist when the session's call that made
+    /// it was judged): a bulk restore leaves the entry out unless asked.
+    #[serde(default)]
+    pub new_in_session: bool,
 }
 
 impl KeptRecord {
@@ -181,6 +185,7 @@ impl KeptRecord {
             mtime_ns: entry.mtime_ns,
             sha256: None,
             end_state: None,
+            new_in_session: false,
         }
     }
 }

@@ -155,7 +155,15 @@ CREATE INDEX kept_time ON kept (time_ms);
 CREATE INDEX kept_path ON kept (path, time_ms);
 ";
 
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: whether a kept entry's path was one the agent session had made itself (issue
+/// 14's first known limit): a bulk `undo restore` leaves such entries out unless asked. Rows
+/// from version 4 were kept before the sensors noted it: not new, so they restore as before.
+pub const V5: &str = "
+ALTER TABLE kept ADD COLUMN new_in_session INTEGER NOT NULL DEFAULT 0
+    CHECK (new_in_session IN (0, 1));
+";
+
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and reads.
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -23,8 +23,8 @@ const INSERT_DECISION: &str = "INSERT INTO decisions (id, time_ms, agent, agent_
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 const INSERT_KEPT: &str = "INSERT OR REPLACE INTO kept (time_ms, session, seq, agent, \
      agent_pid, pid, exe, op, rule, path, dest, kind, how, store_name, size, mode, mtime_ns, \
-     sha256, end_state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-     ?16, ?17, ?18, ?19)";
+     sha256, end_state, new_in_session) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+     ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
 const INSERT_OVERRIDE: &str = "INSERT INTO overrides (id, time_ms, event, override_id, path, ops, \
      who, ttl_secs, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
@@ -360,6 +360,7 @@ impl StoreSink {
                     k.mtime_ns,
                     k.sha256,
                     k.end_state,
+                    k.new_in_session,
                 ])?;
             }
             // Updates come after the rows they update (the queue keeps their order).

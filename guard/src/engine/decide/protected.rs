@@ -13,8 +13,7 @@ struct Destruction<'a> {
     /// The path the rule is about (the denial's path, the kept item's path).
     path: &'a Path,
     zone: &'a Zone,
-    /// What a zone that keeps keeps; `None`: a zone that keeps lets it happen as it is (an
-    /// atomic save over a file is a replace, which keeps; a rename within the zone is not).
+    /// What a zone that keeps keeps; `None`: a zone that keeps lets it happen as it is.
     keep: Option<KeepWhat>,
     /// Whether a zone that denies refuses it (an atomic save, a truncation, a first write and a
     /// hard link out are allowed there, as they always were).
@@ -22,7 +21,8 @@ struct Destruction<'a> {
 }
 
 /// Rule 8: protected zones. Agents may create, write and rename within a zone; what destroys or
-/// moves out is kept first where the zone keeps, refused where it denies.
+/// moves out (and a file's name left by a rename within the zone) is kept first where the zone
+/// keeps, refused where it denies.
 pub(super) fn protected(event: &Event, policy: &Policy, trusted: bool, keeping: Keeping) -> Judged {
     let action = &event.action;
     let touched = touches(action, policy);
@@ -131,6 +131,20 @@ fn destructions<'a>(action: &'a Action, touched: &[Option<Touch<'a>>; 2]) -> Vec
                     keep: Some(KeepWhat::Entry),
                     denied_there: !from_inside,
                 });
+            }
+            // A file renamed within its zone: its old name is kept (after a replaced
+            // destination, whose rule the keep names), so `sed -i.bak f` is undone at `f`. A
+            // directory's contents keep their names below it.
+            if let (Some(zone), false) = (source.protected, *source_is_dir) {
+                if same_zone(dest.protected, zone) && from != to {
+                    out.push(Destruction {
+                        rule: RuleId::ProtectedRename,
+                        path: from,
+                        zone,
+                        keep: Some(KeepWhat::Renamed),
+                        denied_there: false,
+                    });
+                }
             }
         }
         (Action::Link { from, .. }, [Some(source), Some(dest)]) => {

@@ -15,6 +15,8 @@
 //! - a FIFO, socket or device: recorded;
 //! - a first write-open: cloned once per session and file (device, inode, birth time); a file
 //!   that cannot be cloned is edited anyway and recorded as not kept (an edit, not a destruction);
+//! - a file renamed within its zone ([`KeepWhat::Renamed`]): nothing (see [`MacKeeper::keep`]'s
+//!   item step: the daemon cannot tell a name the session made);
 //! - a directory tree moved out of its zone: cloned whole (`clonefile(2)` clones a directory
 //!   recursively) when it fits the policy's tree limit (`max_tree_copy_mb`, as on Linux, and
 //!   [`TREE_ENTRIES_LIMIT`](crate::snapshots::tree::TREE_ENTRIES_LIMIT) entries), measured first; refused when it does not.
@@ -284,6 +286,12 @@ impl MacKeeper {
         expect: Option<FileId>,
         deadline: Instant,
     ) -> Result<Option<Made>, KeepFailure> {
+        if what == KeepWhat::Renamed {
+            // The daemon does not note the names an agent session makes, so it cannot tell an
+            // editor's temporary file renamed over its file from the user's own file: a rename
+            // within the zone stays unkept here (docs/snapshots.md, Known limits).
+            return Ok(None);
+        }
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             // The kernel holds a file the path no longer names: it would act on it unkept.
@@ -302,7 +310,7 @@ impl MacKeeper {
             return match what {
                 // rmdir, or an empty directory renamed over: its name and mode are recorded.
                 KeepWhat::Entry | KeepWhat::Dir => Ok(Some(recorded(session, path, &meta))),
-                KeepWhat::FirstWrite => Ok(None),
+                KeepWhat::FirstWrite | KeepWhat::Renamed => Ok(None),
                 KeepWhat::Content | KeepWhat::Tree => {
                     let bytes =
                         tree_bytes(path, session.limits().max_tree_bytes, || near(deadline))?;

@@ -96,6 +96,7 @@ impl Kept {
                 mtime_ns: 1_000_000_000,
                 sha256,
                 end_state: end.map(EndState::to_text),
+                new_in_session: false,
             },
         });
     }
@@ -182,6 +183,32 @@ fn a_dry_run_changes_nothing() {
     let results = restore(&k.store, &k.rows, true);
     assert!(matches!(&results[..], [Restored::InPlace { .. }]));
     assert!(!k.zone.join("f").exists());
+}
+
+#[test]
+fn a_bulk_restore_leaves_out_what_the_session_made_itself() {
+    let mut k = Kept::new();
+    // f was there before; the session deleted it, made a new f and deleted that too, and made
+    // and deleted tmp.o.
+    k.file("f", b"the human's", 1, Some(EndState::Absent));
+    k.file("f", b"the agent's", 2, Some(EndState::Absent));
+    k.file("tmp.o", b"object", 3, Some(EndState::Absent));
+    k.rows[1].record.new_in_session = true;
+    k.rows[2].record.new_in_session = true;
+    let (restore_these, left_out) = leave_out_new(k.rows.clone());
+    assert_eq!(
+        left_out.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    let results = restore(&k.store, &restore_these, false);
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(fs::read(k.zone.join("f")).unwrap(), b"the human's");
+    assert!(!k.zone.join("tmp.o").exists());
+    // Asked for, they come back too (per path the oldest still wins).
+    fs::remove_file(k.zone.join("f")).unwrap();
+    restore(&k.store, &k.rows, false);
+    assert_eq!(fs::read(k.zone.join("f")).unwrap(), b"the human's");
+    assert_eq!(fs::read(k.zone.join("tmp.o")).unwrap(), b"object");
 }
 
 /// The agent deletes `x/authorized_keys` (kept), then turns `x` into a symlink to a directory

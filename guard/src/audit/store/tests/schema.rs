@@ -120,3 +120,49 @@ fn refuses_a_symlink_at_the_database_path() {
     assert!(err.to_string().contains("audit.db"), "{err}");
     assert!(!target.exists());
 }
+
+#[test]
+fn version_5_marks_kept_rows_made_in_the_session_and_old_rows_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        assert_eq!(migrate_to(&mut conn, 4).unwrap(), 0);
+        conn.execute(
+            "INSERT INTO kept (time_ms, session, seq, agent, agent_pid, pid, exe, op, rule, path, \
+             kind, how, store_name, size, mode, mtime_ns) VALUES (1000, 's', 1, 'claude', 1, 2, \
+             '/bin/rm', 'unlink', 'protected_delete', '/a/proj/x', 'file', 'moved', 's/000001-x', \
+             3, 33188, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let s = store(&path);
+    let mut made = KeptRecord {
+        seq: 2,
+        path: "/a/proj/tmp.o".into(),
+        store_name: Some("s/000002-tmp.o".into()),
+        new_in_session: true,
+        ..AuditReader::open(&path)
+            .unwrap()
+            .kept(&KeptQuery::default())
+            .unwrap()[0]
+            .record
+            .clone()
+    };
+    made.time_ms = 2000;
+    s.record_kept(made);
+    s.flush().unwrap();
+    let rows = AuditReader::open(&path)
+        .unwrap()
+        .kept(&KeptQuery::default())
+        .unwrap();
+    let marks: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| (r.record.path.as_str(), r.record.new_in_session))
+        .collect();
+    assert_eq!(marks, vec![("/a/proj/x", false), ("/a/proj/tmp.o", true)]);
+    // The JSON `undo list` prints names it.
+    let json = serde_json::to_value(&rows[1]).unwrap();
+    assert_eq!(json["new_in_session"], true, "{json:#}");
+}

@@ -14,6 +14,7 @@ use super::call::{self, Call};
 use super::emulate::{Delivery, Emulation, Emulator, TaskUmask};
 use super::judge::Judge;
 use super::keep::Keeper;
+use super::new_names::NameChange;
 use super::plan::{self, GuardProcesses, Plan, Planner};
 use super::refusal::refusal_of;
 use super::secret_inodes::SecretInodes;
@@ -178,15 +179,29 @@ impl Handler {
                 } else {
                     None
                 };
+                // The names the call makes, moves or removes in zones that keep, for the
+                // session: noted once it is performed, after what it keeps is settled (a kept
+                // entry says whether its path was new before the call), and before the names
+                // lock is let go (another call's keep looks at the marks).
+                let new_names = self.keeper.as_ref().map(|k| &k.session.new_names);
+                let name_change = |emulation: &Emulation| {
+                    new_names.map_or(NameChange::Nothing, |names| {
+                        NameChange::before(emulation, &|p| self.judge.keeps_at(p), names)
+                    })
+                };
                 if keeps.is_empty() {
-                    let _names = changes_names.then(|| self.names.read());
+                    let names_held = changes_names.then(|| self.names.read());
+                    let change = name_change(&emulation);
                     // None: nothing to answer (the task is gone, or a FIFO open answers later).
                     let response = match &task_creds {
                         None => emulator.run(emulation),
                         Some(task) => creds::as_task(task, || emulator.run(emulation))
                             .unwrap_or(Some(Response::Error(libc::EPERM))),
                     };
-                    drop(_names);
+                    if let Some(names) = new_names {
+                        change.after(response.as_ref(), names);
+                    }
+                    drop(names_held);
                     if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
                         return self.handle_attempt(listener, n, attempt + 1);
                     }
@@ -207,17 +222,33 @@ impl Handler {
                     return Some(Response::Error(libc::EPERM));
                 };
                 let wanted: Vec<&Keep> = keeps.iter().map(|(_, k)| k).collect();
-                let names = changes_names.then(|| self.names.write());
+                let names_held = changes_names.then(|| self.names.write());
+                let mut change = name_change(&emulation);
                 let (response, outcomes) = keeper.run(&emulator, emulation, &wanted);
-                drop(names);
+                change.kept(
+                    &outcomes
+                        .iter()
+                        .flat_map(|o| match o {
+                            KeepOutcome::Kept(entries) => entries.as_slice(),
+                            KeepOutcome::Failed { .. } => &[],
+                        })
+                        .map(|e| e.path.as_path())
+                        .collect::<Vec<_>>(),
+                );
                 let mut allowed = true;
                 for ((event, keep), outcome) in keeps.iter().zip(outcomes) {
                     allowed &= self.judge.settle(n.tid, event, keep, outcome).allows();
                 }
                 if !allowed {
                     // Nothing was done: a keep that fails stops the call before it happens.
+                    change.after(
+                        Some(&Response::Error(libc::EPERM)),
+                        &keeper.session.new_names,
+                    );
                     return Some(Response::Error(libc::EPERM));
                 }
+                change.after(response.as_ref(), &keeper.session.new_names);
+                drop(names_held);
                 if replan_if_taken && response == Some(Response::Error(libc::EEXIST)) {
                     return self.handle_attempt(listener, n, attempt + 1);
                 }

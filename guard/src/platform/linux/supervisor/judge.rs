@@ -24,6 +24,12 @@ pub trait Judge: Send + Sync {
         None
     }
 
+    /// Whether what an agent destroys at `path` is kept (a zone that keeps, outside its
+    /// carve-outs): there the supervisor notes the names the session makes itself.
+    fn keeps_at(&self, _path: &Path) -> bool {
+        false
+    }
+
     /// What the supervisor did with a keep verdict for `event`: record it, and give the final
     /// answer (allowed, or refused because what it destroys could not be kept).
     fn settle(&self, _pid: i32, event: &Event, keep: &Keep, outcome: KeepOutcome) -> Verdict {

@@ -40,6 +40,7 @@ mod judge;
 mod keep;
 mod late_roots;
 mod launch;
+mod new_names;
 mod plan;
 mod proc_rules;
 mod refusal;

@@ -276,6 +276,14 @@ impl Emulator<'_> {
     }
 }
 
+/// The path named by a resolved parent and a last component (a trailing slash dropped): the
+/// inverse of [`parent_and_name`].
+pub fn path_of(parent: &Path, name: &CStr) -> PathBuf {
+    let bytes = name.to_bytes();
+    let bytes = bytes.strip_suffix(b"/").unwrap_or(bytes);
+    parent.join(std::ffi::OsStr::from_bytes(bytes))
+}
+
 /// Split a resolved path into its parent and the name to act on, keeping a trailing slash the
 /// task wrote (it makes the kernel insist on a directory).
 pub fn parent_and_name(path: &Path, trailing_slash: bool) -> io::Result<(PathBuf, CString)> {

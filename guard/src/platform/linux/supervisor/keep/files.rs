@@ -2,11 +2,7 @@
 
 use super::*;
 
-pub(super) fn path_of(parent: &Path, name: &CStr) -> PathBuf {
-    let bytes = name.to_bytes();
-    let bytes = bytes.strip_suffix(b"/").unwrap_or(bytes);
-    parent.join(std::ffi::OsStr::from_bytes(bytes))
-}
+pub(super) use crate::platform::linux::supervisor::emulate::path_of;
 
 pub(super) fn recorded(path: PathBuf, st: &libc::stat, seq: u64) -> KeptEntry {
     KeptEntry {

@@ -4,8 +4,9 @@
 //! How, by what the engine asked and what is there:
 //! - a name that goes away (unlink) is *moved* into the store: `renameat2(RENAME_NOREPLACE)`
 //!   instead of `unlinkat`, no copy, and the task sees the unlink's success;
-//! - a name that is replaced (a rename over it) is *hard-linked* into the store first, so the
-//!   replace stays one atomic rename;
+//! - a name that is replaced (a rename over it) or left (a file renamed within its zone, unless
+//!   the session made the name itself) is *hard-linked* into the store first, so the rename stays
+//!   one atomic call;
 //! - content that changes in place or leaves the zone (truncate, `O_TRUNC`, a first write-open,
 //!   a rename or link out) is *cloned* (`FICLONE`, btrfs and xfs) or *copied* up to the policy's
 //!   copy limit;
@@ -35,7 +36,6 @@ use files::{
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -215,6 +215,11 @@ impl Keeper {
         what: KeepWhat,
         exchange: bool,
     ) -> Result<Option<Made>, Refused> {
+        // A name the session made itself (an editor's temporary file) holds nothing of the
+        // human's; an exchange keeps both sides' content already.
+        if what == KeepWhat::Renamed && (exchange || self.session.new_names.is_new(path)) {
+            return Ok(None);
+        }
         // The item's directory and name as the call names them (a rename's either side).
         let (parent, name): (PathBuf, std::ffi::CString) = match emulation {
             Emulation::Rename {
@@ -261,12 +266,14 @@ impl Keeper {
                         reserved: 0,
                     }))
                 }
+                // A directory keeps its contents' names below it.
+                KeepWhat::Renamed => Ok(None),
                 _ => self.keep_tree(path, &st).map(Some).map_err(Refused::Keep),
             };
         }
         match what {
             // An exchange moves the kept inode to the other name: only a copy stays as it was.
-            KeepWhat::Entry if !exchange => self
+            KeepWhat::Entry | KeepWhat::Renamed if !exchange => self
                 .keep_entry(dir.as_fd(), &name, path, &st, Move::Link)
                 .map(Some),
             _ => {
@@ -311,6 +318,11 @@ impl Keeper {
     fn undo(&self, made: Vec<Made>) {
         for m in made {
             self.session.budget.release(m.reserved);
+            if let (KeptHow::Linked, Some(name)) = (m.entry.how, &m.name) {
+                if let Ok(st) = std::fs::symlink_metadata(self.session.dir.join(name)) {
+                    self.session.note_store_link(st.dev(), st.ino(), false);
+                }
+            }
             if let Some(name) = m.name {
                 let _ = crate::snapshots::purge::remove_session_entry(&self.session.dir, &name);
             }

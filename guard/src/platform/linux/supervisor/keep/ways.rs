@@ -15,7 +15,9 @@ impl Keeper {
         how: Move,
     ) -> Result<Made, Refused> {
         let (store, store_dev) = self.store().map_err(Refused::Keep)?;
-        let shared = is_regular(st) && st.st_nlink > 1;
+        // Links the session made in the store (a name kept before a rename) are no way in.
+        let in_store = self.session.store_links(st.st_dev, st.st_ino);
+        let shared = is_regular(st) && st.st_nlink > 1 + in_store;
         if shared || st.st_dev != store_dev {
             let file = if is_regular(st) {
                 Some(
@@ -62,6 +64,9 @@ impl Keeper {
         if let Err(e) = done {
             self.session.budget.release(size);
             return Err(Refused::Errno(e));
+        }
+        if matches!(how, Move::Link) {
+            self.session.note_store_link(st.st_dev, st.st_ino, true);
         }
         Ok(Made {
             entry: KeptEntry {
