@@ -206,6 +206,7 @@ fn kept_row(session: &str, seq: u64) -> KeptRecord {
         mtime_ns: 1,
         sha256: None,
         end_state: None,
+        new_in_session: false,
     }
 }
 
