@@ -134,13 +134,18 @@ fn restore_one(
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return skipped("not a path a file can be restored at");
     };
-    let now = match at::open_dir(parent, false) {
-        Ok(dir) => at::state(dir.as_fd(), name),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => EndState::Absent,
+    // The parent as it is now: `None` while it does not exist (made below, unless a dry run).
+    let looked = match at::open_dir(parent, false) {
+        Ok(dir) => Some(dir),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
         Err(e) => {
             let why = at::not_followed(parent, &e);
             return Restored::Failed { id, path, why };
         }
+    };
+    let now = match &looked {
+        Some(dir) => at::state(dir.as_fd(), name),
+        None => EndState::Absent,
     };
     if r.kind == EntryKind::Dir && r.how == KeptHow::Recorded {
         if at::open_dir(&path, false).is_ok() {
@@ -175,16 +180,16 @@ fn restore_one(
             why: format!("{} is no longer in the store (purged?)", source.display()),
         };
     }
-    let dir = if dry_run {
-        at::open_dir(parent, false).ok()
-    } else {
-        match at::open_dir(parent, true) {
+    let dir = match looked {
+        Some(dir) => Some(dir),
+        None if dry_run => None,
+        None => match at::open_dir(parent, true) {
             Ok(dir) => Some(dir),
             Err(e) => {
                 let why = format!("cannot make {}", at::not_followed(parent, &e));
                 return Restored::Failed { id, path, why };
             }
-        }
+        },
     };
     // In place when the path holds nothing, or exactly what the agent's session left there.
     let left = r.end_state.as_deref().and_then(EndState::parse);

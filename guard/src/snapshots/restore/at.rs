@@ -107,7 +107,8 @@ pub fn copy_tree(from: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(
     use std::os::unix::fs::PermissionsExt;
     rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))?;
     let top = rustix::fs::openat(dir, name, DIR, Mode::empty())?;
-    let mut modes: Vec<(OwnedFd, u32)> = Vec::new();
+    let top_mode = std::fs::symlink_metadata(from)?.permissions().mode();
+    let mut modes: Vec<(OwnedFd, u32)> = vec![(top.try_clone()?, top_mode)];
     let mut stack = vec![(from.to_path_buf(), top)];
     while let Some((src, dst)) = stack.pop() {
         for e in std::fs::read_dir(&src)? {
@@ -117,8 +118,7 @@ pub fn copy_tree(from: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(
             if meta.is_dir() {
                 rustix::fs::mkdirat(&dst, &out, Mode::from_raw_mode(0o700))?;
                 let sub = rustix::fs::openat(&dst, &out, DIR, Mode::empty())?;
-                let again = rustix::fs::openat(&dst, &out, DIR, Mode::empty())?;
-                modes.push((again, meta.permissions().mode()));
+                modes.push((sub.try_clone()?, meta.permissions().mode()));
                 stack.push((e.path(), sub));
             } else if meta.file_type().is_symlink() {
                 symlink(&std::fs::read_link(e.path())?, dst.as_fd(), &out)?;
@@ -129,12 +129,11 @@ pub fn copy_tree(from: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<(
             }
         }
     }
-    let top_mode = std::fs::symlink_metadata(from)?.permissions().mode();
+    // Deepest first, the top last: a read-only directory is filled before it is closed.
     for (fd, mode) in modes.into_iter().rev() {
         rustix::fs::fchmod(&fd, permissions(mode))?;
     }
-    let top = rustix::fs::openat(dir, name, DIR, Mode::empty())?;
-    Ok(rustix::fs::fchmod(&top, permissions(top_mode))?)
+    Ok(())
 }
 
 /// Remove `name` in `dir`, a file or a whole tree (what a failed restore left at its temporary
